@@ -1,0 +1,58 @@
+"""One cached factory for AWS clients.
+
+For `local` the clients point at the local endpoint through localstack-client (a moto server that
+`recsys local up` starts, or a user's LocalStack); otherwise plain boto3 in the settings' region.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+from urllib.parse import urlparse
+
+import boto3
+from botocore.config import Config
+
+from recsys.config import Settings, get_settings
+
+_LOCAL_CREDENTIALS = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
+_BOTO_CONFIG = Config(retries={"max_attempts": 4, "mode": "standard"}, connect_timeout=5, read_timeout=60)
+_clients: dict[tuple[str, str, str | None, str], Any] = {}
+_lock = threading.Lock()
+
+
+def localstack_host(endpoint_url: str) -> str:
+    """`http://127.0.0.1:4566` -> `127.0.0.1:4566`, the form localstack-client takes."""
+    parsed = urlparse(endpoint_url)
+    return f"{parsed.hostname}:{parsed.port or 4566}"
+
+
+def _build(service: str, settings: Settings) -> Any:
+    if settings.is_local:
+        from localstack_client.session import Session
+
+        session = Session(
+            region_name=settings.region,
+            localstack_host=localstack_host(settings.aws_endpoint_url or ""),
+            **_LOCAL_CREDENTIALS,
+        )
+        return session.client(service, config=_BOTO_CONFIG)
+    return boto3.session.Session(region_name=settings.region).client(service, config=_BOTO_CONFIG)
+
+
+def client(service: str, settings: Settings | None = None) -> Any:
+    """A boto3 client for `service`, built once per (service, env, endpoint, region)."""
+    settings = settings or get_settings()
+    key = (service, settings.env, settings.aws_endpoint_url, settings.region)
+    with _lock:
+        found = _clients.get(key)
+        if found is None:
+            found = _build(service, settings)
+            _clients[key] = found
+        return found
+
+
+def reset_clients() -> None:
+    """Drop every cached client (tests, or after the local endpoint moved)."""
+    with _lock:
+        _clients.clear()
