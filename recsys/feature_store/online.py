@@ -1,0 +1,193 @@
+"""The online feature store: user and video features and recent user activity in DynamoDB.
+
+Reads are batched (BatchGetItem, 100 keys per call) and come back aligned with the requested keys
+(None for a missing item), with DynamoDB's Decimals turned into floats. Writes convert floats (and
+numpy scalars/arrays) into Decimals, as boto3 requires.
+
+user_activity items: `user_id` (S), `event_ts` (S, `<ISO-8601 UTC, microseconds>Z#<event_id>`, unique and
+sorting by time), `video_id`, `event_type`, `category`, `watch_time`, `recommendation_id`, `expires_at` (TTL).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+from recsys.aws import client
+from recsys.errors import UnavailableError, ValidationError
+
+if TYPE_CHECKING:
+    from recsys.config import Settings
+
+BATCH_GET_SIZE = 100
+BATCH_WRITE_SIZE = 25
+ACTIVITY_TTL_S = 30 * 24 * 3600
+MAX_UNPROCESSED_RETRIES = 8
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def to_dynamo(value: Any) -> Any:
+    """A Python/numpy value in the form boto3 can store: floats -> Decimal, arrays -> lists, NaN -> None."""
+    if value is None or isinstance(value, bool | str | Decimal):
+        return value
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            return None
+        return Decimal(repr(value))
+    if hasattr(value, "tolist"):  # numpy scalar or array
+        return to_dynamo(value.tolist())
+    if isinstance(value, dict):
+        return {str(k): to_dynamo(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list | tuple):
+        return [to_dynamo(v) for v in value]
+    raise ValidationError(f"cannot store a value of type {type(value).__name__} in DynamoDB")
+
+
+def from_dynamo(value: Any) -> Any:
+    """A deserialised DynamoDB value with Decimals as float and sets as lists."""
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, dict):
+        return {k: from_dynamo(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [from_dynamo(v) for v in value]
+    if isinstance(value, set):
+        return [from_dynamo(v) for v in value]
+    return value
+
+
+def _serialize_item(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: _serializer.serialize(v) for k, v in to_dynamo(item).items() if v is not None}
+
+
+def _deserialize_item(raw: dict[str, Any]) -> dict[str, Any]:
+    return from_dynamo({k: _deserializer.deserialize(v) for k, v in raw.items()})
+
+
+def event_sort_key(timestamp: float, event_id: str) -> str:
+    """The user_activity range key: ISO-8601 UTC with microseconds, `#`, the event id."""
+    iso = datetime.fromtimestamp(timestamp, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return f"{iso}#{event_id}"
+
+
+class OnlineFeatureStore:
+    """Batched, key-aligned access to the online feature tables of one environment."""
+
+    def __init__(self, settings: Settings, dynamodb: Any | None = None) -> None:
+        self._settings = settings
+        self._ddb = dynamodb or client("dynamodb", settings)
+        names = settings.names
+        self.user_table = names.table("user_features")
+        self.video_table = names.table("video_features")
+        self.activity_table = names.table("user_activity")
+
+    # ----- reads
+    def get_users(self, user_ids: Sequence[str]) -> list[dict[str, Any] | None]:
+        """User feature items aligned with `user_ids` (None where a user has none)."""
+        return self._batch_get(self.user_table, "user_id", user_ids)
+
+    def get_videos(self, video_ids: Sequence[str]) -> list[dict[str, Any] | None]:
+        """Video feature items aligned with `video_ids` (None where a video has none)."""
+        return self._batch_get(self.video_table, "video_id", video_ids)
+
+    def _batch_get(self, table: str, key: str, ids: Sequence[str]) -> list[dict[str, Any] | None]:
+        wanted = [str(i) for i in ids]
+        unique = list(dict.fromkeys(wanted))
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(unique), BATCH_GET_SIZE):
+            chunk = unique[start : start + BATCH_GET_SIZE]
+            request: dict[str, Any] = {table: {"Keys": [{key: {"S": i}} for i in chunk]}}
+            for attempt in range(MAX_UNPROCESSED_RETRIES + 1):
+                response = self._ddb.batch_get_item(RequestItems=request)
+                for raw in response.get("Responses", {}).get(table, []):
+                    item = _deserialize_item(raw)
+                    found[str(item[key])] = item
+                request = response.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                time.sleep(min(0.05 * 2**attempt, 1.0))
+        return [found.get(i) for i in wanted]
+
+    # ----- writes
+    def put_users(self, items: Iterable[dict[str, Any]]) -> int:
+        """Write user feature items (each needs `user_id`); returns how many were written."""
+        return self._batch_put(self.user_table, "user_id", items)
+
+    def put_videos(self, items: Iterable[dict[str, Any]]) -> int:
+        """Write video feature items (each needs `video_id`); returns how many were written."""
+        return self._batch_put(self.video_table, "video_id", items)
+
+    def _batch_put(self, table: str, key: str, items: Iterable[dict[str, Any]]) -> int:
+        # Last write wins for a key that appears twice (BatchWriteItem rejects duplicates in one call).
+        by_key: dict[str, dict[str, Any]] = {}
+        for item in items:
+            if item.get(key) in (None, ""):
+                raise ValidationError(f"an item for table {table!r} lacks its key {key!r}")
+            by_key[str(item[key])] = {**item, key: str(item[key])}
+        rows = list(by_key.values())
+        for start in range(0, len(rows), BATCH_WRITE_SIZE):
+            chunk = rows[start : start + BATCH_WRITE_SIZE]
+            request: dict[str, Any] = {table: [{"PutRequest": {"Item": _serialize_item(r)}} for r in chunk]}
+            self._write_all(request)
+        return len(rows)
+
+    def _write_all(self, request: dict[str, Any]) -> None:
+        for attempt in range(MAX_UNPROCESSED_RETRIES + 1):
+            response = self._ddb.batch_write_item(RequestItems=request)
+            request = response.get("UnprocessedItems") or {}
+            if not request:
+                return
+            time.sleep(min(0.05 * 2**attempt, 1.0))
+        raise UnavailableError("DynamoDB left items unprocessed after retries", hint="retry later")
+
+    # ----- activity
+    def record_activity(self, event: dict[str, Any]) -> dict[str, Any]:
+        """Store one interaction event (needs user_id, video_id, event_id, timestamp); returns the item."""
+        for field in ("user_id", "video_id", "event_id", "timestamp"):
+            if event.get(field) in (None, ""):
+                raise ValidationError(f"an activity event lacks {field!r}")
+        ts = float(event["timestamp"])
+        item = {
+            "user_id": str(event["user_id"]),
+            "event_ts": event_sort_key(ts, str(event["event_id"])),
+            "video_id": str(event["video_id"]),
+            "event_type": str(event.get("event_type") or "view"),
+            "timestamp": ts,
+            "expires_at": int(ts) + ACTIVITY_TTL_S,
+        }
+        for optional in ("category", "watch_time", "recommendation_id"):
+            if event.get(optional) is not None:
+                item[optional] = event[optional]
+        self._ddb.put_item(TableName=self.activity_table, Item=_serialize_item(item))
+        return item
+
+    def record_activities(self, events: Iterable[dict[str, Any]]) -> int:
+        """Store many events in batches; returns how many."""
+        count = 0
+        for event in events:
+            self.record_activity(event)
+            count += 1
+        return count
+
+    def recent_activity(self, user_id: str, limit: int = 20) -> list[dict[str, Any]]:
+        """The user's most recent `limit` events, newest first."""
+        if limit <= 0:
+            return []
+        response = self._ddb.query(
+            TableName=self.activity_table,
+            KeyConditionExpression="user_id = :u",
+            ExpressionAttributeValues={":u": {"S": str(user_id)}},
+            ScanIndexForward=False,
+            Limit=int(limit),
+        )
+        return [_deserialize_item(raw) for raw in response.get("Items", [])]
