@@ -1,0 +1,26 @@
+"""The `recsys` command line: this file only wires the command groups; the logic lives in `recsys/`."""
+
+from __future__ import annotations
+
+import os
+
+import typer
+
+from recsys.cli.common import RecsysGroup
+from recsys.cli.local import local_app
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+app = typer.Typer(
+    cls=RecsysGroup,
+    name="recsys",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="markdown",
+    help="recsys: an open, AWS-native video recommender. Every command takes --help with examples.",
+)
+app.add_typer(local_app, name="local")
+
+
+if __name__ == "__main__":
+    app()

@@ -93,5 +93,7 @@ def resource_names(env: str) -> ResourceNames:
         glue_database=_format("glue_database", env, cat["glue"]["database"]["suffix"]),
         glue_tables={k: k for k in cat["glue"]["tables"]},
         functions={k: _format("function", env, v["suffix"]) for k, v in cat["functions"].items()},
-        state_machines={k: _format("state_machine", env, v["suffix"]) for k, v in cat["state_machines"].items()},
+        state_machines={
+            k: _format("state_machine", env, v["suffix"]) for k, v in cat["state_machines"].items()
+        },
     )

@@ -53,28 +53,68 @@ class EnvironmentProfile(BaseModel):
 # The seed's environment table (dev / staging / prod). `local` mirrors dev with the embedded Redis.
 PROFILES: dict[str, EnvironmentProfile] = {
     "local": EnvironmentProfile(
-        lambda_memory_mb=1024, lambda_timeout_s=30, api_rate_limit_rps=50, api_burst_limit=100,
-        dynamodb_billing_mode="PAY_PER_REQUEST", vpc_enabled=False, redis_enabled=True,
-        redis_node_type=None, alarms_enabled=False, removal_policy="destroy", kinesis_shards=1,
-        training_schedule=None, training_backend="local", log_retention_days=7,
+        lambda_memory_mb=1024,
+        lambda_timeout_s=30,
+        api_rate_limit_rps=50,
+        api_burst_limit=100,
+        dynamodb_billing_mode="PAY_PER_REQUEST",
+        vpc_enabled=False,
+        redis_enabled=True,
+        redis_node_type=None,
+        alarms_enabled=False,
+        removal_policy="destroy",
+        kinesis_shards=1,
+        training_schedule=None,
+        training_backend="local",
+        log_retention_days=7,
     ),
     "dev": EnvironmentProfile(
-        lambda_memory_mb=1024, lambda_timeout_s=30, api_rate_limit_rps=50, api_burst_limit=100,
-        dynamodb_billing_mode="PAY_PER_REQUEST", vpc_enabled=False, redis_enabled=False,
-        redis_node_type=None, alarms_enabled=False, removal_policy="destroy", kinesis_shards=1,
-        training_schedule=None, training_backend="lambda", log_retention_days=7,
+        lambda_memory_mb=1024,
+        lambda_timeout_s=30,
+        api_rate_limit_rps=50,
+        api_burst_limit=100,
+        dynamodb_billing_mode="PAY_PER_REQUEST",
+        vpc_enabled=False,
+        redis_enabled=False,
+        redis_node_type=None,
+        alarms_enabled=False,
+        removal_policy="destroy",
+        kinesis_shards=1,
+        training_schedule=None,
+        training_backend="lambda",
+        log_retention_days=7,
     ),
     "staging": EnvironmentProfile(
-        lambda_memory_mb=1024, lambda_timeout_s=30, api_rate_limit_rps=200, api_burst_limit=400,
-        dynamodb_billing_mode="PAY_PER_REQUEST", vpc_enabled=True, redis_enabled=True,
-        redis_node_type="cache.t3.small", alarms_enabled=False, removal_policy="destroy", kinesis_shards=2,
-        training_schedule=None, training_backend="sagemaker", log_retention_days=30,
+        lambda_memory_mb=1024,
+        lambda_timeout_s=30,
+        api_rate_limit_rps=200,
+        api_burst_limit=400,
+        dynamodb_billing_mode="PAY_PER_REQUEST",
+        vpc_enabled=True,
+        redis_enabled=True,
+        redis_node_type="cache.t3.small",
+        alarms_enabled=False,
+        removal_policy="destroy",
+        kinesis_shards=2,
+        training_schedule=None,
+        training_backend="sagemaker",
+        log_retention_days=30,
     ),
     "prod": EnvironmentProfile(
-        lambda_memory_mb=2048, lambda_timeout_s=30, api_rate_limit_rps=1000, api_burst_limit=2000,
-        dynamodb_billing_mode="PROVISIONED", vpc_enabled=True, redis_enabled=True,
-        redis_node_type="cache.r6g.large", alarms_enabled=True, removal_policy="retain", kinesis_shards=4,
-        training_schedule="rate(7 days)", training_backend="sagemaker", log_retention_days=90,
+        lambda_memory_mb=2048,
+        lambda_timeout_s=30,
+        api_rate_limit_rps=1000,
+        api_burst_limit=2000,
+        dynamodb_billing_mode="PROVISIONED",
+        vpc_enabled=True,
+        redis_enabled=True,
+        redis_node_type="cache.r6g.large",
+        alarms_enabled=True,
+        removal_policy="retain",
+        kinesis_shards=4,
+        training_schedule="rate(7 days)",
+        training_backend="sagemaker",
+        log_retention_days=90,
     ),
 }
 
@@ -105,8 +145,11 @@ class RedisSettings(BaseModel):
             )
         db = int(parsed.path.lstrip("/") or 0)
         return cls(
-            host=parsed.hostname, port=parsed.port or 6379, auth_token=parsed.password,
-            tls=parsed.scheme == "rediss", db=db,
+            host=parsed.hostname,
+            port=parsed.port or 6379,
+            auth_token=parsed.password,
+            tls=parsed.scheme == "rediss",
+            db=db,
         )
 
 
@@ -121,6 +164,7 @@ class Settings(BaseModel):
     aws_endpoint_url: str | None = Field(default=None, description="Local AWS endpoint (local env only)")
     redis_url_override: str | None = Field(default=None, repr=False)
     home: Path = Field(description="State directory of the local stack (.recsys)")
+    local_redis_port: int = Field(default=DEFAULT_LOCAL_REDIS_PORT, ge=1, le=65535)
     secrets_ttl_s: float = 300.0
 
     @property
@@ -150,7 +194,9 @@ class Settings(BaseModel):
                 hint="store host, port and auth_token in it (Terraform does this on deploy)",
             )
         return RedisSettings(
-            host=str(creds["host"]), port=int(creds["port"]), auth_token=creds.get("auth_token") or None,
+            host=str(creds["host"]),
+            port=int(creds["port"]),
+            auth_token=creds.get("auth_token") or None,
             tls=bool(creds.get("tls", self.env != "local")),
         )
 
@@ -194,24 +240,43 @@ def load_settings(env: str | None = None, environ: dict[str, str] | None = None)
         )
     base = PROFILES[env]
     try:
-        profile = base.model_copy(update={}) if not (o := _profile_overrides(environ)) else (
-            EnvironmentProfile.model_validate({**base.model_dump(), **o})
+        profile = (
+            base.model_copy(update={})
+            if not (o := _profile_overrides(environ))
+            else (EnvironmentProfile.model_validate({**base.model_dump(), **o}))
         )
     except ValidationError as exc:
         bad = ", ".join(ENV_PREFIX + str(e["loc"][0]).upper() for e in exc.errors())
-        raise RecsysValidationError(f"invalid environment override: {bad}", hint=str(exc.errors()[0]["msg"])) from None
+        raise RecsysValidationError(
+            f"invalid environment override: {bad}", hint=str(exc.errors()[0]["msg"])
+        ) from None
     endpoint = None
     if env == "local":
-        endpoint = environ.get(ENV_PREFIX + "AWS_ENDPOINT") or environ.get("AWS_ENDPOINT_URL") or (
-            f"http://{environ['LOCALSTACK_HOST']}" if environ.get("LOCALSTACK_HOST") else DEFAULT_LOCAL_ENDPOINT
+        endpoint = (
+            environ.get(ENV_PREFIX + "AWS_ENDPOINT")
+            or environ.get("AWS_ENDPOINT_URL")
+            or (
+                f"http://{environ['LOCALSTACK_HOST']}"
+                if environ.get("LOCALSTACK_HOST")
+                else DEFAULT_LOCAL_ENDPOINT
+            )
         )
-    region = environ.get(ENV_PREFIX + "REGION") or environ.get("AWS_REGION") or environ.get(
-        "AWS_DEFAULT_REGION") or DEFAULT_REGION
+    region = (
+        environ.get(ENV_PREFIX + "REGION")
+        or environ.get("AWS_REGION")
+        or environ.get("AWS_DEFAULT_REGION")
+        or DEFAULT_REGION
+    )
     home = Path(environ.get(ENV_PREFIX + "HOME") or Path.cwd() / ".recsys")
     return Settings(
-        env=env, region=region, profile=profile, aws_endpoint_url=endpoint,
-        redis_url_override=environ.get(ENV_PREFIX + "REDIS_URL") or None, home=home,
+        env=env,
+        region=region,
+        profile=profile,
+        aws_endpoint_url=endpoint,
+        redis_url_override=environ.get(ENV_PREFIX + "REDIS_URL") or None,
+        home=home,
         secrets_ttl_s=float(environ.get(ENV_PREFIX + "SECRETS_TTL_S", 300)),
+        local_redis_port=int(environ.get(ENV_PREFIX + "REDIS_PORT", DEFAULT_LOCAL_REDIS_PORT)),
     )
 
 

@@ -54,12 +54,16 @@ class SecretStore:
                     f"secret {name!r} not found ({code})",
                     hint="create it (recsys local up does locally; terraform does on AWS)",
                 ) from None
-            raise UnavailableError(f"cannot read secret {name!r}: {code}", hint="check credentials and IAM") from None
+            raise UnavailableError(
+                f"cannot read secret {name!r}: {code}", hint="check credentials and IAM"
+            ) from None
         text = response.get("SecretString") or "{}"
         try:
             data = json.loads(text)
         except json.JSONDecodeError:
-            raise MissingSecretError(f"secret {name!r} is not a JSON object", hint="store a JSON object") from None
+            raise MissingSecretError(
+                f"secret {name!r} is not a JSON object", hint="store a JSON object"
+            ) from None
         if not isinstance(data, dict):
             raise MissingSecretError(f"secret {name!r} is not a JSON object", hint="store a JSON object")
         return data

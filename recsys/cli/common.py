@@ -52,7 +52,10 @@ JsonOption = Annotated[
 EnvOption = Annotated[
     str,
     typer.Option(
-        "--env", "-e", envvar="RECSYS_ENV", help="Environment: local, dev, staging or prod.",
+        "--env",
+        "-e",
+        envvar="RECSYS_ENV",
+        help="Environment: local, dev, staging or prod.",
         autocompletion=_env_completion,
     ),
 ]
@@ -128,4 +131,6 @@ class RecsysGroup(TyperGroup):
 
 def group(help_text: str) -> typer.Typer:
     """A command group with the project's conventions."""
-    return typer.Typer(no_args_is_help=True, help=help_text, rich_markup_mode="markdown", add_completion=False)
+    return typer.Typer(
+        no_args_is_help=True, help=help_text, rich_markup_mode="markdown", add_completion=False
+    )
