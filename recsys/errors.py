@@ -6,10 +6,10 @@ and a non-zero exit code; handlers map them to 4xx/5xx responses. Anything else 
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class ErrorCode(str, Enum):
+class ErrorCode(StrEnum):
     """The fixed set of error codes, with the process exit code of each."""
 
     USAGE = "usage"

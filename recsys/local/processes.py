@@ -6,6 +6,7 @@ program we started (a pid can be reused by the system).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -83,19 +84,15 @@ class ManagedProcess:
                 _signal(pid, signal.SIGKILL)
             proc = _children.pop(pid, None)
             if proc is not None:
-                try:
+                with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.wait(timeout=timeout_s)
-                except subprocess.TimeoutExpired:
-                    pass
         self.pid_file.unlink(missing_ok=True)
         return stopped
 
 
 def _signal(pid: int, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def pid_runs(pid: int, marker: str) -> bool:
