@@ -1,0 +1,1 @@
+"""Interaction data: schema, synthetic generator, importer, preprocessing."""

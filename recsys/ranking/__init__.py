@@ -1,0 +1,1 @@
+"""Model evaluation for serving without the training libraries."""
