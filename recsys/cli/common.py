@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Annotated, Any, NoReturn
 
-import click
+
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -120,7 +120,7 @@ def progress(message: str) -> Iterator[None]:
 class RecsysGroup(TyperGroup):
     """Root command group: turns expected failures into `fail()` for every sub-command."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except RecsysError as exc:

@@ -199,7 +199,7 @@ def ensure_secrets(
         try:
             sm.describe_secret(SecretId=name)
             created = False
-            if key == "redis_credentials":  # the local Redis may have moved to another port
+            if key == "redis_credentials" and redis_port is not None:  # the local Redis may have moved
                 sm.put_secret_value(SecretId=name, SecretString=json.dumps(value))
         except ClientError as exc:
             if _code(exc) != "ResourceNotFoundException":

@@ -1,0 +1,90 @@
+"""`recsys local up | down | status` against real processes on free ports."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+import pytest
+from typer.testing import CliRunner
+
+from cli import app
+from recsys.aws import client
+from recsys.local.processes import wait_until
+from recsys.local.provision import missing_resources, provision
+from tests.conftest import reset_caches, start_stack
+
+runner = CliRunner()
+
+
+def test_status_json_reports_healthy_components(local_stack) -> None:
+    result = runner.invoke(app, ["local", "status", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)["data"]
+    assert data["healthy"] is True
+    assert data["components"]["aws"]["endpoint"] == local_stack.aws_endpoint_url
+    assert data["components"]["aws"]["healthy"] is True
+    assert data["components"]["redis"]["healthy"] is True
+    assert data["missing_resources"] == []
+
+
+def test_provisioning_twice_creates_nothing_new(local_stack) -> None:
+    ddb = client("dynamodb", local_stack)
+    before = sorted(ddb.list_tables()["TableNames"])
+    report = provision(local_stack)
+    assert report.created == []
+    assert sorted(ddb.list_tables()["TableNames"]) == before
+    assert missing_resources(local_stack) == []
+
+
+def test_tables_have_catalogue_keys_indexes_and_ttl(local_stack) -> None:
+    ddb = client("dynamodb", local_stack)
+    desc = ddb.describe_table(TableName=local_stack.names.table("model_registry"))["Table"]
+    assert {k["AttributeName"]: k["KeyType"] for k in desc["KeySchema"]} == {"model_name": "HASH", "version": "RANGE"}
+    assert [g["IndexName"] for g in desc["GlobalSecondaryIndexes"]] == ["status-index"]
+    ttl = ddb.describe_time_to_live(TableName=local_stack.names.table("recommendations_cache"))
+    assert ttl["TimeToLiveDescription"]["AttributeName"] == "expires_at"
+
+
+@pytest.fixture()
+def own_stack(tmp_path):
+    """A second, private stack for tests that break it (the session stack stays untouched)."""
+    saved = {k: v for k, v in os.environ.items() if k.startswith("RECSYS_")}
+    stack, _ = start_stack(tmp_path / "home")
+    try:
+        yield stack
+    finally:
+        stack.down()
+        for k in [k for k in os.environ if k.startswith("RECSYS_")]:
+            del os.environ[k]
+        os.environ.update(saved)
+        reset_caches()
+
+
+def test_up_twice_down_and_status(own_stack) -> None:
+    first = runner.invoke(app, ["local", "up", "--json"])
+    assert first.exit_code == 0, first.output
+    again = json.loads(first.stdout)["data"]
+    assert again["provisioned"]["created"] == []  # the fixture's `up` already made everything
+    moto_pid = own_stack.moto.recorded_pid()
+    assert again["status"]["components"]["aws"]["pid"] == moto_pid
+
+    down = runner.invoke(app, ["local", "down", "--json"])
+    assert down.exit_code == 0
+    assert json.loads(down.stdout)["data"]["stopped"] == {"moto": True, "redis": True}
+    status = runner.invoke(app, ["local", "status", "--json"])
+    assert status.exit_code != 0
+    assert json.loads(status.stdout)["data"]["components"]["aws"]["healthy"] is False
+
+
+def test_killed_moto_is_reported_down(own_stack) -> None:
+    pid = own_stack.moto.recorded_pid()
+    os.kill(pid, signal.SIGKILL)
+    assert wait_until(lambda: not own_stack.moto.is_running(), timeout_s=10)
+    result = runner.invoke(app, ["local", "status"])
+    assert result.exit_code == 6
+    assert "aws is down" in result.stderr and "recsys local up" in result.stderr
+    # `up` brings it back and the (in-memory) resources are provisioned again
+    assert runner.invoke(app, ["local", "up"]).exit_code == 0
+    assert runner.invoke(app, ["local", "status"]).exit_code == 0

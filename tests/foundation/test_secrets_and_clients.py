@@ -1,0 +1,93 @@
+"""Secrets from the local Secrets Manager (with TTL caching) and the AWS client factory."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from recsys.aws import client
+from recsys.config import load_settings
+from recsys.errors import MissingSecretError
+from recsys.secrets import SecretStore
+
+
+class CountingClient:
+    """Wraps a real client and counts get_secret_value calls (the call still reaches the local stack)."""
+
+    def __init__(self, real) -> None:
+        self.real = real
+        self.calls = 0
+
+    def get_secret_value(self, **kwargs):
+        self.calls += 1
+        return self.real.get_secret_value(**kwargs)
+
+
+def test_get_secret_reads_api_keys(local_stack) -> None:
+    key = local_stack.get_secret("external_api_key")
+    assert isinstance(key, str) and len(key) >= 16
+
+
+def test_missing_key_names_key_and_secret(local_stack) -> None:
+    with pytest.raises(MissingSecretError) as exc:
+        local_stack.get_secret("no_such_key")
+    assert "no_such_key" in exc.value.message and "VideoRecSystem-local/api-keys" in exc.value.message
+
+
+def test_missing_secret_is_named(local_stack) -> None:
+    store = SecretStore(client("secretsmanager", local_stack))
+    with pytest.raises(MissingSecretError) as exc:
+        store.get_json("VideoRecSystem-local/does-not-exist")
+    assert "VideoRecSystem-local/does-not-exist" in exc.value.message
+
+
+def test_secrets_are_cached_for_the_ttl(local_stack) -> None:
+    now = [0.0]
+    counting = CountingClient(client("secretsmanager", local_stack))
+    store = SecretStore(counting, ttl_s=60, clock=lambda: now[0])
+    name = local_stack.names.secret("config")
+    first = store.get_json(name)
+    store.get_json(name)
+    assert counting.calls == 1
+    now[0] = 61.0
+    assert store.get_json(name) == first
+    assert counting.calls == 2
+
+
+def test_updated_secret_is_seen_after_ttl(local_stack) -> None:
+    sm = client("secretsmanager", local_stack)
+    name = "VideoRecSystem-local/ttl-probe"
+    sm.create_secret(Name=name, SecretString=json.dumps({"v": 1}))
+    now = [0.0]
+    store = SecretStore(sm, ttl_s=10, clock=lambda: now[0])
+    assert store.get_json(name) == {"v": 1}
+    sm.put_secret_value(SecretId=name, SecretString=json.dumps({"v": 2}))
+    assert store.get_json(name) == {"v": 1}
+    now[0] = 11
+    assert store.get_json(name) == {"v": 2}
+
+
+def test_redis_settings_come_from_the_secret(local_stack) -> None:
+    settings = local_stack.model_copy(update={"redis_url_override": None})
+    redis = settings.redis
+    assert redis is not None and redis.host == "127.0.0.1"
+    assert f":{redis.port}/" in local_stack.redis_url_override
+
+
+def test_feature_flags_from_config_secret(local_stack) -> None:
+    assert "feature_flags" in local_stack.feature_flags()
+
+
+def test_client_factory_caches_and_points_at_local_endpoint(local_stack) -> None:
+    s3 = client("s3", local_stack)
+    assert client("s3", local_stack) is s3
+    assert s3.meta.endpoint_url == local_stack.aws_endpoint_url.replace("127.0.0.1", "127.0.0.1")
+    assert local_stack.names.bucket("models") in {b["Name"] for b in s3.list_buckets()["Buckets"]}
+
+
+def test_aws_environments_use_plain_boto3_in_their_region() -> None:
+    s = load_settings("prod", environ={"RECSYS_REGION": "eu-west-1"})
+    ddb = client("dynamodb", s)
+    assert ddb.meta.region_name == "eu-west-1"
+    assert "amazonaws.com" in ddb.meta.endpoint_url
