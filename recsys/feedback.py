@@ -1,0 +1,155 @@
+"""The feedback merge: joins served recommendations (inference tracking) with the interactions that
+followed them (raw events that Firehose delivered to S3), one day at a time.
+
+Output: `s3://{data}/feedback/date=YYYY-MM-DD/feedback.parquet`, one row per item shown, with
+`label` 1 when the user engaged with it through that recommendation, 0 otherwise. The ranker can
+train on these impressions later; the counts give the online click-through rate of each model version.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+from recsys.aws import client
+from recsys.storage import get_bytes, list_keys, put_parquet
+
+if TYPE_CHECKING:
+    from recsys.config import Settings
+
+POSITIVE_EVENTS = frozenset({"view", "click", "watch", "complete", "like", "share"})
+FEEDBACK_PREFIX = "feedback/"
+_BATCH_GET_LIMIT = 100
+
+
+@dataclass
+class MergeResult:
+    """What one merge read and wrote."""
+
+    date: str
+    events: int
+    attributed_events: int
+    recommendations: int
+    impressions: int
+    positives: int
+    untracked_recommendation_ids: int
+    key: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def parse_records(body: bytes) -> list[dict[str, Any]]:
+    """JSON records of one Firehose object: gzip or not, newline-separated or concatenated."""
+    if body[:2] == b"\x1f\x8b":
+        body = gzip.decompress(body)
+    text = body.decode("utf-8", errors="replace")
+    decoder = json.JSONDecoder()
+    records: list[dict[str, Any]] = []
+    pos = 0
+    while pos < len(text):
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+        if pos >= len(text):
+            break
+        try:
+            obj, pos = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError:
+            nxt = text.find("\n", pos)  # skip a corrupt line, keep the rest
+            if nxt < 0:
+                break
+            pos = nxt + 1
+            continue
+        if isinstance(obj, dict):
+            records.append(obj)
+    return records
+
+
+def raw_event_prefix(day: date) -> str:
+    """Where Firehose puts a day's events (the catalogue's `events/date=.../hour=.../` layout)."""
+    return f"events/date={day.isoformat()}/"
+
+
+def load_events(settings: Settings, day: date) -> list[dict[str, Any]]:
+    bucket = settings.names.bucket("raw_events")
+    events: list[dict[str, Any]] = []
+    for key in list_keys(settings, bucket, raw_event_prefix(day)):
+        events.extend(parse_records(get_bytes(settings, bucket, key)))
+    return events
+
+
+def _tracking_items(settings: Settings, ids: list[str]) -> dict[str, dict[str, Any]]:
+    from boto3.dynamodb.types import TypeDeserializer
+
+    ddb = client("dynamodb", settings)
+    table = settings.names.table("inference_tracking")
+    deser = TypeDeserializer()
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(ids), _BATCH_GET_LIMIT):
+        request = {
+            table: {"Keys": [{"recommendation_id": {"S": i}} for i in ids[start : start + _BATCH_GET_LIMIT]]}
+        }
+        while request:
+            response = ddb.batch_get_item(RequestItems=request)
+            for raw in response.get("Responses", {}).get(table, []):
+                item = {k: deser.deserialize(v) for k, v in raw.items()}
+                found[str(item["recommendation_id"])] = item
+            request = response.get("UnprocessedKeys") or {}
+    return found
+
+
+def merge_feedback(settings: Settings, day: date) -> MergeResult:
+    """Merge one day's events with the recommendations they came from; write the impressions table."""
+    import polars as pl
+
+    events = load_events(settings, day)
+    by_rec: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for event in events:
+        rid = event.get("recommendation_id")
+        if rid:
+            by_rec[str(rid)].append(event)
+    tracked = _tracking_items(settings, sorted(by_rec))
+    rows: list[dict[str, Any]] = []
+    for rid, item in tracked.items():
+        engaged: dict[str, dict[str, Any]] = {}
+        for event in by_rec[rid]:
+            if str(event.get("user_id")) == str(item.get("user_id")):
+                engaged[str(event.get("video_id"))] = event
+        for shown in item.get("items", []):
+            vid = str(shown["video_id"])
+            event = engaged.get(vid)
+            rows.append(
+                {
+                    "recommendation_id": rid,
+                    "user_id": str(item.get("user_id")),
+                    "video_id": vid,
+                    "rank": int(shown.get("rank", 0)),
+                    "score": float(shown.get("score", 0.0)),
+                    "model_version": str(item.get("model_version", "none")),
+                    "source": str(item.get("source", "")),
+                    "shown_at_ms": int(item.get("timestamp", 0)),
+                    "event_type": event.get("event_type") if event else None,
+                    "watch_time": float(event["watch_time"])
+                    if event and event.get("watch_time") is not None
+                    else None,
+                    "label": int(bool(event) and event.get("event_type") in POSITIVE_EVENTS),
+                }
+            )
+    key = None
+    if rows:
+        key = f"{FEEDBACK_PREFIX}date={day.isoformat()}/feedback.parquet"
+        put_parquet(settings, settings.names.bucket("data"), key, pl.DataFrame(rows))
+    return MergeResult(
+        date=day.isoformat(),
+        events=len(events),
+        attributed_events=sum(len(v) for v in by_rec.values()),
+        recommendations=len(tracked),
+        impressions=len(rows),
+        positives=sum(r["label"] for r in rows),
+        untracked_recommendation_ids=len(set(by_rec) - set(tracked)),
+        key=key,
+    )
