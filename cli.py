@@ -8,6 +8,7 @@ import typer
 
 from recsys.cli.common import RecsysGroup
 from recsys.cli.local import local_app
+from recsys.cli.smoke import smoke_test
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -20,6 +21,7 @@ app = typer.Typer(
     help="recsys: an open, AWS-native video recommender. Every command takes --help with examples.",
 )
 app.add_typer(local_app, name="local")
+app.command("smoke-test")(smoke_test)
 
 
 if __name__ == "__main__":
