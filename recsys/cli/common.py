@@ -23,7 +23,7 @@ from typer.core import TyperGroup
 from recsys.errors import ErrorCode, RecsysError
 
 # Human output (messages, progress) -> stderr; results -> stdout.
-err_console = Console(stderr=True, highlight=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 out_console = Console(highlight=False, soft_wrap=True)
 
 
