@@ -1,0 +1,2 @@
+bucket = "videorecsystem-terraform-state"
+region = "us-east-1"

@@ -1,0 +1,20 @@
+# The seed's environment table, prod column (equal to recsys.config.PROFILES["prod"]).
+environment           = "prod"
+lambda_memory_mb      = 2048
+lambda_timeout_s      = 30
+api_rate_limit_rps    = 1000
+api_burst_limit       = 2000
+dynamodb_billing_mode = "PROVISIONED"
+vpc_enabled           = true
+redis_enabled         = true
+redis_node_type       = "cache.r6g.large"
+alarms_enabled        = true
+removal_policy        = "retain"
+kinesis_shards        = 4
+training_schedule     = "rate(7 days)"
+training_backend      = "sagemaker"
+log_retention_days    = 90
+
+# Redis credentials rotate every 30 days in prod (the seed). Set redis_rotation_lambda_arn
+# (TF_VAR_redis_rotation_lambda_arn) to the rotation function to turn rotation on.
+redis_rotation_days = 30

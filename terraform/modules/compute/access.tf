@@ -1,0 +1,125 @@
+# What each function's code touches, by catalogue key. Each role gets exactly these grants on the
+# named resources (least privilege); keys missing from this environment (e.g. redis_credentials in dev)
+# are dropped.
+locals {
+  access = {
+    api = {
+      s3_read       = ["models"]
+      s3_write      = []
+      tables_read   = ["user_features", "video_features", "recommendations_cache", "model_registry", "user_activity"]
+      tables_write  = ["inference_tracking", "user_activity", "recommendations_cache"]
+      streams_read  = []
+      streams_write = ["events"]
+      secrets       = ["api_keys", "config", "redis_credentials"]
+      sagemaker     = false
+      failure_queue = false
+    }
+    event_processor = {
+      s3_read       = []
+      s3_write      = []
+      tables_read   = ["user_features", "video_features", "inference_tracking", "user_activity"]
+      tables_write  = ["user_features", "video_features", "inference_tracking", "user_activity"]
+      streams_read  = ["events"]
+      streams_write = []
+      secrets       = ["config", "redis_credentials"]
+      sagemaker     = false
+      failure_queue = true
+    }
+    feedback_merge = {
+      s3_read       = ["raw_events"]
+      s3_write      = ["data"]
+      tables_read   = ["inference_tracking"]
+      tables_write  = []
+      streams_read  = []
+      streams_write = []
+      secrets       = ["config"]
+      sagemaker     = false
+      failure_queue = false
+    }
+    feature_ingestion = {
+      s3_read       = ["artifacts"]
+      s3_write      = ["data"]
+      tables_read   = []
+      tables_write  = ["user_features", "video_features"]
+      streams_read  = []
+      streams_write = []
+      secrets       = ["config"]
+      sagemaker     = false
+      failure_queue = false
+    }
+    preprocessing = {
+      s3_read       = ["data"]
+      s3_write      = ["artifacts"]
+      tables_read   = []
+      tables_write  = []
+      streams_read  = []
+      streams_write = []
+      secrets       = ["config"]
+      sagemaker     = false
+      failure_queue = false
+    }
+    train_two_tower = {
+      s3_read       = ["artifacts"]
+      s3_write      = ["models", "artifacts"]
+      tables_read   = []
+      tables_write  = []
+      streams_read  = []
+      streams_write = []
+      secrets       = ["config"]
+      sagemaker     = true
+      failure_queue = false
+    }
+    train_ranker = {
+      s3_read       = ["artifacts", "models"]
+      s3_write      = ["models", "artifacts"]
+      tables_read   = []
+      tables_write  = []
+      streams_read  = []
+      streams_write = []
+      secrets       = ["config"]
+      sagemaker     = true
+      failure_queue = false
+    }
+    evaluation = {
+      s3_read       = ["artifacts", "models"]
+      s3_write      = ["artifacts"]
+      tables_read   = ["model_registry"]
+      tables_write  = []
+      streams_read  = []
+      streams_write = []
+      secrets       = ["config"]
+      sagemaker     = false
+      failure_queue = false
+    }
+    deployment = {
+      s3_read       = ["artifacts", "models"]
+      s3_write      = ["models"]
+      tables_read   = ["model_registry"]
+      tables_write  = ["model_registry", "user_features", "video_features"]
+      streams_read  = []
+      streams_write = []
+      secrets       = ["config"]
+      sagemaker     = false
+      failure_queue = false
+    }
+  }
+
+  default_access = {
+    s3_read = [], s3_write = [], tables_read = [], tables_write = [], streams_read = [], streams_write = []
+    secrets = ["config"], sagemaker = false, failure_queue = false
+  }
+
+  grants = {
+    for key, _ in var.functions : key => {
+      s3_read       = [for b in distinct(concat(lookup(local.access, key, local.default_access).s3_read, lookup(local.access, key, local.default_access).s3_write)) : var.bucket_arns[b] if contains(keys(var.bucket_arns), b)]
+      s3_write      = [for b in lookup(local.access, key, local.default_access).s3_write : var.bucket_arns[b] if contains(keys(var.bucket_arns), b)]
+      tables_read   = [for t in lookup(local.access, key, local.default_access).tables_read : var.table_arns[t] if contains(keys(var.table_arns), t)]
+      tables_write  = [for t in lookup(local.access, key, local.default_access).tables_write : var.table_arns[t] if contains(keys(var.table_arns), t)]
+      streams_read  = [for s in lookup(local.access, key, local.default_access).streams_read : var.stream_arns[s] if contains(keys(var.stream_arns), s)]
+      streams_write = [for s in lookup(local.access, key, local.default_access).streams_write : var.stream_arns[s] if contains(keys(var.stream_arns), s)]
+      secrets       = [for s in lookup(local.access, key, local.default_access).secrets : var.secret_arns[s] if contains(keys(var.secret_arns), s)]
+      sagemaker     = lookup(local.access, key, local.default_access).sagemaker
+      failure_queue = lookup(local.access, key, local.default_access).failure_queue
+    }
+  }
+}

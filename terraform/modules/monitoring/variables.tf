@@ -1,0 +1,68 @@
+variable "name_prefix" {
+  description = "Stack name (VideoRecSystem-<env>)."
+  type        = string
+}
+
+variable "alarms_enabled" {
+  description = "Create the alarms and their SNS topic (prod only, by the seed's table)."
+  type        = bool
+}
+
+variable "alarm_email" {
+  description = "E-mail address subscribed to the alarm topic (null: subscribe later)."
+  type        = string
+  default     = null
+}
+
+variable "api_name" {
+  description = "REST API name (CloudWatch ApiName dimension)."
+  type        = string
+}
+
+variable "api_stage" {
+  description = "API stage name."
+  type        = string
+}
+
+variable "function_names" {
+  description = "Lambda function names by catalogue key (errors and throttles alarms, dashboard)."
+  type        = map(string)
+}
+
+variable "stream_name" {
+  description = "Kinesis event stream name (iterator-age alarm)."
+  type        = string
+}
+
+variable "state_machine_arn" {
+  description = "ML pipeline state machine ARN (failed-executions alarm)."
+  type        = string
+}
+
+variable "table_names" {
+  description = "DynamoDB table names by catalogue key (throttle alarms)."
+  type        = map(string)
+}
+
+variable "latency_p99_ms" {
+  description = "API p99 latency alarm threshold (ms)."
+  type        = number
+  default     = 1000
+}
+
+variable "iterator_age_ms" {
+  description = "Kinesis iterator-age alarm threshold (ms): events older than this are not processed in time."
+  type        = number
+  default     = 60000
+}
+
+variable "kms_key_arn" {
+  description = "KMS key for the SNS topic."
+  type        = string
+}
+
+variable "tags" {
+  description = "Tags added to every resource."
+  type        = map(string)
+  default     = {}
+}
