@@ -1,0 +1,264 @@
+"""The model registry: every deployed model version with its metrics and status, in DynamoDB.
+
+Table `model_registry` (hash `model_name` = "recsys", range `version`): `status` is candidate, production or
+archived; `metrics` is a JSON string; `job_id`, `created_at`, `promoted_at`, `archived_at` (ISO-8601 UTC).
+At most one version is in production. `promote()` first publishes the version's serving data (the production
+vector store `vector_store/video_embeddings.npz` and the online feature items; see `recsys.stages.deployment`)
+and only then flips the statuses in one DynamoDB transaction, so a failure leaves production unchanged.
+`rollback()` promotes the most recently archived version (so two rollbacks return to where you were).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from recsys.aws import client
+from recsys.errors import ConflictError, NotFoundError, ValidationError
+
+if TYPE_CHECKING:
+    from recsys.config import Settings
+
+log = logging.getLogger(__name__)
+
+MODEL_NAME = "recsys"
+STATUSES = ("candidate", "production", "archived")
+STATUS_INDEX = "status-index"
+VERSION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+Publisher = Callable[["ModelVersion"], None]
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One registered model version."""
+
+    version: str
+    status: str
+    metrics: dict[str, Any] = field(default_factory=dict)
+    job_id: str = ""
+    created_at: str = ""
+    promoted_at: str | None = None
+    archived_at: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def now_iso() -> str:
+    """The current time as ISO-8601 UTC with microseconds (sorts in time order)."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def validate_version(version: str) -> str:
+    """A version string as the registry and S3 keys accept it, or a ValidationError naming it."""
+    if not isinstance(version, str) or not VERSION_PATTERN.match(version):
+        raise ValidationError(
+            f"invalid model version {version!r}",
+            hint="a version is 1-100 letters, digits, '.', '_' or '-', e.g. v20261124-193000-ab12cd",
+        )
+    return version
+
+
+def _from_item(raw: dict[str, Any]) -> ModelVersion:
+    item = {k: _deserializer.deserialize(v) for k, v in raw.items()}
+    try:
+        metrics = json.loads(item.get("metrics") or "{}")
+    except json.JSONDecodeError:
+        metrics = {}
+    return ModelVersion(
+        version=str(item["version"]),
+        status=str(item.get("status", "candidate")),
+        metrics=metrics,
+        job_id=str(item.get("job_id", "")),
+        created_at=str(item.get("created_at", "")),
+        promoted_at=item.get("promoted_at"),
+        archived_at=item.get("archived_at"),
+    )
+
+
+def _default_publisher(settings: Settings) -> Publisher:
+    def publish(version: ModelVersion) -> None:
+        from recsys.stages.deployment import publish_version
+
+        publish_version(settings, version.version, version.job_id)
+
+    return publish
+
+
+class ModelRegistry:
+    """Register, list, promote and roll back model versions of one environment."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        model_name: str = MODEL_NAME,
+        publisher: Publisher | None = None,
+        dynamodb: Any | None = None,
+    ) -> None:
+        self.settings = settings
+        self.model_name = model_name
+        self.table = settings.names.table("model_registry")
+        self._ddb = dynamodb or client("dynamodb", settings)
+        self._publish = publisher or _default_publisher(settings)
+
+    def _key(self, version: str) -> dict[str, Any]:
+        return {"model_name": {"S": self.model_name}, "version": {"S": version}}
+
+    def register(self, version: str, metrics: dict[str, Any], job_id: str) -> ModelVersion:
+        """Record a new candidate version; registering an existing version is a ConflictError."""
+        validate_version(version)
+        if not isinstance(metrics, dict):
+            raise ValidationError("metrics must be an object of metric name -> value")
+        entry = ModelVersion(
+            version=version,
+            status="candidate",
+            metrics=metrics,
+            job_id=str(job_id or ""),
+            created_at=now_iso(),
+        )
+        item = {
+            "model_name": self.model_name,
+            "version": version,
+            "status": entry.status,
+            "metrics": json.dumps(metrics, sort_keys=True, default=str),
+            "job_id": entry.job_id,
+            "created_at": entry.created_at,
+        }
+        try:
+            self._ddb.put_item(
+                TableName=self.table,
+                Item={k: _serializer.serialize(v) for k, v in item.items()},
+                ConditionExpression="attribute_not_exists(version)",
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                raise ConflictError(
+                    f"model version {version!r} is already registered",
+                    hint="every pipeline run makes a new version; see `recsys model list`",
+                ) from None
+            raise
+        return entry
+
+    def get(self, version: str) -> ModelVersion:
+        """The registered version, or NotFoundError."""
+        validate_version(version)
+        raw = self._ddb.get_item(TableName=self.table, Key=self._key(version), ConsistentRead=True).get(
+            "Item"
+        )
+        if not raw:
+            raise NotFoundError(
+                f"model version {version!r} is not registered", hint="see `recsys model list`"
+            )
+        return _from_item(raw)
+
+    def find(self, version: str) -> ModelVersion | None:
+        """The registered version, or None."""
+        try:
+            return self.get(version)
+        except NotFoundError:
+            return None
+
+    def list(self) -> list[ModelVersion]:
+        """Every version of the model, newest first."""
+        items: list[ModelVersion] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "model_name = :m",
+            "ExpressionAttributeValues": {":m": {"S": self.model_name}},
+            "ConsistentRead": True,
+        }
+        while True:
+            response = self._ddb.query(**kwargs)
+            items.extend(_from_item(raw) for raw in response.get("Items", []))
+            if not response.get("LastEvaluatedKey"):
+                break
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return sorted(items, key=lambda v: (v.created_at, v.version), reverse=True)
+
+    def production(self) -> ModelVersion | None:
+        """The version in production, or None before the first deployment."""
+        live = [v for v in self.list() if v.status == "production"]
+        if not live:
+            return None
+        return max(live, key=lambda v: v.promoted_at or "")
+
+    def promote(self, version: str) -> ModelVersion:
+        """Publish `version`'s serving data, then make it production (the old production is archived)."""
+        target = self.get(version)
+        current = self.production()
+        if current is not None and current.version == target.version:
+            return target
+        try:
+            self._publish(target)
+        except Exception:
+            # The online store may be half-written: put the production version's data back, then fail.
+            if current is not None:
+                try:
+                    self._publish(current)
+                except Exception:
+                    log.exception("re-publishing production version %s failed", current.version)
+            raise
+        stamp = now_iso()
+        items: list[dict[str, Any]] = [
+            {
+                "Update": {
+                    "TableName": self.table,
+                    "Key": self._key(target.version),
+                    "UpdateExpression": "SET #s = :prod, promoted_at = :t REMOVE archived_at",
+                    "ConditionExpression": "attribute_exists(version) AND #s <> :prod",
+                    "ExpressionAttributeNames": {"#s": "status"},
+                    "ExpressionAttributeValues": {":prod": {"S": "production"}, ":t": {"S": stamp}},
+                }
+            }
+        ]
+        if current is not None:
+            items.append(
+                {
+                    "Update": {
+                        "TableName": self.table,
+                        "Key": self._key(current.version),
+                        "UpdateExpression": "SET #s = :arch, archived_at = :t",
+                        "ConditionExpression": "#s = :prod",
+                        "ExpressionAttributeNames": {"#s": "status"},
+                        "ExpressionAttributeValues": {
+                            ":arch": {"S": "archived"},
+                            ":prod": {"S": "production"},
+                            ":t": {"S": stamp},
+                        },
+                    }
+                }
+            )
+        try:
+            self._ddb.transact_write_items(TransactItems=items)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "TransactionCanceledException":
+                raise ConflictError(
+                    f"production changed while promoting {version!r}",
+                    hint="another promotion ran at the same time; check `recsys model list` and retry",
+                ) from None
+            raise
+        return self.get(target.version)
+
+    def rollback(self) -> ModelVersion:
+        """Make the most recently archived version production again; returns it."""
+        archived = [v for v in self.list() if v.status == "archived"]
+        if not archived:
+            raise NotFoundError(
+                "there is no archived version to roll back to",
+                hint="rollback needs a version that was in production before the current one",
+            )
+        previous = max(archived, key=lambda v: v.archived_at or "")
+        return self.promote(previous.version)
