@@ -66,11 +66,13 @@ def from_dynamo(value: Any) -> Any:
     return value
 
 
-def _serialize_item(item: dict[str, Any]) -> dict[str, Any]:
+def serialize_item(item: dict[str, Any]) -> dict[str, Any]:
+    """An item in DynamoDB's typed wire form (low-level client)."""
     return {k: _serializer.serialize(v) for k, v in to_dynamo(item).items() if v is not None}
 
 
-def _deserialize_item(raw: dict[str, Any]) -> dict[str, Any]:
+def deserialize_item(raw: dict[str, Any]) -> dict[str, Any]:
+    """A wire-form item as plain Python values (Decimals as float)."""
     return from_dynamo({k: _deserializer.deserialize(v) for k, v in raw.items()})
 
 
@@ -110,7 +112,7 @@ class OnlineFeatureStore:
             for attempt in range(MAX_UNPROCESSED_RETRIES + 1):
                 response = self._ddb.batch_get_item(RequestItems=request)
                 for raw in response.get("Responses", {}).get(table, []):
-                    item = _deserialize_item(raw)
+                    item = deserialize_item(raw)
                     found[str(item[key])] = item
                 request = response.get("UnprocessedKeys") or {}
                 if not request:
@@ -137,7 +139,7 @@ class OnlineFeatureStore:
         rows = list(by_key.values())
         for start in range(0, len(rows), BATCH_WRITE_SIZE):
             chunk = rows[start : start + BATCH_WRITE_SIZE]
-            request: dict[str, Any] = {table: [{"PutRequest": {"Item": _serialize_item(r)}} for r in chunk]}
+            request: dict[str, Any] = {table: [{"PutRequest": {"Item": serialize_item(r)}} for r in chunk]}
             self._write_all(request)
         return len(rows)
 
@@ -168,7 +170,7 @@ class OnlineFeatureStore:
         for optional in ("category", "watch_time", "recommendation_id"):
             if event.get(optional) is not None:
                 item[optional] = event[optional]
-        self._ddb.put_item(TableName=self.activity_table, Item=_serialize_item(item))
+        self._ddb.put_item(TableName=self.activity_table, Item=serialize_item(item))
         return item
 
     def record_activities(self, events: Iterable[dict[str, Any]]) -> int:
@@ -190,4 +192,4 @@ class OnlineFeatureStore:
             ScanIndexForward=False,
             Limit=int(limit),
         )
-        return [_deserialize_item(raw) for raw in response.get("Items", [])]
+        return [deserialize_item(raw) for raw in response.get("Items", [])]

@@ -1,0 +1,122 @@
+"""Interaction events: the schema of `POST /interactions`, and publishing onto the Kinesis stream.
+
+Publishing also records the event in the user_activity table and drops the user's cached
+recommendations, so the next recommendation reflects it at once even where no stream consumer runs
+(locally). The event processor Lambda writes the same activity item again from the stream; the key
+(`event_ts` = time + event id) makes that idempotent.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, field_validator
+
+from recsys.aws import client
+from recsys.errors import UnavailableError
+
+if TYPE_CHECKING:
+    from recsys.config import Settings
+    from recsys.feature_store.online import OnlineFeatureStore
+
+log = logging.getLogger(__name__)
+
+EventType = Literal["view", "click", "watch", "complete", "like", "share", "skip", "dislike"]
+Identifier = Annotated[
+    StrictInt | Annotated[StrictStr, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@-]+$")],
+    Field(description="An integer or a string id (letters, digits, _ . : @ -)", examples=[12345, "u-42"]),
+]
+MAX_FUTURE_S = 300
+
+
+class InteractionEvent(BaseModel):
+    """The body of `POST /interactions` (the seed's example plus optional context)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: Identifier
+    video_id: Identifier
+    event_type: EventType = "view"
+    category: Annotated[StrictStr, Field(min_length=1, max_length=64)] | None = None
+    watch_time: Annotated[StrictFloat | StrictInt, Field(ge=0, le=7 * 24 * 3600)] | None = Field(
+        default=None, description="Seconds watched"
+    )
+    timestamp: StrictFloat | StrictInt | datetime | None = Field(
+        default=None, description="Epoch seconds or ISO-8601; defaults to the time of arrival"
+    )
+    recommendation_id: Annotated[StrictStr, Field(min_length=1, max_length=64)] | None = None
+
+    @field_validator("timestamp")
+    @classmethod
+    def _not_in_future(cls, value: Any) -> Any:
+        if value is None:
+            return value
+        ts = value.timestamp() if isinstance(value, datetime) else float(value)
+        if ts < 0 or ts > time.time() + MAX_FUTURE_S:
+            raise ValueError("timestamp must be epoch seconds (or ISO-8601) and not in the future")
+        return value
+
+    def to_record(self, now: float | None = None) -> dict[str, Any]:
+        """The event as it goes onto the stream: string ids, epoch seconds, a new event id."""
+        now = time.time() if now is None else now
+        if self.timestamp is None:
+            ts = now
+        elif isinstance(self.timestamp, datetime):
+            stamp = self.timestamp if self.timestamp.tzinfo else self.timestamp.replace(tzinfo=UTC)
+            ts = stamp.timestamp()
+        else:
+            ts = float(self.timestamp)
+        record: dict[str, Any] = {
+            "event_id": uuid.uuid4().hex,
+            "user_id": str(self.user_id),
+            "video_id": str(self.video_id),
+            "event_type": self.event_type,
+            "timestamp": ts,
+            "received_at": now,
+        }
+        for name in ("category", "watch_time", "recommendation_id"):
+            value = getattr(self, name)
+            if value is not None:
+                record[name] = value
+        return record
+
+
+class Invalidator(Protocol):
+    def invalidate(self, user_id: str) -> bool: ...
+
+
+def put_on_stream(settings: Settings, record: dict[str, Any]) -> str:
+    """Put one event record onto the events stream (partitioned by user); returns the sequence number."""
+    try:
+        response = client("kinesis", settings).put_record(
+            StreamName=settings.names.streams["events"],
+            Data=json.dumps(record, separators=(",", ":")).encode(),
+            PartitionKey=record["user_id"],
+        )
+    except Exception as exc:
+        raise UnavailableError(f"the event stream is unavailable: {exc}", hint="retry the request") from exc
+    return str(response.get("SequenceNumber", ""))
+
+
+def publish_interaction(
+    settings: Settings,
+    event: InteractionEvent,
+    feature_store: OnlineFeatureStore | None = None,
+    cache: Invalidator | None = None,
+) -> dict[str, Any]:
+    """Stream the event, record it as recent activity, invalidate the user's cache; returns the record."""
+    record = event.to_record()
+    put_on_stream(settings, record)  # the system of record: if this fails nothing else is written
+    if feature_store is not None:
+        try:
+            feature_store.record_activity(record)
+        except Exception as exc:  # the stream consumer records it too
+            log.warning("recording activity of event %s failed: %s", record["event_id"], exc)
+    if cache is not None:
+        cache.invalidate(record["user_id"])
+    return record

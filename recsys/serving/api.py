@@ -1,0 +1,184 @@
+"""The recommendation API's routes on a Powertools resolver; `lambdas/api/handler.py` serves it.
+
+Every error is a JSON body `{"error": {"code", "message"}}`: 400 malformed JSON, 413 body too large,
+422 a missing/wrong-typed field or a parameter out of range, 404 unknown route or user without
+precomputed items, 405 wrong method, 503 no model deployed or the stream unavailable.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+
+from recsys.errors import ErrorCode, RecsysError
+from recsys.events import InteractionEvent
+from recsys.serving.models import (
+    DEFAULT_K,
+    MAX_K,
+    CachedRecommendations,
+    HealthResponse,
+    InteractionAccepted,
+    RecommendationResponse,
+)
+from recsys.serving.service import get_service
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 16 * 1024
+API_TITLE = "recsys recommendation API"
+UserId = Annotated[
+    str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@-]+$", description="User id")
+]
+_STATUS = {
+    ErrorCode.VALIDATION: 422, ErrorCode.USAGE: 400, ErrorCode.NOT_FOUND: 404, ErrorCode.CONFLICT: 409,
+    ErrorCode.UNAVAILABLE: 503,
+}  # fmt: skip
+# (path regex, methods) of every route, to tell 405 from 404.
+_ROUTES: list[tuple[re.Pattern[str], set[str]]] = [
+    (re.compile(r"^/health/?$"), {"GET"}),
+    (re.compile(r"^/recommendations/[^/]+/?$"), {"GET"}),
+    (re.compile(r"^/cached/[^/]+/?$"), {"GET"}),
+    (re.compile(r"^/interactions/?$"), {"POST"}),
+]
+
+
+def error_response(status: int, code: str, message: str) -> Response:
+    """The API's one error shape."""
+    return Response(
+        status_code=status,
+        content_type=content_types.APPLICATION_JSON,
+        body=json.dumps({"error": {"code": code, "message": message}}),
+    )
+
+
+def _describe(errors: list[dict[str, Any]]) -> str:
+    parts = []
+    for e in errors[:5]:
+        loc = ".".join(str(x) for x in e.get("loc", ()) if x not in ("body",)) or "body"
+        parts.append(f"{loc}: {e.get('msg', 'invalid')}")
+    return "; ".join(parts)
+
+
+class ApiResolver(APIGatewayRestResolver):
+    """REST resolver that refuses oversized bodies before anything parses them."""
+
+    def resolve(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        body = event.get("body") if isinstance(event, dict) else None
+        if body is not None and len(body) > MAX_BODY_BYTES * (4 / 3 if event.get("isBase64Encoded") else 1):
+            msg = f"request body is larger than {MAX_BODY_BYTES} bytes"
+            return {
+                "statusCode": 413, "headers": {"Content-Type": content_types.APPLICATION_JSON},
+                "body": json.dumps({"error": {"code": "payload_too_large", "message": msg}}),
+                "isBase64Encoded": False,
+            }  # fmt: skip
+        return super().resolve(event, context)
+
+
+def create_app() -> ApiResolver:
+    """The resolver with every route and error mapping (validation on: the OpenAPI models are enforced)."""
+    app = ApiResolver(enable_validation=True)
+
+    @app.get(
+        "/health",
+        summary="Service status and the state of each dependency",
+        responses={
+            200: {
+                "description": "healthy or degraded",
+                "content": {"application/json": {"model": HealthResponse}},
+            }
+        },
+    )
+    def health() -> Response:
+        data = get_service().health()
+        status = 503 if data["status"] == "unhealthy" else 200
+        return Response(
+            status_code=status, content_type=content_types.APPLICATION_JSON, body=json.dumps(data)
+        )
+
+    @app.get(
+        "/recommendations/<user_id>",
+        summary="Top-k recommendations for a user",
+        responses={
+            200: {
+                "description": "recommendations",
+                "content": {"application/json": {"model": RecommendationResponse}},
+            }
+        },
+    )
+    def recommendations(
+        user_id: UserId,
+        k: Annotated[int, Query(ge=1, le=MAX_K, description="How many items")] = DEFAULT_K,
+        category: Annotated[
+            str | None, Query(min_length=1, max_length=64, description="Only this category")
+        ] = None,
+        exclude_watched: Annotated[bool, Query(description="Leave out what the user watched")] = True,
+    ) -> dict:
+        return get_service().recommend(user_id, k=k, category=category, exclude_watched=exclude_watched)
+
+    @app.get(
+        "/cached/<user_id>",
+        summary="Precomputed recommendations (batch job) for a user",
+        responses={
+            200: {
+                "description": "precomputed recommendations",
+                "content": {"application/json": {"model": CachedRecommendations}},
+            }
+        },
+    )
+    def cached(user_id: UserId) -> dict:
+        return get_service().cached(user_id)
+
+    @app.post(
+        "/interactions",
+        summary="Record an interaction (202; the event goes onto the stream)",
+        responses={
+            202: {"description": "accepted", "content": {"application/json": {"model": InteractionAccepted}}}
+        },
+    )
+    def interactions(event: InteractionEvent) -> Response:
+        record = get_service().record_interaction(event)
+        return Response(
+            status_code=202,
+            content_type=content_types.APPLICATION_JSON,
+            body=json.dumps({"event_id": record["event_id"], "status": "accepted"}),
+        )
+
+    @app.exception_handler(RequestValidationError)
+    def invalid(exc: RequestValidationError) -> Response:
+        errors = list(exc.errors())
+        if any(e.get("type") == "json_invalid" for e in errors):
+            return error_response(400, "malformed_json", "the request body is not valid JSON")
+        return error_response(422, "validation", _describe(errors))
+
+    @app.exception_handler(RecsysError)
+    def expected(exc: RecsysError) -> Response:
+        return error_response(_STATUS.get(exc.code, 500), exc.code.value, exc.message)
+
+    @app.not_found
+    def not_found(exc: Exception) -> Response:
+        path = app.current_event.path or ""
+        method = (app.current_event.http_method or "").upper()
+        allowed = next((methods for pattern, methods in _ROUTES if pattern.match(path)), None)
+        if allowed is not None and method not in allowed:
+            resp = error_response(405, "method_not_allowed", f"{method} is not allowed on {path}")
+            resp.headers["Allow"] = ", ".join(sorted(allowed))
+            return resp
+        return error_response(404, "not_found", f"no route {method} {path}")
+
+    @app.exception_handler(Exception)
+    def unexpected(exc: Exception) -> Response:
+        log.exception("unhandled error")
+        return error_response(500, "internal", "internal error")
+
+    return app
+
+
+def openapi_json(app: APIGatewayRestResolver) -> str:
+    """The OpenAPI description of the API (what `/openapi.json` of the local server returns)."""
+    return app.get_openapi_json_schema(title=API_TITLE, version="1", description=__doc__.split("\n")[0])

@@ -1,0 +1,237 @@
+"""The serving bundle: one version's serving data as plain numpy arrays in one .npz file.
+
+The pipeline writes Parquet (`serving_catalog.parquet`, `user_history.parquet`) and .npz embeddings.
+Reading Parquet needs polars or pyarrow (over 170 MB each), too big for the serving Lambda's package,
+so `build_bundle` turns a version's artifacts into `models/two_tower/{version}/serving_bundle.npz`
+(numpy only, no pickle). It runs on the training side or wherever polars is installed; the model store
+builds and uploads it on first load when it is missing and polars is importable.
+
+Arrays (row i of the catalogue arrays is video `video_ids[i]`; embeddings aligned with it):
+    video_ids, video_embeddings, category, popularity, trending, duration, upload_ts,
+    user_ids, user_embeddings,
+    history_offsets / history_video_idx (CSR: watched video rows of user j),
+    topcat_offsets / topcat_values (CSR: preferred categories of user j, most preferred first).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from recsys import artifacts
+from recsys.aws import client
+from recsys.errors import NotFoundError, ValidationError
+
+if TYPE_CHECKING:
+    from recsys.config import Settings
+
+BUNDLE_NAME = "serving_bundle.npz"
+BUNDLE_FORMAT = 1
+CATALOG_NAME = "serving_catalog.parquet"
+HISTORY_NAME = "user_history.parquet"
+VIDEO_EMBEDDINGS_NAME = "video_embeddings.npz"
+USER_EMBEDDINGS_NAME = "user_embeddings.npz"
+BUNDLE_KEYS = (
+    "video_ids", "video_embeddings", "category", "popularity", "trending", "duration", "upload_ts",
+    "user_ids", "user_embeddings", "history_offsets", "history_video_idx", "topcat_offsets", "topcat_values",
+)  # fmt: skip
+
+
+def bundle_key(version: str) -> str:
+    """S3 key (models bucket) of a version's serving bundle."""
+    return artifacts.two_tower_key(version, BUNDLE_NAME)
+
+
+def read_object(settings: Settings, bucket: str, key: str) -> bytes | None:
+    """The bytes of s3://bucket/key, or None when it does not exist."""
+    s3 = client("s3", settings)
+    try:
+        return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except s3.exceptions.NoSuchKey:
+        return None
+    except Exception as exc:  # botocore ClientError 404 from head-less reads
+        if getattr(exc, "response", {}).get("Error", {}).get("Code") in ("404", "NoSuchKey"):
+            return None
+        raise
+
+
+def _load_npz(data: bytes, ids_key: str) -> tuple[np.ndarray, np.ndarray]:
+    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        ids = np.asarray(npz[ids_key]).astype(str)
+        emb = np.asarray(npz[artifacts.NPZ_EMBEDDINGS], dtype=np.float32)
+    if emb.ndim != 2 or emb.shape[0] != ids.shape[0]:
+        raise ValidationError(f"embeddings of shape {emb.shape} do not match {ids.shape[0]} ids")
+    return ids, emb
+
+
+def _csr(lists: list[list[Any]], dtype: Any) -> tuple[np.ndarray, np.ndarray]:
+    offsets = np.zeros(len(lists) + 1, dtype=np.int64)
+    offsets[1:] = np.cumsum([len(x) for x in lists])
+    flat = [v for x in lists for v in x]
+    return offsets, np.asarray(flat, dtype=dtype)
+
+
+def assemble_bundle(
+    video_ids: np.ndarray,
+    video_embeddings: np.ndarray,
+    catalog: dict[str, list[Any]] | None,
+    user_ids: np.ndarray | None = None,
+    user_embeddings: np.ndarray | None = None,
+    history: dict[str, list[Any]] | None = None,
+) -> dict[str, np.ndarray]:
+    """Arrays of a bundle from in-memory artifacts (catalog/history as column dicts, e.g. `df.to_dict(as_series=False)`).
+
+    The catalogue's videos define the rows; a catalogue video without an embedding is dropped, and an
+    embedded video missing from the catalogue gets category "unknown" and zero popularity.
+    """
+    emb_rows = {v: i for i, v in enumerate(video_ids.astype(str))}
+    if catalog is None:
+        catalog = {"video_id": list(video_ids.astype(str))}
+    cat_ids = [str(v) for v in catalog["video_id"]]
+    n_cat = len(cat_ids)
+
+    def col(name: str, default: Any) -> list[Any]:
+        values = catalog.get(name)
+        return [default if v is None else v for v in values] if values is not None else [default] * n_cat
+
+    cols = {
+        "category": col("category", "unknown"),
+        "popularity": col("popularity", 0.0),
+        "trending": col("trending", 0.0),
+        "duration": col("duration", 0.0),
+        "upload_ts": col("upload_ts", 0),
+    }
+    keep = [i for i, v in enumerate(cat_ids) if v in emb_rows]
+    ids = [cat_ids[i] for i in keep]
+    seen = set(ids)
+    extra = [v for v in video_ids.astype(str) if v not in seen]
+    ids += extra
+    out: dict[str, np.ndarray] = {
+        "video_ids": np.asarray(ids, dtype=str),
+        "video_embeddings": video_embeddings[[emb_rows[v] for v in ids]].astype(np.float32),
+        "category": np.asarray(
+            [str(cols["category"][i]) for i in keep] + ["unknown"] * len(extra), dtype=str
+        ),
+        "popularity": np.asarray([float(cols["popularity"][i]) for i in keep] + [0.0] * len(extra)),
+        "trending": np.asarray([float(cols["trending"][i]) for i in keep] + [0.0] * len(extra)),
+        "duration": np.asarray([float(cols["duration"][i]) for i in keep] + [0.0] * len(extra)),
+        "upload_ts": np.asarray([int(cols["upload_ts"][i]) for i in keep] + [0] * len(extra), dtype=np.int64),
+    }
+    dim = out["video_embeddings"].shape[1]
+    if user_ids is None or user_embeddings is None:
+        user_ids, user_embeddings = np.asarray([], dtype=str), np.zeros((0, dim), dtype=np.float32)
+    out["user_ids"] = user_ids.astype(str)
+    out["user_embeddings"] = np.asarray(user_embeddings, dtype=np.float32).reshape(-1, dim)
+    row_of = {v: i for i, v in enumerate(ids)}
+    h_users: list[str] = []
+    watched: list[list[int]] = []
+    topcats: list[list[str]] = []
+    if history is not None:
+        for uid, w, tc in zip(
+            history["user_id"],
+            history.get("watched") or [],
+            history.get("top_categories") or [],
+            strict=False,
+        ):
+            h_users.append(str(uid))
+            watched.append([row_of[str(v)] for v in (w or []) if str(v) in row_of])
+            topcats.append([str(c) for c in (tc or [])])
+    # History rows follow user_ids; users that only have history are appended with a zero embedding.
+    u_index = {u: i for i, u in enumerate(out["user_ids"])}
+    missing = [u for u in h_users if u not in u_index]
+    if missing:
+        out["user_ids"] = np.concatenate([out["user_ids"], np.asarray(missing, dtype=str)])
+        out["user_embeddings"] = np.vstack(
+            [out["user_embeddings"], np.zeros((len(missing), dim), np.float32)]
+        )
+        u_index = {u: i for i, u in enumerate(out["user_ids"])}
+    per_user_w: list[list[int]] = [[] for _ in out["user_ids"]]
+    per_user_c: list[list[str]] = [[] for _ in out["user_ids"]]
+    for u, w, tc in zip(h_users, watched, topcats, strict=True):
+        per_user_w[u_index[u]] = w
+        per_user_c[u_index[u]] = tc
+    out["history_offsets"], out["history_video_idx"] = _csr(per_user_w, np.int32)
+    out["topcat_offsets"], out["topcat_values"] = _csr(per_user_c, str)
+    return out
+
+
+def build_bundle(settings: Settings, version: str) -> dict[str, np.ndarray]:
+    """Read a version's artifacts from S3 (Parquet through polars) and assemble its bundle arrays."""
+    bucket = settings.names.bucket("models")
+    raw = read_object(settings, bucket, artifacts.two_tower_key(version, VIDEO_EMBEDDINGS_NAME))
+    if raw is None:
+        raise NotFoundError(
+            f"model version {version!r} has no {VIDEO_EMBEDDINGS_NAME}",
+            hint="run the pipeline (recsys pipeline run) or promote a version that finished training",
+        )
+    video_ids, video_emb = _load_npz(raw, artifacts.NPZ_IDS_VIDEO)
+    user_ids = user_emb = None
+    raw = read_object(settings, bucket, artifacts.two_tower_key(version, USER_EMBEDDINGS_NAME))
+    if raw is not None:
+        user_ids, user_emb = _load_npz(raw, artifacts.NPZ_IDS_USER)
+    catalog = _read_parquet(settings, bucket, artifacts.two_tower_key(version, CATALOG_NAME))
+    history = _read_parquet(settings, bucket, artifacts.two_tower_key(version, HISTORY_NAME))
+    return assemble_bundle(video_ids, video_emb, catalog, user_ids, user_emb, history)
+
+
+def _read_parquet(settings: Settings, bucket: str, key: str) -> dict[str, list[Any]] | None:
+    raw = read_object(settings, bucket, key)
+    if raw is None:
+        return None
+    import polars as pl  # training side / local only; the serving Lambda reads the bundle
+
+    return pl.read_parquet(io.BytesIO(raw)).to_dict(as_series=False)
+
+
+def encode_bundle(arrays: dict[str, np.ndarray], version: str) -> bytes:
+    """The .npz bytes of a bundle (with its format and version recorded)."""
+    buf = io.BytesIO()
+    meta = np.asarray(json.dumps({"format": BUNDLE_FORMAT, "version": version}))
+    np.savez(buf, meta=meta, **{k: arrays[k] for k in BUNDLE_KEYS})
+    return buf.getvalue()
+
+
+def decode_bundle(data: bytes) -> dict[str, np.ndarray]:
+    """The arrays of a bundle's .npz bytes (no pickle)."""
+    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        meta = json.loads(str(npz["meta"]))
+        if meta.get("format") != BUNDLE_FORMAT:
+            raise ValidationError(f"serving bundle format {meta.get('format')} is not {BUNDLE_FORMAT}")
+        return {k: npz[k] for k in BUNDLE_KEYS}
+
+
+def write_bundle(settings: Settings, version: str) -> str:
+    """Build a version's serving bundle and upload it; returns its S3 key. Call after training/deployment."""
+    arrays = build_bundle(settings, version)
+    key = bundle_key(version)
+    client("s3", settings).put_object(
+        Bucket=settings.names.bucket("models"), Key=key, Body=encode_bundle(arrays, version)
+    )
+    return key
+
+
+def load_bundle(settings: Settings, version: str) -> dict[str, np.ndarray]:
+    """A version's bundle arrays: the uploaded bundle, else built from the artifacts (and uploaded)."""
+    raw = read_object(settings, settings.names.bucket("models"), bundle_key(version))
+    if raw is not None:
+        return decode_bundle(raw)
+    try:
+        import polars  # noqa: F401
+    except ImportError:
+        raise NotFoundError(
+            f"model version {version!r} has no serving bundle and this package cannot read Parquet",
+            hint=f"run `recsys cache bundle --version {version}` where polars is installed",
+        ) from None
+    arrays = build_bundle(settings, version)
+    try:
+        client("s3", settings).put_object(
+            Bucket=settings.names.bucket("models"),
+            Key=bundle_key(version),
+            Body=encode_bundle(arrays, version),
+        )
+    except Exception:  # best effort: the next cold start rebuilds it
+        pass
+    return arrays

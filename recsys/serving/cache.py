@@ -1,0 +1,151 @@
+"""The Redis cache of computed recommendations; every Redis failure is a miss, never an error.
+
+One Redis hash per user (`recsys:{env}:recs:{user_id}`), one field per request shape (model version, k,
+category, exclude_watched), so a user's new interaction invalidates all their entries with one DEL and
+a new model version never sees old entries. After a failure Redis is skipped for `retry_after_s` so a
+dead Redis costs one short timeout, not one per request.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from recsys.config import Settings
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TTL_S = 300
+DEFAULT_TIMEOUT_S = 0.25
+DEFAULT_RETRY_AFTER_S = 5.0
+
+
+class RecommendationCache:
+    """Computed recommendations in Redis, when the environment has Redis (`settings.redis`)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        ttl_s: int = DEFAULT_TTL_S,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        retry_after_s: float = DEFAULT_RETRY_AFTER_S,
+        clock=time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.ttl_s = int(ttl_s)
+        self.timeout_s = timeout_s
+        self.retry_after_s = retry_after_s
+        self._clock = clock
+        self._client: Any = None
+        self._configured: bool | None = None
+        self._down_until = -float("inf")
+        self._lock = threading.Lock()
+        self.last_error: str | None = None
+
+    def _redis(self) -> Any | None:
+        if self._configured is False or self._clock() < self._down_until:
+            return None
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    try:
+                        conf = self.settings.redis
+                    except Exception as exc:  # the credentials secret cannot be read
+                        self._failed("settings", exc)
+                        return None
+                    if conf is None:
+                        self._configured = False
+                        return None
+                    import redis
+
+                    self._client = redis.Redis(
+                        host=conf.host,
+                        port=conf.port,
+                        db=conf.db,
+                        password=conf.auth_token,
+                        ssl=conf.tls,
+                        socket_timeout=self.timeout_s,
+                        socket_connect_timeout=self.timeout_s,
+                        health_check_interval=30,
+                    )
+                    self._configured = True
+        return self._client
+
+    def _key(self, user_id: str) -> str:
+        return f"recsys:{self.settings.env}:recs:{user_id}"
+
+    def _failed(self, op: str, exc: Exception) -> None:
+        self._down_until = self._clock() + self.retry_after_s
+        self.last_error = f"{op}: {type(exc).__name__}: {exc}"
+        log.warning("redis %s failed, serving uncached for %.0fs: %s", op, self.retry_after_s, exc)
+
+    @property
+    def enabled(self) -> bool:
+        """False where the environment has no Redis."""
+        self._redis()
+        return self._configured is not False
+
+    def get(self, user_id: str, field: str) -> dict[str, Any] | None:
+        """The cached response for (user, request shape), or None (miss, or Redis unavailable)."""
+        r = self._redis()
+        if r is None:
+            return None
+        try:
+            raw = r.hget(self._key(user_id), field)
+        except Exception as exc:
+            self._failed("get", exc)
+            return None
+        if raw is None:
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return None
+
+    def set(self, user_id: str, field: str, value: dict[str, Any]) -> bool:
+        """Store a response with the TTL; False when Redis is unavailable."""
+        r = self._redis()
+        if r is None:
+            return False
+        try:
+            pipe = r.pipeline(transaction=False)
+            pipe.hset(self._key(user_id), field, json.dumps(value, separators=(",", ":")))
+            pipe.expire(self._key(user_id), self.ttl_s)
+            pipe.execute()
+            return True
+        except Exception as exc:
+            self._failed("set", exc)
+            return False
+
+    def invalidate(self, user_id: str) -> bool:
+        """Drop every cached response of the user (after a new interaction)."""
+        r = self._redis()
+        if r is None:
+            return False
+        try:
+            r.delete(self._key(user_id))
+            return True
+        except Exception as exc:
+            self._failed("invalidate", exc)
+            return False
+
+    def ping(self) -> str:
+        """`ok`, `disabled` (no Redis in this environment) or `down` (for /health)."""
+        r = self._redis()
+        if r is None:
+            return "disabled" if self._configured is False else "down"
+        try:
+            r.ping()
+            return "ok"
+        except Exception as exc:
+            self._failed("ping", exc)
+            return "down"
+
+
+def cache_field(model_version: str, k: int, category: str | None, exclude_watched: bool) -> str:
+    """The hash field of one request shape."""
+    return f"{model_version}|{k}|{category or ''}|{int(exclude_watched)}"

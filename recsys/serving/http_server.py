@@ -1,0 +1,125 @@
+"""A small threaded HTTP server that serves the Lambda handler locally (`recsys serve`).
+
+Each HTTP request becomes an API Gateway REST proxy event for the same `handler(event, context)` that
+runs in AWS; `/openapi.json` returns the resolver's OpenAPI description.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+MAX_READ_BYTES = 1024 * 1024  # bodies over the API's limit are still read (then refused with 413) up to this
+
+
+class LocalContext:
+    """The parts of a Lambda context that Powertools reads."""
+
+    function_name = "recsys-api-local"
+    function_version = "$LATEST"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:000000000000:function:recsys-api-local"
+    memory_limit_in_mb = 1024
+    log_group_name = "/aws/lambda/recsys-api-local"
+    log_stream_name = "local"
+
+    def __init__(self) -> None:
+        self.aws_request_id = uuid.uuid4().hex
+
+    @staticmethod
+    def get_remaining_time_in_millis() -> int:
+        return 30_000
+
+
+def proxy_event(
+    method: str, path: str, query: str = "", headers: dict[str, str] | None = None, body: str | None = None
+) -> dict[str, Any]:
+    """An API Gateway REST (v1) proxy event for one HTTP request."""
+    multi = parse_qs(query, keep_blank_values=True) if query else {}
+    return {
+        "resource": path,
+        "path": path,
+        "httpMethod": method.upper(),
+        "headers": dict(headers or {}),
+        "multiValueHeaders": {k: [v] for k, v in (headers or {}).items()},
+        "queryStringParameters": {k: v[-1] for k, v in multi.items()} or None,
+        "multiValueQueryStringParameters": multi or None,
+        "pathParameters": None,
+        "stageVariables": None,
+        "requestContext": {
+            "requestId": uuid.uuid4().hex,
+            "stage": "local",
+            "httpMethod": method.upper(),
+            "path": path,
+            "requestTimeEpoch": int(time.time() * 1000),
+            "identity": {"sourceIp": "127.0.0.1"},
+        },
+        "body": body,
+        "isBase64Encoded": False,
+    }
+
+
+def make_server(
+    handler: Handler, openapi: Callable[[], str], host: str = "127.0.0.1", port: int = 8080
+) -> ThreadingHTTPServer:
+    """A ThreadingHTTPServer on host:port that translates HTTP to proxy events for `handler`."""
+
+    class RequestHandler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "recsys-local"
+
+        def _serve(self) -> None:
+            parts = urlsplit(self.path)
+            if parts.path == "/openapi.json" and self.command == "GET":
+                self._write(200, {"Content-Type": "application/json"}, openapi().encode())
+                return
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(min(length, MAX_READ_BYTES)) if length else b""
+            body = raw.decode("utf-8", errors="replace") if length else None
+            event = proxy_event(self.command, parts.path, parts.query, dict(self.headers.items()), body)
+            try:
+                result = handler(event, LocalContext())
+            except Exception:  # the handler maps errors itself; this is a bug, still answered as JSON
+                log.exception("handler failed")
+                result = {
+                    "statusCode": 500,
+                    "headers": {"Content-Type": "application/json"},
+                    "body": json.dumps({"error": {"code": "internal", "message": "internal error"}}),
+                }
+            headers = dict(result.get("headers") or {})
+            for key, values in (result.get("multiValueHeaders") or {}).items():
+                headers[key] = ", ".join(values)
+            payload = result.get("body") or ""
+            if result.get("isBase64Encoded"):
+                import base64
+
+                data = base64.b64decode(payload)
+            else:
+                data = payload.encode()
+            self._write(int(result.get("statusCode", 200)), headers, data)
+
+        def _write(self, status: int, headers: dict[str, str], data: bytes) -> None:
+            self.send_response(status)
+            for key, value in headers.items():
+                if key.lower() not in ("content-length", "connection"):
+                    self.send_header(key, value)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
+
+        def log_message(self, format: str, *args: Any) -> None:
+            log.debug("%s - %s", self.address_string(), format % args)
+
+    server = ThreadingHTTPServer((host, port), RequestHandler)
+    server.daemon_threads = True
+    return server

@@ -1,0 +1,243 @@
+"""The production model in memory, reloaded when the registry's production version changes.
+
+`ModelStore.current()` checks the registry at most every `poll_interval_s` seconds (on the request path,
+so it works in a Lambda whose threads freeze between invocations); when the production version differs
+it loads the new version and swaps it in atomically. Requests keep being served by the old version while
+it loads and if loading fails. A new version is therefore served at most `poll_interval_s` + load time
+after its promotion, without a restart.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from recsys import artifacts
+from recsys.aws import client
+from recsys.errors import UnavailableError
+from recsys.serving.bundle import load_bundle, read_object
+from recsys.serving.ranking import Ranker
+from recsys.serving.retrieval import DEFAULT_ANN_THRESHOLD, ExactIndex, HnswIndex, build_index
+
+if TYPE_CHECKING:
+    from recsys.config import Settings
+
+log = logging.getLogger(__name__)
+
+REGISTRY_MODEL_NAME = "recsys"
+DEFAULT_POLL_INTERVAL_S = 30.0
+MAX_POLL_INTERVAL_S = 300.0
+HNSW_INDEX_NAME = "hnsw_index.bin"
+
+
+@dataclass
+class ServingModel:
+    """One model version's serving data: embeddings, catalogue arrays, user history, index and ranker."""
+
+    version: str
+    video_ids: np.ndarray
+    video_embeddings: np.ndarray
+    category: np.ndarray
+    popularity: np.ndarray
+    trending: np.ndarray
+    duration: np.ndarray
+    upload_ts: np.ndarray
+    user_ids: np.ndarray
+    user_embeddings: np.ndarray
+    history_offsets: np.ndarray
+    history_video_idx: np.ndarray
+    topcat_offsets: np.ndarray
+    topcat_values: np.ndarray
+    index: ExactIndex | HnswIndex
+    ranker: Ranker | None = None
+    loaded_at: float = field(default_factory=time.time)
+    video_row: dict[str, int] = field(init=False)
+    user_row: dict[str, int] = field(init=False)
+    categories: list[str] = field(init=False)
+    category_masks: dict[str, np.ndarray] = field(init=False)
+    popular_rows: np.ndarray = field(init=False)
+    trending_rows: np.ndarray = field(init=False)
+    popular_by_category: dict[str, np.ndarray] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.video_row = {v: i for i, v in enumerate(self.video_ids.tolist())}
+        self.user_row = {u: i for i, u in enumerate(self.user_ids.tolist())}
+        self.categories = sorted(set(self.category.tolist()))
+        self.category_masks = {c: self.category == c for c in self.categories}
+        self.popular_rows = np.argsort(-self.popularity, kind="stable")
+        self.trending_rows = np.argsort(-(0.5 * self.trending + 0.5 * self.popularity), kind="stable")
+        cat_of_popular = self.category[self.popular_rows]
+        self.popular_by_category = {c: self.popular_rows[cat_of_popular == c] for c in self.categories}
+
+    @property
+    def n_videos(self) -> int:
+        return int(self.video_ids.shape[0])
+
+    def user_embedding(self, user_id: str) -> np.ndarray | None:
+        """The trained embedding of a user, None for a user the model does not know (or a zero row)."""
+        row = self.user_row.get(user_id)
+        if row is None:
+            return None
+        emb = self.user_embeddings[row]
+        return emb if np.any(emb) else None
+
+    def watched_rows(self, user_id: str) -> np.ndarray:
+        """Catalogue rows of the videos the user watched in the training data."""
+        row = self.user_row.get(user_id)
+        if row is None:
+            return np.zeros(0, dtype=np.int32)
+        return self.history_video_idx[self.history_offsets[row] : self.history_offsets[row + 1]]
+
+    def top_categories(self, user_id: str) -> list[str]:
+        """The user's preferred categories from the training data, most preferred first."""
+        row = self.user_row.get(user_id)
+        if row is None:
+            return []
+        return self.topcat_values[self.topcat_offsets[row] : self.topcat_offsets[row + 1]].tolist()
+
+    def rows_of(self, video_ids: list[str]) -> np.ndarray:
+        """Catalogue rows of known video ids (unknown ids are skipped)."""
+        return np.asarray([r for v in video_ids if (r := self.video_row.get(v)) is not None], dtype=np.int64)
+
+
+def production_version(settings: Settings) -> str | None:
+    """The registry's production version (None when nothing is in production)."""
+    try:
+        from recsys.registry import ModelRegistry
+    except ImportError:  # registry module not present: read the table per the contract
+        ModelRegistry = None
+    if ModelRegistry is not None:
+        found = ModelRegistry(settings).production()
+        return None if found is None else str(found.version)
+    response = client("dynamodb", settings).query(
+        TableName=settings.names.table("model_registry"),
+        IndexName="status-index",
+        KeyConditionExpression="#s = :p",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={":p": {"S": "production"}},
+        ScanIndexForward=False,
+    )
+    items = [i for i in response.get("Items", []) if i.get("model_name", {}).get("S") == REGISTRY_MODEL_NAME]
+    return items[0]["version"]["S"] if items else None
+
+
+def load_model(settings: Settings, version: str, ann_threshold: int = DEFAULT_ANN_THRESHOLD) -> ServingModel:
+    """Load one version from S3: its serving bundle, retrieval index (cached in S3 when HNSW) and ranker."""
+    arrays = load_bundle(settings, version)
+    emb = arrays["video_embeddings"]
+    bucket = settings.names.bucket("models")
+    index_bytes = None
+    if emb.shape[0] >= ann_threshold:
+        index_bytes = read_object(settings, bucket, artifacts.two_tower_key(version, HNSW_INDEX_NAME))
+    index = build_index(emb, ann_threshold, index_bytes)
+    if isinstance(index, HnswIndex) and index_bytes is None:
+        try:
+            client("s3", settings).put_object(
+                Bucket=bucket, Key=artifacts.two_tower_key(version, HNSW_INDEX_NAME), Body=index.to_bytes()
+            )
+        except Exception as exc:  # the next cold start rebuilds it
+            log.warning("could not cache the HNSW index of %s: %s", version, exc)
+    ranker = None
+    model_json = read_object(settings, bucket, artifacts.ranker_key(version, "ranker_model.json"))
+    if model_json is not None:
+        feats = read_object(settings, bucket, artifacts.ranker_key(version, "ranker_features.json"))
+        names = json.loads(feats)["features"] if feats else None
+        ranker = Ranker.from_json_bytes(model_json, names)
+    return ServingModel(version=version, index=index, ranker=ranker, **arrays)
+
+
+class ModelStore:
+    """Holds the production ServingModel and swaps in a new one when the registry's production changes."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        poll_interval_s: float = DEFAULT_POLL_INTERVAL_S,
+        ann_threshold: int = DEFAULT_ANN_THRESHOLD,
+        clock=time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.poll_interval_s = min(max(float(poll_interval_s), 0.0), MAX_POLL_INTERVAL_S)
+        self.ann_threshold = ann_threshold
+        self._clock = clock
+        self._model: ServingModel | None = None
+        self._checked_at = -float("inf")
+        self._lock = threading.Lock()
+        self.last_error: str | None = None
+
+    @property
+    def loaded(self) -> ServingModel | None:
+        """The model in memory now, without checking the registry."""
+        return self._model
+
+    def current(self) -> ServingModel:
+        """The production model, checking the registry when the poll interval has passed."""
+        if self._clock() - self._checked_at >= self.poll_interval_s or self._model is None:
+            self.refresh()
+        if self._model is None:
+            raise UnavailableError(
+                "no model is in production yet"
+                if not self.last_error
+                else f"no model loaded: {self.last_error}",
+                hint="run the pipeline (recsys pipeline run --env local) so that a version is deployed",
+            )
+        return self._model
+
+    def refresh(self, force: bool = False) -> bool:
+        """Check the registry now; load and swap if production changed. True when a new version was loaded."""
+        # One loader at a time; other requests keep the current model instead of waiting.
+        if not self._lock.acquire(blocking=self._model is None):
+            return False
+        try:
+            if (
+                not force
+                and self._clock() - self._checked_at < self.poll_interval_s
+                and self._model is not None
+            ):
+                return False
+            self._checked_at = self._clock()
+            try:
+                version = production_version(self.settings)
+            except Exception as exc:
+                self.last_error = f"registry unreachable: {exc}"
+                log.warning("model registry check failed: %s", exc)
+                return False
+            if version is None or (self._model is not None and self._model.version == version):
+                self.last_error = None if version else self.last_error
+                return False
+            try:
+                model = load_model(self.settings, version, self.ann_threshold)
+            except Exception as exc:
+                self.last_error = f"loading {version} failed: {exc}"
+                log.error("loading model version %s failed: %s", version, exc)
+                return False
+            self._model = model
+            self.last_error = None
+            log.info(
+                "serving model version %s (%d videos, %s index)", version, model.n_videos, model.index.kind
+            )
+            return True
+        finally:
+            self._lock.release()
+
+    def set_model(self, model: ServingModel) -> None:
+        """Serve `model` (tests, benchmarks); registry polling still replaces it when production changes."""
+        self._model = model
+        self._checked_at = self._clock()
+
+    def status(self) -> dict[str, Any]:
+        """What /health reports about the model."""
+        m = self._model
+        return {
+            "version": m.version if m else None,
+            "videos": m.n_videos if m else 0,
+            "index": m.index.kind if m else None,
+            "ranker": bool(m and m.ranker),
+            "error": self.last_error,
+        }

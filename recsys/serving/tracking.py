@@ -1,0 +1,124 @@
+"""Inference tracking: every served recommendation and its items, written in batches off the hot path.
+
+`record()` only appends to an in-memory queue; a daemon thread writes the queue to the inference
+tracking table with BatchWriteItem every `flush_interval_s` (or sooner when a batch is full). In a Lambda
+the thread runs while the instance is thawed; `flush()` drains the queue synchronously (batch jobs,
+shutdown, tests). A failed write is logged and dropped after retries: tracking never fails a request.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from recsys.aws import client
+from recsys.feature_store.online import BATCH_WRITE_SIZE, serialize_item
+
+if TYPE_CHECKING:
+    from recsys.config import Settings
+
+log = logging.getLogger(__name__)
+
+TRACKING_TTL_S = 90 * 24 * 3600
+DEFAULT_FLUSH_INTERVAL_S = 1.0
+MAX_QUEUE = 10_000
+
+
+def tracking_item(
+    recommendation_id: str,
+    user_id: str,
+    model_version: str | None,
+    source: str,
+    items: list[dict[str, Any]],
+    request: dict[str, Any],
+    timestamp: float,
+) -> dict[str, Any]:
+    """The inference tracking table item of one response."""
+    return {
+        "recommendation_id": recommendation_id,
+        "user_id": user_id,
+        "timestamp": int(timestamp * 1000),  # epoch ms: the user-index range key
+        "model_version": model_version or "none",
+        "source": source,
+        "items": [{"video_id": i["video_id"], "rank": i["rank"], "score": i["score"]} for i in items],
+        "video_ids": [i["video_id"] for i in items],
+        "request": request,
+        "expires_at": int(timestamp) + TRACKING_TTL_S,
+    }
+
+
+class InferenceTracker:
+    """Queues tracking items and writes them in batches from a background thread."""
+
+    def __init__(
+        self, settings: Settings, flush_interval_s: float = DEFAULT_FLUSH_INTERVAL_S, background: bool = True
+    ) -> None:
+        self.settings = settings
+        self.table = settings.names.table("inference_tracking")
+        self.flush_interval_s = flush_interval_s
+        self._queue: deque[dict[str, Any]] = deque(maxlen=MAX_QUEUE)
+        self._wake = threading.Event()
+        self._flush_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._background = background
+        self.written = 0
+        self.dropped = 0
+
+    def record(self, item: dict[str, Any]) -> None:
+        """Queue one tracking item (O(1), no I/O)."""
+        self._queue.append(item)
+        if self._background and self._thread is None:
+            self._start()
+        if len(self._queue) >= BATCH_WRITE_SIZE:
+            self._wake.set()
+
+    def _start(self) -> None:
+        with self._flush_lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="inference-tracker", daemon=True)
+                self._thread.start()
+                atexit.register(self.flush)
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self.flush_interval_s)
+            self._wake.clear()
+            try:
+                self.flush()
+            except Exception as exc:  # never let the thread die
+                log.warning("inference tracking flush failed: %s", exc)
+
+    def pending(self) -> int:
+        """Items queued and not yet written."""
+        return len(self._queue)
+
+    def flush(self) -> int:
+        """Write everything queued now; returns how many items were written."""
+        written = 0
+        with self._flush_lock:
+            ddb = client("dynamodb", self.settings)
+            while self._queue:
+                batch = []
+                while self._queue and len(batch) < BATCH_WRITE_SIZE:
+                    batch.append(self._queue.popleft())
+                request = {self.table: [{"PutRequest": {"Item": serialize_item(i)}} for i in batch]}
+                for attempt in range(5):
+                    try:
+                        response = ddb.batch_write_item(RequestItems=request)
+                    except Exception as exc:
+                        log.warning("inference tracking write failed (attempt %d): %s", attempt + 1, exc)
+                        time.sleep(0.1 * 2**attempt)
+                        continue
+                    request = response.get("UnprocessedItems") or {}
+                    if not request:
+                        break
+                    time.sleep(0.05 * 2**attempt)
+                left = len(request.get(self.table, [])) if request else 0
+                self.dropped += left
+                written += len(batch) - left
+        self.written += written
+        return written

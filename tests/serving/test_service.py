@@ -1,0 +1,159 @@
+"""RecommendationService against the local stack: retrieval, rules, cold start, activity, cache, reload."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+
+from recsys.errors import NotFoundError, ValidationError
+from recsys.events import InteractionEvent
+from recsys.serving.cache import RecommendationCache
+from recsys.serving.service import RecommendationService, ServingConfig
+from recsys.serving.tracking import InferenceTracker
+from tests.serving.conftest import CATEGORIES, PER_CATEGORY, promote, publish_tiny_version
+
+
+def test_known_user_gets_k_items_of_their_taste_without_watched(service, tiny_world):
+    user = tiny_world.user_ids[0]
+    resp = service.recommend(user, k=10, use_cache=False)
+    assert resp["source"] == "model"
+    assert resp["model_version"] == tiny_world.version
+    ids = [i["video_id"] for i in resp["items"]]
+    assert len(ids) == 10 == len(set(ids))
+    assert not set(ids) & set(tiny_world.watched[user])
+    assert [i["rank"] for i in resp["items"]] == list(range(1, 11))
+    top = resp["items"][0]
+    assert top["category"] == tiny_world.preferred[user]
+    assert top["reason"].startswith("similar to watched video")
+    # diversity: at most half of k from one category, the rest filled up
+    cats = [i["category"] for i in resp["items"]]
+    assert max(cats.count(c) for c in set(cats)) <= 5
+
+
+def test_exclude_watched_false_allows_history(service, tiny_world):
+    user = tiny_world.user_ids[1]
+    resp = service.recommend(
+        user, k=PER_CATEGORY, category=tiny_world.preferred[user], exclude_watched=False, use_cache=False
+    )
+    ids = {i["video_id"] for i in resp["items"]}
+    assert set(tiny_world.watched[user]) <= ids
+    assert {i["category"] for i in resp["items"]} == {tiny_world.preferred[user]}
+
+
+def test_category_filter_and_fill_up_to_catalogue_size(service, tiny_world):
+    user = tiny_world.user_ids[2]
+    other = next(c for c in CATEGORIES if c != tiny_world.preferred[user])
+    resp = service.recommend(user, k=50, category=other, use_cache=False)
+    # only PER_CATEGORY videos exist in that category; all come back (nothing watched there)
+    assert len(resp["items"]) == PER_CATEGORY
+    assert {i["category"] for i in resp["items"]} == {other}
+
+
+def test_k_items_whenever_catalogue_allows(service, tiny_world):
+    resp = service.recommend(tiny_world.user_ids[3], k=60, use_cache=False)
+    assert len(resp["items"]) == 60
+    assert len({i["video_id"] for i in resp["items"]}) == 60
+
+
+def test_new_user_gets_cold_start(service, tiny_world):
+    resp = service.recommend(f"new-{uuid.uuid4().hex[:8]}", k=8, use_cache=False)
+    assert resp["source"] == "popular"
+    assert len(resp["items"]) == 8
+    assert resp["items"][0]["reason"] == "trending"
+    by_cat = service.recommend(f"new-{uuid.uuid4().hex[:8]}", k=5, category="music", use_cache=False)
+    assert {i["category"] for i in by_cat["items"]} == {"music"}
+    assert by_cat["items"][0]["reason"] == "popular in music"
+
+
+def test_interactions_move_recommendations_at_once(service, tiny_world):
+    user = tiny_world.user_ids[0]  # prefers CATEGORIES[0]
+    target = "news"
+    before = service.recommend(user, k=10)
+    assert before["source"] == "model"
+    again = service.recommend(user, k=10)
+    assert again["source"] == "cache"
+    news = [v for v in tiny_world.video_ids if tiny_world.category_of[v] == target][:4]
+    for v in news:
+        service.record_interaction(InteractionEvent(user_id=int(user), video_id=int(v), event_type="like"))
+    after = service.recommend(user, k=10)
+    assert after["source"] == "model"  # the interaction invalidated the cache
+    count = lambda r: sum(i["category"] == target for i in r["items"])  # noqa: E731
+    assert count(after) > count(before)
+    assert not set(news) & {i["video_id"] for i in after["items"]}  # just watched: excluded
+
+
+def test_user_unknown_to_model_with_activity_gets_vector(service, tiny_world):
+    user = f"fresh-{uuid.uuid4().hex[:8]}"
+    vids = [v for v in tiny_world.video_ids if tiny_world.category_of[v] == "sports"][:3]
+    for v in vids:
+        service.record_interaction(InteractionEvent(user_id=user, video_id=v))
+    resp = service.recommend(user, k=5, use_cache=False)
+    assert resp["source"] == "model"
+    assert resp["items"][0]["category"] == "sports"
+    assert not set(vids) & {i["video_id"] for i in resp["items"]}
+
+
+def test_redis_down_serves_uncached(local_stack, tiny_world, monkeypatch):
+    from recsys.config import load_settings
+    from recsys.local.processes import free_port
+
+    monkeypatch.setenv("RECSYS_REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
+    dead = load_settings("local")
+    svc = RecommendationService(
+        local_stack,
+        ServingConfig(),
+        cache=RecommendationCache(dead, timeout_s=0.1),
+        tracker=InferenceTracker(local_stack, background=False),
+    )
+    for _ in range(2):
+        resp = svc.recommend(tiny_world.user_ids[4], k=5)
+        assert resp["source"] == "model" and len(resp["items"]) == 5
+    assert svc.recommend("nobody-at-all", k=3)["source"] == "popular"
+    health = svc.health()
+    assert health["status"] == "degraded"
+    assert health["dependencies"]["cache"]["status"] == "down"
+    assert health["dependencies"]["store"]["status"] == "ok"
+
+
+def test_tracking_records_every_response(service, tiny_world, local_stack):
+    from recsys.aws import client
+
+    resp = service.recommend(tiny_world.user_ids[5], k=4)
+    assert service.tracker.flush() >= 1
+    item = client("dynamodb", local_stack).get_item(
+        TableName=local_stack.names.table("inference_tracking"),
+        Key={"recommendation_id": {"S": resp["recommendation_id"]}},
+    )["Item"]
+    assert item["user_id"]["S"] == tiny_world.user_ids[5]
+    assert [i["M"]["video_id"]["S"] for i in item["items"]["L"]] == [i["video_id"] for i in resp["items"]]
+
+
+def test_bad_requests_are_validation_errors(service):
+    with pytest.raises(ValidationError):
+        service.recommend("1", k=0)
+    with pytest.raises(ValidationError):
+        service.recommend("1", k=101)
+    with pytest.raises(NotFoundError):
+        service.cached("never-computed")
+
+
+def test_hot_reload_picks_up_new_production_version(service, tiny_world, local_stack):
+    user = tiny_world.user_ids[6]
+    assert service.recommend(user, k=3, use_cache=False)["model_version"] == tiny_world.version
+    new = publish_tiny_version(local_stack, "v20260102-000000-bbbbbb", seed=1, flip=True)
+    promote(local_stack, new.version)
+    try:
+        seen = None
+        for _ in range(100):  # bounded: the poll interval is 0.2 s in this fixture
+            seen = service.recommend(user, k=3, use_cache=False)["model_version"]
+            if seen == new.version:
+                break
+            time.sleep(0.1)
+        assert seen == new.version
+        top = service.recommend(user, k=3, use_cache=False)["items"][0]
+        assert top["category"] == new.preferred[user]
+    finally:
+        promote(local_stack, tiny_world.version)
+        publish_tiny_version(local_stack, tiny_world.version)  # restore the online features
