@@ -8,7 +8,7 @@ from recsys.serving.api import create_app
 logger = Logger(service="recsys-api")
 tracer = Tracer(service="recsys-api")
 metrics = Metrics(namespace="RecSys", service="recsys-api")
-app = create_app()
+app = create_app(metrics)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
@@ -66,23 +67,44 @@ def _describe(errors: list[dict[str, Any]]) -> str:
 
 
 class ApiResolver(APIGatewayRestResolver):
-    """REST resolver that refuses oversized bodies before anything parses them."""
+    """REST resolver that refuses oversized bodies before anything parses them, and counts every response.
+
+    With a Powertools `Metrics`, each request adds EMF metrics `Requests`, `Latency` (ms), `Errors4xx`, `Errors5xx`.
+    """
+
+    def __init__(self, metrics: Any | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.metrics = metrics
 
     def resolve(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        start = time.perf_counter()
         body = event.get("body") if isinstance(event, dict) else None
         if body is not None and len(body) > MAX_BODY_BYTES * (4 / 3 if event.get("isBase64Encoded") else 1):
             msg = f"request body is larger than {MAX_BODY_BYTES} bytes"
-            return {
+            result = {
                 "statusCode": 413, "headers": {"Content-Type": content_types.APPLICATION_JSON},
                 "body": json.dumps({"error": {"code": "payload_too_large", "message": msg}}),
                 "isBase64Encoded": False,
             }  # fmt: skip
-        return super().resolve(event, context)
+        else:
+            result = super().resolve(event, context)
+        if self.metrics is not None:
+            self._count(int(result.get("statusCode", 200)), (time.perf_counter() - start) * 1e3)
+        return result
+
+    def _count(self, status: int, latency_ms: float) -> None:
+        from aws_lambda_powertools.metrics import MetricUnit
+
+        self.metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
+        self.metrics.add_metric(name="Latency", unit=MetricUnit.Milliseconds, value=latency_ms)
+        if status >= 400:
+            name = "Errors5xx" if status >= 500 else "Errors4xx"
+            self.metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
 
 
-def create_app() -> ApiResolver:
+def create_app(metrics: Any | None = None) -> ApiResolver:
     """The resolver with every route and error mapping (validation on: the OpenAPI models are enforced)."""
-    app = ApiResolver(enable_validation=True)
+    app = ApiResolver(metrics, enable_validation=True)
 
     @app.get(
         "/health",
@@ -94,7 +116,7 @@ def create_app() -> ApiResolver:
             }
         },
     )
-    def health() -> Response:
+    def health():
         data = get_service().health()
         status = 503 if data["status"] == "unhealthy" else 200
         return Response(
@@ -141,7 +163,7 @@ def create_app() -> ApiResolver:
             202: {"description": "accepted", "content": {"application/json": {"model": InteractionAccepted}}}
         },
     )
-    def interactions(event: InteractionEvent) -> Response:
+    def interactions(event: InteractionEvent):
         record = get_service().record_interaction(event)
         return Response(
             status_code=202,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -27,6 +28,8 @@ from recsys.errors import NotFoundError, ValidationError
 
 if TYPE_CHECKING:
     from recsys.config import Settings
+
+log = logging.getLogger(__name__)
 
 BUNDLE_NAME = "serving_bundle.npz"
 BUNDLE_FORMAT = 1
@@ -232,6 +235,6 @@ def load_bundle(settings: Settings, version: str) -> dict[str, np.ndarray]:
             Key=bundle_key(version),
             Body=encode_bundle(arrays, version),
         )
-    except Exception:  # best effort: the next cold start rebuilds it
-        pass
+    except Exception as exc:  # best effort: the next cold start rebuilds it
+        log.warning("could not upload the serving bundle of %s: %s", version, exc)
     return arrays

@@ -1,0 +1,139 @@
+"""The Lambda handler end to end (API Gateway proxy events): every endpoint and every bad-input case."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+from recsys.serving.http_server import LocalContext, proxy_event
+
+
+@pytest.fixture()
+def call(service):
+    """Invoke the real Lambda handler with a proxy event; returns (status, parsed body)."""
+    import lambdas.api.handler as handler_module
+
+    def invoke(method: str, path: str, query: str = "", body: str | None = None, headers=None):
+        event = proxy_event(method, path, query, headers or {"Content-Type": "application/json"}, body)
+        result = handler_module.handler(event, LocalContext())
+        return result["statusCode"], json.loads(result["body"]) if result.get("body") else None
+
+    return invoke
+
+
+def _assert_error(status: int, body: dict, expected_status: int) -> None:
+    assert status == expected_status, body
+    assert set(body) == {"error"}
+    assert body["error"]["code"] and body["error"]["message"]
+
+
+def test_health(call, tiny_world):
+    status, body = call("GET", "/health")
+    assert status == 200
+    assert body["status"] == "healthy"
+    assert body["model_version"] == tiny_world.version
+    assert body["dependencies"]["store"]["status"] == "ok"
+    assert body["dependencies"]["cache"]["status"] == "ok"
+
+
+def test_recommendations_contract(call, tiny_world):
+    status, body = call("GET", f"/recommendations/{tiny_world.user_ids[7]}", "k=7&exclude_watched=true")
+    assert status == 200, body
+    assert set(body) >= {"user_id", "model_version", "recommendation_id", "source", "items"}
+    assert body["source"] in ("model", "cache")
+    assert len(body["items"]) == 7
+    assert set(body["items"][0]) == {"video_id", "score", "rank", "category", "reason"}
+    status, body = call("GET", "/recommendations/12345", "category=music&k=3")
+    assert status == 200 and body["source"] in ("popular", "cache")
+    assert {i["category"] for i in body["items"]} == {"music"}
+
+
+def test_interactions_accepted_with_int_and_str_ids(call, tiny_world):
+    status, body = call(
+        "POST", "/interactions", body=json.dumps({"user_id": 12345, "video_id": 101, "category": "gaming"})
+    )
+    assert status == 202 and body["status"] == "accepted" and len(body["event_id"]) == 32
+    payload = {
+        "user_id": "u-7",
+        "video_id": tiny_world.video_ids[0],
+        "event_type": "like",
+        "watch_time": 12.5,
+        "timestamp": "2026-01-01T10:00:00Z",
+        "recommendation_id": "abc",
+    }
+    status, body = call("POST", "/interactions", body=json.dumps(payload))
+    assert status == 202, body
+
+
+def test_cached_endpoint(call, service, tiny_world):
+    from recsys.serving.batch import fill_cache
+
+    user = tiny_world.user_ids[8]
+    assert fill_cache(service, [user], k=5) == 1
+    status, body = call("GET", f"/cached/{user}")
+    assert status == 200, body
+    assert body["source"] == "precomputed" and len(body["items"]) == 5
+    status, body = call("GET", f"/cached/nobody-{uuid.uuid4().hex[:6]}")
+    _assert_error(status, body, 404)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "query", "body", "expected"),
+    [
+        ("POST", "/interactions", "", "{not json", 400),
+        ("POST", "/interactions", "", json.dumps({"video_id": 1}), 422),  # missing user_id
+        ("POST", "/interactions", "", json.dumps({"user_id": [1], "video_id": 1}), 422),  # wrong type
+        ("POST", "/interactions", "", json.dumps({"user_id": 1.5, "video_id": 1}), 422),  # float id
+        ("POST", "/interactions", "", json.dumps({"user_id": 1, "video_id": 1, "event_type": "x"}), 422),
+        ("POST", "/interactions", "", json.dumps({"user_id": 1, "video_id": 1, "watch_time": -3}), 422),
+        ("POST", "/interactions", "", json.dumps({"user_id": 1, "video_id": 1, "surprise": True}), 422),
+        ("POST", "/interactions", "", json.dumps([1, 2]), 422),
+        ("POST", "/interactions", "", "", 422),
+        (
+            "POST",
+            "/interactions",
+            "",
+            json.dumps({"user_id": 1, "video_id": 1, "category": "x" * 17000}),
+            413,
+        ),
+        ("GET", "/recommendations/1", "k=0", None, 422),
+        ("GET", "/recommendations/1", "k=101", None, 422),
+        ("GET", "/recommendations/1", "k=abc", None, 422),
+        ("GET", "/recommendations/1", "exclude_watched=maybe", None, 422),
+        ("GET", "/recommendations/bad%20id", "", None, 422),
+        ("GET", "/nowhere", "", None, 404),
+        ("GET", "/recommendations", "", None, 404),
+        ("DELETE", "/recommendations/1", "", None, 405),
+        ("GET", "/interactions", "", None, 405),
+        ("POST", "/health", "", "{}", 405),
+    ],
+)
+def test_bad_input_is_a_json_4xx(call, tiny_world, method, path, query, body, expected):
+    status, payload = call(method, path, query, body)
+    _assert_error(status, payload, expected)
+
+
+def test_openapi_describes_every_route(service):
+    import lambdas.api.handler as handler_module
+    from recsys.serving.api import openapi_json
+
+    spec = json.loads(openapi_json(handler_module.app))
+    assert {"/health", "/recommendations/{user_id}", "/cached/{user_id}", "/interactions"} <= set(
+        spec["paths"]
+    )
+
+
+def test_handler_import_loads_no_tensorflow_or_catboost():
+    code = (
+        "import sys, lambdas.api.handler, lambdas.event_processor.handler\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'catboost', 'keras', 'polars'))\n"
+        "print(','.join(bad))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert out.stdout.strip() == ""
