@@ -8,6 +8,8 @@ import typer
 
 from recsys.cli.common import RecsysGroup
 from recsys.cli.local import local_app
+from recsys.cli.recommend import cache_app, recommend
+from recsys.cli.serve import serve
 from recsys.cli.smoke import smoke_test
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -22,6 +24,9 @@ app = typer.Typer(
 )
 app.add_typer(local_app, name="local")
 app.command("smoke-test")(smoke_test)
+app.command("serve")(serve)
+app.command("recommend")(recommend)
+app.add_typer(cache_app, name="cache")
 
 
 if __name__ == "__main__":

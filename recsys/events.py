@@ -8,6 +8,7 @@ recommendations, so the next recommendation reflects it at once even where no st
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -154,7 +155,7 @@ class EventConsumer:
 
     def _count_view(self, video_id: str) -> None:
         ddb = client("dynamodb", self.settings)
-        try:
+        with contextlib.suppress(ddb.exceptions.ConditionalCheckFailedException):
             ddb.update_item(
                 TableName=self.store.video_table,
                 Key={"video_id": {"S": video_id}},
@@ -162,5 +163,3 @@ class EventConsumer:
                 ConditionExpression="attribute_exists(video_id)",  # no partial items for unknown videos
                 ExpressionAttributeValues={":one": {"N": "1"}},
             )
-        except ddb.exceptions.ConditionalCheckFailedException:
-            pass
