@@ -7,6 +7,7 @@ import os
 import typer
 
 from recsys.cli.common import RecsysGroup
+from recsys.cli.infra import deploy_cmd, destroy_cmd, outputs_cmd, package_cmd, plan_cmd
 from recsys.cli.local import local_app
 from recsys.cli.recommend import cache_app, recommend
 from recsys.cli.serve import serve
@@ -27,6 +28,11 @@ app.command("smoke-test")(smoke_test)
 app.command("serve")(serve)
 app.command("recommend")(recommend)
 app.add_typer(cache_app, name="cache")
+app.command("package")(package_cmd)
+app.command("plan")(plan_cmd)
+app.command("deploy")(deploy_cmd)
+app.command("destroy")(destroy_cmd)
+app.command("outputs")(outputs_cmd)
 
 
 if __name__ == "__main__":

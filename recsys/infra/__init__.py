@@ -1,0 +1,1 @@
+"""Infrastructure: the Terraform wrapper, deployed outputs and names, Lambda packaging, tool environments."""

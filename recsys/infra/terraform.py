@@ -1,0 +1,193 @@
+"""The one wrapper around python-terraform: init with an environment's backend, plan to a file, apply it.
+
+Every call runs `terraform` in `terraform/environments/<env>/` with `-input=false -no-color`. Outputs are read
+with `output -json` (python-terraform's `output(name)` helper does not work with terraform 1.x).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from python_terraform import IsFlagged, Terraform
+
+from recsys.config import AWS_ENVIRONMENTS
+from recsys.errors import ErrorCode, NotFoundError, RecsysError, ValidationError
+
+TERRAFORM_DIR_ENV = "RECSYS_TERRAFORM_DIR"
+STATE_BUCKET_ENV = "RECSYS_TF_STATE_BUCKET"
+BACKEND_FILE = "backend.hcl"
+TFVARS_FILE = "terraform.tfvars"
+# `plan -detailed-exitcode`: 0 = no changes, 2 = changes, anything else = error.
+_PLAN_CHANGES = 2
+_PLAN_LINE = re.compile(r"Plan: (\d+) to add, (\d+) to change, (\d+) to destroy")
+
+
+class TerraformError(RecsysError):
+    """A terraform command failed; the message carries the tail of its error output."""
+
+    code = ErrorCode.FAILED
+
+
+@dataclass(frozen=True)
+class PlanSummary:
+    """What a saved plan would do."""
+
+    plan_file: str
+    add: int
+    change: int
+    destroy: int
+
+    @property
+    def has_changes(self) -> bool:
+        return (self.add + self.change + self.destroy) > 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"plan_file": self.plan_file, "add": self.add, "change": self.change, "destroy": self.destroy}
+
+
+def repo_root() -> Path:
+    """The repository root (the directory holding `terraform/` and `recsys/`)."""
+    return Path(__file__).resolve().parents[2]
+
+
+def terraform_dir() -> Path:
+    """`terraform/` of the repository, or `$RECSYS_TERRAFORM_DIR`."""
+    override = os.environ.get(TERRAFORM_DIR_ENV)
+    return Path(override) if override else repo_root() / "terraform"
+
+
+def environment_dir(env: str) -> Path:
+    """The Terraform root of an AWS environment; `local` has none (it runs on the embedded stack)."""
+    if env not in AWS_ENVIRONMENTS:
+        raise ValidationError(
+            f"environment {env!r} has no Terraform root",
+            hint=f"use one of {', '.join(AWS_ENVIRONMENTS)}; `local` is `recsys local up`",
+        )
+    path = terraform_dir() / "environments" / env
+    if not (path / "main.tf").is_file():
+        raise NotFoundError(
+            f"no Terraform root at {path}", hint=f"set {TERRAFORM_DIR_ENV} to the terraform/ folder"
+        )
+    return path
+
+
+def find_terraform() -> str:
+    """Path of the terraform executable on PATH, or a clear error."""
+    found = shutil.which("terraform")
+    if not found:
+        raise RecsysError(
+            "terraform is not installed (not found on PATH)",
+            hint="install Terraform >= 1.10 from https://developer.hashicorp.com/terraform/install",
+            code=ErrorCode.MISSING_TOOL,
+        )
+    return found
+
+
+def check_credentials() -> None:
+    """Fail clearly when boto3 finds no AWS credentials (terraform would fail later and less clearly)."""
+    import boto3
+
+    if boto3.session.Session().get_credentials() is None:
+        raise RecsysError(
+            "no AWS credentials found",
+            hint="run `aws configure`, set AWS_PROFILE, or export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+            code=ErrorCode.CREDENTIALS,
+        )
+
+
+class TerraformRunner:
+    """Runs terraform for one environment root."""
+
+    def __init__(self, env: str, binary: str | None = None) -> None:
+        self.env = env
+        self.workdir = environment_dir(env)
+        self.binary = binary or find_terraform()
+        self._tf = Terraform(working_dir=str(self.workdir), terraform_bin_path=self.binary)
+
+    def _run(self, command: str, *args: str, **options: Any) -> tuple[int, str, str]:
+        code, out, err = self._tf.cmd(command, *args, no_color=IsFlagged, **options)
+        return code, out or "", err or ""
+
+    def _check(self, command: str, result: tuple[int, str, str], ok: tuple[int, ...] = (0,)) -> str:
+        code, out, err = result
+        if code not in ok:
+            tail = (err.strip() or out.strip()).splitlines()[-8:]
+            raise TerraformError(
+                f"terraform {command} failed for {self.env} (exit {code}): " + " | ".join(tail),
+                hint=f"run terraform {command} in {self.workdir} to see the whole output",
+            )
+        return out
+
+    def backend_config(self) -> list[str]:
+        """`-backend-config` values: the environment's backend.hcl, then the state-bucket override."""
+        configs = [str(self.workdir / BACKEND_FILE)]
+        bucket = os.environ.get(STATE_BUCKET_ENV)
+        if bucket:
+            configs.append(f"bucket={bucket}")
+        return configs
+
+    def init(self) -> str:
+        """`terraform init` with the environment's S3 backend."""
+        result = self._run("init", input=False, reconfigure=IsFlagged, backend_config=self.backend_config())
+        return self._check("init", result)
+
+    def is_initialised(self) -> bool:
+        return (self.workdir / ".terraform").is_dir()
+
+    def plan(self, plan_file: Path, variables: dict[str, str], destroy: bool = False) -> PlanSummary:
+        """`terraform plan -out=<plan_file>` with the tfvars and `variables`; returns the adds/changes/destroys."""
+        plan_file.parent.mkdir(parents=True, exist_ok=True)
+        options: dict[str, Any] = {
+            "input": False,
+            "var_file": [TFVARS_FILE],
+            "var": [f"{k}={v}" for k, v in sorted(variables.items())],
+            "out": str(plan_file),
+            "detailed_exitcode": IsFlagged,
+            "lock_timeout": "5m",
+        }
+        if destroy:
+            options["destroy"] = IsFlagged
+        result = self._run("plan", **options)
+        out = self._check("plan", result, ok=(0, _PLAN_CHANGES))
+        return parse_plan_summary(out, str(plan_file), changed=result[0] == _PLAN_CHANGES)
+
+    def apply(self, plan_file: Path) -> str:
+        """`terraform apply <plan_file>` (a saved plan applies without a prompt)."""
+        return self._check("apply", self._run("apply", str(plan_file), input=False, lock_timeout="5m"))
+
+    def output(self) -> dict[str, Any]:
+        """All root outputs as `{name: value}` (from `terraform output -json`)."""
+        out = self._check("output", self._run("output", json=IsFlagged))
+        try:
+            raw = json.loads(out or "{}")
+        except json.JSONDecodeError:
+            raise TerraformError(f"terraform output -json printed no JSON for {self.env}") from None
+        return {name: item.get("value") for name, item in raw.items()}
+
+
+def parse_plan_summary(text: str, plan_file: str, changed: bool = True) -> PlanSummary:
+    """Adds/changes/destroys from plan output ('Plan: 3 to add, ...' or 'No changes.')."""
+    match = _PLAN_LINE.search(text)
+    if match:
+        add, change, destroy = (int(g) for g in match.groups())
+        return PlanSummary(plan_file, add, change, destroy)
+    if not changed or "No changes." in text:
+        return PlanSummary(plan_file, 0, 0, 0)
+    raise TerraformError(
+        "could not read the plan summary from terraform's output", hint="run terraform plan by hand"
+    )
+
+
+def fmt_check(path: Path, binary: str | None = None) -> list[str]:
+    """`terraform fmt -check -recursive`: the files that are not formatted (empty when all are)."""
+    tf = Terraform(working_dir=str(path), terraform_bin_path=binary or find_terraform())
+    code, out, err = tf.cmd("fmt", check=IsFlagged, recursive=IsFlagged, list="true")
+    if code not in (0, 3):
+        raise TerraformError(f"terraform fmt failed (exit {code}): {(err or out).strip()}")
+    return [line for line in (out or "").splitlines() if line.strip()]
