@@ -9,6 +9,8 @@ import typer
 from recsys.cli.common import RecsysGroup
 from recsys.cli.infra import deploy_cmd, destroy_cmd, outputs_cmd, package_cmd, plan_cmd
 from recsys.cli.local import local_app
+from recsys.cli.model import model_app
+from recsys.cli.pipeline import pipeline_app
 from recsys.cli.recommend import cache_app, recommend
 from recsys.cli.serve import serve
 from recsys.cli.smoke import smoke_test
@@ -24,6 +26,8 @@ app = typer.Typer(
     help="recsys: an open, AWS-native video recommender. Every command takes --help with examples.",
 )
 app.add_typer(local_app, name="local")
+app.add_typer(pipeline_app, name="pipeline")
+app.add_typer(model_app, name="model")
 app.command("smoke-test")(smoke_test)
 app.command("serve")(serve)
 app.command("recommend")(recommend)

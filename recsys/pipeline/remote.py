@@ -1,6 +1,6 @@
 """The deployed pipeline: start the Step Functions state machine, follow it, explain its executions.
 
-The state machine ARN comes from the Terraform outputs when `recsys.infra.outputs` can read them, else it is
+The state machine ARN comes from the cached Terraform outputs (`recsys outputs --env ENV`) when present, else it is
 built from the catalogue name, the caller's account (`sts get-caller-identity`) and the region. Step Functions'
 history events are folded into the same `ExecutionRecord` as a local run, so `recsys pipeline status` shows
 both the same way.
@@ -25,17 +25,22 @@ if TYPE_CHECKING:
 
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 DEFAULT_POLL_S = 5.0
+ARN_OUTPUT = (
+    "MLPipelineStateMachineArn"  # the Terraform output (cached by `recsys outputs` / `recsys deploy`)
+)
 
 
 def state_machine_arn(settings: Settings) -> str:
     """The deployed pipeline's ARN (Terraform output, else derived from the catalogue name)."""
     try:
-        from recsys.infra.outputs import terraform_output  # engineer D's module, when present
+        from recsys.infra.outputs import cache_path
 
-        arn = terraform_output(settings, "state_machine_arn")
-        if arn:
-            return str(arn)
-    except Exception:  # no outputs available: derive the ARN
+        path = cache_path(settings, settings.env)
+        if path.is_file():
+            arn = json.loads(path.read_text(encoding="utf-8")).get(ARN_OUTPUT)
+            if arn:
+                return str(arn)
+    except (ImportError, OSError, ValueError):  # no usable outputs cache: derive the ARN
         pass
     try:
         account = client("sts", settings).get_caller_identity()["Account"]

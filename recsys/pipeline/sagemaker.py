@@ -46,6 +46,9 @@ STAGES: dict[str, str] = {
     "evaluation": "recsys.stages.evaluation",
 }
 TERMINAL = ("Completed", "Failed", "Stopped")
+# The training image is the Lambda image; SageMaker overrides its entry point with this.
+ENTRYPOINT = ("python", "-m", "recsys.pipeline.sagemaker_entry")
+PASSED_ENVIRONMENT = ("RECSYS_BUCKET_SUFFIX", "TF_CPP_MIN_LOG_LEVEL")
 JOB_NAME_MAX = 63
 SAFETY_MARGIN_S = 30.0
 
@@ -85,6 +88,7 @@ class SageMakerConfig(BaseModel):
         stack = settings.stack_name
         values: dict[str, Any] = {
             "image_uri": env.get("RECSYS_TRAINING_IMAGE_URI")
+            or _own_image_uri(settings, env)
             or f"{account}.dkr.ecr.{settings.region}.amazonaws.com/{stack.lower()}-training:latest",
             "role_arn": env.get("RECSYS_SAGEMAKER_ROLE_ARN")
             or f"arn:aws:iam::{account}:role/{stack}-sagemaker",
@@ -98,6 +102,17 @@ class SageMakerConfig(BaseModel):
             if env.get(var):
                 values[field] = env[var]
         return cls.model_validate(values)
+
+
+def _own_image_uri(settings: Settings, env: Mapping[str, str]) -> str | None:
+    """Inside a training Lambda (a container image): that image, which is also the SageMaker image."""
+    function = env.get("AWS_LAMBDA_FUNCTION_NAME")
+    if not function or settings.is_local:
+        return None
+    try:
+        return client("lambda", settings).get_function(FunctionName=function)["Code"].get("ImageUri")
+    except ClientError:
+        return None
 
 
 def job_name(settings: Settings, stage: str, version: str) -> str:
@@ -179,7 +194,11 @@ class SageMakerLauncher:
         self._sm.create_training_job(
             TrainingJobName=job,
             HyperParameters=hyperparameters,
-            AlgorithmSpecification={"TrainingImage": cfg.image_uri, "TrainingInputMode": "File"},
+            AlgorithmSpecification={
+                "TrainingImage": cfg.image_uri,
+                "TrainingInputMode": "File",
+                "ContainerEntrypoint": list(ENTRYPOINT),
+            },
             RoleArn=cfg.role_arn,
             OutputDataConfig={
                 "S3OutputPath": f"s3://{self.settings.names.bucket('models')}/sagemaker-output/"
@@ -190,12 +209,19 @@ class SageMakerLauncher:
                 "VolumeSizeInGB": cfg.volume_gb,
             },
             StoppingCondition={"MaxRuntimeInSeconds": cfg.max_runtime_s},
-            Environment={"RECSYS_ENV": self.settings.env, "RECSYS_REGION": self.settings.region},
+            Environment=self._job_environment(),
             Tags=[{"Key": "recsys:stage", "Value": stage}, {"Key": "recsys:version", "Value": version}],
         )
         if self._executor is not None:
             self._executor(job, hyperparameters)
         return job
+
+    def _job_environment(self) -> dict[str, str]:
+        env = {"RECSYS_ENV": self.settings.env, "RECSYS_REGION": self.settings.region}
+        for name in PASSED_ENVIRONMENT:
+            if os.environ.get(name):
+                env[name] = os.environ[name]
+        return env
 
     def wait(self, job: str, time_budget_s: float | None = None) -> dict[str, Any]:
         """Poll until the job ends; TrainingJobStillRunning when `time_budget_s` runs out first."""

@@ -1,0 +1,422 @@
+"""`recsys pipeline run | status`: the ML pipeline on the local stack or on AWS."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from recsys.cli.common import (
+    OUTPUT,
+    EnvOption,
+    JsonOption,
+    emit,
+    err_console,
+    group,
+    info,
+    out_console,
+    settings_for,
+)
+from recsys.errors import ErrorCode, RecsysError, UnavailableError, ValidationError
+
+pipeline_app = group("The ML pipeline: preprocessing, training, evaluation gates and deployment.")
+
+DEFAULT_USERS = 1000
+DEFAULT_VIDEOS = 500
+DEFAULT_INTERACTIONS = 10000
+DEFAULT_SEED = 42
+_ICONS = {"RUNNING": "…", "SUCCEEDED": "✓", "FAILED": "✗", "RETRYING": "↻", "ABORTED": "-", "PENDING": " "}
+
+
+class PipelineProgress:
+    """A live table of the pipeline's states on stderr (one line per finished state when not a terminal)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.rows: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+        self._live = None
+        if enabled and err_console.is_terminal:
+            from rich.live import Live
+
+            self._live = Live(self, console=err_console, refresh_per_second=6, transient=False)
+
+    def __enter__(self) -> PipelineProgress:
+        if self._live is not None:
+            self._live.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live is not None:
+            self._live.stop()
+
+    def __rich__(self) -> Table:
+        t = Table(title="Pipeline", title_justify="left", show_edge=False)
+        for col in ("state", "status", "time", "note"):
+            t.add_column(col)
+        with self._lock:
+            rows = list(self.rows.values())
+        now = time.monotonic()
+        for row in rows:
+            elapsed = row.get("duration") or (now - row["started"] if row["status"] == "RUNNING" else None)
+            icon = _ICONS.get(row["status"], "")
+            t.add_row(
+                "  " * row["depth"] + row["state"],
+                f"{icon} {row['status'].lower()}",
+                f"{elapsed:.1f}s" if elapsed is not None else "",
+                row.get("note", ""),
+            )
+        return t
+
+    def on_event(self, event: Any) -> None:
+        """Listener for interpreter (or followed Step Functions) events."""
+        if not self.enabled or event.state is None:
+            return
+        path = getattr(event, "path", "") or ""
+        key = path + event.state
+        with self._lock:
+            row = self.rows.setdefault(
+                key,
+                {
+                    "state": event.state,
+                    "depth": path.count("/") // 2,
+                    "status": "PENDING",
+                    "started": time.monotonic(),
+                },
+            )
+            details = event.details or {}
+            if event.type == "StateEntered":
+                row.update(status="RUNNING", started=time.monotonic(), duration=None)
+            elif event.type == "StateExited":
+                row.update(
+                    status="SUCCEEDED",
+                    duration=details.get("duration_s") or time.monotonic() - row["started"],
+                )
+            elif event.type == "StateRetry":
+                row.update(status="RETRYING", note=f"{details.get('error')} (retry {details.get('attempt')})")
+            elif event.type in ("TaskFailed", "ExecutionFailed"):
+                row.update(status="FAILED", note=str(details.get("error")))
+        if self._live is None:
+            self._print_line(event, row)
+
+    @staticmethod
+    def _print_line(event: Any, row: dict[str, Any]) -> None:
+        name = "  " * row["depth"] + row["state"]
+        if event.type == "StateExited":
+            err_console.print(f"✓ {name} ({row['duration']:.1f}s)")
+        elif event.type == "StateRetry":
+            err_console.print(f"↻ {name}: {row.get('note')}")
+        elif event.type == "TaskFailed":
+            err_console.print(f"✗ {name}: {row.get('note')}")
+
+
+def build_input(
+    users: int | None,
+    videos: int | None,
+    interactions: int | None,
+    seed: int | None,
+    dataset: str | None,
+    config: Path | None,
+) -> dict[str, Any]:
+    """The state machine input for a synthetic or an imported-dataset run."""
+    synthetic = {"n_users": users, "n_videos": videos, "n_interactions": interactions, "seed": seed}
+    if dataset is not None:
+        given = [f"--{k.removeprefix('n_')}" for k, v in synthetic.items() if v is not None]
+        if given:
+            raise ValidationError(
+                f"--dataset cannot be combined with {', '.join(given)}",
+                hint="use either --dataset NAME or the synthetic sizes",
+            )
+        source: dict[str, Any] = {"kind": "dataset", "name": dataset}
+    else:
+        defaults = {
+            "n_users": DEFAULT_USERS,
+            "n_videos": DEFAULT_VIDEOS,
+            "n_interactions": DEFAULT_INTERACTIONS,
+        }
+        source = {"kind": "synthetic"}
+        for key, default in defaults.items():
+            value = synthetic[key] if synthetic[key] is not None else default
+            if value < 1:
+                raise ValidationError(f"--{key.removeprefix('n_')} must be at least 1, got {value}")
+            source[key] = value
+        source["seed"] = DEFAULT_SEED if seed is None else seed
+    event: dict[str, Any] = {"source": source}
+    if config is not None:
+        try:
+            overrides = json.loads(config.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ValidationError(f"cannot read the config overrides {config}: {exc}") from None
+        if not isinstance(overrides, dict):
+            raise ValidationError(f"{config} must hold a JSON object of config overrides")
+        event["config"] = overrides
+    return event
+
+
+def _flatten(metrics: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(metrics, dict):
+        return {prefix or "value": metrics}
+    out: dict[str, Any] = {}
+    for key, value in metrics.items():
+        name = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, dict):
+            out.update(_flatten(value, name))
+        elif not isinstance(value, list):
+            out[name] = value
+    return out
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def _download_report(settings: Any, report_key: str | None, version: str) -> str | None:
+    """Local runs: copy report.html next to the stack's state so it opens from disk."""
+    if not report_key or not settings.is_local:
+        return None
+    from recsys.storage import get_bytes
+
+    try:
+        body = get_bytes(settings, settings.names.bucket("artifacts"), report_key)
+    except RecsysError:
+        return None
+    path = Path(settings.home) / "reports" / version / Path(report_key).name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(body)
+    return str(path)
+
+
+def _raise_for_failure(record: dict[str, Any], settings: Any) -> None:
+    from recsys.pipeline.history import explain_cause
+
+    execution_id = record["execution_id"]
+    hint = f"see `recsys pipeline status --env {settings.env} --execution {execution_id}`"
+    if record.get("error") == "GatesFailed":
+        version = ""
+        for event in record.get("events", []):
+            if event.get("state") == "Evaluation" and event.get("type") == "StateExited":
+                version = (event.get("output") or {}).get("evaluation", {}).get("version", "")
+        raise RecsysError(
+            f"version {version or '?'} failed the evaluation gates ({explain_cause(record.get('cause'))}); "
+            "production is unchanged",
+            hint=hint,
+            code=ErrorCode.GATE_FAILED,
+        )
+    where = record.get("failed_task") or record.get("failed_state") or "?"
+    raise RecsysError(
+        f"pipeline execution {execution_id} {record['status'].lower()} in {where}: "
+        f"{record.get('error')}: {explain_cause(record.get('cause'))}",
+        hint=hint,
+    )
+
+
+def _render_success(data: dict[str, Any]) -> None:
+    metrics = _flatten(data.get("metrics") or {})
+    t = Table(title=f"Version {data.get('version')} — metrics", title_justify="left")
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    for name, value in metrics.items():
+        t.add_row(name, _fmt(value))
+    out_console.print(t)
+    gates = (data.get("gates") or {}).get("checks") or []
+    if gates:
+        g = Table(title="Gates", title_justify="left")
+        for col in ("gate", "value", "threshold", "passed"):
+            g.add_column(col)
+        for check in gates:
+            g.add_row(
+                str(check.get("name")),
+                _fmt(check.get("value")),
+                _fmt(check.get("threshold")),
+                "✓" if check.get("passed") else "✗",
+            )
+        out_console.print(g)
+    report = data.get("report") or {}
+    out_console.print(f"Report: {report.get('path') or report.get('s3')}")
+    deployment = data.get("deployment") or {}
+    if deployment:
+        out_console.print(
+            f"Deployed {deployment.get('version')} to production (previous: {deployment.get('previous_version')})"
+        )
+
+
+def _success_data(record: dict[str, Any], settings: Any, report_path: str | None) -> dict[str, Any]:
+    output = record.get("output") or {}
+    version = output.get("version", "")
+    artifacts_bucket = settings.names.bucket("artifacts")
+    report_key = output.get("report_key")
+    return {
+        "execution_id": record["execution_id"],
+        "status": record["status"],
+        "version": version,
+        "job_id": output.get("job_id"),
+        "metrics": output.get("metrics"),
+        "gates": output.get("gates"),
+        "report": {
+            "s3": f"s3://{artifacts_bucket}/{report_key}" if report_key else None,
+            "path": report_path,
+        },
+        "metrics_s3": f"s3://{artifacts_bucket}/{output['metrics_key']}"
+        if output.get("metrics_key")
+        else None,
+        "artifacts": output.get("artifacts"),
+        "deployment": output.get("deployment"),
+    }
+
+
+@pipeline_app.command("run")
+def run(
+    env: EnvOption = "local",
+    users: Annotated[int | None, typer.Option("--users", help="Synthetic users (default 1000).")] = None,
+    videos: Annotated[int | None, typer.Option("--videos", help="Synthetic videos (default 500).")] = None,
+    interactions: Annotated[
+        int | None, typer.Option("--interactions", help="Synthetic interactions (default 10000).")
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Seed of the synthetic data (default 42).")
+    ] = None,
+    dataset: Annotated[
+        str | None, typer.Option("--dataset", help="Train on an imported dataset instead of synthetic data.")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="JSON file of pipeline config overrides.", exists=True)
+    ] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow/--no-follow", help="AWS: wait for the execution to end.")
+    ] = True,
+    json_output: JsonOption = False,
+) -> None:
+    """Run the pipeline: preprocessing, training (two-tower, ranker), evaluation, and deployment when the gates pass.
+
+    `--env local` executes the state machine definition on the local stack; other environments start the
+    deployed Step Functions state machine and follow it. Exits with code 7 (gate_failed) when the gates
+    fail, and non-zero with the failed state when a stage fails; production is unchanged in both cases.
+
+    **Examples**
+
+        recsys pipeline run --env local
+
+        recsys pipeline run --env local --users 200 --videos 100 --interactions 3000 --seed 7 --json
+
+        recsys pipeline run --env local --dataset movielens-100k
+
+        recsys pipeline run --env dev --no-follow
+    """
+    settings = settings_for(env)
+    event = build_input(users, videos, interactions, seed, dataset, config)
+    if settings.is_local:
+        record = _run_local(settings, event)
+    else:
+        record = _run_remote(settings, event, follow)
+        if record is None:
+            return
+    if record["status"] != "SUCCEEDED":
+        _raise_for_failure(record, settings)
+    output = record.get("output") or {}
+    report_path = _download_report(settings, output.get("report_key"), output.get("version", ""))
+    data = _success_data(record, settings, report_path)
+    info(f"Execution {record['execution_id']} succeeded: version {data['version']} is in production.")
+    emit(data, lambda: _render_success(data))
+
+
+def _run_local(settings: Any, event: dict[str, Any]) -> dict[str, Any]:
+    from recsys.pipeline.runner import new_execution_id, run_local
+
+    _require_local_stack(settings)
+    execution_id = new_execution_id()
+    info(f"Running the pipeline locally (execution {execution_id})")
+    with PipelineProgress(enabled=not OUTPUT.json) as progress:
+        result = run_local(event, settings, listener=progress.on_event, execution_id=execution_id)
+    return result.record
+
+
+def _require_local_stack(settings: Any) -> None:
+    from recsys.local.stack import LocalStack
+
+    if not LocalStack(settings).aws_healthy():
+        raise UnavailableError(
+            f"the local stack does not answer at {settings.aws_endpoint_url}",
+            hint="start it: recsys local up",
+        )
+
+
+def _run_remote(settings: Any, event: dict[str, Any], follow: bool) -> dict[str, Any] | None:
+    from recsys.pipeline import remote
+    from recsys.pipeline.history import ExecutionStore
+    from recsys.pipeline.runner import new_execution_id
+
+    execution_id = new_execution_id()
+    arn = remote.start(settings, event, execution_id)
+    info(f"Started {arn}")
+    if not follow:
+        emit({"execution_id": execution_id, "execution_arn": arn, "status": "RUNNING"})
+        return None
+    with PipelineProgress(enabled=not OUTPUT.json) as progress:
+        record = remote.follow(settings, execution_id, listener=progress.on_event)
+    ExecutionStore(settings).save_local(record)
+    return record
+
+
+def _render_status(summary: dict[str, Any]) -> None:
+    out_console.print(
+        f"Execution [bold]{summary['execution_id']}[/] ({summary.get('mode')}, env {summary.get('env')}): "
+        f"[bold]{summary['status']}[/]  started {summary.get('started_at')}  stopped {summary.get('stopped_at') or '-'}"
+    )
+    t = Table(show_edge=False)
+    for col in ("state", "status", "duration", "attempts", "error"):
+        t.add_column(col)
+    for row in summary.get("states", []):
+        depth = (row.get("path") or "").count("/") // 2
+        duration = row.get("duration_s")
+        t.add_row(
+            "  " * depth + row["state"],
+            f"{_ICONS.get(row['status'], '')} {row['status'].lower()}",
+            f"{duration:.1f}s" if isinstance(duration, int | float) else "",
+            str(row.get("attempts") or ""),
+            str(row.get("error") or ""),
+        )
+    out_console.print(t)
+    if summary.get("explanation"):
+        out_console.print(f"[bold red]{summary['explanation']}[/]")
+    output = summary.get("output") or {}
+    if output.get("version"):
+        out_console.print(f"Version {output['version']}; report: {output.get('report_key')}")
+
+
+@pipeline_app.command("status")
+def status(
+    env: EnvOption = "local",
+    execution: Annotated[
+        str | None, typer.Option("--execution", help="Execution id (default: the latest).")
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Show a pipeline execution: its status, each state, and why it failed.
+
+    Locally the latest run recorded under the stack's state directory (or s3://{artifacts}/executions/);
+    on AWS the deployed state machine's execution and its history.
+
+    **Examples**
+
+        recsys pipeline status
+
+        recsys pipeline status --execution exec-20261124-193000-ab12cd --json
+
+        recsys pipeline status --env dev
+    """
+    from recsys.pipeline.history import ExecutionStore, summarize
+
+    settings = settings_for(env)
+    if settings.is_local:
+        record = ExecutionStore(settings).load(execution)
+    else:
+        from recsys.pipeline import remote
+
+        record = remote.describe(settings, execution or remote.latest_execution_id(settings))
+    summary = summarize(record)
+    emit(summary, lambda: _render_status(summary))

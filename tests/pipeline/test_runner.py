@@ -1,0 +1,180 @@
+"""The real state machine definition run by the local runner, with stand-in handlers on disk."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+from recsys.catalog import load_catalog
+from recsys.pipeline.asl import validate_definition
+from recsys.pipeline.definition import definition_text, placeholder_functions, render
+from recsys.pipeline.history import ExecutionStore, summarize
+from recsys.pipeline.runner import LocalLambdaInvoker, run_local
+from recsys.storage import get_json
+
+STAND_INS = {
+    "preprocessing": """
+        def handler(event, context):
+            if event["source"].get("fail") == "preprocessing":
+                raise ValueError("the source has no interactions")
+            return {"job_id": "job-1", "version": "v1", "source": event["source"],
+                    "artifacts": {"vocabularies": "preprocessing/job-1/vocabularies.json"}, "stats": {}}
+    """,
+    "train_two_tower": """
+        import os
+        def handler(event, context):
+            assert context.function_name.endswith("-train-two-tower")
+            marker = os.path.join(os.environ["STAND_IN_DIR"], "two_tower_attempts")
+            n = int(open(marker).read()) + 1 if os.path.exists(marker) else 1
+            open(marker, "w").write(str(n))
+            if event["source"].get("flaky") and n == 1:
+                raise type("ServiceException", (Exception,), {})("throttled")
+            return {"model": "two_tower", "version": event["version"], "artifacts": {"emb": "e.npz"}, "train": {}}
+    """,
+    "train_ranker": """
+        def handler(event, context):
+            if event["source"].get("fail") == "ranker":
+                raise RuntimeError("catboost exploded")
+            # The ranker sees the preprocessing output merged with the two-tower output.
+            assert event["job_id"] == "job-1" and event["two_tower"]["model"] == "two_tower"
+            return {"model": "ranker", "version": event["version"], "artifacts": {"cbm": "r.cbm"}, "train": {}}
+    """,
+    "feature_ingestion": """
+        def handler(event, context):
+            return {"user_features": 3, "video_features": 4, "job_id": event["job_id"]}
+    """,
+    "evaluation": """
+        def handler(event, context):
+            passed = not event["preprocessing"]["source"].get("gates_fail")
+            return {"version": event["two_tower"]["version"], "metrics": {"recall_at_100": 0.4},
+                    "gates": {"passed": passed, "checks": [
+                        {"name": "recall_at_100", "value": 0.4 if passed else 0.01, "threshold": 0.1, "passed": passed}]},
+                    "metrics_key": "evaluation/v1/metrics.json", "report_key": "evaluation/v1/report.html"}
+    """,
+    "deployment": """
+        def handler(event, context):
+            assert set(event) == {"preprocessing", "two_tower", "ranker", "evaluation"}
+            return {"version": event["evaluation"]["version"], "status": "production"}
+    """,
+}
+
+
+def stand_in_root(tmp_path, monkeypatch):
+    for key, body in STAND_INS.items():
+        folder = tmp_path / "lambdas" / key
+        folder.mkdir(parents=True)
+        (folder / "handler.py").write_text(textwrap.dedent(body))
+    monkeypatch.setenv("STAND_IN_DIR", str(tmp_path))
+    return tmp_path
+
+
+def run(settings, tmp_path, monkeypatch, **source):
+    root = stand_in_root(tmp_path, monkeypatch)
+    slept = []
+    result = run_local(
+        {"source": {"kind": "synthetic", **source}},
+        settings,
+        invoker=LocalLambdaInvoker(settings, root=root),
+        sleep=slept.append,
+    )
+    return result, slept
+
+
+def test_definition_is_sound_and_every_placeholder_is_a_catalogue_function():
+    functions = load_catalog()["functions"]
+    keys = placeholder_functions()
+    assert set(keys) == {
+        "preprocessing",
+        "train_two_tower",
+        "train_ranker",
+        "feature_ingestion",
+        "evaluation",
+        "deployment",
+    }
+    assert all(k in functions for k in keys)
+    definition = render({k: f"arn:aws:lambda:us-east-1:1:function:{k}" for k in keys})
+    assert validate_definition(definition) == []
+    assert "%{" not in definition_text()  # nothing else that Terraform's templatefile would interpret
+
+
+def test_pipeline_succeeds_passes_data_and_records_history(local_stack, tmp_path, monkeypatch):
+    result, slept = run(local_stack, tmp_path, monkeypatch)
+    assert result.status == "SUCCEEDED", result.record.get("cause")
+    out = result.output
+    assert out["version"] == "v1" and out["job_id"] == "job-1"
+    assert out["deployment"] == {"version": "v1", "status": "production"}
+    assert out["artifacts"]["two_tower"] == {"emb": "e.npz"}
+    assert out["artifacts"]["features"]["video_features"] == 4
+    assert slept == []
+    states = {row["state"]: row["status"] for row in result.record["states"].values()}
+    assert states == {
+        "Preprocessing": "SUCCEEDED",
+        "TrainAndExport": "SUCCEEDED",
+        "TrainTwoTower": "SUCCEEDED",
+        "TrainRanker": "SUCCEEDED",
+        "ExportFeatures": "SUCCEEDED",
+        "Evaluation": "SUCCEEDED",
+        "GatesPassed": "SUCCEEDED",
+        "Deployment": "SUCCEEDED",
+        "Summary": "SUCCEEDED",
+    }
+    store = ExecutionStore(local_stack)
+    assert store.latest_id() == result.record["execution_id"]
+    assert store.load()["status"] == "SUCCEEDED"
+    remote_copy = get_json(local_stack, local_stack.names.bucket("artifacts"), result.s3_key)
+    assert remote_copy["execution_id"] == result.record["execution_id"]
+
+
+def test_retry_of_a_throttled_task_then_success(local_stack, tmp_path, monkeypatch):
+    definition = json.loads(definition_text())
+    retry = definition["States"]["TrainAndExport"]["Branches"][0]["States"]["TrainTwoTower"]["Retry"]
+    assert any("Lambda.ServiceException" in r["ErrorEquals"] for r in retry)
+    # The stand-in raises an exception whose type is ServiceException once; map it to Lambda's name.
+    root = stand_in_root(tmp_path, monkeypatch)
+    invoker = LocalLambdaInvoker(local_stack, root=root)
+    original = invoker.invoke
+
+    def invoke(key, payload):
+        from recsys.pipeline.asl import StatesError
+
+        try:
+            return original(key, payload)
+        except StatesError as exc:
+            if exc.error == "ServiceException":
+                raise StatesError("Lambda.ServiceException", exc.cause) from None
+            raise
+
+    invoker.invoke = invoke
+    slept = []
+    result = run_local(
+        {"source": {"kind": "synthetic", "flaky": True}}, local_stack, invoker=invoker, sleep=slept.append
+    )
+    assert result.status == "SUCCEEDED"
+    assert slept == [2.0]
+    row = next(r for r in result.record["states"].values() if r["state"] == "TrainTwoTower")
+    assert row["attempts"] == 2
+
+
+def test_failing_stage_is_caught_named_and_explained(local_stack, tmp_path, monkeypatch):
+    result, _ = run(local_stack, tmp_path, monkeypatch, fail="ranker")
+    record = result.record
+    assert record["status"] == "FAILED"
+    assert record["error"] == "RuntimeError"
+    assert record["failed_state"] == "TrainingFailed"  # the Catch routed to the named Fail state
+    assert record["failed_task"] == "TrainRanker"
+    summary = summarize(ExecutionStore(local_stack).load(record["execution_id"]))
+    assert summary["explanation"] == "failed in TrainRanker: RuntimeError: catboost exploded"
+
+
+def test_failing_gates_end_in_gates_failed_with_the_checks(local_stack, tmp_path, monkeypatch):
+    result, _ = run(local_stack, tmp_path, monkeypatch, gates_fail=True)
+    record = result.record
+    assert (record["status"], record["error"], record["failed_state"]) == (
+        "FAILED",
+        "GatesFailed",
+        "GatesFailed",
+    )
+    assert json.loads(record["cause"])["checks"][0]["name"] == "recall_at_100"
+    assert "recall_at_100 = 0.01 (threshold 0.1)" in summarize(record)["explanation"]
+    states = {row["state"] for row in record["states"].values()}
+    assert "Deployment" not in states
