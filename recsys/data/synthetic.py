@@ -49,9 +49,10 @@ class SyntheticSpec:
     n_videos: int = 500
     n_interactions: int = 10_000
     seed: int = 42
-    zipf_exponent: float = 1.0  # video popularity ~ rank^-exponent
-    category_concentration: float = 0.25  # Dirichlet alpha: lower = users stick to fewer categories
-    taste_strength: float = 1.5  # weight of the latent taste match
+    zipf_exponent: float = 0.8  # video popularity ~ rank^-exponent
+    category_concentration: float = 0.05  # Dirichlet alpha: lower = users stick to fewer categories
+    taste_strength: float = 1.0  # weight of the latent taste match
+    exploration: float = 0.02  # share of each user's category preference spread uniformly
 
     def validate(self) -> None:
         for name in ("n_users", "n_videos", "n_interactions"):
@@ -92,7 +93,10 @@ def generate(spec: SyntheticSpec | None = None) -> Dataset:
 
     # Users.
     activity = rng.lognormal(0.0, 1.2, spec.n_users)
-    u_pref = rng.dirichlet(np.full(n_cat, spec.category_concentration), spec.n_users) * 0.9 + 0.1 / n_cat
+    u_pref = (
+        rng.dirichlet(np.full(n_cat, spec.category_concentration), spec.n_users) * (1 - spec.exploration)
+        + spec.exploration / n_cat
+    )
     u_taste = rng.normal(size=(spec.n_users, LATENT_DIM)) / np.sqrt(LATENT_DIM)
 
     # How many interactions each user has: every user at least one, the rest by activity.

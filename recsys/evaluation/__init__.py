@@ -1,0 +1,1 @@
+"""Offline evaluation: metrics, the popularity baseline, gates and the HTML report."""

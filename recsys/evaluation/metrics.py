@@ -1,0 +1,130 @@
+"""Ranking metrics, one function per metric with an explicit k. Binary relevance throughout.
+
+Retrieval metrics take a hit matrix: `hits[u, r]` is True when the item at rank r (0-based) of user u's
+recommendations is one of u's held-out items; `n_relevant[u]` is how many held-out items u has.
+Every metric is the mean over users with at least one held-out item.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def hit_matrix(recommended: np.ndarray, relevant: Sequence[np.ndarray]) -> np.ndarray:
+    """hits [n_users, K] from recommended item indices [n_users, K] and each user's relevant indices."""
+    recommended = np.asarray(recommended)
+    hits = np.zeros(recommended.shape, dtype=bool)
+    for u, rel in enumerate(relevant):
+        if len(rel):
+            hits[u] = np.isin(recommended[u], rel)
+    return hits
+
+
+def _check(hits: np.ndarray, k: int) -> None:
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    if hits.ndim != 2 or hits.shape[1] < k:
+        raise ValueError(f"hit matrix of shape {hits.shape} has fewer than k={k} ranks")
+
+
+def recall_at_k(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> float:
+    """Recall@k, 0..1: held-out items found in the top k / held-out items (mean over users)."""
+    _check(hits, k)
+    n_rel = np.asarray(n_relevant, dtype=np.float64)
+    mask = n_rel > 0
+    if not mask.any():
+        return 0.0
+    return float(np.mean(hits[mask, :k].sum(axis=1) / n_rel[mask]))
+
+
+def precision_at_k(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> float:
+    """Precision@k, 0..1: held-out items in the top k / k (mean over users)."""
+    _check(hits, k)
+    mask = np.asarray(n_relevant) > 0
+    return float(np.mean(hits[mask, :k].sum(axis=1) / k)) if mask.any() else 0.0
+
+
+def hit_rate_at_k(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> float:
+    """HitRate@k, 0..1: share of users with at least one held-out item in the top k."""
+    _check(hits, k)
+    mask = np.asarray(n_relevant) > 0
+    return float(np.mean(hits[mask, :k].any(axis=1))) if mask.any() else 0.0
+
+
+def ndcg_at_k(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> float:
+    """nDCG@k, 0..1: DCG = sum over hits of 1/log2(rank + 2) (rank 0-based), divided by the ideal DCG
+    of min(n_relevant, k) hits at the top (mean over users)."""
+    _check(hits, k)
+    n_rel = np.asarray(n_relevant)
+    mask = n_rel > 0
+    if not mask.any():
+        return 0.0
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    dcg = (hits[mask, :k] * discounts).sum(axis=1)
+    ideal_cum = np.cumsum(discounts)
+    idcg = ideal_cum[np.minimum(n_rel[mask], k) - 1]
+    return float(np.mean(dcg / idcg))
+
+
+def mrr_at_k(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> float:
+    """MRR@k, 0..1: 1 / (1 + rank of the first hit in the top k), 0 without a hit."""
+    _check(hits, k)
+    mask = np.asarray(n_relevant) > 0
+    if not mask.any():
+        return 0.0
+    h = hits[mask, :k]
+    first = np.where(h.any(axis=1), h.argmax(axis=1) + 1, np.inf)
+    return float(np.mean(1.0 / first))
+
+
+def catalog_coverage(recommended: np.ndarray, k: int, n_items: int) -> float:
+    """Catalogue coverage@k, 0..1: distinct items in anyone's top k / catalogue size."""
+    if n_items <= 0:
+        return 0.0
+    return float(np.unique(np.asarray(recommended)[:, :k]).size / n_items)
+
+
+def auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """ROC AUC, 0..1 (0.5 = random), by the Mann-Whitney rank statistic with average ranks for ties."""
+    labels = np.asarray(labels).astype(bool)
+    scores = np.asarray(scores, dtype=np.float64)
+    n_pos = int(labels.sum())
+    n_neg = labels.size - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    order = np.argsort(scores, kind="mergesort")
+    ranks = np.empty(scores.size, dtype=np.float64)
+    sorted_scores = scores[order]
+    # Average ranks (1-based) over tied scores.
+    boundaries = np.flatnonzero(np.diff(sorted_scores)) + 1
+    starts = np.concatenate([[0], boundaries])
+    ends = np.concatenate([boundaries, [scores.size]])
+    avg = (starts + ends + 1) / 2.0
+    ranks[order] = np.repeat(avg, ends - starts)
+    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def grouped_ndcg(groups: np.ndarray, labels: np.ndarray, scores: np.ndarray, k: int | None = None) -> float:
+    """Mean nDCG@k (k=None: the whole list) of each group's items ordered by score, over groups with a
+    positive. Ties are broken pessimistically (positives after negatives of equal score)."""
+    groups = np.asarray(groups)
+    labels = np.asarray(labels).astype(np.float64)
+    scores = np.asarray(scores, dtype=np.float64)
+    order = np.lexsort((labels, -scores, groups))  # by group, score desc, then label asc on ties
+    g, lab = groups[order], labels[order]
+    starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
+    ends = np.r_[starts[1:], g.size]
+    values = []
+    for a, b in zip(starts, ends, strict=True):
+        rel = lab[a:b]
+        n_pos = int(rel.sum())
+        if n_pos == 0:
+            continue
+        kk = (b - a) if k is None else min(k, b - a)
+        disc = 1.0 / np.log2(np.arange(2, kk + 2))
+        dcg = float((rel[:kk] * disc).sum())
+        idcg = float(disc[: min(n_pos, kk)].sum())
+        values.append(dcg / idcg)
+    return float(np.mean(values)) if values else 0.0

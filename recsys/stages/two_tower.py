@@ -1,0 +1,120 @@
+"""Stage 2a: train the two-tower model and export what serving needs (no TensorFlow at serving time).
+
+Input: the preprocessing output. Writes under s3://{models}/models/two_tower/{version}/:
+video_embeddings.npz, user_embeddings.npz, model_config.json, vocabularies.json, serving_catalog.parquet,
+user_history.parquet. Output: {"model": "two_tower", "version", "artifacts", "train"}.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+
+from recsys import artifacts as paths
+from recsys.config import Settings
+from recsys.data import schema as s
+from recsys.data.preprocessing import user_history
+from recsys.errors import ValidationError
+from recsys.stages import check_id, require
+from recsys.stages.config import PipelineConfig
+from recsys.stages.io import get_json, get_parquet, put_json, put_npz, put_parquet
+
+SERVING_CATALOG_COLUMNS = (s.VIDEO_ID, s.CATEGORY, s.POPULARITY, s.TRENDING, s.DURATION, s.UPLOAD_TS)
+
+
+def load_inputs(event: dict[str, Any], settings: Settings, *names: str) -> dict[str, Any]:
+    """Read preprocessing artifacts by name (Parquet as DataFrames, JSON as objects)."""
+    bucket = event.get("artifacts_bucket") or settings.names.bucket("artifacts")
+    out: dict[str, Any] = {}
+    for name in names:
+        key = event["artifacts"].get(name)
+        if key is None:
+            raise ValidationError(
+                f"preprocessing output has no artifact {name!r}", hint="re-run preprocessing"
+            )
+        out[name] = (
+            get_json(settings, bucket, key) if key.endswith(".json") else get_parquet(settings, bucket, key)
+        )
+    return out
+
+
+def run(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """Train on the preprocessing output `event`; write the embeddings and serving tables."""
+    from recsys.training.two_tower import train_two_tower
+
+    require(event, "version", "artifacts", "config")
+    version = check_id(event["version"], "version")
+    config = PipelineConfig.model_validate(event["config"])
+    data = load_inputs(
+        event, settings, "train_interactions", "video_catalog", "user_features", "vocabularies", "seen"
+    )
+    result = train_two_tower(
+        data["train_interactions"],
+        data["video_catalog"],
+        data["user_features"],
+        data["vocabularies"],
+        int(event.get("reference_ts") or 0),
+        config.two_tower,
+    )
+    bucket = settings.names.bucket("models")
+    catalog: pl.DataFrame = data["video_catalog"]
+    history = user_history(data["train_interactions"], data["seen"], data["user_features"])
+    artifacts = {
+        "video_embeddings": put_npz(
+            settings,
+            bucket,
+            paths.two_tower_key(version, "video_embeddings.npz"),
+            **{
+                paths.NPZ_IDS_VIDEO: result.video_ids.astype(str),
+                paths.NPZ_EMBEDDINGS: result.video_embeddings,
+            },
+        ),
+        "user_embeddings": put_npz(
+            settings,
+            bucket,
+            paths.two_tower_key(version, "user_embeddings.npz"),
+            **{paths.NPZ_IDS_USER: result.user_ids.astype(str), paths.NPZ_EMBEDDINGS: result.user_embeddings},
+        ),
+        "model_config": put_json(
+            settings,
+            bucket,
+            paths.two_tower_key(version, "model_config.json"),
+            {**result.model_config, "version": version, "job_id": event.get("job_id")},
+        ),
+        "vocabularies": put_json(
+            settings, bucket, paths.two_tower_key(version, "vocabularies.json"), data["vocabularies"]
+        ),
+        "serving_catalog": put_parquet(
+            settings,
+            bucket,
+            paths.two_tower_key(version, "serving_catalog.parquet"),
+            catalog.select(
+                pl.col(s.VIDEO_ID).cast(pl.String),
+                pl.col(s.CATEGORY).cast(pl.String),
+                pl.col(s.POPULARITY).cast(pl.Float64),
+                pl.col(s.TRENDING).cast(pl.Float64),
+                pl.col(s.DURATION).cast(pl.Float64),
+                pl.col(s.UPLOAD_TS).cast(pl.Int64),
+            ),
+        ),
+        "user_history": put_parquet(
+            settings, bucket, paths.two_tower_key(version, "user_history.parquet"), history
+        ),
+    }
+    return {
+        "model": "two_tower",
+        "version": version,
+        "models_bucket": bucket,
+        "artifacts": artifacts,
+        "train": {
+            "seconds": round(result.seconds, 3),
+            "final_loss": result.model_config["final_loss"],
+            "epochs": result.model_config["epochs"],
+            "batch_size": result.model_config["batch_size"],
+            "collaborative": result.model_config["collaborative"],
+            "logq_correction": result.model_config["logq_correction"],
+            "users": int(result.user_ids.size),
+            "videos": int(result.video_ids.size),
+        },
+    }

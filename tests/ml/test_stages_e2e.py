@@ -1,0 +1,132 @@
+"""End-to-end: the ML stages against the local stack on a tiny synthetic run (seed paths, baseline present)."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+
+from recsys import artifacts
+from recsys.aws import client
+from recsys.features import RANKER_FEATURES
+from recsys.stages import evaluation, features_export, preprocessing, ranker, two_tower
+
+pytestmark = pytest.mark.slow
+
+TINY = {"kind": "synthetic", "n_users": 300, "n_videos": 150, "n_interactions": 4000, "seed": 5}
+FAST = {"two_tower": {"epochs": 3}, "ranker": {"iterations": 40, "depth": 4}}
+
+
+def _keys(s3, bucket: str, prefix: str) -> set[str]:
+    found = s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
+    return {o["Key"].removeprefix(prefix) for o in found}
+
+
+@pytest.fixture(scope="module")
+def pipeline_run(local_stack):
+    settings = local_stack
+    pre = preprocessing.run({"source": TINY, "config": FAST}, settings)
+    tt = two_tower.run(pre, settings)
+    rk = ranker.run({**pre, "two_tower": tt}, settings)
+    feats = features_export.run(pre, settings)
+    ev = evaluation.run({"preprocessing": pre, "two_tower": tt, "ranker": rk}, settings)
+    json.dumps([pre, tt, rk, feats, ev])  # every stage output is JSON (Step Functions payloads)
+    return settings, pre, tt, rk, feats, ev
+
+
+def test_artifacts_at_the_seed_paths(pipeline_run):
+    settings, pre, tt, rk, _feats, _ev = pipeline_run
+    s3 = client("s3", settings)
+    pre_keys = _keys(s3, settings.names.bucket("artifacts"), artifacts.preprocessing_prefix(pre["job_id"]))
+    assert {"vocabularies.json", "video_catalog.parquet", "ranker_train.parquet"} <= pre_keys
+    version = pre["version"]
+    assert tt["version"] == rk["version"] == version
+    models = settings.names.bucket("models")
+    assert {
+        "video_embeddings.npz",
+        "user_embeddings.npz",
+        "model_config.json",
+        "vocabularies.json",
+        "serving_catalog.parquet",
+        "user_history.parquet",
+    } <= _keys(s3, models, artifacts.two_tower_prefix(version))
+    assert {"ranker_model.cbm", "ranker_model.json", "ranker_features.json"} <= _keys(
+        s3, models, artifacts.ranker_prefix(version)
+    )
+    body = s3.get_object(Bucket=models, Key=artifacts.two_tower_key(version, "video_embeddings.npz"))[
+        "Body"
+    ].read()
+    with np.load(io.BytesIO(body), allow_pickle=False) as npz:
+        ids, emb = npz[artifacts.NPZ_IDS_VIDEO], npz[artifacts.NPZ_EMBEDDINGS]
+    # Every catalogue video has an embedding, including videos nobody watched.
+    assert emb.dtype == np.float32 and emb.shape == (TINY["n_videos"], artifacts.EMBEDDING_DIM)
+    assert len(set(ids.tolist())) == TINY["n_videos"]
+    feats = json.loads(
+        s3.get_object(Bucket=models, Key=artifacts.ranker_key(version, "ranker_features.json"))["Body"].read()
+    )
+    assert feats["features"] == RANKER_FEATURES
+    assert rk["train"]["parity_max_abs_diff"] <= 1e-5
+
+
+def test_serving_tables_have_the_contract_columns(pipeline_run):
+    settings, _pre, tt, _rk, _feats, _ev = pipeline_run
+    s3 = client("s3", settings)
+    models = settings.names.bucket("models")
+
+    def read(name: str) -> pl.DataFrame:
+        key = tt["artifacts"][name]
+        return pl.read_parquet(io.BytesIO(s3.get_object(Bucket=models, Key=key)["Body"].read()))
+
+    catalog = read("serving_catalog")
+    assert catalog.schema == pl.Schema(
+        {
+            "video_id": pl.String,
+            "category": pl.String,
+            "popularity": pl.Float64,
+            "trending": pl.Float64,
+            "duration": pl.Float64,
+            "upload_ts": pl.Int64,
+        }
+    )
+    assert catalog["popularity"].is_between(0, 1).all() and catalog["trending"].is_between(0, 1).all()
+    history = read("user_history")
+    assert history.schema == pl.Schema(
+        {
+            "user_id": pl.String,
+            "watched": pl.List(pl.String),
+            "top_categories": pl.List(pl.String),
+        }
+    )
+
+
+def test_metrics_include_the_popularity_baseline_and_gates(pipeline_run):
+    settings, _pre, _tt, _rk, _feats, ev = pipeline_run
+    metrics = ev["metrics"]
+    for block in ("two_tower", "popularity"):
+        assert {"recall@10", "recall@100", "ndcg@10", "ndcg@100"} <= set(metrics[block])
+    assert 0.0 <= metrics["ranker"]["auc"] <= 1.0
+    assert {"two_tower", "popularity"} == set(metrics["ranker_baselines"])
+    names = {c["name"] for c in ev["gates"]["checks"]}
+    assert {"two_tower_recall_at_100", "two_tower_ndcg_at_100", "ranker_auc", "ranker_ndcg"} <= names
+    s3 = client("s3", settings)
+    bucket = settings.names.bucket("artifacts")
+    stored = json.loads(s3.get_object(Bucket=bucket, Key=ev["metrics_key"])["Body"].read())
+    assert stored["popularity"] == metrics["popularity"]
+    html = s3.get_object(Bucket=bucket, Key=ev["report_key"])["Body"].read().decode()
+    assert "<html" in html and html.count("data:image/png;base64,") == 3
+
+
+def test_offline_feature_store_matches_glue_columns(pipeline_run):
+    settings, _pre, _tt, _rk, feats, _ev = pipeline_run
+    from recsys.catalog import load_catalog
+
+    s3 = client("s3", settings)
+    for table, glue in load_catalog()["glue"]["tables"].items():
+        out = feats["tables"][table]
+        assert out["key"].startswith(glue["prefix"])
+        df = pl.read_parquet(io.BytesIO(s3.get_object(Bucket=out["bucket"], Key=out["key"])["Body"].read()))
+        assert df.columns == [c["name"] for c in glue["columns"]]
+        assert df.height == out["rows"] > 0
