@@ -10,7 +10,7 @@ from recsys.cli.common import EnvOption, JsonOption, emit, group, info, progress
 
 model_app = group("The model registry: versions with metrics and status (candidate, production, archived).")
 
-_SHOWN_METRICS = 3
+_HEADLINE = (("two_tower", "recall@100"), ("two_tower", "ndcg@100"), ("ranker", "auc"))
 
 
 def _registry(env: str):
@@ -20,18 +20,17 @@ def _registry(env: str):
 
 
 def _metrics_line(metrics: dict[str, Any]) -> str:
-    flat: list[tuple[str, Any]] = []
+    """The headline metrics of a version (retrieval recall/nDCG@100, ranker AUC), when present."""
+    shown = []
+    for model, name in _HEADLINE:
+        value = (metrics.get(model) or {}).get(name) if isinstance(metrics.get(model), dict) else None
+        if isinstance(value, int | float):
+            shown.append(f"{model}.{name}={value:.3f}")
+    return ", ".join(shown)
 
-    def walk(prefix: str, value: Any) -> None:
-        if isinstance(value, dict):
-            for k, v in value.items():
-                walk(f"{prefix}.{k}" if prefix else str(k), v)
-        elif isinstance(value, int | float) and not isinstance(value, bool):
-            flat.append((prefix, value))
 
-    walk("", metrics)
-    shown = ", ".join(f"{k}={v:.3g}" for k, v in flat[:_SHOWN_METRICS])
-    return shown + (f" (+{len(flat) - _SHOWN_METRICS})" if len(flat) > _SHOWN_METRICS else "")
+def _short(stamp: str | None) -> str:
+    return (stamp or "")[:16].replace("T", " ")
 
 
 @model_app.command("list")
@@ -49,14 +48,13 @@ def list_versions(env: EnvOption = "local", json_output: JsonOption = False) -> 
         versions,
         lambda: table(
             "Model versions",
-            ["version", "status", "created", "promoted", "job", "metrics"],
+            ["version", "status", "created (UTC)", "promoted (UTC)", "metrics"],
             [
                 (
                     v["version"],
                     v["status"],
-                    v["created_at"],
-                    v["promoted_at"],
-                    v["job_id"],
+                    _short(v["created_at"]),
+                    _short(v["promoted_at"]),
                     _metrics_line(v["metrics"]),
                 )
                 for v in versions

@@ -94,7 +94,7 @@ class PipelineProgress:
                 row.update(status="RUNNING", started=time.monotonic(), duration=None)
             elif event.type == "StateExited":
                 row.update(
-                    status="SUCCEEDED",
+                    status="FAILED" if details.get("caught_error") else "SUCCEEDED",
                     duration=details.get("duration_s") or time.monotonic() - row["started"],
                 )
             elif event.type == "StateRetry":
@@ -107,7 +107,7 @@ class PipelineProgress:
     @staticmethod
     def _print_line(event: Any, row: dict[str, Any]) -> None:
         name = "  " * row["depth"] + row["state"]
-        if event.type == "StateExited":
+        if event.type == "StateExited" and row["status"] == "SUCCEEDED":
             err_console.print(f"✓ {name} ({row['duration']:.1f}s)")
         elif event.type == "StateRetry":
             err_console.print(f"↻ {name}: {row.get('note')}")
@@ -158,19 +158,6 @@ def build_input(
     return event
 
 
-def _flatten(metrics: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(metrics, dict):
-        return {prefix or "value": metrics}
-    out: dict[str, Any] = {}
-    for key, value in metrics.items():
-        name = f"{prefix}.{key}" if prefix else str(key)
-        if isinstance(value, dict):
-            out.update(_flatten(value, name))
-        elif not isinstance(value, list):
-            out[name] = value
-    return out
-
-
 def _fmt(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
@@ -215,14 +202,24 @@ def _raise_for_failure(record: dict[str, Any], settings: Any) -> None:
     )
 
 
-def _render_success(data: dict[str, Any]) -> None:
-    metrics = _flatten(data.get("metrics") or {})
-    t = Table(title=f"Version {data.get('version')} — metrics", title_justify="left")
+def metrics_table(metrics: dict[str, Any], title: str) -> Table:
+    """Models as columns (two_tower, popularity, ranker, ...), metric names as rows."""
+    models = {k: v for k, v in metrics.items() if isinstance(v, dict) and k != "gates"}
+    columns = [m for m, values in models.items() if any(isinstance(x, int | float) for x in values.values())]
+    names: list[str] = []
+    for model in columns:
+        names += [n for n, x in models[model].items() if isinstance(x, float) and n not in names]
+    t = Table(title=title, title_justify="left")
     t.add_column("metric")
-    t.add_column("value", justify="right")
-    for name, value in metrics.items():
-        t.add_row(name, _fmt(value))
-    out_console.print(t)
+    for model in columns:
+        t.add_column(model, justify="right")
+    for name in names:
+        t.add_row(name, *(_fmt(models[m].get(name, "")) for m in columns))
+    return t
+
+
+def _render_success(data: dict[str, Any]) -> None:
+    out_console.print(metrics_table(data.get("metrics") or {}, f"Version {data.get('version')}: metrics"))
     gates = (data.get("gates") or {}).get("checks") or []
     if gates:
         g = Table(title="Gates", title_justify="left")

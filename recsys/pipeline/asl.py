@@ -237,25 +237,23 @@ class _Run:
             self.sm._emit(ExecutionEvent("StateEntered", name, path, details={"input": data}))
             started = time.monotonic()
             try:
-                output, next_name = self.state(name, state, data, path)
+                output, next_name, caught = self.state(name, state, data, path)
             except StatesError as exc:
                 if exc.state is None:
                     exc.state = name
                 raise
-            self.sm._emit(
-                ExecutionEvent(
-                    "StateExited",
-                    name,
-                    path,
-                    details={"output": output, "duration_s": round(time.monotonic() - started, 3)},
-                )
-            )
+            details = {"output": output, "duration_s": round(time.monotonic() - started, 3)}
+            if caught is not None:
+                details["caught_error"] = caught
+            self.sm._emit(ExecutionEvent("StateExited", name, path, details=details))
             if next_name is None:
                 return output
             data, name = output, next_name
 
-    def state(self, name: str, state: dict[str, Any], raw: Any, path: str) -> tuple[Any, str | None]:
-        """Run one state; returns (output, next state name or None at the end)."""
+    def state(
+        self, name: str, state: dict[str, Any], raw: Any, path: str
+    ) -> tuple[Any, str | None, str | None]:
+        """Run one state; returns (output, next state or None at the end, the error a Catch handled or None)."""
         kind = state["Type"]
         ctx = {**self.context, "State": {"Name": name, "EnteredTime": datetime.now(UTC).isoformat()}}
         try:
@@ -269,22 +267,22 @@ class _Run:
                 raise _fail(error, cause, name)
             effective = self._input(state, raw, ctx)
             if kind == "Succeed":
-                return self._output(state, effective, ctx), None
+                return self._output(state, effective, ctx), None, None
             if kind == "Choice":
-                return self._output(state, effective, ctx), self._choose(name, state, effective)
+                return self._output(state, effective, ctx), self._choose(name, state, effective), None
             if kind == "Wait":
                 self.sm._sleep(self._wait_seconds(state, effective, ctx))
-                return self._output(state, effective, ctx), _next(state)
+                return self._output(state, effective, ctx), _next(state), None
             if kind == "Pass":
                 result = copy.deepcopy(state["Result"]) if "Result" in state else effective
-                return self._finish(state, raw, result, ctx), _next(state)
+                return self._finish(state, raw, result, ctx), _next(state), None
         except PathError as exc:
             raise _fail("States.Runtime", f"state {name!r}: {exc}", name) from None
         return self._with_retry(name, state, raw, ctx, path)
 
     def _with_retry(
         self, name: str, state: dict[str, Any], raw: Any, ctx: dict[str, Any], path: str
-    ) -> tuple[Any, str | None]:
+    ) -> tuple[Any, str | None, str | None]:
         attempts = [0] * len(state.get("Retry") or [])
         while True:
             try:
@@ -294,7 +292,7 @@ class _Run:
                         result = self._task(name, state, effective, path)
                     else:
                         result = self._parallel(name, state, effective, path)
-                    return self._finish(state, raw, result, ctx, selector=True), _next(state)
+                    return self._finish(state, raw, result, ctx, selector=True), _next(state), None
                 except PathError as exc:
                     raise _fail("States.Runtime", f"state {name!r}: {exc}", name) from None
             except StatesError as exc:
@@ -345,7 +343,7 @@ class _Run:
                     output = raw if result_path is None else set_path(raw, result_path, error_output)
                 except PathError as perr:
                     raise _fail("States.Runtime", f"state {name!r}: {perr}", name) from None
-                return output, catcher["Next"]
+                return output, catcher["Next"], exc.error
 
     @staticmethod
     def _matches(errors: list[str], error: str) -> bool:

@@ -95,7 +95,12 @@ class ExecutionRecord:
                 row.update(status="RUNNING", entered_at=stamp, error=None)
                 row["attempts"] = max(row["attempts"], 1)
             elif event.type == "StateExited":
-                row.update(status="SUCCEEDED", exited_at=stamp, duration_s=event.details.get("duration_s"))
+                caught = event.details.get("caught_error")
+                row.update(
+                    status="FAILED" if caught else "SUCCEEDED",
+                    exited_at=stamp,
+                    duration_s=event.details.get("duration_s"),
+                )
             elif event.type == "StateRetry":
                 row.update(status="RETRYING", error=event.details.get("error"))
                 row["attempts"] += 1
