@@ -26,6 +26,7 @@ resource "aws_kms_key" "this" {
         Resource  = "*"
       },
       {
+        # "*" in a key policy is this key; the condition limits it to this account's log groups.
         Sid       = "CloudWatchLogs"
         Effect    = "Allow"
         Principal = { Service = "logs.${local.region}.amazonaws.com" }
@@ -36,6 +37,7 @@ resource "aws_kms_key" "this" {
         }
       },
       {
+        # "*" in a key policy is this key; SNS, CloudWatch and EventBridge of this account only.
         Sid       = "EventServices"
         Effect    = "Allow"
         Principal = { Service = ["sns.amazonaws.com", "cloudwatch.amazonaws.com", "events.amazonaws.com"] }

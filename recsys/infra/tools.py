@@ -1,0 +1,71 @@
+"""Tool environments kept apart from the project's dependencies (git-ignored under `.tools/`).
+
+checkov pins an old boto3, so it lives in its own virtual environment, created on first use.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from recsys.errors import ErrorCode, RecsysError
+from recsys.infra.terraform import repo_root
+
+CHECKOV_VERSION = "3.3.30"
+
+
+def checkov_env_dir(root: Path | None = None) -> Path:
+    return (root or repo_root()) / ".tools" / "checkov"
+
+
+def ensure_checkov(root: Path | None = None) -> Path:
+    """Path of the checkov executable, installing it into `.tools/checkov/` first if needed."""
+    venv = checkov_env_dir(root)
+    binary = venv / "bin" / "checkov"
+    marker = venv / f".installed-{CHECKOV_VERSION}"
+    if binary.is_file() and marker.is_file():
+        return binary
+    steps = [
+        [sys.executable, "-m", "venv", "--clear", str(venv)],
+        [
+            str(venv / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            f"checkov=={CHECKOV_VERSION}",
+        ],
+    ]
+    for cmd in steps:
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            tail = " | ".join(proc.stderr.strip().splitlines()[-3:])
+            raise RecsysError(
+                f"could not install checkov {CHECKOV_VERSION} into {venv}: {tail}",
+                hint="check access to PyPI, then run `make tools`",
+                code=ErrorCode.MISSING_TOOL,
+            )
+    marker.write_text(CHECKOV_VERSION + "\n", encoding="utf-8")
+    return binary
+
+
+def run_checkov(directory: Path, root: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """checkov over `directory` (Terraform only, offline), JSON report on stdout."""
+    binary = ensure_checkov(root)
+    env = dict(os.environ, BC_SKIP_MAPPING="TRUE", CHECKOV_RUN_SCA_PACKAGE_SCAN_V2="false")
+    cmd = [
+        str(binary),
+        "-d",
+        str(directory),
+        "--framework",
+        "terraform",
+        "--quiet",
+        "--compact",
+        "-o",
+        "json",
+        "--skip-download",
+    ]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)

@@ -1,0 +1,135 @@
+"""Static checks of the HCL: module layout, typed and described variables, described outputs, roots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.terraform.conftest import ENVIRONMENTS, MODULES, TERRAFORM, blocks, load_hcl
+
+REQUIRED_MODULES = (
+    "storage",
+    "networking",
+    "compute",
+    "api",
+    "monitoring",
+    "ml_pipeline",
+    "data_collection",
+    "feature_store",
+    "secrets",
+)
+MODULE_FILES = ("versions.tf", "main.tf", "variables.tf", "outputs.tf", "README.md")
+ROOT_FILES = (
+    "versions.tf",
+    "main.tf",
+    "variables.tf",
+    "outputs.tf",
+    "providers.tf",
+    "backend.tf",
+    "backend.hcl",
+    "terraform.tfvars",
+)
+# Identical in every environment root: only backend.tf, backend.hcl and terraform.tfvars differ.
+SHARED_ROOT_FILES = ("versions.tf", "main.tf", "variables.tf", "outputs.tf", "providers.tf")
+
+
+def all_tf_files() -> list[Path]:
+    return sorted(p for p in TERRAFORM.rglob("*.tf") if ".terraform" not in p.parts)
+
+
+@pytest.mark.parametrize("module", REQUIRED_MODULES)
+def test_module_has_the_standard_files(module: str) -> None:
+    missing = [f for f in MODULE_FILES if not (MODULES / module / f).is_file()]
+    assert not missing, f"module {module} lacks {missing}"
+
+
+def test_every_variable_is_typed_and_described() -> None:
+    problems = []
+    for path in all_tf_files():
+        for name, body in blocks(load_hcl(path), "variable").items():
+            if not body.get("type"):
+                problems.append(f"{path.relative_to(TERRAFORM)}: variable {name} has no type")
+            if not str(body.get("description", "")).strip():
+                problems.append(f"{path.relative_to(TERRAFORM)}: variable {name} has no description")
+    assert not problems, "\n".join(problems)
+    assert sum(len(blocks(load_hcl(p), "variable")) for p in all_tf_files()) > 50
+
+
+def test_every_output_is_described() -> None:
+    problems = [
+        f"{path.relative_to(TERRAFORM)}: output {name}"
+        for path in all_tf_files()
+        for name, body in blocks(load_hcl(path), "output").items()
+        if not str(body.get("description", "")).strip()
+    ]
+    assert not problems, "outputs without a description:\n" + "\n".join(problems)
+
+
+def test_versions_pin_terraform_and_providers() -> None:
+    for versions in sorted(TERRAFORM.rglob("versions.tf")):
+        terraform = load_hcl(versions)["terraform"][0]
+        assert terraform.get("required_version"), versions
+        for provider in terraform.get("required_providers", [{}]):
+            for name, spec in provider.items():
+                assert spec.get("source") and spec.get("version"), f"{versions}: provider {name} unpinned"
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_environment_root_layout(env: str) -> None:
+    root = TERRAFORM / "environments" / env
+    missing = [f for f in ROOT_FILES if not (root / f).is_file()]
+    assert not missing, f"{env} lacks {missing}"
+    for name in SHARED_ROOT_FILES:
+        assert (root / name).read_text() == (TERRAFORM / "environments" / "dev" / name).read_text(), (
+            f"environments/{env}/{name} differs from dev's; the roots must differ only in backend and tfvars"
+        )
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_backend_is_s3_with_locking(env: str) -> None:
+    root = TERRAFORM / "environments" / env
+    backend = load_hcl(root / "backend.tf")["terraform"][0]["backend"][0]["s3"]
+    assert backend["use_lockfile"] is True
+    assert backend["encrypt"] is True
+    assert f"/{env}/" in backend["key"]
+    partial = load_hcl(root / "backend.hcl")
+    assert partial.get("bucket") and partial.get("region")
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_provider_sets_default_tags(env: str) -> None:
+    provider = load_hcl(TERRAFORM / "environments" / env / "providers.tf")["provider"][0]["aws"]
+    tags = provider["default_tags"][0]["tags"]
+    assert {"Project", "Environment", "Stack", "ManagedBy"} <= set(tags)
+
+
+def test_roots_read_the_catalogue_and_the_asl_file() -> None:
+    main = (TERRAFORM / "environments" / "dev" / "main.tf").read_text()
+    assert 'jsondecode(file("${local.repo_root}/recsys/resources/catalog.json"))' in main
+    assert "local.catalog.state_machines.ml_pipeline.definition" in main
+    ml = (MODULES / "ml_pipeline" / "main.tf").read_text()
+    assert "templatefile(var.definition_file, local.template_vars)" in ml
+
+
+def test_prod_retains_and_dev_staging_destroy_cleanly() -> None:
+    storage = (MODULES / "storage" / "main.tf").read_text()
+    assert "prevent_destroy = true" in storage
+    dynamo = (MODULES / "storage" / "dynamodb.tf").read_text()
+    assert "deletion_protection_enabled = var.retain" in dynamo
+    main = (TERRAFORM / "environments" / "dev" / "main.tf").read_text()
+    assert 'retain      = var.removal_policy == "retain"' in main
+    assert "recovery_window_days      = local.retain ? 30 : 0" in main
+
+
+def test_star_resources_are_commented() -> None:
+    """A "*" resource is allowed only where AWS requires it, with a comment saying so just above."""
+    problems = []
+    for path in all_tf_files():
+        lines = path.read_text().splitlines()
+        for i, line in enumerate(lines):
+            if line.strip() in ('resources = ["*"]', 'Resource  = "*"', 'Resource = "*"'):
+                context = "\n".join(lines[max(0, i - 8) : i])
+                if "*" not in context or "#" not in context:
+                    problems.append(f"{path.relative_to(TERRAFORM)}:{i + 1}")
+    assert not problems, 'uncommented "*" resources: ' + ", ".join(problems)
