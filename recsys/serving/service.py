@@ -26,7 +26,7 @@ from recsys.serving.filters import Pick, apply_rules, max_per_category
 from recsys.serving.model_store import ModelStore, ServingModel
 from recsys.serving.models import DEFAULT_K, MAX_K
 from recsys.serving.tracking import InferenceTracker, tracking_item
-from recsys.serving.user_vector import blend_user_vector, event_weights
+from recsys.serving.user_vector import blend_user_vector, event_weights, with_recent_activity
 
 if TYPE_CHECKING:
     from recsys.config import Settings
@@ -121,6 +121,11 @@ class FeatureCache:
 
     def user(self, user_id: str) -> dict[str, Any] | None:
         return self._get(self._users, [user_id], self.store.get_users)[0]
+
+
+def _newest_ts(events: list[dict[str, Any]]) -> float | None:
+    stamps = [float(e["timestamp"]) for e in events if e.get("timestamp") is not None]
+    return max(stamps) if stamps else None
 
 
 def validate_request(user_id: str, k: int, category: str | None) -> None:
@@ -222,11 +227,14 @@ class RecommendationService:
         if category is not None and category not in model.category_masks:
             return [], "popular", []
         preferred = model.top_categories(user_id)
+        user_emb = model.user_embedding(user_id)
+        act_rows, act_weights = recent_rows, event_weights(recent)
+        if user_emb is None and not len(recent_rows) and len(watched):
+            # Known only through the training history (no trained embedding): that history is the activity.
+            act_rows = watched[-self.config.activity_vector_events :].astype(np.int64)[::-1]
+            act_weights = event_weights([{}] * len(act_rows))
         uv = blend_user_vector(
-            model.user_embedding(user_id),
-            model.video_embeddings[recent_rows],
-            event_weights(recent),
-            self.config.activity_weight,
+            user_emb, model.video_embeddings[act_rows], act_weights, self.config.activity_weight
         )
         cap = max_per_category(k, self.config.max_category_share)
         if uv is None:  # cold start
@@ -240,7 +248,14 @@ class RecommendationService:
         if model.ranker is not None and len(rows):
             ids = model.video_ids[rows].tolist()
             features = self.features.for_version(model.version)
-            ranked = model.ranker.score(features.user(user_id), features.videos(ids), scores, now_ts)
+            user = with_recent_activity(
+                features.user(user_id),
+                [str(c) for c in model.category[recent_rows]],
+                event_weights(recent),
+                _newest_ts(recent),
+                self.config.activity_weight,
+            )
+            ranked = model.ranker.score(user, features.videos(ids), scores, now_ts)
             order = np.argsort(-ranked, kind="stable")
             rows, scores = rows[order], ranked[order]
         fill = model.popular_by_category[category] if category is not None else model.popular_rows

@@ -64,3 +64,43 @@ def blend_user_vector(
     else:
         vec = (1.0 - activity_weight) * base + activity_weight * act
     return UserVector((vec * scale).astype(np.float32), base is not None, act is not None)
+
+
+def with_recent_activity(
+    user: dict[str, Any] | None,
+    categories: Sequence[str],
+    weights: np.ndarray,
+    newest_ts: float | None,
+    activity_weight: float = DEFAULT_ACTIVITY_WEIGHT,
+    saturation: int = 5,
+) -> dict[str, Any] | None:
+    """The online user item refreshed with recent activity, so the ranker sees today's tastes.
+
+    The stored `category_affinity` (computed at training time) is mixed with the category shares of the
+    recent events; the recent share grows with the number of events up to `activity_weight` at
+    `saturation` events. `top_category`, `interaction_count` and `last_interaction_ts` follow.
+    """
+    total = float(weights.sum()) if len(categories) else 0.0
+    if total <= 0:
+        return user
+    share = activity_weight * min(1.0, len(categories) / saturation)
+    base = dict(user or {})
+    stored = base.get("category_affinity")
+    if isinstance(stored, str):
+        import json
+
+        try:
+            stored = json.loads(stored)
+        except ValueError:
+            stored = {}
+    affinity = {str(c): float(v) for c, v in (stored or {}).items()}
+    recent: dict[str, float] = {}
+    for cat, w in zip(categories, weights, strict=True):
+        recent[cat] = recent.get(cat, 0.0) + float(w) / total
+    mixed = {c: (1 - share) * affinity.get(c, 0.0) + share * recent.get(c, 0.0) for c in {*affinity, *recent}}
+    base["category_affinity"] = mixed
+    base["top_category"] = max(mixed, key=mixed.__getitem__)
+    base["interaction_count"] = float(base.get("interaction_count") or 0) + len(categories)
+    if newest_ts is not None:
+        base["last_interaction_ts"] = max(float(base.get("last_interaction_ts") or 0), float(newest_ts))
+    return base
