@@ -33,7 +33,7 @@ def load_dataset(settings: Settings, name: str) -> Dataset:
     manifest = load_manifest(settings, name)
     bucket = settings.names.bucket("data")
     files = manifest["files"]
-    tables = {t: get_parquet(settings, bucket, dataset_prefix(name) + f"{t}.parquet") for t in files}
+    tables = {t: get_parquet(settings, bucket, f["key"]) for t, f in files.items()}
     return Dataset(
         interactions=tables["interactions"], videos=tables.get("videos"), users=tables.get("users")
     )

@@ -9,11 +9,9 @@ also those without interactions) -> vocabularies -> ranker training and evaluati
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import polars as pl
 
 from recsys.data import schema as s
@@ -24,6 +22,8 @@ from recsys.stages.config import PipelineConfig
 
 TRENDING_DAYS = 14
 MAX_AFFINITY_CATEGORIES = 10
+MIN_USERS = 2
+MIN_VIDEOS = 2
 
 
 @dataclass
@@ -52,6 +52,13 @@ def preprocess(
     if interactions.is_empty():
         raise ValidationError("no interactions to preprocess", hint="import a file with at least one row")
     raw_rows = interactions.height
+    n_users = interactions[s.USER_ID].n_unique()
+    if n_users < MIN_USERS or interactions[s.VIDEO_ID].n_unique() < MIN_VIDEOS:
+        raise ValidationError(
+            f"too little data to train a recommender: {n_users} user(s), "
+            f"{interactions[s.VIDEO_ID].n_unique()} video(s)",
+            hint=f"import interactions of at least {MIN_USERS} users and {MIN_VIDEOS} videos",
+        )
     has_ts = s.TIMESTAMP in interactions.columns and interactions[s.TIMESTAMP].null_count() < raw_rows
     events = interactions.unique(maintain_order=True)  # exact duplicate rows (double-logged events)
     duplicates = raw_rows - events.height
@@ -321,11 +328,6 @@ def _ranker_sets(
     return label(pos_train, neg_train), label(test, neg_test)
 
 
-def ideal_log2(n: int) -> float:
-    """Helper kept for docs: log2(n + 1)."""
-    return math.log2(n + 1)
-
-
 def user_history(train: pl.DataFrame, seen: pl.DataFrame, user_features: pl.DataFrame) -> pl.DataFrame:
     """Serving's user_history table: user_id, watched (every train-period video), top_categories."""
     watched = seen.group_by(s.USER_ID).agg(pl.col(s.VIDEO_ID).sort().alias("watched"))
@@ -334,8 +336,3 @@ def user_history(train: pl.DataFrame, seen: pl.DataFrame, user_features: pl.Data
         .with_columns(pl.col("top_categories").fill_null([]))
         .sort(s.USER_ID)
     )
-
-
-def as_arrays(df: pl.DataFrame, column: str) -> np.ndarray:
-    """A column as a numpy array (strings as object)."""
-    return df[column].to_numpy()

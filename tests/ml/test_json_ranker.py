@@ -1,0 +1,67 @@
+"""The serving form of the ranker (numpy over catboost's JSON export) equals catboost (|diff| <= 1e-5)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from recsys.errors import ValidationError
+from recsys.features import RANKER_FEATURES
+from recsys.ranking.json_ranker import JsonRanker
+from recsys.stages.config import RankerConfig
+
+pytestmark = pytest.mark.slow
+
+
+def _data(n: int = 2000, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, len(RANKER_FEATURES)))
+    X[::11, 3] = np.nan  # missing values take catboost's NaN path
+    y = (X[:, 0] + 0.5 * X[:, 1] * X[:, 2] + rng.normal(scale=0.5, size=n) > 0).astype(int)
+    groups = np.arange(n) // 10
+    return X, y, groups
+
+
+@pytest.mark.parametrize("loss", ["YetiRank", "Logloss"])
+def test_parity_with_catboost(tmp_path, loss):
+    from catboost import CatBoost
+
+    from recsys.training.ranker import train_ranker
+
+    X, y, groups = _data()
+    result = train_ranker(X, y, groups, RankerConfig(loss=loss, iterations=60, depth=5))
+    (tmp_path / "m.cbm").write_bytes(result.cbm)
+    model = CatBoost()
+    model.load_model(str(tmp_path / "m.cbm"))
+    X_new, _, _ = _data(seed=1)  # unseen rows
+    expected = model.predict(X_new, prediction_type="RawFormulaVal")
+    ranker = JsonRanker.from_bytes(result.json)
+    assert np.max(np.abs(ranker.predict(X_new) - expected)) <= 1e-5
+    (tmp_path / "m.json").write_bytes(result.json)
+    assert np.array_equal(JsonRanker.from_file(tmp_path / "m.json").predict(X_new), ranker.predict(X_new))
+    assert ranker.n_trees == 60 and ranker.n_features == len(RANKER_FEATURES)
+
+
+def test_bad_inputs_are_clear_errors():
+    with pytest.raises(ValidationError, match="not valid JSON"):
+        JsonRanker.from_bytes(b"{nope")
+    with pytest.raises(ValidationError, match="not a CatBoost JSON model"):
+        JsonRanker.from_bytes(json.dumps({"oblivious_trees": []}).encode())
+    model = {
+        "features_info": {
+            "float_features": [{"feature_index": 0, "flat_feature_index": 0, "borders": [0.5]}]
+        },
+        "oblivious_trees": [
+            {
+                "leaf_values": [1.0, 2.0],
+                "splits": [{"border": 0.5, "float_feature_index": 0, "split_type": "FloatFeature"}],
+            }
+        ],
+        "scale_and_bias": [1.0, [0.25]],
+    }
+    ranker = JsonRanker(model)
+    assert ranker.predict(np.array([[0.0], [1.0]])).tolist() == [1.25, 2.25]
+    with pytest.raises(ValidationError, match="shape"):
+        ranker.predict(np.zeros(3))
