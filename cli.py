@@ -7,6 +7,7 @@ import os
 import typer
 
 from recsys.cli.common import RecsysGroup
+from recsys.cli.data import data_app
 from recsys.cli.infra import deploy_cmd, destroy_cmd, outputs_cmd, package_cmd, plan_cmd
 from recsys.cli.local import local_app
 from recsys.cli.model import model_app
@@ -26,6 +27,7 @@ app = typer.Typer(
     help="recsys: an open, AWS-native video recommender. Every command takes --help with examples.",
 )
 app.add_typer(local_app, name="local")
+app.add_typer(data_app, name="data")
 app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(model_app, name="model")
 app.command("smoke-test")(smoke_test)
