@@ -188,9 +188,30 @@ class ModelRegistry:
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
         return sorted(items, key=lambda v: (v.created_at, v.version), reverse=True)
 
-    def production(self) -> ModelVersion | None:
-        """The version in production, or None before the first deployment."""
-        live = [v for v in self.list() if v.status == "production"]
+    def production(self, consistent: bool = False) -> ModelVersion | None:
+        """The version in production, or None before the first deployment.
+
+        By default one query of the status index (cheap; what serving polls), which may lag a promotion by
+        a moment; `consistent=True` reads the table itself (promote and rollback do).
+        """
+        if consistent:
+            live = [v for v in self.list() if v.status == "production"]
+        else:
+            live = []
+            kwargs: dict[str, Any] = {
+                "TableName": self.table,
+                "IndexName": STATUS_INDEX,
+                "KeyConditionExpression": "#s = :p",
+                "FilterExpression": "model_name = :m",
+                "ExpressionAttributeNames": {"#s": "status"},
+                "ExpressionAttributeValues": {":p": {"S": "production"}, ":m": {"S": self.model_name}},
+            }
+            while True:
+                response = self._ddb.query(**kwargs)
+                live.extend(_from_item(raw) for raw in response.get("Items", []))
+                if not response.get("LastEvaluatedKey"):
+                    break
+                kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
         if not live:
             return None
         return max(live, key=lambda v: v.promoted_at or "")
@@ -198,7 +219,7 @@ class ModelRegistry:
     def promote(self, version: str) -> ModelVersion:
         """Publish `version`'s serving data, then make it production (the old production is archived)."""
         target = self.get(version)
-        current = self.production()
+        current = self.production(consistent=True)
         if current is not None and current.version == target.version:
             return target
         try:

@@ -81,7 +81,7 @@ def promote(
         recsys model promote v20261124-193000-ab12cd --env dev --json
     """
     registry = _registry(env)
-    before = registry.production()
+    before = registry.production(consistent=True)
     with progress(f"Promoting {version}…"):
         promoted = registry.promote(version)
     info(f"{promoted.version} is in production (previous: {before.version if before else 'none'}).")
@@ -99,7 +99,7 @@ def rollback(env: EnvOption = "local", json_output: JsonOption = False) -> None:
         recsys model rollback --env prod --json
     """
     registry = _registry(env)
-    before = registry.production()
+    before = registry.production(consistent=True)
     with progress("Rolling back…"):
         restored = registry.rollback()
     info(f"Rolled back: {restored.version} is in production (was {before.version if before else 'none'}).")

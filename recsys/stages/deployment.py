@@ -81,7 +81,7 @@ def run(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
         published.update(publish_version(settings, target.version, target.job_id))
 
     registry = ModelRegistry(settings, publisher=publish)
-    previous = registry.production()
+    previous = registry.production(consistent=True)
     existing = registry.find(version)
     if existing is not None and existing.status == "production":
         return {
