@@ -39,6 +39,10 @@ FIXED_DATE = (1980, 1, 1, 0, 0, 0)
 EXCLUDED_DISTRIBUTIONS = frozenset(
     {"polars", "pyarrow", "typer", "rich", "python-terraform", "localstack-client", "tensorflow", "catboost"}
 )
+# Base dependencies with no manylinux wheel on PyPI, replaced for the Lambda platform by a wheel that
+# provides the same module: hnswlib publishes only an sdist; chroma-hnswlib is a maintained fork with
+# manylinux wheels, the same `hnswlib` module and API.
+WHEEL_SUBSTITUTES = {"hnswlib": "chroma-hnswlib>=0.7.6,<0.8"}
 # Provided by the Lambda runtime: installed with the rest (for resolution) and then left out of the zip.
 RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath")
 # Parts of `recsys` no Lambda zip needs (and that import CLI or training libraries).
@@ -71,7 +75,8 @@ def lambda_requirements(root: Path | None = None) -> list[str]:
     """The base dependencies of pyproject.toml that a zip Lambda needs (sorted)."""
     root = root or repo_root()
     project = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    return sorted(r for r in project["dependencies"] if _distribution_name(r) not in EXCLUDED_DISTRIBUTIONS)
+    wanted = [r for r in project["dependencies"] if _distribution_name(r) not in EXCLUDED_DISTRIBUTIONS]
+    return sorted(WHEEL_SUBSTITUTES.get(_distribution_name(r), r) for r in wanted)
 
 
 def zip_functions() -> dict[str, dict]:

@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shutil
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,7 +112,10 @@ class TerraformRunner:
         self._tf = Terraform(working_dir=str(self.workdir), terraform_bin_path=self.binary)
 
     def _run(self, command: str, *args: str, **options: Any) -> tuple[int, str, str]:
-        code, out, err = self._tf.cmd(command, *args, no_color=IsFlagged, **options)
+        with warnings.catch_warnings():
+            # python-terraform logs non-zero exits (plan's "changes present" = 2) through a deprecated API.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            code, out, err = self._tf.cmd(command, *args, no_color=IsFlagged, **options)
         return code, out or "", err or ""
 
     def _check(self, command: str, result: tuple[int, str, str], ok: tuple[int, ...] = (0,)) -> str:

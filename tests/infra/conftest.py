@@ -1,0 +1,115 @@
+"""A stand-in `terraform` on PATH that records its arguments and prints canned plan output and outputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from recsys.catalog import resource_names
+from recsys.infra.outputs import SEED_OUTPUTS
+
+FAKE_ACCOUNT = "123456789012"
+
+STAND_IN = """#!{python}
+import json, os, sys
+args = sys.argv[1:]
+with open(os.environ["FAKE_TF_LOG"], "a", encoding="utf-8") as log:
+    log.write(json.dumps({{"args": args, "cwd": os.getcwd()}}) + "\\n")
+command = args[0] if args else ""
+if command == "init":
+    print("Terraform has been successfully initialized!")
+elif command == "plan":
+    if "-destroy" in args:
+        print("Plan: 0 to add, 0 to change, 42 to destroy.")
+    else:
+        print("Plan: 3 to add, 1 to change, 0 to destroy.")
+    sys.exit(2)  # -detailed-exitcode: changes present
+elif command == "apply":
+    print("Apply complete! Resources: 3 added, 1 changed, 0 destroyed.")
+elif command == "output":
+    with open(os.environ["FAKE_TF_OUTPUTS"], encoding="utf-8") as fh:
+        print(fh.read())
+else:
+    print("unexpected command", args, file=sys.stderr)
+    sys.exit(1)
+"""
+
+
+def canned_outputs(env: str) -> dict[str, Any]:
+    """`terraform output -json` of a deployed stack: every seed output plus ResourceNames."""
+    names = resource_names(env)
+    buckets = {k: f"{v}-{FAKE_ACCOUNT}" for k, v in names.buckets.items()}
+    values: dict[str, Any] = {name: f"{name.lower()}-{env}" for name in SEED_OUTPUTS}
+    values.update(
+        {
+            "ApiUrl": f"https://abc123.execute-api.us-east-1.amazonaws.com/{env}/",
+            "DataBucketName": buckets["data"],
+            "ModelBucketName": buckets["models"],
+            "ArtifactsBucketName": buckets["artifacts"],
+            "RedisEndpoint": None if env == "dev" else f"master.{env}.cache.amazonaws.com",
+            "ResourceNames": {
+                "buckets": buckets,
+                "tables": names.tables,
+                "streams": names.streams,
+                "firehose": names.firehose,
+                "secrets": names.secrets,
+                "functions": names.functions,
+                "state_machines": names.state_machines,
+                "glue_database": names.glue_database,
+            },
+        }
+    )
+    return {k: {"sensitive": False, "type": "string", "value": v} for k, v in values.items()}
+
+
+class FakeTerraform:
+    def __init__(self, log: Path) -> None:
+        self.log = log
+
+    def calls(self) -> list[dict[str, Any]]:
+        if not self.log.exists():
+            return []
+        return [json.loads(line) for line in self.log.read_text().splitlines()]
+
+    def commands(self) -> list[str]:
+        return [c["args"][0] for c in self.calls()]
+
+    def call(self, command: str) -> dict[str, Any]:
+        found = [c for c in self.calls() if c["args"][0] == command]
+        assert len(found) == 1, f"expected one `terraform {command}`, got {self.commands()}"
+        return found[0]
+
+
+@pytest.fixture
+def recsys_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    from recsys.config import get_settings
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("RECSYS_HOME", str(home))
+    monkeypatch.delenv("RECSYS_ENV", raising=False)
+    monkeypatch.delenv("RECSYS_TF_STATE_BUCKET", raising=False)
+    get_settings.cache_clear()
+    yield home
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def fake_terraform(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, recsys_home: Path) -> FakeTerraform:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    script = bin_dir / "terraform"
+    script.write_text(STAND_IN.format(python=sys.executable), encoding="utf-8")
+    script.chmod(script.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    outputs_file = tmp_path / "outputs.json"
+    outputs_file.write_text(json.dumps(canned_outputs("dev")), encoding="utf-8")
+    log = tmp_path / "terraform-calls.jsonl"
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_TF_LOG", str(log))
+    monkeypatch.setenv("FAKE_TF_OUTPUTS", str(outputs_file))
+    return FakeTerraform(log)
