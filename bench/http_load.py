@@ -90,7 +90,10 @@ def main() -> None:
     parser.add_argument("--mode", choices=["hit", "miss"], default="hit")
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--users", type=int, default=1000, help="user ids 1..N (the synthetic data's users)")
+    parser.add_argument("--users", type=int, default=1000, help="how many user ids")
+    parser.add_argument(
+        "--user-prefix", default="u", help="user ids are PREFIX1..PREFIXN (synthetic data: u)"
+    )
     parser.add_argument("--k", type=int, default=20)
     args = parser.parse_args()
     if not 1 <= args.concurrency <= 64 or not 0 < args.duration <= 300:
@@ -100,7 +103,7 @@ def main() -> None:
         args.mode,
         args.duration,
         args.concurrency,
-        [str(i) for i in range(1, args.users + 1)],
+        [f"{args.user_prefix}{i}" for i in range(1, args.users + 1)],
         args.k,
     )
     print(json.dumps(result))

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from recsys.cli.common import EnvOption, JsonOption, emit, info, progress, settings_for
-from recsys.errors import NotFoundError
+from recsys.errors import ConflictError, NotFoundError
 
 HANDLER_PATH = Path("lambdas") / "api" / "handler.py"
 
@@ -68,6 +69,7 @@ def serve(
     from recsys.serving.http_server import make_server
     from recsys.serving.service import get_service
 
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
     module = load_api_handler()
     service = get_service()
     with progress("Loading the production model…"):
@@ -78,7 +80,12 @@ def serve(
         except Exception as exc:  # serve anyway: /health says why, and a later promotion is picked up
             info(f"[yellow]No model loaded yet:[/] {exc}")
     spec = openapi_json(module.app)
-    server = make_server(module.handler, lambda: spec, host, port)
+    try:
+        server = make_server(module.handler, lambda: spec, host, port)
+    except OSError as exc:
+        raise ConflictError(
+            f"cannot listen on {host}:{port}: {exc.strerror}", hint="choose another --port"
+        ) from None
     url = f"http://{host}:{server.server_address[1]}"
     info(f"Serving the recommendation API on {url} (OpenAPI: {url}/openapi.json). Ctrl-C stops.")
     emit({"url": url, "env": settings.env, "openapi": f"{url}/openapi.json"}, lambda: None)

@@ -74,7 +74,10 @@ class ApiResolver(APIGatewayRestResolver):
 
     def __init__(self, metrics: Any | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.metrics = metrics
+        from aws_lambda_powertools.metrics.functions import is_metrics_disabled
+
+        # Powertools flushes a full metric set even when disabled (POWERTOOLS_METRICS_DISABLED): skip them.
+        self.metrics = None if is_metrics_disabled() else metrics
 
     def resolve(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         start = time.perf_counter()
