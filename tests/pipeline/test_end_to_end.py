@@ -125,3 +125,27 @@ def test_bad_arguments_are_usage_errors_before_anything_runs(local_stack):
     assert zero.exit_code == 3 and "--users must be at least 1" in json.loads(zero.stdout)["error"]["message"]
     missing = runner.invoke(app, ["model", "promote", "v-does-not-exist", "--json"])
     assert missing.exit_code == 4
+
+
+@pytest.mark.slow
+def test_training_as_sagemaker_jobs_gives_the_same_pipeline(local_stack, tmp_path, monkeypatch):
+    from recsys.aws import client
+    from recsys.config import get_settings
+
+    monkeypatch.setenv("RECSYS_TRAINING_BACKEND", "sagemaker")
+    get_settings.cache_clear()
+    try:
+        result, body = run_pipeline(
+            "--seed", "4", "--config", write_config(tmp_path, "open.json", OPEN_GATES)
+        )
+    finally:
+        monkeypatch.delenv("RECSYS_TRAINING_BACKEND")
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    version = body["data"]["version"]
+    jobs = {
+        j["TrainingJobName"]
+        for j in client("sagemaker", local_stack).list_training_jobs()["TrainingJobSummaries"]
+    }
+    assert {f"videorecsystem-local-two-tower-{version}", f"videorecsystem-local-ranker-{version}"} <= jobs
+    assert body["data"]["deployment"]["version"] == version
