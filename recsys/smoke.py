@@ -73,6 +73,32 @@ def _check(client: ApiClient, name: str, method: str, path: str, expect, body: A
     return Check(name, method, path, status, ok, ms, detail, parsed)
 
 
+def known_user(settings) -> str | None:
+    """A user id the production model was trained on (None when no model is deployed)."""
+    import io
+
+    import numpy as np
+
+    from recsys.artifacts import NPZ_IDS_USER, two_tower_key
+    from recsys.errors import NotFoundError
+    from recsys.registry import ModelRegistry
+    from recsys.storage import get_bytes
+
+    production = ModelRegistry(settings).production()
+    if production is None:
+        return None
+    try:
+        data = get_bytes(
+            settings,
+            settings.names.bucket("models"),
+            two_tower_key(production.version, "user_embeddings.npz"),
+        )
+    except NotFoundError:
+        return None
+    ids = np.load(io.BytesIO(data), allow_pickle=False)[NPZ_IDS_USER]
+    return str(ids[0]) if len(ids) else None
+
+
 def run_smoke_test(base_url: str, user_id: str = "1", k: int = 5, api_key: str | None = None) -> list[Check]:
     """Health, recommendations (known and new user), an interaction, the cache, and one bad request."""
     api = ApiClient(base_url, api_key)

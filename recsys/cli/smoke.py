@@ -18,7 +18,9 @@ def smoke_test(
         str | None,
         typer.Option(help="API base URL (default: the local server, or ApiUrl of the env's outputs)."),
     ] = None,
-    user: Annotated[str, typer.Option(help="A user id the model knows.")] = "1",
+    user: Annotated[
+        str | None, typer.Option(help="A user id (default: one the production model knows).")
+    ] = None,
     k: Annotated[int, typer.Option(min=1, max=100, help="Items to ask for.")] = 5,
     api_key: Annotated[
         str | None, typer.Option(envvar="RECSYS_API_KEY", help="API Gateway key (x-api-key).")
@@ -35,7 +37,7 @@ def smoke_test(
 
         recsys smoke-test --url http://127.0.0.1:9000 --user 42
     """
-    from recsys.smoke import run_smoke_test
+    from recsys.smoke import known_user, run_smoke_test
 
     settings = settings_for(env)
     if url is None:
@@ -51,6 +53,7 @@ def smoke_test(
                     f"no ApiUrl in the outputs of {env}",
                     f"recsys deploy --env {env}, or pass --url",
                 )
+    user = user or known_user(settings) or "1"
     checks = run_smoke_test(url, user_id=user, k=k, api_key=api_key)
     if checks[0].status is None:
         fail(
