@@ -58,9 +58,9 @@ def package_cmd(function: FunctionOption = None, json_output: JsonOption = False
 
 
 def _plan_variables(image_tag: str) -> dict[str, str]:
-    from recsys.infra.terraform import repo_root
+    from recsys.infra.package import package_dir
 
-    return {"package_dir": str(repo_root() / "build" / "lambda"), "training_image_tag": image_tag}
+    return {"package_dir": str(package_dir()), "training_image_tag": image_tag}
 
 
 def _plan_file(env: str) -> Path:
@@ -137,6 +137,15 @@ def deploy_cmd(
 
         recsys deploy --env prod --auto-approve --image-tag 2026-11-24 --json
     """
+    from recsys.infra.package import missing_zips
+
+    missing = missing_zips()
+    if missing:
+        raise RecsysError(
+            f"Lambda packages missing: {', '.join(missing)}",
+            hint="run `recsys package` first (it writes build/lambda/<function>.zip)",
+            code=ErrorCode.NOT_FOUND,
+        )
     runner, summary = _plan(env, image_tag)
     applied = False
     if summary.has_changes:

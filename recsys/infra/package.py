@@ -34,6 +34,7 @@ LAMBDA_PLATFORM = "manylinux2014_x86_64"
 UNZIPPED_LIMIT_BYTES = 262_144_000  # Lambda: 250 MB unzipped, code and layers together
 SERVING_TARGET_BYTES = 100 * 1024 * 1024
 FIXED_DATE = (1980, 1, 1, 0, 0, 0)
+PACKAGE_DIR_ENV = "RECSYS_PACKAGE_DIR"
 
 # Distributions never installed into a zip (see the module docstring for why).
 EXCLUDED_DISTRIBUTIONS = frozenset(
@@ -87,6 +88,17 @@ def zip_functions() -> dict[str, dict]:
 def image_functions() -> dict[str, dict]:
     """The catalogue's functions packaged as the training container image."""
     return {k: f for k, f in load_catalog()["functions"].items() if f["package"] == "image"}
+
+
+def package_dir() -> Path:
+    """Where the zips are (`$RECSYS_PACKAGE_DIR`, else build/lambda); Terraform reads them from there."""
+    override = os.environ.get(PACKAGE_DIR_ENV)
+    return Path(override) if override else repo_root() / "build" / "lambda"
+
+
+def missing_zips() -> list[str]:
+    """Zip functions of the catalogue without a built package in `package_dir()`."""
+    return [name for name in sorted(zip_functions()) if not (package_dir() / f"{name}.zip").is_file()]
 
 
 def _pip_install(requirements: list[str], target: Path, cache_dir: Path) -> None:
@@ -202,8 +214,13 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def build_zip(function: str, build_dir: Path | None = None, root: Path | None = None) -> PackageResult:
-    """Build `build/lambda/<function>.zip`; fails when it is over Lambda's 250 MB unzipped limit."""
+def build_zip(
+    function: str, build_dir: Path | None = None, root: Path | None = None, out_dir: Path | None = None
+) -> PackageResult:
+    """Build `<package_dir>/<function>.zip` (default build/lambda/); fails when over the 250 MB unzipped limit.
+
+    `build_dir` holds the pip cache and the installed dependencies (default build/).
+    """
     root = root or repo_root()
     build_dir = build_dir or root / "build"
     functions = zip_functions()
@@ -225,7 +242,7 @@ def build_zip(function: str, build_dir: Path | None = None, root: Path | None = 
             f"{function} would be {unzipped_estimate / 1e6:.0f} MB unzipped, over Lambda's 250 MB limit",
             hint="drop dependencies from the zip or make the function a container image in the catalogue",
         )
-    target = build_dir / "lambda" / f"{function}.zip"
+    target = (out_dir or package_dir()) / f"{function}.zip"
     zipped, unzipped = write_zip(files, target)
     return PackageResult(function, str(target), sha256_file(target), zipped, unzipped, len(files))
 

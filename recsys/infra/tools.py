@@ -69,3 +69,39 @@ def run_checkov(directory: Path, root: Path | None = None) -> subprocess.Complet
         "--skip-download",
     ]
     return subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m recsys.infra.tools install|checkov`: for `make tools` and `make lint`."""
+    import json
+
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        if args == ["install"]:
+            print(ensure_checkov())
+            return 0
+        if args == ["checkov"]:
+            proc = run_checkov(repo_root() / "terraform")
+            report = json.loads(proc.stdout or "{}")
+            reports = report if isinstance(report, list) else [report]
+            failed = [
+                f"{c['check_id']} {c['resource']} {c['file_path']}:{c['file_line_range'][0]}"
+                for r in reports
+                for c in r.get("results", {}).get("failed_checks", [])
+            ]
+            summary = reports[0].get("summary", {})
+            print(
+                f"checkov: {summary.get('passed', 0)} passed, {len(failed)} failed, {summary.get('skipped', 0)} skipped"
+            )
+            for line in failed:
+                print("  FAILED", line)
+            return 1 if failed or proc.returncode != 0 else 0
+    except RecsysError as exc:
+        print(f"Error: {exc.message}\nHint: {exc.hint}", file=sys.stderr)
+        return 1
+    print("usage: python -m recsys.infra.tools install|checkov", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

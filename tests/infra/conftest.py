@@ -13,6 +13,7 @@ import pytest
 
 from recsys.catalog import resource_names
 from recsys.infra.outputs import SEED_OUTPUTS
+from recsys.infra.package import zip_functions
 
 FAKE_ACCOUNT = "123456789012"
 
@@ -108,6 +109,11 @@ def fake_terraform(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, recsys_home:
     script.chmod(script.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     outputs_file = tmp_path / "outputs.json"
     outputs_file.write_text(json.dumps(canned_outputs("dev")), encoding="utf-8")
+    packages = tmp_path / "packages"
+    packages.mkdir()
+    for name in zip_functions():
+        (packages / f"{name}.zip").write_bytes(b"PK\x05\x06" + b"\x00" * 18)  # an empty zip archive
+    monkeypatch.setenv("RECSYS_PACKAGE_DIR", str(packages))
     log = tmp_path / "terraform-calls.jsonl"
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("FAKE_TF_LOG", str(log))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -39,7 +40,7 @@ def test_deploy_prod_passes_backend_variables_and_plan_file(
     plan_file = str(recsys_home / "terraform" / "prod.tfplan")
     assert f"-out={plan_file}" in plan
     assert "-var-file=terraform.tfvars" in plan
-    assert f"-var=package_dir={repo_root() / 'build' / 'lambda'}" in plan
+    assert f"-var=package_dir={os.environ['RECSYS_PACKAGE_DIR']}" in plan
     assert "-var=training_image_tag=latest" in plan
     assert "-detailed-exitcode" in plan and "-input=false" in plan
     assert "-destroy" not in plan
@@ -153,3 +154,13 @@ def test_outputs_human_table(fake_terraform: FakeTerraform) -> None:
     result = runner.invoke(app, ["outputs", "--env", "dev"])
     assert result.exit_code == 0, result.output
     assert "ApiUrl" in result.stdout and "GlueDatabaseName" in result.stdout
+
+
+def test_deploy_needs_the_packages(
+    fake_terraform: FakeTerraform, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("RECSYS_PACKAGE_DIR", str(tmp_path / "nothing-built"))
+    result = runner.invoke(app, ["deploy", "--env", "dev", "--auto-approve"])
+    assert result.exit_code == ErrorCode.NOT_FOUND.exit_code
+    assert "recsys package" in result.stderr
+    assert fake_terraform.calls() == []

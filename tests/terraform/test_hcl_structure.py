@@ -133,3 +133,12 @@ def test_star_resources_are_commented() -> None:
                 if "*" not in context or "#" not in context:
                     problems.append(f"{path.relative_to(TERRAFORM)}:{i + 1}")
     assert not problems, 'uncommented "*" resources: ' + ", ".join(problems)
+
+
+@pytest.mark.parametrize("module", REQUIRED_MODULES)
+def test_module_readme_lists_every_input_and_output(module: str) -> None:
+    readme = (MODULES / module / "README.md").read_text()
+    names = [*blocks(load_hcl(MODULES / module / "variables.tf"), "variable")]
+    names += [*blocks(load_hcl(MODULES / module / "outputs.tf"), "output")]
+    missing = [n for n in names if f"`{n}`" not in readme]
+    assert not missing, f"modules/{module}/README.md does not mention {missing}"

@@ -85,13 +85,14 @@ module "secrets" {
 module "data_collection" {
   source = "../../modules/data_collection"
 
-  name_prefix            = module.naming.stack
-  shard_count            = var.kinesis_shards
-  raw_events_bucket_arn  = module.storage.bucket_arns[local.catalog.firehose.raw_events.destination_bucket]
-  processor_function_arn = module.compute.function_arns["event_processor"]
-  kms_key_arn            = module.storage.kms_key_arn
-  log_retention_days     = var.log_retention_days
-  tags                   = var.tags
+  name_prefix                 = module.naming.stack
+  shard_count                 = var.kinesis_shards
+  raw_events_bucket_arn       = module.storage.bucket_arns[local.catalog.firehose.raw_events.destination_bucket]
+  processor_function_arn      = module.compute.function_arns["event_processor"]
+  feedback_merge_function_arn = module.compute.function_arns["feedback_merge"]
+  kms_key_arn                 = module.storage.kms_key_arn
+  log_retention_days          = var.log_retention_days
+  tags                        = var.tags
 
   stream = {
     name            = module.naming.streams["events"]

@@ -129,3 +129,24 @@ resource "aws_kinesis_firehose_delivery_stream" "this" {
 
   depends_on = [aws_iam_role_policy.firehose]
 }
+
+# The daily feedback merge: yesterday's raw events joined with the recommendations they came from.
+resource "aws_cloudwatch_event_rule" "feedback_merge" {
+  name                = "${var.name_prefix}-daily-feedback-merge"
+  description         = "Merges the previous day's events with inference tracking"
+  schedule_expression = var.feedback_merge_schedule
+  tags                = var.tags
+}
+
+resource "aws_cloudwatch_event_target" "feedback_merge" {
+  rule = aws_cloudwatch_event_rule.feedback_merge.name
+  arn  = var.feedback_merge_function_arn
+}
+
+resource "aws_lambda_permission" "feedback_merge" {
+  statement_id  = "AllowDailyFeedbackMerge"
+  action        = "lambda:InvokeFunction"
+  function_name = var.feedback_merge_function_arn
+  principal     = "events.amazonaws.com"
+  source_arn    = aws_cloudwatch_event_rule.feedback_merge.arn
+}

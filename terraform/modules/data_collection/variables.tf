@@ -37,6 +37,17 @@ variable "processor_function_arn" {
   type        = string
 }
 
+variable "feedback_merge_function_arn" {
+  description = "ARN of the feedback-merge Lambda, run daily to join the previous day's events with inference tracking."
+  type        = string
+}
+
+variable "feedback_merge_schedule" {
+  description = "EventBridge schedule of the feedback merge (UTC; after the day's last Firehose flush)."
+  type        = string
+  default     = "cron(30 0 * * ? *)"
+}
+
 variable "batch_size" {
   description = "Records per invocation of the event processor."
   type        = number
