@@ -86,6 +86,11 @@ class ExecutionRecord:
             self.data["events"].append(event.to_dict())
             if event.state is None:
                 return
+            if event.type == "ExecutionFailed":  # names the failing state, wherever it is nested
+                for row in self.data["states"].values():
+                    if row["state"] == event.state and row["status"] != "SUCCEEDED":
+                        row.update(status="FAILED", error=event.details.get("error"))
+                return
             key = f"{event.path}{event.state}"
             row = self.data["states"].setdefault(
                 key, {"state": event.state, "path": event.path, "status": "PENDING", "attempts": 0}
@@ -110,10 +115,6 @@ class ExecutionRecord:
                 )
                 if event.type == "TaskFailed":
                     self.data["failed_task"] = event.state
-            elif event.type == "ExecutionFailed":
-                row.update(
-                    status="FAILED", error=event.details.get("error"), cause=event.details.get("cause")
-                )
 
     def finish(self, outcome: ExecutionOutcome) -> None:
         """Record how the execution ended."""

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from recsys.catalog import load_catalog
 from recsys.errors import RecsysError, ValidationError
+from recsys.local.provision import LOCAL_ACCOUNT_ID
 from recsys.pipeline.asl import ExecutionEvent, ExecutionOutcome, StateMachine, StatesError
 from recsys.pipeline.definition import LAMBDA_INVOKE, render
 from recsys.pipeline.history import ExecutionRecord, ExecutionStore
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LOCAL_TIMEOUT_S = 900  # the Lambda maximum; local runs are not cut short at the profile's timeout
-LOCAL_ACCOUNT_ID = "123456789012"
 
 
 def new_execution_id() -> str:

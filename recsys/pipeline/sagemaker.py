@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from recsys.aws import client
 from recsys.errors import ErrorCode, NotFoundError, RecsysError, ValidationError
+from recsys.local.provision import LOCAL_ACCOUNT_ID
 from recsys.storage import exists, get_json, put_json
 
 if TYPE_CHECKING:
@@ -83,7 +84,9 @@ class SageMakerConfig(BaseModel):
         """Config from `RECSYS_TRAINING_IMAGE_URI`, `RECSYS_SAGEMAKER_ROLE_ARN`, ... with derived defaults."""
         env = os.environ if environ is None else environ
         account = env.get("RECSYS_AWS_ACCOUNT_ID") or (
-            "123456789012" if settings.is_local else client("sts", settings).get_caller_identity()["Account"]
+            LOCAL_ACCOUNT_ID
+            if settings.is_local
+            else client("sts", settings).get_caller_identity()["Account"]
         )
         stack = settings.stack_name
         values: dict[str, Any] = {

@@ -178,3 +178,24 @@ def test_failing_gates_end_in_gates_failed_with_the_checks(local_stack, tmp_path
     assert "recall_at_100 = 0.01 (threshold 0.1)" in summarize(record)["explanation"]
     states = {row["state"] for row in record["states"].values()}
     assert "Deployment" not in states
+
+
+def test_uncaught_failure_inside_a_branch_names_the_nested_state(local_stack, tmp_path, monkeypatch):
+    definition = render(local_stack.names.functions)
+    del definition["States"]["TrainAndExport"]["Catch"]  # let the branch failure end the execution
+    root = stand_in_root(tmp_path, monkeypatch)
+    result = run_local(
+        {"source": {"kind": "synthetic", "fail": "ranker"}},
+        local_stack,
+        definition=definition,
+        invoker=LocalLambdaInvoker(local_stack, root=root),
+        sleep=lambda s: None,
+    )
+    record = result.record
+    assert (record["status"], record["error"], record["failed_state"]) == (
+        "FAILED",
+        "RuntimeError",
+        "TrainRanker",
+    )
+    rows = [r for r in record["states"].values() if r["state"] == "TrainRanker"]
+    assert len(rows) == 1 and rows[0]["status"] == "FAILED" and rows[0]["path"] == "TrainAndExport/0/"
