@@ -17,6 +17,13 @@ FunctionOption = Annotated[
 AutoApproveOption = Annotated[
     bool, typer.Option("--auto-approve", "-y", help="Apply the plan without asking for confirmation.")
 ]
+TargetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--target",
+        help="Limit to a resource address (repeatable), e.g. module.compute.aws_ecr_repository.training.",
+    ),
+]
 ImageTagOption = Annotated[
     str, typer.Option("--image-tag", help="Tag of the training image in the stack's ECR repository.")
 ]
@@ -81,17 +88,22 @@ def _show_summary(env: str, summary: Any, destroy: bool = False) -> None:
     info(f"{verb} for {env}: {summary.add} to add, {summary.change} to change, {summary.destroy} to destroy.")
 
 
-def _plan(env: str, image_tag: str, destroy: bool = False):
+def _plan(env: str, image_tag: str, destroy: bool = False, targets: list[str] | None = None):
     runner = _runner(env)
     with progress(f"terraform init ({env})…"):
         runner.init()
     with progress(f"terraform plan ({env})…"):
-        summary = runner.plan(_plan_file(env), _plan_variables(image_tag), destroy=destroy)
+        summary = runner.plan(_plan_file(env), _plan_variables(image_tag), destroy=destroy, targets=targets)
     _show_summary(env, summary, destroy)
     return runner, summary
 
 
-def plan_cmd(env: EnvOption, image_tag: ImageTagOption = "latest", json_output: JsonOption = False) -> None:
+def plan_cmd(
+    env: EnvOption,
+    image_tag: ImageTagOption = "latest",
+    target: TargetOption = None,
+    json_output: JsonOption = False,
+) -> None:
     """Init the environment's S3 backend and plan to a file; print what would be added, changed, destroyed.
 
     **Examples**
@@ -100,7 +112,7 @@ def plan_cmd(env: EnvOption, image_tag: ImageTagOption = "latest", json_output: 
 
         RECSYS_TF_STATE_BUCKET=my-tf-state recsys plan --env staging --json
     """
-    _, summary = _plan(env, image_tag)
+    _, summary = _plan(env, image_tag, targets=target)
     emit({"env": env, **summary.to_dict()}, lambda: None)
 
 
@@ -125,6 +137,7 @@ def deploy_cmd(
     env: EnvOption,
     auto_approve: AutoApproveOption = False,
     image_tag: ImageTagOption = "latest",
+    target: TargetOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Plan the environment to a file, show the summary, and apply that plan after confirmation.
@@ -136,6 +149,8 @@ def deploy_cmd(
         recsys deploy --env dev
 
         recsys deploy --env prod --auto-approve --image-tag 2026-11-24 --json
+
+        recsys deploy --env dev --target module.compute.aws_ecr_repository.training
     """
     from recsys.infra.package import missing_zips
 
@@ -146,7 +161,7 @@ def deploy_cmd(
             hint="run `recsys package` first (it writes build/lambda/<function>.zip)",
             code=ErrorCode.NOT_FOUND,
         )
-    runner, summary = _plan(env, image_tag)
+    runner, summary = _plan(env, image_tag, targets=target)
     applied = False
     if summary.has_changes:
         _confirm(f"Apply this plan to {env}?", auto_approve)

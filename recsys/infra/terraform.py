@@ -144,8 +144,17 @@ class TerraformRunner:
     def is_initialised(self) -> bool:
         return (self.workdir / ".terraform").is_dir()
 
-    def plan(self, plan_file: Path, variables: dict[str, str], destroy: bool = False) -> PlanSummary:
-        """`terraform plan -out=<plan_file>` with the tfvars and `variables`; returns the adds/changes/destroys."""
+    def plan(
+        self,
+        plan_file: Path,
+        variables: dict[str, str],
+        destroy: bool = False,
+        targets: list[str] | None = None,
+    ) -> PlanSummary:
+        """`terraform plan -out=<plan_file>` with the tfvars and `variables`; returns the adds/changes/destroys.
+
+        `targets` limits the plan (e.g. the ECR repository before the first image push).
+        """
         plan_file.parent.mkdir(parents=True, exist_ok=True)
         options: dict[str, Any] = {
             "input": False,
@@ -157,6 +166,8 @@ class TerraformRunner:
         }
         if destroy:
             options["destroy"] = IsFlagged
+        if targets:
+            options["target"] = list(targets)
         result = self._run("plan", **options)
         out = self._check("plan", result, ok=(0, _PLAN_CHANGES))
         return parse_plan_summary(out, str(plan_file), changed=result[0] == _PLAN_CHANGES)

@@ -164,3 +164,10 @@ def test_deploy_needs_the_packages(
     assert result.exit_code == ErrorCode.NOT_FOUND.exit_code
     assert "recsys package" in result.stderr
     assert fake_terraform.calls() == []
+
+
+def test_deploy_target_limits_the_plan(fake_terraform: FakeTerraform) -> None:
+    target = "module.compute.aws_ecr_repository.training"
+    result = runner.invoke(app, ["deploy", "--env", "dev", "--auto-approve", "--target", target, "--json"])
+    assert result.exit_code == 0, result.output
+    assert f"-target={target}" in fake_terraform.call("plan")["args"]
