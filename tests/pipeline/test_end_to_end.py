@@ -104,6 +104,15 @@ def test_run_twice_gate_failure_and_rollback(local_stack, tmp_path):
     statuses = {v["version"]: v["status"] for v in json.loads(listed.stdout)["data"]}
     assert (statuses[v1], statuses[v2]) == ("production", "archived")
 
+    promoted = runner.invoke(app, ["model", "promote", v2, "--json"])
+    assert promoted.exit_code == 0, promoted.output
+    assert json.loads(promoted.stdout)["data"]["previous_version"] == v1
+    assert production_version(local_stack) == v2
+    np.testing.assert_array_equal(
+        embeddings(local_stack, artifacts.VECTOR_STORE_KEY),
+        embeddings(local_stack, artifacts.two_tower_key(v2, "video_embeddings.npz")),
+    )
+
 
 def test_a_failing_stage_fails_the_run_and_status_explains_it(local_stack):
     result = runner.invoke(
@@ -149,3 +158,18 @@ def test_training_as_sagemaker_jobs_gives_the_same_pipeline(local_stack, tmp_pat
     }
     assert {f"videorecsystem-local-two-tower-{version}", f"videorecsystem-local-ranker-{version}"} <= jobs
     assert body["data"]["deployment"]["version"] == version
+
+
+def test_run_without_a_local_stack_says_how_to_start_it(local_stack, monkeypatch):
+    from recsys.local.processes import free_port
+    from tests.conftest import reset_caches
+
+    monkeypatch.setenv("RECSYS_AWS_ENDPOINT", f"http://127.0.0.1:{free_port()}")
+    reset_caches()
+    try:
+        result = runner.invoke(app, ["pipeline", "run", "--env", "local", "--json"])
+    finally:
+        monkeypatch.undo()
+        reset_caches()
+    assert result.exit_code == 6, result.output
+    assert "recsys local up" in json.loads(result.stdout)["error"]["hint"]
