@@ -153,11 +153,12 @@ class SageMakerLauncher:
         stages: Mapping[str, str] = STAGES,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        sagemaker_client: Any | None = None,
     ) -> None:
         self.settings = settings
         self.config = config or SageMakerConfig.from_environ(settings)
         self.stages = dict(stages)
-        self._sm = client("sagemaker", settings)
+        self._sm = sagemaker_client or client("sagemaker", settings)
         self._sleep = sleep
         self._clock = clock
         if executor is None and settings.is_local:

@@ -68,3 +68,40 @@ def test_entry_point_writes_failure_file_for_sagemaker(local_stack, tmp_path):
     with pytest.raises(Exception, match="does not exist"):
         run_job(tmp_path, local_stack, stage="train", stages=STAGES)
     assert (tmp_path / "output" / "failure").read_text().startswith("NotFoundError: s3://")
+
+
+class ScriptedSageMaker:
+    """SageMaker's describe_training_job answering a script of statuses (moto's jobs complete at once)."""
+
+    def __init__(self, *descriptions):
+        self.descriptions = list(descriptions)
+
+    def describe_training_job(self, TrainingJobName):
+        return self.descriptions.pop(0) if len(self.descriptions) > 1 else self.descriptions[0]
+
+
+def test_time_budget_running_out_asks_to_resume_and_failures_carry_the_reason(local_stack):
+    from recsys.pipeline.sagemaker import SageMakerConfig, TrainingJobStillRunning
+
+    config = SageMakerConfig(image_uri="img", role_arn="role", poll_s=10)
+    clock = iter(range(0, 1000, 10))
+    running = {"TrainingJobStatus": "InProgress", "SecondaryStatus": "Training"}
+    launcher = SageMakerLauncher(
+        local_stack,
+        config=config,
+        sagemaker_client=ScriptedSageMaker(running),
+        sleep=lambda s: None,
+        clock=lambda: next(clock),
+    )
+    with pytest.raises(TrainingJobStillRunning, match="still InProgress"):
+        launcher.wait("job-x", time_budget_s=35)
+
+    failed = {"TrainingJobStatus": "Failed", "FailureReason": "AlgorithmError: ValueError: bad config"}
+    launcher = SageMakerLauncher(
+        local_stack, config=config, sagemaker_client=ScriptedSageMaker(running, failed), sleep=lambda s: None
+    )
+    description = launcher.wait("job-y")
+    with pytest.raises(TrainingJobFailed, match="AlgorithmError: ValueError: bad config"):
+        launcher.result("job-y", description)
+    with pytest.raises(TrainingJobFailed, match="was stopped"):
+        launcher.result("job-y", {"TrainingJobStatus": "Stopped"})
