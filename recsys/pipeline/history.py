@@ -7,12 +7,13 @@ One JSON document per execution (local runs and followed remote runs alike), kep
 from __future__ import annotations
 
 import json
+import re
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from recsys.errors import NotFoundError
+from recsys.errors import NotFoundError, ValidationError
 from recsys.pipeline.asl import ExecutionEvent, ExecutionOutcome
 
 if TYPE_CHECKING:
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 
 EXECUTIONS_PREFIX = "executions/"
 LATEST_FILE = "LATEST"
+EXECUTION_ID = re.compile(r"^[A-Za-z0-9_-]{1,80}$")  # Step Functions execution names
 
 
 def now_iso() -> str:
@@ -185,6 +187,10 @@ class ExecutionStore:
     def load(self, execution_id: str | None = None) -> dict[str, Any]:
         """A record by id (local file, else S3), or the latest local one."""
         execution_id = execution_id or self.latest_id()
+        if execution_id and not EXECUTION_ID.match(execution_id):
+            raise ValidationError(
+                f"invalid execution id {execution_id!r}", hint="ids look like exec-20261124-193000-ab12cd"
+            )
         if not execution_id:
             raise NotFoundError(
                 f"no pipeline execution recorded under {self.directory}",

@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import textwrap
 
+import pytest
+
 from recsys.catalog import load_catalog
+from recsys.errors import NotFoundError, ValidationError
 from recsys.pipeline.asl import validate_definition
 from recsys.pipeline.definition import definition_text, placeholder_functions, render
 from recsys.pipeline.history import ExecutionStore, summarize
@@ -199,3 +202,11 @@ def test_uncaught_failure_inside_a_branch_names_the_nested_state(local_stack, tm
     )
     rows = [r for r in record["states"].values() if r["state"] == "TrainRanker"]
     assert len(rows) == 1 and rows[0]["status"] == "FAILED" and rows[0]["path"] == "TrainAndExport/0/"
+
+
+def test_status_of_unknown_or_malformed_executions_is_a_clear_error(local_stack):
+    store = ExecutionStore(local_stack)
+    with pytest.raises(NotFoundError, match="not recorded"):
+        store.load("exec-19990101-000000-000000")
+    with pytest.raises(ValidationError, match="invalid execution id"):
+        store.load("../../etc/passwd")
