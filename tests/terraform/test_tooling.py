@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -10,10 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from recsys.infra.terraform import fmt_check
+from recsys.infra.package import zip_functions
+from recsys.infra.terraform import fmt_check, parse_plan_summary
 from recsys.infra.tools import run_checkov
 from tests.terraform.conftest import ENVIRONMENTS, TERRAFORM, terraform_env
 
+# A local provider mirror (terraform init -plugin-dir) where the registry is out of reach.
+PLUGIN_DIR_ENV = "RECSYS_TF_PLUGIN_DIR"
 SKIP_COMMENT = re.compile(r"#checkov:skip=([A-Z0-9_]+)(?::(.*))?")
 
 
@@ -54,31 +58,68 @@ def test_checkov_reports_zero_failed_checks() -> None:
     assert proc.returncode == 0
 
 
-@pytest.mark.terraform
-@pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_terraform_validate(terraform_bin: str, tmp_path: Path, env: str) -> None:
-    """Needs the AWS and random providers; skips (with terraform's reason) where they cannot be installed."""
+PROVIDER_OVERRIDE = """
+provider "aws" {{
+  access_key                  = "test"
+  secret_key                  = "test"
+  skip_credentials_validation = true
+  skip_requesting_account_id  = true
+  skip_metadata_api_check     = true
+
+  endpoints {{
+    sts = "{endpoint}"
+    ec2 = "{endpoint}"
+    iam = "{endpoint}"
+  }}
+}}
+
+terraform {{
+  backend "local" {{}}
+}}
+"""
+
+
+def _init_root(terraform_bin: str, tmp_path: Path, env: str, endpoint: str) -> Path:
+    """A copy of the repository's Terraform with a local backend and the AWS provider pointed at moto."""
     copy = tmp_path / "repo"
     shutil.copytree(TERRAFORM, copy / "terraform", ignore=shutil.ignore_patterns(".terraform", "*.tfstate*"))
-    shutil.copytree(TERRAFORM.parent / "recsys" / "resources", copy / "recsys" / "resources")
-    shutil.copytree(TERRAFORM.parent / "recsys" / "pipeline", copy / "recsys" / "pipeline")
+    for part in ("resources", "pipeline"):
+        shutil.copytree(TERRAFORM.parent / "recsys" / part, copy / "recsys" / part)
+    packages = copy / "build" / "lambda"
+    packages.mkdir(parents=True)
+    for name in zip_functions():
+        (packages / f"{name}.zip").write_bytes(b"PK\x05\x06" + b"\x00" * 18)
     root = copy / "terraform" / "environments" / env
-    init = subprocess.run(
-        [terraform_bin, "init", "-backend=false", "-input=false", "-no-color"],
-        cwd=root,
-        env=terraform_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    (root / "override.tf").write_text(PROVIDER_OVERRIDE.format(endpoint=endpoint), encoding="utf-8")
+    cmd = [terraform_bin, "init", "-input=false", "-no-color"]
+    if os.environ.get(PLUGIN_DIR_ENV):
+        cmd.append(f"-plugin-dir={os.environ[PLUGIN_DIR_ENV]}")
+    init = subprocess.run(cmd, cwd=root, env=terraform_env(), capture_output=True, text=True, timeout=300)
     if init.returncode != 0:
         reason = " ".join(line.strip() for line in init.stderr.splitlines() if line.strip())[:300]
         pytest.skip(f"the providers cannot be installed here (terraform init failed: {reason})")
-    proc = subprocess.run(
-        [terraform_bin, "validate", "-no-color"],
-        cwd=root,
-        env=terraform_env(),
-        capture_output=True,
-        text=True,
+    return root
+
+
+@pytest.mark.terraform
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_terraform_validate_and_plan(terraform_bin: str, tmp_path: Path, env: str, local_stack) -> None:
+    """validate, then plan against the moto server (data sources: STS, EC2 zones); skips without providers."""
+    root = _init_root(terraform_bin, tmp_path, env, local_stack.aws_endpoint_url)
+    run = {"cwd": root, "env": terraform_env(), "capture_output": True, "text": True, "timeout": 600}
+    validate = subprocess.run([terraform_bin, "validate", "-no-color"], **run)
+    assert validate.returncode == 0, validate.stderr + validate.stdout
+    plan = subprocess.run(
+        [
+            terraform_bin,
+            "plan",
+            "-input=false",
+            "-no-color",
+            "-lock=false",
+            f"-var=aws_region={local_stack.region}",
+        ],
+        **run,
     )
-    assert proc.returncode == 0, proc.stderr + proc.stdout
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    summary = parse_plan_summary(plan.stdout, "-")
+    assert summary.add > 100 and summary.change == 0 and summary.destroy == 0

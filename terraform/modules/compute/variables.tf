@@ -46,9 +46,9 @@ variable "timeout_s" {
 }
 
 variable "training_memory_mb" {
-  description = "Memory of training-profile (container image) functions (MB)."
+  description = "Memory of training-profile (container image) functions (MB); 3008 fits new accounts' default quota."
   type        = number
-  default     = 10240
+  default     = 3008
 }
 
 variable "training_timeout_s" {

@@ -38,7 +38,7 @@ variable "redis_rotation_days" {
   default     = null
 
   validation {
-    condition     = var.redis_rotation_days == null || (var.redis_rotation_days >= 1 && var.redis_rotation_days <= 90)
+    condition     = var.redis_rotation_days == null ? true : (var.redis_rotation_days >= 1 && var.redis_rotation_days <= 90)
     error_message = "redis_rotation_days must be between 1 and 90."
   }
 }
