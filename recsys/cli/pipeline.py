@@ -184,14 +184,18 @@ def _raise_for_failure(record: dict[str, Any], settings: Any) -> None:
     execution_id = record["execution_id"]
     hint = f"see `recsys pipeline status --env {settings.env} --execution {execution_id}`"
     if record.get("error") == "GatesFailed":
-        version = ""
+        evaluation: dict[str, Any] = {}
         for event in record.get("events", []):
             if event.get("state") == "Evaluation" and event.get("type") == "StateExited":
-                version = (event.get("output") or {}).get("evaluation", {}).get("version", "")
+                evaluation = (event.get("output") or {}).get("evaluation") or {}
+        version = evaluation.get("version") or "?"
+        report = _download_report(settings, evaluation.get("report_key"), version)
+        if report is None and evaluation.get("report_key"):
+            report = f"s3://{settings.names.bucket('artifacts')}/{evaluation['report_key']}"
         raise RecsysError(
-            f"version {version or '?'} failed the evaluation gates ({explain_cause(record.get('cause'))}); "
+            f"version {version} failed the evaluation gates ({explain_cause(record.get('cause'))}); "
             "production is unchanged",
-            hint=hint,
+            hint=(f"report: {report}; " if report else "") + hint,
             code=ErrorCode.GATE_FAILED,
         )
     where = record.get("failed_task") or record.get("failed_state") or "?"

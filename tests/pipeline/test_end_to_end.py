@@ -80,6 +80,7 @@ def test_run_twice_gate_failure_and_rollback(local_stack, tmp_path):
     assert failed.exit_code == 7, failed.output  # gate_failed
     assert error["error"]["code"] == "gate_failed"
     assert "two_tower_recall_at_100" in error["error"]["message"]
+    assert "report.html" in error["error"]["hint"]
     assert registry.production().version == v2
 
     status = runner.invoke(app, ["pipeline", "status", "--json"])
