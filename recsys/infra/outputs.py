@@ -131,7 +131,7 @@ def deployed_names(settings: Settings | None = None, environ: dict[str, str] | N
     settings = settings or get_settings()
     environ = os.environ if environ is None else environ
     if settings.is_local:
-        return settings.names
+        return resource_names(settings.env)
     suffix = environ.get(BUCKET_SUFFIX_ENV)
     if suffix:
         return names_with_bucket_suffix(settings.env, suffix)

@@ -6,7 +6,8 @@ manylinux2014 x86_64 / CPython 3.11 (the Lambda runtime). Left out, by measureme
 - boto3, botocore, s3transfer, jmespath (~35 MB): the Lambda Python runtime provides them;
 - polars and pyarrow (~310 MB together): over the 250 MB limit; the serving path reads numpy bundles, and the
   functions that need Parquet are container images (catalogue `package: image`);
-- typer, rich, python-terraform, localstack-client: CLI and local-mode only;
+- typer, rich, python-terraform, localstack-client: CLI and local-mode only (recsys.cli, recsys.local and
+  recsys.training are left out too);
 - `tests/` folders, `__pycache__`, `bin/` scripts.
 Files are written in sorted order with a fixed timestamp and mode, so two builds give the same sha256.
 """
@@ -46,8 +47,9 @@ EXCLUDED_DISTRIBUTIONS = frozenset(
 WHEEL_SUBSTITUTES = {"hnswlib": "chroma-hnswlib>=0.7.6,<0.8"}
 # Provided by the Lambda runtime: installed with the rest (for resolution) and then left out of the zip.
 RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath")
-# Parts of `recsys` no Lambda zip needs (and that import CLI or training libraries).
-EXCLUDED_RECSYS_PARTS = ("cli", "local", "infra", "training")
+# Parts of `recsys` no Lambda zip needs (and that import CLI or training libraries). recsys.infra stays:
+# its name resolver (outputs.deployed_names) runs in Lambdas; terraform.py is only imported by the CLI.
+EXCLUDED_RECSYS_PARTS = ("cli", "local", "training")
 _SKIP_DIRS = frozenset({"__pycache__", "tests", "bin"})
 _SKIP_SUFFIXES = (".pyc", ".pyo")
 

@@ -242,3 +242,34 @@ def test_training_context_has_everything_the_dockerfile_copies(tmp_path: Path) -
     for name in IMAGE_CONTEXT:
         assert (context / name).exists()
     assert not list(context.rglob("__pycache__"))
+
+
+def test_name_resolver_runs_inside_the_package(api_zip: dict, tmp_path: Path) -> None:
+    """A Lambda resolves real names from RECSYS_BUCKET_SUFFIX without terraform or the CLI libraries."""
+    pkg = tmp_path / "package"
+    with zipfile.ZipFile(api_zip["path"]) as zf:
+        zf.extractall(pkg)
+    code = (
+        "import sys; sys.path[:0] = [sys.argv[1], sys.argv[2]]\n"
+        "from recsys.config import get_settings\n"
+        "from recsys.infra.outputs import deployed_names\n"
+        "names = deployed_names(get_settings())\n"
+        "assert names.bucket('models') == 'videorecsystem-dev-models-123456789012', names.buckets\n"
+        "assert 'python_terraform' not in sys.modules\n"
+        "print('resolved')\n"
+    )
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "RECSYS_ENV": "dev",
+        "RECSYS_BUCKET_SUFFIX": "-123456789012",
+        "HOME": str(tmp_path),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", code, str(pkg), str(_runtime_dir(tmp_path))],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
