@@ -144,7 +144,11 @@ def summarize(record: dict[str, Any]) -> dict[str, Any]:
     """The record without its event list, plus a one-line `explanation` of a failure."""
     out = {k: v for k, v in record.items() if k != "events"}
     out["states"] = list(record.get("states", {}).values())
-    if record.get("status") not in ("RUNNING", "SUCCEEDED"):
+    if record.get("error") == "GatesFailed":
+        out["explanation"] = (
+            f"the evaluation gates failed ({explain_cause(record.get('cause'))}); nothing was deployed"
+        )
+    elif record.get("status") not in ("RUNNING", "SUCCEEDED"):
         where = record.get("failed_task") or record.get("failed_state") or "?"
         out["explanation"] = f"failed in {where}: {record.get('error')}: {explain_cause(record.get('cause'))}"
     return out
