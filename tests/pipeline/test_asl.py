@@ -321,3 +321,18 @@ def test_validation_reports_broken_definitions():
     assert "States.ALL must be alone" in text
     with pytest.raises(ValueError, match="invalid state machine"):
         StateMachine({"StartAt": "X", "States": {}}, lambda r, p: None)
+
+
+def test_wait_and_pass_with_result_and_null_result_path():
+    definition = {
+        "StartAt": "W",
+        "States": {
+            "W": {"Type": "Wait", "SecondsPath": "$.delay", "Next": "Keep"},
+            "Keep": {"Type": "Pass", "Result": {"ignored": True}, "ResultPath": None, "Next": "Add"},
+            "Add": {"Type": "Pass", "Result": {"n": 1}, "ResultPath": "$.added", "End": True},
+        },
+    }
+    slept = []
+    outcome = StateMachine(definition, lambda r, p: None, sleep=slept.append).execute({"delay": 30})
+    assert outcome.output == {"delay": 30, "added": {"n": 1}}
+    assert slept == [30.0]
