@@ -33,6 +33,13 @@ def _mb(n: int) -> str:
     return f"{n / 1e6:.1f} MB"
 
 
+def _short(path: str) -> str:
+    from recsys.infra.terraform import repo_root
+
+    p = Path(path)
+    return str(p.relative_to(repo_root())) if p.is_relative_to(repo_root()) else path
+
+
 def package_cmd(function: FunctionOption = None, json_output: JsonOption = False) -> None:
     """Build the Lambda zips under build/lambda/ and the training image context under build/training/.
 
@@ -56,7 +63,13 @@ def package_cmd(function: FunctionOption = None, json_output: JsonOption = False
 
     def human() -> None:
         rows = [
-            (z["function"], z["path"], _mb(z["zipped_bytes"]), _mb(z["unzipped_bytes"]), z["sha256"][:16])
+            (
+                z["function"],
+                _short(z["path"]),
+                _mb(z["zipped_bytes"]),
+                _mb(z["unzipped_bytes"]),
+                z["sha256"][:16],
+            )
             for z in result["zips"]
         ]
         table("Lambda packages", ["function", "zip", "zipped", "unzipped", "sha256"], rows)
