@@ -21,6 +21,7 @@ from recsys.cli.common import (
     info,
     out_console,
     settings_for,
+    table,
 )
 from recsys.errors import ErrorCode, RecsysError, UnavailableError, ValidationError
 
@@ -421,3 +422,45 @@ def status(
         record = remote.describe(settings, execution or remote.latest_execution_id(settings))
     summary = summarize(record)
     emit(summary, lambda: _render_status(summary))
+
+
+@pipeline_app.command("list")
+def list_executions(
+    env: EnvOption = "local",
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="How many executions.")] = 10,
+    json_output: JsonOption = False,
+) -> None:
+    """List the most recent pipeline executions, newest first.
+
+    **Examples**
+
+        recsys pipeline list
+
+        recsys pipeline list --env dev --limit 5 --json
+    """
+    from recsys.pipeline.history import ExecutionStore
+
+    settings = settings_for(env)
+    if settings.is_local:
+        rows = ExecutionStore(settings).recent(limit)
+    else:
+        from recsys.pipeline import remote
+
+        rows = remote.recent_executions(settings, limit)
+    emit(
+        rows,
+        lambda: table(
+            "Pipeline executions",
+            ["execution", "status", "started (UTC)", "version", "error"],
+            [
+                (
+                    r["execution_id"],
+                    r["status"],
+                    (r["started_at"] or "")[:19].replace("T", " "),
+                    r["version"],
+                    r["error"],
+                )
+                for r in rows
+            ],
+        ),
+    )

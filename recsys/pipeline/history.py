@@ -154,6 +154,19 @@ def summarize(record: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def execution_row(record: dict[str, Any]) -> dict[str, Any]:
+    """One line about an execution (for listings)."""
+    output = record.get("output") or {}
+    return {
+        "execution_id": record.get("execution_id"),
+        "status": record.get("status"),
+        "started_at": record.get("started_at"),
+        "stopped_at": record.get("stopped_at"),
+        "version": output.get("version") if isinstance(output, dict) else None,
+        "error": record.get("error"),
+    }
+
+
 class ExecutionStore:
     """Where execution records live: the local state directory and the artifacts bucket."""
 
@@ -181,6 +194,18 @@ class ExecutionStore:
         key = f"{EXECUTIONS_PREFIX}{record['execution_id']}.json"
         put_json(self.settings, self.settings.names.bucket("artifacts"), key, record)
         return key
+
+    def recent(self, limit: int = 10) -> list[dict[str, Any]]:
+        """The most recent local executions, newest first: id, status, start, stop, version, error."""
+        rows = []
+        for path in self.directory.glob("*.json") if self.directory.is_dir() else []:
+            try:
+                record = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError):
+                continue
+            rows.append(execution_row(record))
+        rows.sort(key=lambda r: r["started_at"] or "", reverse=True)
+        return rows[:limit]
 
     def latest_id(self) -> str | None:
         try:

@@ -199,3 +199,21 @@ def follow(
         if deadline is not None and time.monotonic() >= deadline:
             return record
         sleep(poll_s)
+
+
+def recent_executions(settings: Settings, limit: int = 10) -> list[dict[str, Any]]:
+    """The most recent executions of the deployed pipeline, newest first."""
+    response = client("stepfunctions", settings).list_executions(
+        stateMachineArn=state_machine_arn(settings), maxResults=max(1, min(limit, 1000))
+    )
+    return [
+        {
+            "execution_id": e["name"],
+            "status": e["status"],
+            "started_at": str(e.get("startDate")),
+            "stopped_at": str(e["stopDate"]) if e.get("stopDate") else None,
+            "version": None,
+            "error": None,
+        }
+        for e in response.get("executions", [])
+    ]

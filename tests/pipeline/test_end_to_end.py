@@ -87,6 +87,15 @@ def test_run_twice_gate_failure_and_rollback(local_stack, tmp_path):
     assert status.exit_code == 0
     summary = json.loads(status.stdout)["data"]
     assert summary["status"] == "FAILED" and summary["error"] == "GatesFailed"
+    listed_runs = json.loads(runner.invoke(app, ["pipeline", "list", "--limit", "3", "--json"]).stdout)[
+        "data"
+    ]
+    assert [r["status"] for r in listed_runs] == ["FAILED", "SUCCEEDED", "SUCCEEDED"]
+    assert [r["version"] for r in listed_runs[1:]] == [v2, v1]
+    for human in (["pipeline", "list"], ["pipeline", "status"], ["model", "list"]):
+        shown = runner.invoke(app, human, terminal_width=200)
+        assert shown.exit_code == 0, shown.output
+    assert "evaluation gates failed" in runner.invoke(app, ["pipeline", "status"], terminal_width=200).stdout
     assert "two_tower_recall_at_100" in summary["explanation"]
 
     rollback = runner.invoke(app, ["model", "rollback", "--json"])
@@ -144,21 +153,22 @@ def test_training_as_sagemaker_jobs_gives_the_same_pipeline(local_stack, tmp_pat
 
     monkeypatch.setenv("RECSYS_TRAINING_BACKEND", "sagemaker")
     get_settings.cache_clear()
-    try:
-        result, body = run_pipeline(
-            "--seed", "4", "--config", write_config(tmp_path, "open.json", OPEN_GATES)
-        )
+    config = write_config(tmp_path, "open.json", OPEN_GATES)
+    try:  # the human rendering this time (tables on stdout, progress lines on stderr)
+        args = ["pipeline", "run", "--env", "local", *TINY, "--seed", "4", "--config", config]
+        result = runner.invoke(app, args, terminal_width=200)
     finally:
         monkeypatch.delenv("RECSYS_TRAINING_BACKEND")
         get_settings.cache_clear()
     assert result.exit_code == 0, result.output
-    version = body["data"]["version"]
+    assert "Report:" in result.stdout and "✓ Deployment" in result.stderr
+    version = ModelRegistry(local_stack).production(consistent=True).version
     jobs = {
         j["TrainingJobName"]
         for j in client("sagemaker", local_stack).list_training_jobs()["TrainingJobSummaries"]
     }
     assert {f"videorecsystem-local-two-tower-{version}", f"videorecsystem-local-ranker-{version}"} <= jobs
-    assert body["data"]["deployment"]["version"] == version
+    assert f"Deployed {version} to production" in result.stdout
 
 
 def test_run_without_a_local_stack_says_how_to_start_it(local_stack, monkeypatch):
