@@ -37,6 +37,7 @@ def test_start_follow_describe_and_stop(local_stack):
     execution_arn = remote.start(local_stack, {"source": {"kind": "synthetic"}}, execution_id)
     assert execution_arn == remote.execution_arn(local_stack, execution_id)
     assert remote.latest_execution_id(local_stack) == execution_id
+    assert remote.recent_executions(local_stack, 5)[0]["execution_id"] == execution_id
 
     seen = []
     running = remote.follow(
