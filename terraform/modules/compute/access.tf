@@ -1,11 +1,12 @@
 # What each function's code touches, by catalogue key. Each role gets exactly these grants on the
 # named resources (least privilege); keys missing from this environment (e.g. redis_credentials in dev)
-# are dropped.
+# are dropped. An s3_write entry "bucket:pattern" limits writes to matching keys.
 locals {
   access = {
     api = {
-      s3_read       = ["models"]
-      s3_write      = []
+      s3_read = ["models"]
+      # The first cold start of a version caches its HNSW index next to the embeddings.
+      s3_write      = ["models:models/two_tower/*/hnsw_index.bin"]
       tables_read   = ["user_features", "video_features", "recommendations_cache", "model_registry", "user_activity"]
       tables_write  = ["inference_tracking", "user_activity", "recommendations_cache"]
       streams_read  = []
@@ -55,7 +56,7 @@ locals {
       streams_read  = []
       streams_write = []
       secrets       = ["config"]
-      sagemaker     = false
+      sagemaker     = true
       failure_queue = false
     }
     train_two_tower = {
@@ -88,7 +89,7 @@ locals {
       streams_read  = []
       streams_write = []
       secrets       = ["config"]
-      sagemaker     = false
+      sagemaker     = true
       failure_queue = false
     }
     deployment = {
@@ -111,8 +112,12 @@ locals {
 
   grants = {
     for key, _ in var.functions : key => {
-      s3_read       = [for b in distinct(concat(lookup(local.access, key, local.default_access).s3_read, lookup(local.access, key, local.default_access).s3_write)) : var.bucket_arns[b] if contains(keys(var.bucket_arns), b)]
-      s3_write      = [for b in lookup(local.access, key, local.default_access).s3_write : var.bucket_arns[b] if contains(keys(var.bucket_arns), b)]
+      s3_read = [for b in distinct(concat(lookup(local.access, key, local.default_access).s3_read, [for w in lookup(local.access, key, local.default_access).s3_write : split(":", w)[0]])) : var.bucket_arns[b] if contains(keys(var.bucket_arns), b)]
+      s3_write = [
+        for w in lookup(local.access, key, local.default_access).s3_write :
+        "${var.bucket_arns[split(":", w)[0]]}/${length(split(":", w)) > 1 ? split(":", w)[1] : "*"}"
+        if contains(keys(var.bucket_arns), split(":", w)[0])
+      ]
       tables_read   = [for t in lookup(local.access, key, local.default_access).tables_read : var.table_arns[t] if contains(keys(var.table_arns), t)]
       tables_write  = [for t in lookup(local.access, key, local.default_access).tables_write : var.table_arns[t] if contains(keys(var.table_arns), t)]
       streams_read  = [for s in lookup(local.access, key, local.default_access).streams_read : var.stream_arns[s] if contains(keys(var.stream_arns), s)]

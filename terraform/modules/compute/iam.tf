@@ -61,7 +61,7 @@ data "aws_iam_policy_document" "this" {
     content {
       sid       = "WriteBuckets"
       actions   = ["s3:PutObject", "s3:DeleteObject"]
-      resources = [for arn in local.grants[each.key].s3_write : "${arn}/*"]
+      resources = local.grants[each.key].s3_write
     }
   }
 

@@ -6,6 +6,7 @@ locals {
     {
       RECSYS_ENV                   = var.environment
       RECSYS_BUCKET_SUFFIX         = "-${data.aws_caller_identity.current.account_id}"
+      RECSYS_AWS_ACCOUNT_ID        = data.aws_caller_identity.current.account_id
       POWERTOOLS_SERVICE_NAME      = "recsys"
       POWERTOOLS_METRICS_NAMESPACE = "VideoRecSystem"
       LOG_LEVEL                    = "INFO"
@@ -89,9 +90,12 @@ resource "aws_lambda_function" "this" {
   }
 
   environment {
-    variables = merge(local.common_environment, {
-      RECSYS_FUNCTION = each.key
-    })
+    variables = merge(
+      local.common_environment,
+      { RECSYS_FUNCTION = each.key },
+      # Training stages launch SageMaker jobs with their own image.
+      each.value.package == "image" ? { RECSYS_TRAINING_IMAGE_URI = "${aws_ecr_repository.training[0].repository_url}:${var.image_tag}" } : {},
+    )
   }
 
   tracing_config {
