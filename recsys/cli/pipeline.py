@@ -283,7 +283,7 @@ def run(
         int | None, typer.Option("--seed", help="Seed of the synthetic data (default 42).")
     ] = None,
     dataset: Annotated[
-        str | None, typer.Option("--dataset", help="Train on an imported dataset instead of synthetic data.")
+        str | None, typer.Option("--dataset", help="Train on a dataset imported with `recsys data import`.")
     ] = None,
     config: Annotated[
         Path | None, typer.Option("--config", help="JSON file of pipeline config overrides.", exists=True)
@@ -303,9 +303,9 @@ def run(
 
         recsys pipeline run --env local
 
-        recsys pipeline run --env local --users 200 --videos 100 --interactions 3000 --seed 7 --json
+        recsys pipeline run --env local --users 300 --videos 200 --interactions 5000 --seed 7 --json
 
-        recsys pipeline run --env local --dataset movielens-100k
+        recsys data import --interactions events.csv --name my-events && recsys pipeline run --dataset my-events
 
         recsys pipeline run --env dev --no-follow
     """
