@@ -202,7 +202,11 @@ def parse_plan_summary(text: str, plan_file: str, changed: bool = True) -> PlanS
 def fmt_check(path: Path, binary: str | None = None) -> list[str]:
     """`terraform fmt -check -recursive`: the files that are not formatted (empty when all are)."""
     tf = Terraform(working_dir=str(path), terraform_bin_path=binary or find_terraform())
-    code, out, err = tf.cmd("fmt", check=IsFlagged, recursive=IsFlagged, list="true")
+    with warnings.catch_warnings():
+        warnings.simplefilter(
+            "ignore", DeprecationWarning
+        )  # exit 3 (unformatted) is logged via a deprecated API
+        code, out, err = tf.cmd("fmt", check=IsFlagged, recursive=IsFlagged, list="true")
     if code not in (0, 3):
         raise TerraformError(f"terraform fmt failed (exit {code}): {(err or out).strip()}")
     return [line for line in (out or "").splitlines() if line.strip()]

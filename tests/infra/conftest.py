@@ -119,3 +119,13 @@ def fake_terraform(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, recsys_home:
     monkeypatch.setenv("FAKE_TF_LOG", str(log))
     monkeypatch.setenv("FAKE_TF_OUTPUTS", str(outputs_file))
     return FakeTerraform(log)
+
+
+@pytest.fixture(scope="session")
+def terraform_bin() -> str:
+    import shutil
+
+    found = shutil.which("terraform")
+    if not found:
+        pytest.skip("terraform is not installed on this machine")
+    return found
