@@ -145,7 +145,8 @@ def dependencies_dir(build_dir: Path, requirements: list[str]) -> Path:
     if target.exists():
         shutil.rmtree(target)
     target.mkdir(parents=True)
-    _pip_install(requirements, target, build_dir / "pip-cache")
+    # One pip cache for every build folder (the repository's build/pip-cache): wheels download once.
+    _pip_install(requirements, target, repo_root() / "build" / "pip-cache")
     marker.write_text("\n".join(requirements) + "\n", encoding="utf-8")
     return target
 

@@ -100,6 +100,13 @@ def test_two_builds_give_the_same_sha256(api_zip: dict) -> None:
     assert again.unzipped_bytes == api_zip["unzipped_bytes"]
 
 
+@pytest.mark.slow
+def test_fresh_dependency_install_gives_the_same_zip(api_zip: dict, tmp_path: Path) -> None:
+    """A second build folder (dependencies installed again from the pip cache) yields a byte-identical zip."""
+    fresh = build_zip("api", build_dir=tmp_path / "build", out_dir=tmp_path / "out")
+    assert fresh.sha256 == api_zip["sha256"]
+
+
 def _runtime_dir(tmp_path: Path) -> Path:
     """What the Lambda Python runtime provides besides the stdlib: boto3 and its own dependencies."""
     runtime = tmp_path / "runtime"
