@@ -170,7 +170,18 @@ def _runtime_provided(arcname: str) -> bool:
     return any(top == p or (top.startswith(p + "-") and top.endswith(".dist-info")) for p in RUNTIME_PROVIDED)
 
 
-def collect_files(function: str, root: Path, deps: Path) -> dict[str, Path]:
+def _is_record(arcname: str) -> bool:
+    parts = arcname.split("/")
+    return len(parts) == 2 and parts[0].endswith(".dist-info") and parts[1] == "RECORD"
+
+
+def _record_without_scripts(path: Path) -> bytes:
+    """A RECORD without the console scripts (left out of the zip; their shebang names the build machine)."""
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    return "".join(line for line in lines if not line.startswith("../")).encode("utf-8")
+
+
+def collect_files(function: str, root: Path, deps: Path) -> dict[str, Path | bytes]:
     """Map of zip path -> source file for one function (handler folder, recsys, dependencies)."""
     handler_dir = root / "lambdas" / function
     if not (handler_dir / "handler.py").is_file():
@@ -178,10 +189,11 @@ def collect_files(function: str, root: Path, deps: Path) -> dict[str, Path]:
             f"function {function!r} has no handler at lambdas/{function}/handler.py",
             hint="write the handler first, or package another function with --function",
         )
-    files: dict[str, Path] = {}
+    files: dict[str, Path | bytes] = {}
     for path, rel in _walk(deps):
-        if not _runtime_provided(rel):
-            files[rel] = path
+        if _runtime_provided(rel):
+            continue
+        files[rel] = _record_without_scripts(path) if _is_record(rel) else path
     recsys_root = root / "recsys"
     for path, rel in _walk(recsys_root, skip_top=EXCLUDED_RECSYS_PARTS):
         files[f"recsys/{rel}"] = path
@@ -190,7 +202,7 @@ def collect_files(function: str, root: Path, deps: Path) -> dict[str, Path]:
     return files
 
 
-def write_zip(files: dict[str, Path], target: Path) -> tuple[int, int]:
+def write_zip(files: dict[str, Path | bytes], target: Path) -> tuple[int, int]:
     """Write a deterministic zip (sorted entries, fixed time and modes); returns (zipped, unzipped) bytes."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(".zip.tmp")
@@ -199,10 +211,10 @@ def write_zip(files: dict[str, Path], target: Path) -> tuple[int, int]:
         for arcname in sorted(files):
             source = files[arcname]
             info = zipfile.ZipInfo(arcname, date_time=FIXED_DATE)
-            mode = 0o755 if os.access(source, os.X_OK) and source.suffix not in (".py", ".pyi") else 0o644
-            info.external_attr = (0o100000 | mode) << 16
+            executable = isinstance(source, Path) and os.access(source, os.X_OK) and source.suffix != ".py"
+            info.external_attr = (0o100000 | (0o755 if executable else 0o644)) << 16
             info.compress_type = zipfile.ZIP_DEFLATED
-            data = source.read_bytes()
+            data = source if isinstance(source, bytes) else source.read_bytes()
             unzipped += len(data)
             zf.writestr(info, data, compresslevel=6)
     tmp.replace(target)
@@ -239,7 +251,7 @@ def build_zip(
         )
     deps = dependencies_dir(build_dir, lambda_requirements(root))
     files = collect_files(function, root, deps)
-    unzipped_estimate = sum(p.stat().st_size for p in files.values())
+    unzipped_estimate = sum(len(p) if isinstance(p, bytes) else p.stat().st_size for p in files.values())
     if unzipped_estimate > UNZIPPED_LIMIT_BYTES:
         raise ValidationError(
             f"{function} would be {unzipped_estimate / 1e6:.0f} MB unzipped, over Lambda's 250 MB limit",
