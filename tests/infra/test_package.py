@@ -285,3 +285,15 @@ def test_name_resolver_runs_inside_the_package(api_zip: dict, tmp_path: Path) ->
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def test_every_catalogue_function_has_its_handler() -> None:
+    """Terraform creates every catalogue function: zip ones run `handler.handler`, images the dotted path."""
+    from recsys.catalog import load_catalog
+
+    missing = [
+        f"{key}: {spec['handler']}"
+        for key, spec in load_catalog()["functions"].items()
+        if not (repo_root() / (spec["handler"].rsplit(".", 1)[0] + ".py")).is_file()
+    ]
+    assert not missing, f"handlers missing: {missing}"
