@@ -142,12 +142,24 @@ def dependencies_dir(build_dir: Path, requirements: list[str]) -> Path:
     marker = target / ".complete"
     if marker.is_file():
         return target
+    # Install into a private folder and rename it into place, so concurrent builds never see half an install.
+    staging = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    # One pip cache for every build folder (the repository's build/pip-cache): wheels download once.
+    try:
+        _pip_install(requirements, staging, repo_root() / "build" / "pip-cache")
+    except RecsysError:
+        shutil.rmtree(staging, ignore_errors=True)  # nothing half-written stays behind
+        raise
+    (staging / ".complete").write_text("\n".join(requirements) + "\n", encoding="utf-8")
+    if marker.is_file():  # another build finished first
+        shutil.rmtree(staging)
+        return target
     if target.exists():
         shutil.rmtree(target)
-    target.mkdir(parents=True)
-    # One pip cache for every build folder (the repository's build/pip-cache): wheels download once.
-    _pip_install(requirements, target, repo_root() / "build" / "pip-cache")
-    marker.write_text("\n".join(requirements) + "\n", encoding="utf-8")
+    staging.rename(target)
     return target
 
 
@@ -205,7 +217,7 @@ def collect_files(function: str, root: Path, deps: Path) -> dict[str, Path | byt
 def write_zip(files: dict[str, Path | bytes], target: Path) -> tuple[int, int]:
     """Write a deterministic zip (sorted entries, fixed time and modes); returns (zipped, unzipped) bytes."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".zip.tmp")
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")  # concurrent builds never share a temp file
     unzipped = 0
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
         for arcname in sorted(files):
