@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli import app
-from recsys.errors import ErrorCode
+from recsys.errors import ErrorCode, RecsysError
 from recsys.infra.package import (
     IMAGE_CONTEXT,
     RUNTIME_PROVIDED,
@@ -297,3 +297,13 @@ def test_every_catalogue_function_has_its_handler() -> None:
         if not (repo_root() / (spec["handler"].rsplit(".", 1)[0] + ".py")).is_file()
     ]
     assert not missing, f"handlers missing: {missing}"
+
+
+def test_failed_dependency_install_leaves_nothing_behind(tmp_path: Path) -> None:
+    from recsys.infra.package import dependencies_dir
+
+    with pytest.raises(RecsysError) as info:
+        dependencies_dir(tmp_path, ["numpy==0.0.1"])  # a version that does not exist
+    assert info.value.code is ErrorCode.UNAVAILABLE
+    assert "numpy" in info.value.message
+    assert list((tmp_path / "lambda-deps").iterdir()) == []
