@@ -17,7 +17,7 @@ from recsys.infra.tools import run_checkov
 from tests.terraform.conftest import ENVIRONMENTS, TERRAFORM, terraform_env
 
 # A local provider mirror (terraform init -plugin-dir) where the registry is out of reach.
-PLUGIN_DIR_ENV = "RECSYS_TF_PLUGIN_DIR"
+PLUGIN_DIR_ENV = "TERRAFORM_PLUGIN_DIR"
 SKIP_COMMENT = re.compile(r"#checkov:skip=([A-Z0-9_]+)(?::(.*))?")
 
 
