@@ -8,7 +8,7 @@ locals {
       # The first cold start of a version caches its HNSW index next to the embeddings.
       s3_write      = ["models:models/two_tower/*/hnsw_index.bin"]
       tables_read   = ["user_features", "video_features", "recommendations_cache", "model_registry", "user_activity"]
-      tables_write  = ["inference_tracking", "user_activity", "recommendations_cache"]
+      tables_write  = ["inference_tracking", "user_activity"] # recommendations_cache is written by `recsys cache`
       streams_read  = []
       streams_write = ["events"]
       secrets       = ["api_keys", "config", "redis_credentials"]
