@@ -25,7 +25,7 @@ import numpy as np
 
 def run(url: str, mode: str, duration: float, concurrency: int, users: list[str], k: int) -> dict:
     parts = urlsplit(url)
-    rng = random.Random(0)
+    rng = random.Random()  # a new order each run: a miss run must not meet the previous run's cache entries
     if mode == "hit":
         paths = [f"/recommendations/{u}?k={k}" for u in users[:10]]
     else:

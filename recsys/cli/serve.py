@@ -16,8 +16,8 @@ from recsys.errors import ConflictError, NotFoundError
 HANDLER_PATH = Path("lambdas") / "api" / "handler.py"
 
 
-def load_api_handler() -> Any:
-    """Import `lambdas/api/handler.py` (the file the Lambda runs) from the project root."""
+def load_api_handler(name: str = "recsys_api_handler") -> Any:
+    """Import `lambdas/api/handler.py` (the file the Lambda runs) from the project root, as module `name`."""
     root = Path(__file__).resolve().parents[2]
     path = root / HANDLER_PATH
     if not path.is_file():
@@ -25,7 +25,7 @@ def load_api_handler() -> Any:
             f"the API handler {HANDLER_PATH} is not next to the recsys package",
             hint="run recsys serve from a checkout of the project (pip install -e .)",
         )
-    spec = importlib.util.spec_from_file_location("recsys_api_handler", path)
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     assert spec.loader is not None
     spec.loader.exec_module(module)
@@ -39,6 +39,7 @@ def serve(
     poll_interval: Annotated[
         float | None, typer.Option(min=0, max=300, help="Seconds between model-registry checks (hot reload).")
     ] = None,
+    workers: Annotated[int, typer.Option(min=1, max=32, help="Requests handled concurrently.")] = 4,
     verbose: Annotated[
         bool, typer.Option(help="Structured logs and EMF metrics of each request on stdout.")
     ] = False,
@@ -70,7 +71,9 @@ def serve(
     from recsys.serving.service import get_service
 
     warnings.filterwarnings("ignore", message="No application metrics to publish")
-    module = load_api_handler()
+    # One handler instance per concurrent request (a resolver holds its current request, as in Lambda).
+    modules = [load_api_handler(f"recsys_api_handler_{i}") for i in range(workers)]
+    module = modules[0]
     service = get_service()
     with progress("Loading the production model…"):
         try:
@@ -81,7 +84,7 @@ def serve(
             info(f"[yellow]No model loaded yet:[/] {exc}")
     spec = openapi_json(module.app)
     try:
-        server = make_server(module.handler, lambda: spec, host, port)
+        server = make_server([m.handler for m in modules], lambda: spec, host, port)
     except OSError as exc:
         raise ConflictError(
             f"cannot listen on {host}:{port}: {exc.strerror}", hint="choose another --port"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import time
 import uuid
 from collections.abc import Callable
@@ -68,13 +69,30 @@ def proxy_event(
 
 
 def make_server(
-    handler: Handler, openapi: Callable[[], str], host: str = "127.0.0.1", port: int = 8080
+    handlers: Handler | list[Handler], openapi: Callable[[], str], host: str = "127.0.0.1", port: int = 8080
 ) -> ThreadingHTTPServer:
-    """A ThreadingHTTPServer on host:port that translates HTTP to proxy events for `handler`."""
+    """A ThreadingHTTPServer on host:port that translates HTTP to proxy events for the handler.
+
+    A Powertools resolver keeps the current request on itself (a Lambda runs one request at a time), so
+    each handler instance serves one request at a time here: pass several instances (separately
+    imported handler modules) to serve requests concurrently.
+    """
+    pool: queue.Queue[Handler] = queue.Queue()
+    for h in handlers if isinstance(handlers, list) else [handlers]:
+        pool.put(h)
+
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        instance = pool.get()
+        try:
+            return instance(event, context)
+        finally:
+            pool.put(instance)
 
     class RequestHandler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "recsys-local"
+        # Keep-alive + Nagle + the client's delayed ACK would add ~40 ms to every response.
+        disable_nagle_algorithm = True
 
         def _serve(self) -> None:
             parts = urlsplit(self.path)
@@ -112,8 +130,9 @@ def make_server(
                 if key.lower() not in ("content-length", "connection"):
                     self.send_header(key, value)
             self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            self._headers_buffer.append(b"\r\n")  # end_headers() without its own flush:
+            self._headers_buffer.append(data)  # headers and body go out in one send
+            self.flush_headers()
 
         do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
 

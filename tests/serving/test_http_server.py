@@ -19,7 +19,7 @@ def base_url(service):
     from recsys.serving.http_server import make_server
 
     module = load_api_handler()
-    server = make_server(module.handler, lambda: openapi_json(module.app), "127.0.0.1", free_port())
+    server = make_server([module.handler], lambda: openapi_json(module.app), "127.0.0.1", free_port())
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
