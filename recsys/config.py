@@ -173,7 +173,13 @@ class Settings(BaseModel):
 
     @property
     def names(self) -> ResourceNames:
-        return resource_names(self.env)
+        """Resource names: the catalogue's locally; on AWS the deployed ones (bucket names carry the
+        account id: from `RECSYS_BUCKET_SUFFIX` inside a Lambda, else from the stack's outputs)."""
+        if self.is_local:
+            return resource_names(self.env)
+        from recsys.infra.outputs import deployed_names
+
+        return deployed_names(self)
 
     @property
     def is_local(self) -> bool:

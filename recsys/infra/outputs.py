@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +104,7 @@ def names_from_outputs(env: str, values: dict[str, Any]) -> ResourceNames:
     )
 
 
+@cache
 def names_with_bucket_suffix(env: str, suffix: str) -> ResourceNames:
     """Catalogue names with `suffix` appended to every bucket (what Terraform does with the account id)."""
     base = resource_names(env)

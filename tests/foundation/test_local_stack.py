@@ -41,7 +41,10 @@ def test_provisioning_twice_creates_nothing_new(local_stack) -> None:
 def test_tables_have_catalogue_keys_indexes_and_ttl(local_stack) -> None:
     ddb = client("dynamodb", local_stack)
     desc = ddb.describe_table(TableName=local_stack.names.table("model_registry"))["Table"]
-    assert {k["AttributeName"]: k["KeyType"] for k in desc["KeySchema"]} == {"model_name": "HASH", "version": "RANGE"}
+    assert {k["AttributeName"]: k["KeyType"] for k in desc["KeySchema"]} == {
+        "model_name": "HASH",
+        "version": "RANGE",
+    }
     assert [g["IndexName"] for g in desc["GlobalSecondaryIndexes"]] == ["status-index"]
     ttl = ddb.describe_time_to_live(TableName=local_stack.names.table("recommendations_cache"))
     assert ttl["TimeToLiveDescription"]["AttributeName"] == "expires_at"

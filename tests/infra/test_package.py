@@ -150,6 +150,7 @@ def clean_import(zip_path: Path, tmp_path: Path) -> subprocess.CompletedProcess[
         "PATH": "/usr/bin:/bin",
         "AWS_DEFAULT_REGION": "us-east-1",
         "RECSYS_ENV": "dev",
+        "RECSYS_BUCKET_SUFFIX": "-123456789012",  # Terraform sets it on every function
         "HOME": str(tmp_path),
     }
     # -I: no user site, no PYTHON* variables; -S: no site-packages: only the stdlib, the package and the runtime.
