@@ -36,16 +36,25 @@ def child(size: str, config: str | None) -> None:
     started = time.perf_counter()
     from recsys.config import get_settings
     from recsys.pipeline.runner import run_local
+    from recsys.stages import new_version
+    from recsys.stages.evaluation import evaluation_prefix
+    from recsys.stages.io import get_json
 
     settings = get_settings("local")
-    event: dict = {"source": {"kind": "synthetic", **SIZES[size]}}
+    version = new_version()
+    event: dict = {"version": version, "source": {"kind": "synthetic", **SIZES[size]}}
     if config:
         event["config"] = json.loads(config)
     result = run_local(event, settings)
     wall = time.perf_counter() - started
     record = result.record
-    out = record.get("output") or {}
-    states = {s["state"]: s.get("duration_s") for s in record.get("states", []) if "state" in s}
+    try:  # also when the gates failed: evaluation wrote metrics.json
+        metrics = get_json(
+            settings, settings.names.bucket("artifacts"), evaluation_prefix(version) + "metrics.json"
+        )
+    except Exception:
+        metrics = None
+    states = {k: v.get("duration_s") for k, v in (record.get("states") or {}).items()}
     print(
         json.dumps(
             {
@@ -54,7 +63,7 @@ def child(size: str, config: str | None) -> None:
                 "cause": (record.get("cause") or "")[:2000],
                 "wall_s": wall,
                 "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                "metrics": out.get("metrics"),
+                "metrics": metrics,
                 "states": states,
             }
         )
@@ -173,8 +182,8 @@ def render(rows, machine_text: str, config: str | None) -> str:
     lines = [
         "| size | users / videos / interactions | runs | status | wall s (median) | peak RSS MB (median) | "
         "two-tower Recall@100 | popularity Recall@100 | two-tower NDCG@10 | popularity NDCG@10 | "
-        "ranker AUC | ranker NDCG |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "ranker AUC | ranker NDCG | two-tower NDCG@100 | gates |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for size, runs in rows:
         spec = SIZES[size]
@@ -182,13 +191,18 @@ def render(rows, machine_text: str, config: str | None) -> str:
         def metric(block: str, name: str, runs=runs):
             return med([((r.get("metrics") or {}).get(block) or {}).get(name) for r in runs])
 
+        def gates(runs=runs) -> str:
+            results = [((r.get("metrics") or {}).get("gates") or {}).get("passed") for r in runs]
+            return ", ".join("passed" if g else "failed" if g is False else "n/a" for g in results)
+
         statuses = ",".join(sorted({r["status"] for r in runs}))
         lines.append(
             f"| {size} | {spec['n_users']:,} / {spec['n_videos']:,} / {spec['n_interactions']:,} | {len(runs)} | "
             f"{statuses} | {med([r['process_wall_s'] for r in runs]):.1f} | {med([r['peak_rss_mb'] for r in runs]):.0f} | "
             f"{metric('two_tower', 'recall@100'):.4f} | {metric('popularity', 'recall@100'):.4f} | "
             f"{metric('two_tower', 'ndcg@10'):.4f} | {metric('popularity', 'ndcg@10'):.4f} | "
-            f"{metric('ranker', 'auc'):.4f} | {metric('ranker', 'ndcg'):.4f} |"
+            f"{metric('ranker', 'auc'):.4f} | {metric('ranker', 'ndcg'):.4f} | "
+            f"{metric('two_tower', 'ndcg@100'):.4f} | {gates(runs)} |"
         )
     lines += ["", f"Machine: {machine_text}.", f"Config overrides: {config or 'none (defaults)'}."]
     return "\n".join(lines) + "\n"

@@ -79,6 +79,8 @@ def preprocess(
     pairs = pairs.with_columns(
         pl.struct(pl.col("first_ts").fill_null(-(2**62)), "first_row").rank("ordinal").alias(ORDER)
     )
+    # group_by order is arbitrary: sort so that splits and sampled negatives are the same on every run.
+    pairs = pairs.sort(s.USER_ID, ORDER)
     positive = pairs.filter(pl.col(s.WEIGHT) > config.weights.min_weight)
     if positive.is_empty():
         raise ValidationError(

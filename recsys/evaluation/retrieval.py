@@ -38,14 +38,7 @@ def retrieve(
 
 
 def popularity_retrieve(popularity: np.ndarray, exclude: Sequence[np.ndarray], k: int) -> np.ndarray:
-    """The popularity baseline: the k most popular unseen items for every user."""
-    order = np.argsort(-popularity, kind="stable")
-    k = min(k, popularity.size)
-    out = np.zeros((len(exclude), k), dtype=np.int64)
-    for u, ex in enumerate(exclude):
-        if len(ex):
-            head = order[: k + len(ex)]  # at most len(ex) of these are excluded
-            out[u] = head[~np.isin(head, ex)][:k]
-        else:
-            out[u] = order[:k]
-    return out
+    """The popularity baseline: the k most popular unseen items for every user (seen items last, when a
+    user has seen nearly the whole catalogue)."""
+    n = len(exclude)
+    return retrieve(np.zeros((n, 1)), np.zeros((popularity.size, 1)), exclude, k, item_bias=popularity)

