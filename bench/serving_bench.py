@@ -256,14 +256,15 @@ def serving_size() -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="500,100000,1000000")
-    parser.add_argument("--ann-size", type=int, default=100_000)
+    parser.add_argument("--ann-size", type=int, default=100_000, help="0 skips the ANN comparison")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     os.environ.setdefault("RECSYS_ENV", "local")
     result: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                                          "platform": platform.platform()}}  # fmt: skip
-    print("ann…", file=sys.stderr)
-    result["ann"] = bench_ann(args.ann_size)
+    if args.ann_size > 0:
+        print("ann…", file=sys.stderr)
+        result["ann"] = bench_ann(args.ann_size)
     result["latency"] = []
     for n in [int(x) for x in args.sizes.split(",")]:
         print(f"latency n={n}…", file=sys.stderr)
