@@ -7,10 +7,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 RECSYS := $(BIN)/recsys
+PORT ?= 8080
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install test test-fast lint format demo demo-down serve clean bench
+.PHONY: help install tools test lint format demo demo-down package bench clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -25,6 +26,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[train,dev]'
 	@touch $(STAMP)
 
+tools: install ## Install checkov in its own tool environment (.tools/checkov)
+	$(BIN)/python -m recsys.infra.tools install
+
 test: install ## Run the whole test suite (starts its own local stack on free ports)
 	$(BIN)/python -m pytest
 
@@ -33,18 +37,34 @@ lint: install ## ruff, terraform fmt -check and checkov
 	$(BIN)/ruff format --check .
 	@if command -v terraform >/dev/null; then terraform fmt -check -recursive terraform; \
 		else echo "terraform not installed: skipping terraform fmt"; fi
+	$(BIN)/python -m recsys.infra.tools checkov
 
 format: install ## Format Python and Terraform
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 	@if command -v terraform >/dev/null; then terraform fmt -recursive terraform; fi
 
-demo: install ## The main job on the local stack: bring it up and provision it, then show its status
+demo: install ## The main job on the local stack: provision, train and gate, deploy, serve, call the API
 	$(RECSYS) local up
-	$(RECSYS) local status
+	$(RECSYS) pipeline run --env local
+	$(RECSYS) model list --env local
+	$(RECSYS) cache fill --env local
+	$(RECSYS) local serve --env local --port $(PORT)
+	$(RECSYS) smoke-test --env local --url http://127.0.0.1:$(PORT)
+	@echo
+	@echo "The API is served on http://127.0.0.1:$(PORT) (OpenAPI: /openapi.json). Try:"
+	@echo "  curl -s 'http://127.0.0.1:$(PORT)/recommendations/u1?k=5'"
+	@echo "Stop everything with: make demo-down"
 
-demo-down: install ## Stop the local stack that `make demo` started
+demo-down: install ## Stop the local stack and the API that `make demo` started
 	$(RECSYS) local down
+
+package: install ## Build the Lambda zips and the training image context under build/
+	$(RECSYS) package
+
+bench: install ## Run the benchmarks (writes bench/results/*.md)
+	$(BIN)/python bench/pipeline_bench.py
+	$(BIN)/python bench/serving_bench.py
 
 clean: ## Remove build outputs and local state (not .venv)
 	rm -rf build .recsys .pytest_cache .ruff_cache catboost_info

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from recsys.cli.common import (
@@ -45,6 +47,29 @@ def up(env: EnvOption = "local", json_output: JsonOption = False) -> None:
         f"Provisioned {len(created)} new resources ({len(result['provisioned']['existing'])} already there)."
     )
     emit(result, lambda: _render_status(result["status"]))
+
+
+@local_app.command("serve")
+def serve_background(
+    env: EnvOption = "local",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port on 127.0.0.1.")] = 8080,
+    json_output: JsonOption = False,
+) -> None:
+    """Run the API (`recsys serve`) in the background as part of the local stack; `down` stops it.
+
+    A server this command started before is replaced, so it can run again after each pipeline run.
+
+    **Examples**
+
+        recsys local serve
+
+        recsys local serve --port 9000 --json
+    """
+    stack = _stack(env)
+    with progress("Starting the API…"):
+        result = stack.start_api(port)
+    info(f"API on {result['url']} (pid {result['pid']}, log {result['log']}); `recsys local down` stops it.")
+    emit(result, lambda: None)
 
 
 @local_app.command("down")

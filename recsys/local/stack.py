@@ -11,8 +11,10 @@ Pid and log files live in `settings.home` (`.recsys/` by default); `down` stops 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -78,6 +80,7 @@ class LocalStack:
         self.home = settings.home
         self.moto = ManagedProcess("moto", self.home, "moto.server")
         self.redis = ManagedProcess("redis", self.home, "redis-server")
+        self.api = ManagedProcess("api", self.home, "serve")
 
     # -- state ---------------------------------------------------------------------------------
     @property
@@ -143,6 +146,7 @@ class LocalStack:
         redis_managed = self._ensure_redis(state)
         self._write_state(
             {
+                **state,
                 "aws": {"endpoint": self.endpoint, "managed": aws_managed},
                 "redis": {"url": self.redis_url(), "managed": redis_managed},
             }
@@ -230,9 +234,42 @@ class LocalStack:
             )
         return True
 
+    def api_url(self, port: int) -> str:
+        return f"http://127.0.0.1:{port}"
+
+    def api_healthy(self, port: int) -> bool:
+        import urllib.error
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(self.api_url(port) + "/health", timeout=2) as resp:
+                return resp.status == 200
+        except urllib.error.HTTPError:
+            return True  # it answers (503 until a model is in production, which /health explains)
+        except OSError:
+            return False
+
+    def start_api(self, port: int = 8080, timeout_s: float = 120.0) -> dict[str, Any]:
+        """Run `recsys serve` in the background (replacing one `start_api` started before)."""
+        self.api.stop()
+        if port_open("127.0.0.1", port):
+            raise ConflictError(
+                f"port {port} is already taken", hint="stop what listens there, or pass --port"
+            )
+        recsys_exe = Path(sys.executable).with_name("recsys")
+        argv = [str(recsys_exe)] if recsys_exe.exists() else [sys.executable, "-m", "recsys.cli.main"]
+        pid = self.api.start([*argv, "serve", "--env", "local", "--port", str(port)], env=dict(os.environ))
+        if not wait_until(lambda: self.api_healthy(port), timeout_s=timeout_s, interval_s=0.25):
+            self.api.stop()
+            raise UnavailableError(f"the API did not come up on port {port}", hint=f"see {self.api.log_file}")
+        state = self._state()
+        state["api"] = {"url": self.api_url(port), "managed": True}
+        self._write_state(state)
+        return {"url": self.api_url(port), "pid": pid, "log": str(self.api.log_file)}
+
     def down(self) -> dict[str, Any]:
         """Stop the processes `up` started (by pid); leave anything else running."""
-        stopped = {"moto": self.moto.stop(), "redis": self.redis.stop()}
+        stopped = {"api": self.api.stop(), "moto": self.moto.stop(), "redis": self.redis.stop()}
         (self.home / STATE_FILE).unlink(missing_ok=True)
         return {"stopped": stopped}
 
@@ -279,6 +316,21 @@ class LocalStack:
                 hint="" if redis_ok else "run `recsys local up`",
             )
         )
+        api_state = state.get("api")
+        if api_state:
+            api_pid = self.api.recorded_pid()
+            api_ok = self.api.is_running()
+            status.components.append(
+                ComponentStatus(
+                    name="api",
+                    endpoint=api_state["url"],
+                    managed=True,
+                    pid=api_pid,
+                    healthy=api_ok,
+                    detail="recsys serve" if api_ok else f"recsys serve (pid {api_pid}) is not running",
+                    hint="" if api_ok else "run `recsys local serve` (see .recsys/api.log)",
+                )
+            )
         if aws_ok:
             status.missing_resources = missing_resources(self.settings)
         return status

@@ -75,7 +75,7 @@ def test_up_twice_down_and_status(own_stack) -> None:
 
     down = runner.invoke(app, ["local", "down", "--json"])
     assert down.exit_code == 0
-    assert json.loads(down.stdout)["data"]["stopped"] == {"moto": True, "redis": True}
+    assert json.loads(down.stdout)["data"]["stopped"] == {"api": False, "moto": True, "redis": True}
     status = runner.invoke(app, ["local", "status", "--json"])
     assert status.exit_code != 0
     assert json.loads(status.stdout)["data"]["components"]["aws"]["healthy"] is False
@@ -91,3 +91,20 @@ def test_killed_moto_is_reported_down(own_stack) -> None:
     # `up` brings it back and the (in-memory) resources are provisioned again
     assert runner.invoke(app, ["local", "up"]).exit_code == 0
     assert runner.invoke(app, ["local", "status"]).exit_code == 0
+
+
+def test_background_api_is_part_of_the_stack(own_stack) -> None:
+    from recsys.local.processes import free_port
+
+    port = free_port()
+    started = runner.invoke(app, ["local", "serve", "--port", str(port), "--json"])
+    assert started.exit_code == 0, started.output
+    assert json.loads(started.stdout)["data"]["url"] == f"http://127.0.0.1:{port}"
+    status = json.loads(runner.invoke(app, ["local", "status", "--json"]).stdout)["data"]
+    assert status["components"]["api"]["healthy"] is True
+    # serving again replaces the first server instead of failing on the taken port
+    again = runner.invoke(app, ["local", "serve", "--port", str(port), "--json"])
+    assert again.exit_code == 0, again.output
+    down = json.loads(runner.invoke(app, ["local", "down", "--json"]).stdout)["data"]
+    assert down["stopped"]["api"] is True
+    assert not own_stack.api_healthy(port)
