@@ -109,7 +109,7 @@ class MemoryStore:
         self.videos, self.users = videos, users
         self.video_table = "memory"
 
-    def get_videos(self, ids):
+    def get_videos(self, ids, attributes=None):
         return [self.videos.get(i) for i in ids]
 
     def get_users(self, ids):

@@ -98,17 +98,32 @@ class OnlineFeatureStore:
         """User feature items aligned with `user_ids` (None where a user has none)."""
         return self._batch_get(self.user_table, "user_id", user_ids)
 
-    def get_videos(self, video_ids: Sequence[str]) -> list[dict[str, Any] | None]:
-        """Video feature items aligned with `video_ids` (None where a video has none)."""
-        return self._batch_get(self.video_table, "video_id", video_ids)
+    def get_videos(
+        self, video_ids: Sequence[str], attributes: Sequence[str] | None = None
+    ) -> list[dict[str, Any] | None]:
+        """Video feature items aligned with `video_ids` (None where a video has none).
 
-    def _batch_get(self, table: str, key: str, ids: Sequence[str]) -> list[dict[str, Any] | None]:
+        `attributes` limits what is read (e.g. everything but the 64-number embedding, which is most of
+        an item's size and deserialisation time).
+        """
+        return self._batch_get(self.video_table, "video_id", video_ids, attributes)
+
+    def _batch_get(
+        self, table: str, key: str, ids: Sequence[str], attributes: Sequence[str] | None = None
+    ) -> list[dict[str, Any] | None]:
         wanted = [str(i) for i in ids]
         unique = list(dict.fromkeys(wanted))
         found: dict[str, dict[str, Any]] = {}
+        projection: dict[str, Any] = {}
+        if attributes:
+            names = list(dict.fromkeys([key, *attributes]))
+            projection = {
+                "ProjectionExpression": ", ".join(f"#a{i}" for i in range(len(names))),
+                "ExpressionAttributeNames": {f"#a{i}": n for i, n in enumerate(names)},
+            }
         for start in range(0, len(unique), BATCH_GET_SIZE):
             chunk = unique[start : start + BATCH_GET_SIZE]
-            request: dict[str, Any] = {table: {"Keys": [{key: {"S": i}} for i in chunk]}}
+            request: dict[str, Any] = {table: {"Keys": [{key: {"S": i}} for i in chunk], **projection}}
             for attempt in range(MAX_UNPROCESSED_RETRIES + 1):
                 response = self._ddb.batch_get_item(RequestItems=request)
                 for raw in response.get("Responses", {}).get(table, []):

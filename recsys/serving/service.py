@@ -35,6 +35,15 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CONFIG_ENV_PREFIX = "RECSYS_SERVING_"
+# What `recsys.features.video_columns` reads from a video item (not the embedding: serving has it).
+RANKER_VIDEO_ATTRIBUTES = (
+    "category",
+    "popularity",
+    "interaction_count",
+    "avg_watch_ratio",
+    "duration",
+    "upload_ts",
+)
 
 
 @dataclass(frozen=True)
@@ -49,7 +58,8 @@ class ServingConfig:
     poll_interval_s: float = 30.0
     ann_threshold: int = 50_000
     cache_ttl_s: int = 300
-    feature_ttl_s: float = 60.0
+    feature_ttl_s: float = 300.0
+    warm_features_max_videos: int = 20_000
     precomputed_ttl_s: int = 7 * 24 * 3600
     tracking: bool = True
 
@@ -90,6 +100,7 @@ class FeatureCache:
         self._videos: dict[str, tuple[float, dict[str, Any] | None]] = {}
         self._users: dict[str, tuple[float, dict[str, Any] | None]] = {}
         self.version: str | None = None
+        self.warmed: str | None = None
 
     def for_version(self, version: str) -> FeatureCache:
         """Forget everything when the model version changes (deployment rewrote the online store)."""
@@ -116,8 +127,17 @@ class FeatureCache:
                 cache[ids[i]] = (now + self.ttl_s, item)
         return out
 
+    def warm(self, model: ServingModel, max_videos: int) -> None:
+        """Read every video's features once per version when the catalogue is small (first request pays)."""
+        if self.warmed == model.version:
+            return
+        self.for_version(model.version)
+        self.warmed = model.version
+        if model.n_videos <= max_videos:
+            self.videos(model.video_ids.tolist())
+
     def videos(self, ids: list[str]) -> list[dict[str, Any] | None]:
-        return self._get(self._videos, ids, self.store.get_videos)
+        return self._get(self._videos, ids, lambda keys: self.store.get_videos(keys, RANKER_VIDEO_ATTRIBUTES))
 
     def user(self, user_id: str) -> dict[str, Any] | None:
         return self._get(self._users, [user_id], self.store.get_users)[0]
@@ -175,6 +195,7 @@ class RecommendationService:
         user_id = str(user_id)
         validate_request(user_id, k, category)
         model = self.models.current()
+        self.features.warm(model, self.config.warm_features_max_videos)
         field = cache_field(model.version, k, category, exclude_watched)
         response = self.cache.get(user_id, field) if use_cache else None
         if response is not None:
