@@ -122,3 +122,40 @@ def test_cli_import_json_and_error(local_stack, tmp_path):
     assert data["name"] == "events" and data["files"]["interactions"]["rows"] == 2
     res = runner.invoke(app, ["data", "list", "--json"])
     assert "events" in [d["name"] for d in json.loads(res.stdout)["data"]]
+
+
+def test_cli_generate_writes_importable_files(tmp_path):
+    res = runner.invoke(
+        app,
+        [
+            "data",
+            "generate",
+            "--out",
+            str(tmp_path),
+            "--users",
+            "50",
+            "--videos",
+            "30",
+            "--interactions",
+            "400",
+            "--format",
+            "parquet",
+            "--no-timestamps",
+            "--json",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    files = json.loads(res.stdout)["data"]
+    assert files["interactions"]["rows"] == 400
+    tables = prepare(Path(files["interactions"]["path"]), videos=Path(files["videos"]["path"]))
+    assert "timestamp" not in tables["interactions"].columns and tables["videos"].height == 30
+
+
+def test_parquet_ids_of_numeric_types(tmp_path):
+    path = tmp_path / "i.parquet"
+    pl.DataFrame({"user_id": [1, 2], "video_id": [3.0, 4.0], "timestamp": [1.7e9, 1.7e9]}).write_parquet(path)
+    df = prepare(path)["interactions"]
+    assert df["user_id"].to_list() == ["1", "2"] and df["video_id"].to_list() == ["3", "4"]
+    pl.DataFrame({"user_id": [1, 2], "video_id": [3.5, 4.0]}).write_parquet(path)
+    with pytest.raises(ValidationError, match="non-integer numbers in row"):
+        prepare(path)
