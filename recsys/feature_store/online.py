@@ -43,7 +43,7 @@ def to_dynamo(value: Any) -> Any:
     if isinstance(value, float):
         if math.isnan(value) or math.isinf(value):
             return None
-        return Decimal(repr(value))
+        return Decimal(repr(float(value)))  # float() first: a numpy float64 is a float with another repr
     if hasattr(value, "tolist"):  # numpy scalar or array
         return to_dynamo(value.tolist())
     if isinstance(value, dict):

@@ -137,3 +137,33 @@ def test_handler_import_loads_no_tensorflow_or_catboost():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
     assert out.stdout.strip() == ""
+
+
+def test_redis_down_through_the_handler(local_stack, tiny_world, monkeypatch):
+    import lambdas.api.handler as handler_module
+    from recsys.config import load_settings
+    from recsys.local.processes import free_port
+    from recsys.serving.cache import RecommendationCache
+    from recsys.serving.service import RecommendationService, ServingConfig, set_service
+    from recsys.serving.tracking import InferenceTracker
+
+    monkeypatch.setenv("RECSYS_REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")
+    dead = RecommendationCache(load_settings("local"), timeout_s=0.1)
+    set_service(RecommendationService(local_stack, ServingConfig(), cache=dead,
+                                      tracker=InferenceTracker(local_stack, background=False)))  # fmt: skip
+    try:
+        for path in (
+            f"/recommendations/{tiny_world.user_ids[13]}",
+            "/recommendations/someone-new",
+            "/health",
+        ):
+            result = handler_module.handler(proxy_event("GET", path, "k=4"), LocalContext())
+            assert result["statusCode"] == 200, result
+        assert json.loads(result["body"])["status"] == "degraded"
+        body = {"user_id": "x1", "video_id": tiny_world.video_ids[0]}
+        result = handler_module.handler(
+            proxy_event("POST", "/interactions", body=json.dumps(body)), LocalContext()
+        )
+        assert result["statusCode"] == 202
+    finally:
+        set_service(None)
