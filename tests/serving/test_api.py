@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -133,8 +134,9 @@ def test_handler_import_loads_no_tensorflow_or_catboost():
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'catboost', 'keras', 'polars'))\n"
         "print(','.join(bad))"
     )
+    root = Path(__file__).resolve().parents[2]
     out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True, timeout=120
     )
     assert out.stdout.strip() == ""
 
