@@ -169,3 +169,14 @@ def test_redis_down_through_the_handler(local_stack, tiny_world, monkeypatch):
         assert result["statusCode"] == 202
     finally:
         set_service(None)
+
+
+def test_stream_unavailable_is_503_and_nothing_is_written(call, local_stack, monkeypatch):
+    from recsys.feature_store.online import OnlineFeatureStore
+
+    monkeypatch.setitem(local_stack.names.streams, "events", "no-such-stream")
+    user = f"nostream-{uuid.uuid4().hex[:6]}"
+    status, body = call("POST", "/interactions", body=json.dumps({"user_id": user, "video_id": 5}))
+    _assert_error(status, body, 503)
+    assert body["error"]["code"] == "unavailable"
+    assert OnlineFeatureStore(local_stack).recent_activity(user, 5) == []
