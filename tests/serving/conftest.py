@@ -208,6 +208,7 @@ def service(local_stack, tiny_world):
     from recsys.serving.service import RecommendationService, ServingConfig, set_service
     from recsys.serving.tracking import InferenceTracker
 
+    promote(local_stack, tiny_world.version)  # a no-op unless another test changed production
     svc = RecommendationService(
         local_stack,
         ServingConfig(poll_interval_s=0.2),
