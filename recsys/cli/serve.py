@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import sys
 import warnings
 from pathlib import Path
 from typing import Annotated, Any
@@ -12,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from recsys.cli.common import EnvOption, JsonOption, emit, info, progress, settings_for
-from recsys.errors import ConflictError, NotFoundError, UnavailableError
+from recsys.errors import ConflictError, NotFoundError
 
 HANDLER_PATH = Path("lambdas") / "api" / "handler.py"
 
@@ -41,10 +40,6 @@ def serve(
         float | None, typer.Option(min=0, max=300, help="Seconds between model-registry checks (hot reload).")
     ] = None,
     workers: Annotated[int, typer.Option(min=1, max=32, help="Requests handled concurrently.")] = 4,
-    background: Annotated[
-        bool, typer.Option("--background", help="Run in the background (pid and log in the stack's home).")
-    ] = False,
-    stop: Annotated[bool, typer.Option("--stop", help="Stop the server that --background started.")] = False,
     verbose: Annotated[
         bool, typer.Option(help="Structured logs and EMF metrics of each request on stdout.")
     ] = False,
@@ -61,25 +56,9 @@ def serve(
 
         recsys serve --env local --port 9000 --poll-interval 5
 
-        recsys serve --env local --background && recsys smoke-test && recsys serve --stop
-
         curl -s 127.0.0.1:8080/recommendations/12345?k=5
     """
     settings = settings_for(env)
-    if stop:
-        stopped = api_process(settings).stop()
-        info("Stopped the API server." if stopped else "No API server was running.")
-        emit({"stopped": stopped}, lambda: None)
-        return
-    if background:
-        argv = [sys.executable, "-m", "cli", "serve", "--env", env, "--port", str(port), "--host", host,
-                "--workers", str(workers), *(["--verbose"] if verbose else []),
-                *(["--poll-interval", str(poll_interval)] if poll_interval is not None else [])]  # fmt: skip
-        data = start_background(settings, argv, host, port)
-        info(f"Serving the recommendation API on {data['url']} (pid {data['pid']}, log {data['log']}); "
-             "`recsys serve --stop` stops it.")  # fmt: skip
-        emit(data, lambda: None)
-        return
     os.environ["RECSYS_ENV"] = settings.env
     if poll_interval is not None:
         os.environ["RECSYS_SERVING_POLL_INTERVAL_S"] = str(poll_interval)
@@ -121,34 +100,3 @@ def serve(
         server.server_close()
         service.tracker.flush()
         info("Stopped.")
-
-
-def api_process(settings: Any) -> Any:
-    """The background API server of `settings`' stack home (pid and log files there)."""
-    from recsys.local.processes import ManagedProcess
-
-    return ManagedProcess("api", settings.home, "cli serve")
-
-
-def start_background(settings: Any, argv: list[str], host: str, port: int, timeout_s: float = 120.0) -> dict:
-    """Start `argv` as the background API server and wait until it answers on host:port."""
-    from recsys.local.processes import port_open, wait_until
-
-    proc = api_process(settings)
-    if proc.is_running():
-        raise ConflictError(
-            f"an API server already runs (pid {proc.recorded_pid()})", hint="recsys serve --stop"
-        )
-    if port_open(host, port):
-        raise ConflictError(f"something already listens on {host}:{port}", hint="choose another --port")
-    pid = proc.start(argv, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
-    if (
-        not wait_until(lambda: port_open(host, port) or not proc.is_running(), timeout_s)
-        or not proc.is_running()
-    ):
-        tail = proc.log_file.read_text(errors="replace")[-800:] if proc.log_file.exists() else ""
-        proc.stop()
-        raise UnavailableError(
-            f"the API server did not start: {tail.strip()[-300:]}", hint=f"see {proc.log_file}"
-        )
-    return {"url": f"http://{host}:{port}", "pid": pid, "log": str(proc.log_file)}

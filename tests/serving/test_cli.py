@@ -70,24 +70,3 @@ def test_cache_bundle_builds_a_numpy_only_bundle(service, tiny_world, local_stac
     assert sorted(arrays["video_ids"].tolist()) == sorted(tiny_world.video_ids)
     result = runner.invoke(app, ["cache", "bundle", "--version", "v-does-not-exist", "--json"])
     assert result.exit_code == 4 and json.loads(result.stdout)["error"]["code"] == "not_found"
-
-
-def test_serve_in_background_then_stop(service, tiny_world):
-    import urllib.request
-
-    from recsys.local.processes import free_port
-
-    port = free_port()
-    result = runner.invoke(app, ["serve", "--port", str(port), "--background", "--json"])
-    assert result.exit_code == 0, result.output
-    try:
-        url = json.loads(result.stdout)["data"]["url"]
-        with urllib.request.urlopen(
-            f"{url}/recommendations/{tiny_world.user_ids[14]}?k=3", timeout=30
-        ) as resp:
-            assert resp.status == 200 and len(json.loads(resp.read())["items"]) == 3
-        again = runner.invoke(app, ["serve", "--port", str(port), "--background", "--json"])
-        assert again.exit_code == 5  # conflict: already running
-    finally:
-        stopped = runner.invoke(app, ["serve", "--stop", "--json"])
-    assert json.loads(stopped.stdout)["data"]["stopped"] is True
