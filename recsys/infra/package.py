@@ -42,9 +42,9 @@ EXCLUDED_DISTRIBUTIONS = frozenset(
     {"polars", "pyarrow", "typer", "rich", "python-terraform", "localstack-client", "tensorflow", "catboost"}
 )
 # Base dependencies with no manylinux wheel on PyPI, replaced for the Lambda platform by a wheel that
-# provides the same module: hnswlib publishes only an sdist; chroma-hnswlib is a maintained fork with
-# manylinux wheels, the same `hnswlib` module and API.
-WHEEL_SUBSTITUTES = {"hnswlib": "chroma-hnswlib>=0.7.6,<0.8"}
+# provides the same module (none today: the base set uses chroma-hnswlib, the wheel-publishing fork of
+# hnswlib, everywhere, so every process reads the same index format).
+WHEEL_SUBSTITUTES: dict[str, str] = {}
 # Provided by the Lambda runtime: installed with the rest (for resolution) and then left out of the zip.
 RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath")
 # Parts of `recsys` no Lambda zip needs (and that import CLI or training libraries). recsys.infra stays:
