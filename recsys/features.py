@@ -85,9 +85,11 @@ def ranker_feature_matrix(
     users: Mapping[str, Any],
     videos: Mapping[str, Any],
     two_tower_scores: np.ndarray,
-    now_ts: float,
+    now_ts: float | np.ndarray,
 ) -> np.ndarray:
     """Feature matrix [n, len(RANKER_FEATURES)] from row-aligned user and video columns.
+
+    `now_ts` is one time, or one per row (training computes each row at its positive's time).
 
     `users` and `videos` are the outputs of `user_columns` / `video_columns` with one row per candidate
     (training broadcasts each user over its candidates). float64, no NaN.

@@ -7,6 +7,8 @@ import polars as pl
 
 from recsys.data import schema as s
 
+EVENT_TS = "event_ts"
+
 
 def sample_negatives(
     positives: pl.DataFrame,
@@ -31,6 +33,8 @@ def sample_negatives(
     cdf = np.cumsum(p / p.sum())
     users = positives[s.USER_ID].to_numpy()
     wanted = np.repeat(users, per_positive)
+    # An EVENT_TS column (the positive's time) is carried over to its negatives.
+    carry = np.repeat(np.arange(positives.height), per_positive)  # each draw's positive row
     seen_keys = seen.select(s.USER_ID, s.VIDEO_ID).unique()
     out: list[pl.DataFrame] = []
     for _ in range(3):
@@ -42,9 +46,15 @@ def sample_negatives(
             np.minimum(np.searchsorted(cdf, rng.random(wanted.size)), n_items - 1),
             rng.integers(0, n_items, wanted.size),
         )
-        draw = pl.DataFrame({s.USER_ID: wanted, s.VIDEO_ID: video_ids[idx]})
+        draw = pl.DataFrame({s.USER_ID: wanted, s.VIDEO_ID: video_ids[idx], "_pos": carry})
         ok = draw.join(seen_keys, on=[s.USER_ID, s.VIDEO_ID], how="anti")
         out.append(ok)
         missing = draw.join(seen_keys, on=[s.USER_ID, s.VIDEO_ID], how="semi")
         wanted = missing[s.USER_ID].to_numpy()
-    return pl.concat(out) if out else pl.DataFrame(schema={s.USER_ID: pl.String, s.VIDEO_ID: pl.String})
+        carry = missing["_pos"].to_numpy()
+    if not out:
+        return pl.DataFrame(schema={s.USER_ID: pl.String, s.VIDEO_ID: pl.String})
+    negatives = pl.concat(out)
+    if EVENT_TS in positives.columns:
+        negatives = negatives.with_columns(positives[EVENT_TS].gather(negatives["_pos"]).alias(EVENT_TS))
+    return negatives.drop("_pos")

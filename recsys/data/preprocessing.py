@@ -15,7 +15,7 @@ from typing import Any
 import polars as pl
 
 from recsys.data import schema as s
-from recsys.data.negatives import sample_negatives
+from recsys.data.negatives import EVENT_TS, sample_negatives
 from recsys.data.split import ORDER, split_pairs
 from recsys.errors import ValidationError
 from recsys.stages.config import PipelineConfig
@@ -156,7 +156,6 @@ def _video_metadata(events: pl.DataFrame, videos: pl.DataFrame | None) -> pl.Dat
         (pl.col(s.WATCH_TIME).max() if s.WATCH_TIME in events.columns else pl.lit(None, pl.Float64)).alias(
             "_w"
         ),
-        (pl.col(s.TIMESTAMP).min() if s.TIMESTAMP in events.columns else pl.lit(None, pl.Int64)).alias("_t"),
     )
     if videos is None or videos.is_empty():
         meta = seen_ids.with_columns(
@@ -178,7 +177,7 @@ def _video_metadata(events: pl.DataFrame, videos: pl.DataFrame | None) -> pl.Dat
         s.VIDEO_ID,
         pl.col(s.CATEGORY).cast(pl.String).fill_null(s.UNKNOWN_CATEGORY),
         pl.col(s.DURATION).cast(pl.Float64).fill_null(pl.col("_w").cast(pl.Float64)).fill_null(0.0),
-        pl.col(s.UPLOAD_TS).cast(pl.Int64).fill_null(pl.col("_t").cast(pl.Int64)),
+        pl.col(s.UPLOAD_TS).cast(pl.Int64),
     )
 
 
@@ -229,7 +228,11 @@ def _catalog(
     else:  # file-order fallback: the last 10% of train pairs are "recent"
         recent = train.filter(pl.col(ORDER) >= pl.col(ORDER).quantile(0.9))
     recent = recent.group_by(s.VIDEO_ID).agg(pl.len().alias("_recent"))
-    watch = train_events.group_by(s.VIDEO_ID).agg(pl.col(s.WATCH_RATIO).mean().alias(s.AVG_WATCH_RATIO))
+    # Without upload metadata a video counts as uploaded at its first TRAIN interaction (never a test one:
+    # that would leak the held-out period), else at the reference time (unseen videos are new).
+    watch = train_events.group_by(s.VIDEO_ID).agg(
+        pl.col(s.WATCH_RATIO).mean().alias(s.AVG_WATCH_RATIO), pl.col(s.TIMESTAMP).min().alias("_first")
+    )
     cat = (
         meta.join(counts, on=s.VIDEO_ID, how="left")
         .join(recent, on=s.VIDEO_ID, how="left")
@@ -238,7 +241,7 @@ def _catalog(
             pl.col(s.INTERACTION_COUNT).fill_null(0).cast(pl.Int64),
             pl.col("_recent").fill_null(0),
             pl.col(s.AVG_WATCH_RATIO).fill_null(0.0),
-            pl.col(s.UPLOAD_TS).fill_null(reference_ts),
+            pl.col(s.UPLOAD_TS).fill_null(pl.col("_first")).fill_null(reference_ts),
         )
     )
     max_count = max(int(cat[s.INTERACTION_COUNT].max() or 0), 1)
@@ -303,7 +306,7 @@ def _ranker_sets(
     pos_train = (
         train.with_columns(pl.col(ORDER).rank("ordinal", descending=True).over(s.USER_ID).alias("_r"))
         .filter(pl.col("_r") <= neg.max_positives_per_user)
-        .select(s.USER_ID, s.VIDEO_ID)
+        .select(s.USER_ID, s.VIDEO_ID, pl.col("first_ts").cast(pl.Int64).alias(EVENT_TS))
     )
     all_seen = pairs.select(s.USER_ID, s.VIDEO_ID)
     neg_train = sample_negatives(
@@ -320,10 +323,16 @@ def _ranker_sets(
     ).unique(maintain_order=True)
 
     def label(pos: pl.DataFrame, negs: pl.DataFrame) -> pl.DataFrame:
+        # event_ts: the time the ranker's features are computed at (point in time: the positive's time for
+        # training rows, so "age" and "recency" mean what they mean at serving; null = reference_ts).
+        if EVENT_TS not in pos.columns:
+            pos, negs = (df.with_columns(pl.lit(None, pl.Int64).alias(EVENT_TS)) for df in (pos, negs))
         return pl.concat(
             [
-                pos.select(s.USER_ID, s.VIDEO_ID).with_columns(pl.lit(1, pl.Int8).alias(s.LABEL)),
-                negs.with_columns(pl.lit(0, pl.Int8).alias(s.LABEL)),
+                pos.select(s.USER_ID, s.VIDEO_ID, EVENT_TS).with_columns(pl.lit(1, pl.Int8).alias(s.LABEL)),
+                negs.select(s.USER_ID, s.VIDEO_ID, pl.col(EVENT_TS).cast(pl.Int64)).with_columns(
+                    pl.lit(0, pl.Int8).alias(s.LABEL)
+                ),
             ]
         ).sort(s.USER_ID, maintain_order=True)
 

@@ -43,9 +43,10 @@ def feature_matrix(
     user_features: pl.DataFrame,
     video_features: pl.DataFrame,
     scores: np.ndarray,
-    now_ts: int,
+    now_ts: float | np.ndarray,
 ) -> np.ndarray:
-    """[rows, len(RANKER_FEATURES)] for rows (user_id, video_id) joined with the feature tables."""
+    """[rows, len(RANKER_FEATURES)] for rows (user_id, video_id) joined with the feature tables; `now_ts` is
+    one time or one per row."""
     users = user_features.select(
         s.USER_ID,
         "interaction_count",
@@ -81,4 +82,4 @@ def feature_matrix(
         "upload_ts": joined[s.UPLOAD_TS].cast(pl.Float64).fill_null(np.nan).to_numpy(),
         "category": joined[s.CATEGORY].to_list(),
     }
-    return ranker_feature_matrix(ucols, vcols, scores, float(now_ts))
+    return ranker_feature_matrix(ucols, vcols, scores, np.asarray(now_ts, dtype=np.float64))

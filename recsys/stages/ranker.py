@@ -15,6 +15,7 @@ import polars as pl
 from recsys import artifacts as paths
 from recsys.config import Settings
 from recsys.data import schema as s
+from recsys.data.negatives import EVENT_TS
 from recsys.data.ranker_rows import feature_matrix, two_tower_scores
 from recsys.errors import RecsysError
 from recsys.features import RANKER_FEATURES
@@ -51,7 +52,9 @@ def run(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
         rows, emb["user_ids"], emb["user_vectors"], emb["video_ids"], emb["video_vectors"]
     )
     now_ts = int(event.get("reference_ts") or 0)
-    X = feature_matrix(rows, data["user_features"], data["video_features"], scores, now_ts)
+    # Point in time: each training row's features are computed at its positive's time (see preprocessing).
+    row_now = rows[EVENT_TS].fill_null(now_ts).to_numpy() if EVENT_TS in rows.columns else now_ts
+    X = feature_matrix(rows, data["user_features"], data["video_features"], scores, row_now)
     y = rows[s.LABEL].to_numpy()
     groups = rows[s.USER_ID].rank("dense").to_numpy().astype(np.int64)
     result = train_ranker(X, y, groups, config.ranker)

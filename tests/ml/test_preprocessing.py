@@ -160,3 +160,16 @@ def test_preprocessing_is_deterministic():
     # Row order of the input matters only through file order; with timestamps the split is the same.
     key = ["user_id", "video_id"]
     assert set(a.test.select(key).iter_rows()) == set(b.test.select(key).iter_rows())
+
+
+def test_ranker_training_rows_are_point_in_time():
+    d = _small()
+    pre = preprocess(d.interactions, d.videos, resolve_config(None))
+    rows = pre.ranker_train
+    positives = rows.filter(pl.col("label") == 1).join(pre.train, on=["user_id", "video_id"])
+    assert (positives["event_ts"] == positives["first_ts"]).all()
+    # Each negative is computed at the time of one of its user's positives.
+    pos_times = rows.filter(pl.col("label") == 1).select("user_id", "event_ts").unique()
+    negatives = rows.filter(pl.col("label") == 0)
+    assert negatives.join(pos_times, on=["user_id", "event_ts"], how="anti").height == 0
+    assert pre.ranker_test["event_ts"].null_count() == pre.ranker_test.height  # evaluated at reference_ts
