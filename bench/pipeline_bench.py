@@ -182,14 +182,24 @@ def render(rows, machine_text: str, config: str | None) -> str:
     lines = [
         "| size | users / videos / interactions | runs | status | wall s (median) | peak RSS MB (median) | "
         "two-tower Recall@100 | popularity Recall@100 | two-tower NDCG@10 | popularity NDCG@10 | "
-        "ranker AUC | ranker NDCG | two-tower NDCG@100 | gates |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "ranker AUC | ranker NDCG | two-tower score alone: AUC / NDCG | two-tower NDCG@100 | gates |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for size, runs in rows:
         spec = SIZES[size]
 
         def metric(block: str, name: str, runs=runs):
             return med([((r.get("metrics") or {}).get(block) or {}).get(name) for r in runs])
+
+        def base(name: str, runs=runs):
+            return med(
+                [
+                    (((r.get("metrics") or {}).get("ranker_baselines") or {}).get("two_tower") or {}).get(
+                        name
+                    )
+                    for r in runs
+                ]
+            )
 
         def gates(runs=runs) -> str:
             results = [((r.get("metrics") or {}).get("gates") or {}).get("passed") for r in runs]
@@ -202,6 +212,7 @@ def render(rows, machine_text: str, config: str | None) -> str:
             f"{metric('two_tower', 'recall@100'):.4f} | {metric('popularity', 'recall@100'):.4f} | "
             f"{metric('two_tower', 'ndcg@10'):.4f} | {metric('popularity', 'ndcg@10'):.4f} | "
             f"{metric('ranker', 'auc'):.4f} | {metric('ranker', 'ndcg'):.4f} | "
+            f"{base('auc'):.4f} / {base('ndcg'):.4f} | "
             f"{metric('two_tower', 'ndcg@100'):.4f} | {gates(runs)} |"
         )
     lines += ["", f"Machine: {machine_text}.", f"Config overrides: {config or 'none (defaults)'}."]
