@@ -180,7 +180,7 @@ def list_cmd(env: EnvOption = "local", json_output: JsonOption = False) -> None:
     """
     from recsys.aws import client
     from recsys.data.datasets import MANIFEST
-    from recsys.stages.io import get_json
+    from recsys.storage import get_json
 
     settings = settings_for(env)
     bucket = settings.names.bucket("data")

@@ -7,7 +7,7 @@ from recsys.config import Settings
 from recsys.data.synthetic import Dataset
 from recsys.errors import NotFoundError
 from recsys.stages import check_id
-from recsys.stages.io import get_json, get_parquet
+from recsys.storage import get_json, get_parquet
 
 MANIFEST = "manifest.json"
 

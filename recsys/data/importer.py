@@ -330,7 +330,7 @@ def import_dataset(
     """Validate the files, then write the dataset (manifest last). `dry_run` validates only."""
     from recsys.aws import client
     from recsys.data.datasets import MANIFEST, dataset_prefix
-    from recsys.stages.io import put_bytes, put_json
+    from recsys.storage import put_bytes, put_json
 
     prefix = dataset_prefix(name)
     tables = prepare(interactions, videos, users, mapping, ignore_unknown)

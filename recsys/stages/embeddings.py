@@ -8,7 +8,7 @@ import numpy as np
 
 from recsys import artifacts as paths
 from recsys.config import Settings
-from recsys.stages.io import get_npz
+from recsys.storage import get_npz
 
 
 def load_embeddings(two_tower: dict[str, Any], settings: Settings) -> dict[str, np.ndarray]:

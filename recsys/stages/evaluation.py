@@ -22,8 +22,8 @@ from recsys.ranking.json_ranker import JsonRanker
 from recsys.stages import check_id, require
 from recsys.stages.config import PipelineConfig
 from recsys.stages.embeddings import load_embeddings
-from recsys.stages.io import get_bytes, put_bytes, put_json
 from recsys.stages.two_tower import load_inputs
+from recsys.storage import get_bytes, put_bytes, put_json
 
 
 def evaluation_prefix(version: str) -> str:

@@ -16,8 +16,8 @@ import polars as pl
 from recsys.catalog import load_catalog
 from recsys.config import Settings
 from recsys.stages import check_id, require
-from recsys.stages.io import put_parquet
 from recsys.stages.two_tower import load_inputs
+from recsys.storage import put_parquet
 
 GLUE_TYPES = {"string": pl.String, "bigint": pl.Int64, "double": pl.Float64}
 SNAPSHOT = "part-00000.parquet"

@@ -17,7 +17,7 @@ from recsys.data.synthetic import Dataset, SyntheticSpec, generate
 from recsys.errors import ValidationError
 from recsys.stages import check_id, new_job_id, new_version
 from recsys.stages.config import resolve_config
-from recsys.stages.io import put_json, put_parquet
+from recsys.storage import put_json, put_parquet
 
 DEFAULT_SOURCE: dict[str, Any] = {
     "kind": "synthetic",

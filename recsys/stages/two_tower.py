@@ -18,7 +18,7 @@ from recsys.data.preprocessing import user_history
 from recsys.errors import ValidationError
 from recsys.stages import check_id, require
 from recsys.stages.config import PipelineConfig
-from recsys.stages.io import get_json, get_parquet, put_json, put_npz, put_parquet
+from recsys.storage import get_json, get_parquet, put_json, put_npz, put_parquet
 
 SERVING_CATALOG_COLUMNS = (s.VIDEO_ID, s.CATEGORY, s.POPULARITY, s.TRENDING, s.DURATION, s.UPLOAD_TS)
 
