@@ -16,7 +16,7 @@ from recsys.cli.recommend import cache_app, recommend
 from recsys.cli.serve import serve
 from recsys.cli.smoke import smoke_test
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF reports real failures as Python exceptions
 
 app = typer.Typer(
     cls=RecsysGroup,

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 # Before anything imports TensorFlow or boto3: quiet TF, and never let a test find real AWS credentials.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF reports real failures as Python exceptions
 for _name in list(os.environ):
     if _name.startswith("RECSYS_") or _name in ("AWS_ENDPOINT_URL", "LOCALSTACK_HOST", "AWS_PROFILE"):
         del os.environ[_name]

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-import recsys.training  # noqa: F401  (sets TF_USE_LEGACY_KERAS before tensorflow loads)
+import recsys.training  # sets TF_USE_LEGACY_KERAS before tensorflow loads
 from recsys.data import schema as s
 from recsys.stages.config import TwoTowerConfig
 
@@ -170,7 +170,7 @@ def train_two_tower(
     cfg: TwoTowerConfig,
 ) -> TwoTowerResult:
     """Train on the positive train pairs and embed every train user and every catalogue video."""
-    import tensorflow as tf
+    tf = recsys.training.import_tensorflow()
     import tensorflow_recommenders as tfrs
 
     started = time.perf_counter()
