@@ -52,3 +52,35 @@ def test_every_endpoint_over_http(base_url, tiny_world):
     assert status == 422 and body["error"]["code"] == "validation"
     status, spec = _call(f"{base_url}/openapi.json")
     assert status == 200 and "/recommendations/{user_id}" in spec["paths"]
+
+
+def test_smoke_test_command_passes_against_the_server(base_url, tiny_world):
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    result = CliRunner().invoke(app, ["smoke-test", "--url", base_url, "--k", "3", "--json"])
+    assert result.exit_code == 0, result.output
+    # the server runs in this process, so its EMF metric lines share stdout: the command's JSON is the last line
+    data = json.loads(result.stdout.strip().splitlines()[-1])["data"]
+    assert data["passed"] is True
+    assert {c["name"] for c in data["checks"]} == {
+        "health",
+        "recommendations",
+        "cold start",
+        "interaction",
+        "cached",
+        "bad input",
+    }
+    known = next(c for c in data["checks"] if c["name"] == "recommendations")
+    assert "source=model" in known["detail"]  # the default user is one the production model knows
+
+
+def test_smoke_test_reports_a_dead_url_in_one_line():
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    result = CliRunner().invoke(app, ["smoke-test", "--url", f"http://127.0.0.1:{free_port()}"])
+    assert result.exit_code == 6
+    assert "nothing answers" in result.stderr and "Traceback" not in result.output
