@@ -83,10 +83,6 @@ def _plan_variables(image_tag: str) -> dict[str, str]:
     return {"package_dir": str(package_dir()), "training_image_tag": image_tag}
 
 
-def _plan_file(env: str) -> Path:
-    return settings_for(env).home / "terraform" / f"{env}.tfplan"
-
-
 def _runner(env: str):
     from recsys.infra.terraform import TerraformRunner, check_credentials, environment_dir
 
@@ -106,7 +102,7 @@ def _plan(env: str, image_tag: str, destroy: bool = False, targets: list[str] | 
     with progress(f"terraform init ({env})…"):
         runner.init()
     with progress(f"terraform plan ({env})…"):
-        summary = runner.plan(_plan_file(env), _plan_variables(image_tag), destroy=destroy, targets=targets)
+        summary = runner.plan(_plan_variables(image_tag), destroy=destroy, targets=targets)
     _show_summary(env, summary, destroy)
     return runner, summary
 

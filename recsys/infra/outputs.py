@@ -18,7 +18,7 @@ from recsys.errors import NotFoundError
 
 BUCKET_SUFFIX_ENV = "RECSYS_BUCKET_SUFFIX"
 NAMES_OUTPUT = "ResourceNames"
-# Every output of the seed's table (terraform/environments/*/outputs.tf has them under these names).
+# Every output of the seed's table (terraform/stack/outputs.tf has them under these names).
 SEED_OUTPUTS: tuple[str, ...] = (
     "ApiUrl",
     "LambdaFunctionName",

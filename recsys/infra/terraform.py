@@ -1,7 +1,11 @@
 """The one wrapper around python-terraform: init with an environment's backend, plan to a file, apply it.
 
-Every call runs `terraform` in `terraform/environments/<env>/` with `-input=false -no-color`. Outputs are read
-with `output -json` (python-terraform's `output(name)` helper does not work with terraform 1.x).
+There is one root, `terraform/stack/`, for every environment; `terraform/environments/<env>/` holds only the
+environment's `terraform.tfvars` and `backend.hcl`. Every call runs `terraform` in the stack with
+`-input=false -no-color` and `TF_DATA_DIR=terraform/environments/<env>/.terraform`, so environments never share
+the initialised backend or providers; init passes `-reconfigure -backend-config=<env>/backend.hcl`, plans pass
+`-var-file=<env>/terraform.tfvars` and write `<env>/terraform.tfplan`. Outputs are read with `output -json`
+(python-terraform's `output(name)` helper does not work with terraform 1.x).
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ import os
 import re
 import shutil
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,8 +28,12 @@ from recsys.errors import ErrorCode, NotFoundError, RecsysError, ValidationError
 
 TERRAFORM_DIR_ENV = "RECSYS_TERRAFORM_DIR"
 STATE_BUCKET_ENV = "RECSYS_TF_STATE_BUCKET"
+STACK_DIR = "stack"
 BACKEND_FILE = "backend.hcl"
 TFVARS_FILE = "terraform.tfvars"
+PLAN_FILE = "terraform.tfplan"
+# Terraform's working data (backend config, providers, modules), one per environment (git-ignored).
+DATA_DIR = ".terraform"
 # `plan -detailed-exitcode`: 0 = no changes, 2 = changes, anything else = error.
 _PLAN_CHANGES = 2
 _PLAN_LINE = re.compile(r"Plan: (\d+) to add, (\d+) to change, (\d+) to destroy")
@@ -63,18 +73,28 @@ def terraform_dir() -> Path:
     return Path(override) if override else repo_root() / "terraform"
 
 
+def stack_dir() -> Path:
+    """The one Terraform root (`terraform/stack/`), shared by every environment."""
+    return terraform_dir() / STACK_DIR
+
+
 def environment_dir(env: str) -> Path:
-    """The Terraform root of an AWS environment; `local` has none (it runs on the embedded stack)."""
+    """`terraform/environments/<env>/` (tfvars and backend config) of an AWS environment.
+
+    `local` has none (it runs on the embedded stack).
+    """
     if env not in AWS_ENVIRONMENTS:
         raise ValidationError(
             f"environment {env!r} has no Terraform root",
             hint=f"use one of {', '.join(AWS_ENVIRONMENTS)}; `local` is `recsys local up`",
         )
     path = terraform_dir() / "environments" / env
-    if not (path / "main.tf").is_file():
-        raise NotFoundError(
-            f"no Terraform root at {path}", hint=f"set {TERRAFORM_DIR_ENV} to the terraform/ folder"
-        )
+    for required in (stack_dir() / "main.tf", path / TFVARS_FILE, path / BACKEND_FILE):
+        if not required.is_file():
+            raise NotFoundError(
+                f"no Terraform configuration for {env}: {required} is missing",
+                hint=f"set {TERRAFORM_DIR_ENV} to the terraform/ folder",
+            )
     return path
 
 
@@ -102,17 +122,36 @@ def check_credentials() -> None:
         )
 
 
+@contextmanager
+def _environ(**values: str) -> Iterator[None]:
+    """Set environment variables for the terraform child process (python-terraform copies os.environ)."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, old in saved.items():
+            if old is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = old
+
+
 class TerraformRunner:
-    """Runs terraform for one environment root."""
+    """Runs terraform in the stack for one environment (its tfvars, backend config and data directory)."""
 
     def __init__(self, env: str, binary: str | None = None) -> None:
         self.env = env
-        self.workdir = environment_dir(env)
+        self.env_dir = environment_dir(env)
+        self.workdir = stack_dir()
+        self.data_dir = self.env_dir / DATA_DIR
+        self.var_file = self.env_dir / TFVARS_FILE
+        self.plan_file = self.env_dir / PLAN_FILE
         self.binary = binary or find_terraform()
         self._tf = Terraform(working_dir=str(self.workdir), terraform_bin_path=self.binary)
 
     def _run(self, command: str, *args: str, **options: Any) -> tuple[int, str, str]:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _environ(TF_DATA_DIR=str(self.data_dir)):
             # python-terraform logs non-zero exits (plan's "changes present" = 2) through a deprecated API.
             warnings.simplefilter("ignore", DeprecationWarning)
             code, out, err = self._tf.cmd(command, *args, no_color=IsFlagged, **options)
@@ -124,41 +163,45 @@ class TerraformRunner:
             tail = (err.strip() or out.strip()).splitlines()[-8:]
             raise TerraformError(
                 f"terraform {command} failed for {self.env} (exit {code}): " + " | ".join(tail),
-                hint=f"run terraform {command} in {self.workdir} to see the whole output",
+                hint=(
+                    f"run `TF_DATA_DIR={self.data_dir} terraform {command}` in {self.workdir} "
+                    "to see the whole output"
+                ),
             )
         return out
 
     def backend_config(self) -> list[str]:
         """`-backend-config` values: the environment's backend.hcl, then the state-bucket override."""
-        configs = [str(self.workdir / BACKEND_FILE)]
+        configs = [str(self.env_dir / BACKEND_FILE)]
         bucket = os.environ.get(STATE_BUCKET_ENV)
         if bucket:
             configs.append(f"bucket={bucket}")
         return configs
 
     def init(self) -> str:
-        """`terraform init` with the environment's S3 backend."""
+        """`terraform init -reconfigure` with the environment's S3 backend, into its own data directory."""
         result = self._run("init", input=False, reconfigure=IsFlagged, backend_config=self.backend_config())
         return self._check("init", result)
 
     def is_initialised(self) -> bool:
-        return (self.workdir / ".terraform").is_dir()
+        return self.data_dir.is_dir()
 
     def plan(
         self,
-        plan_file: Path,
         variables: dict[str, str],
         destroy: bool = False,
         targets: list[str] | None = None,
     ) -> PlanSummary:
-        """`terraform plan -out=<plan_file>` with the tfvars and `variables`; returns the adds/changes/destroys.
+        """`terraform plan -out=<env>/terraform.tfplan` with the environment's tfvars and `variables`.
 
-        `targets` limits the plan (e.g. the ECR repository before the first image push).
+        Returns the adds/changes/destroys. `targets` limits the plan (e.g. the ECR repository before the
+        first image push).
         """
+        plan_file = self.plan_file
         plan_file.parent.mkdir(parents=True, exist_ok=True)
         options: dict[str, Any] = {
             "input": False,
-            "var_file": [TFVARS_FILE],
+            "var_file": [str(self.var_file)],
             "var": [f"{k}={v}" for k, v in sorted(variables.items())],
             "out": str(plan_file),
             "detailed_exitcode": IsFlagged,

@@ -21,7 +21,7 @@ STAND_IN = """#!{python}
 import json, os, sys
 args = sys.argv[1:]
 with open(os.environ["FAKE_TF_LOG"], "a", encoding="utf-8") as log:
-    log.write(json.dumps({{"args": args, "cwd": os.getcwd()}}) + "\\n")
+    log.write(json.dumps({{"args": args, "cwd": os.getcwd(), "data_dir": os.environ.get("TF_DATA_DIR")}}) + "\\n")
 command = args[0] if args else ""
 if command == "init":
     print("Terraform has been successfully initialized!")
@@ -95,6 +95,7 @@ def recsys_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("RECSYS_HOME", str(home))
     monkeypatch.delenv("RECSYS_ENV", raising=False)
     monkeypatch.delenv("RECSYS_TF_STATE_BUCKET", raising=False)
+    monkeypatch.delenv("TF_DATA_DIR", raising=False)
     get_settings.cache_clear()
     yield home
     get_settings.cache_clear()

@@ -16,6 +16,7 @@ from tests.infra.conftest import FAKE_ACCOUNT, FakeTerraform
 
 runner = CliRunner()
 ENV_DIR = repo_root() / "terraform" / "environments"
+STACK_DIR = repo_root() / "terraform" / "stack"
 
 
 def test_deploy_prod_passes_backend_variables_and_plan_file(
@@ -29,17 +30,22 @@ def test_deploy_prod_passes_backend_variables_and_plan_file(
     assert data["plan"]["add"] == 3 and data["plan"]["change"] == 1 and data["plan"]["destroy"] == 0
 
     assert fake_terraform.commands() == ["init", "plan", "apply", "output"]
-    prod_dir = str(ENV_DIR / "prod")
-    assert all(c["cwd"] == prod_dir for c in fake_terraform.calls())
+    # One root for every environment; prod's own data directory, so no backend or provider state is shared.
+    assert all(c["cwd"] == str(STACK_DIR) for c in fake_terraform.calls())
+    assert all(c["data_dir"] == str(ENV_DIR / "prod" / ".terraform") for c in fake_terraform.calls())
+    assert "TF_DATA_DIR" not in os.environ, "the data directory is set for terraform only"
 
     init = fake_terraform.call("init")["args"]
     assert f"-backend-config={ENV_DIR / 'prod' / 'backend.hcl'}" in init
     assert "-input=false" in init and "-reconfigure" in init
 
     plan = fake_terraform.call("plan")["args"]
-    plan_file = str(recsys_home / "terraform" / "prod.tfplan")
+    plan_file = str(ENV_DIR / "prod" / "terraform.tfplan")
     assert f"-out={plan_file}" in plan
-    assert "-var-file=terraform.tfvars" in plan
+    assert f"-var-file={ENV_DIR / 'prod' / 'terraform.tfvars'}" in plan
+    assert [a for a in plan if a.startswith("-var-file=")] == [
+        f"-var-file={ENV_DIR / 'prod' / 'terraform.tfvars'}"
+    ]
     assert f"-var=package_dir={os.environ['RECSYS_PACKAGE_DIR']}" in plan
     assert "-var=training_image_tag=latest" in plan
     assert "-detailed-exitcode" in plan and "-input=false" in plan
@@ -62,8 +68,11 @@ def test_state_bucket_override(fake_terraform: FakeTerraform, monkeypatch: pytes
     assert "-backend-config=bucket=my-team-tf-state" in init
     assert f"-backend-config={ENV_DIR / 'staging' / 'backend.hcl'}" in init
     assert fake_terraform.commands() == ["init", "plan"]
+    assert all(c["data_dir"] == str(ENV_DIR / "staging" / ".terraform") for c in fake_terraform.calls())
+    assert f"-var-file={ENV_DIR / 'staging' / 'terraform.tfvars'}" in fake_terraform.call("plan")["args"]
     data = json.loads(result.stdout)["data"]
     assert data["env"] == "staging" and data["add"] == 3
+    assert data["plan_file"] == str(ENV_DIR / "staging" / "terraform.tfplan")
 
 
 def test_deploy_asks_and_stops_on_no(fake_terraform: FakeTerraform) -> None:
@@ -92,7 +101,11 @@ def test_destroy_dev_plans_destroy_then_applies(fake_terraform: FakeTerraform) -
     result = runner.invoke(app, ["destroy", "--env", "dev", "--auto-approve", "--json"])
     assert result.exit_code == 0, result.output
     assert fake_terraform.commands() == ["init", "plan", "apply"]
-    assert "-destroy" in fake_terraform.call("plan")["args"]
+    plan = fake_terraform.call("plan")["args"]
+    assert "-destroy" in plan
+    assert f"-var-file={ENV_DIR / 'dev' / 'terraform.tfvars'}" in plan
+    assert f"-backend-config={ENV_DIR / 'dev' / 'backend.hcl'}" in fake_terraform.call("init")["args"]
+    assert all(c["data_dir"] == str(ENV_DIR / "dev" / ".terraform") for c in fake_terraform.calls())
     data = json.loads(result.stdout)["data"]
     assert data["destroyed"] is True and data["plan"]["destroy"] == 42
 

@@ -15,6 +15,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 TERRAFORM = REPO / "terraform"
 MODULES = TERRAFORM / "modules"
+# The one root of every environment; environments/<env>/ holds only terraform.tfvars and backend.hcl.
+STACK = TERRAFORM / "stack"
 ENVIRONMENTS = ("dev", "staging", "prod")
 CATALOG = REPO / "recsys" / "resources" / "catalog.json"
 

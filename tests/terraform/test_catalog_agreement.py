@@ -1,6 +1,6 @@
 """The HCL, evaluated by the real terraform binary, agrees with the catalogue and the local provisioner.
 
-The expressions that the environment roots pass to the modules are cut out of main.tf and evaluated
+The expressions that the stack root passes to the modules are cut out of main.tf and evaluated
 offline (no provider needed) next to the naming module; the results are compared with
 `recsys.catalog.resource_names(env)` and with what `recsys local up` actually created in the moto server.
 """
@@ -19,7 +19,7 @@ from tests.terraform.conftest import (
     ENVIRONMENTS,
     MODULES,
     REPO,
-    TERRAFORM,
+    STACK,
     evaluate,
     extract_attribute,
 )
@@ -27,7 +27,7 @@ from tests.terraform.conftest import (
 pytestmark = pytest.mark.terraform
 
 FAKE_ACCOUNT = "123456789012"
-ROOT_MAIN = TERRAFORM / "environments" / "dev" / "main.tf"
+ROOT_MAIN = STACK / "main.tf"
 
 
 def _root_expressions() -> dict[str, str]:
@@ -51,7 +51,7 @@ def _root_expressions() -> dict[str, str]:
 
 
 def evaluate_root(terraform_bin: str, workdir: Path, env: str, account_id: str) -> dict[str, Any]:
-    """What the root of `env` would hand to its modules, evaluated by terraform."""
+    """What the stack would hand to its modules for `env`, evaluated by terraform."""
     exprs = _root_expressions()
     outputs = "\n".join(
         f'output "{name}" {{\n  value = {expr}\n}}' for name, expr in exprs.items() if name != "tables"

@@ -6,7 +6,7 @@ import pytest
 
 from recsys.config import PROFILES, EnvironmentProfile
 from recsys.infra.outputs import SEED_OUTPUTS
-from tests.terraform.conftest import ENVIRONMENTS, TERRAFORM, blocks, load_hcl
+from tests.terraform.conftest import ENVIRONMENTS, STACK, TERRAFORM, blocks, load_hcl
 
 # The seed's "Environment Configurations" table, transcribed column by column.
 SEED_TABLE = {
@@ -73,7 +73,7 @@ def test_tfvars_match_the_settings_profiles(env: str) -> None:
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_tfvars_only_set_declared_variables(env: str) -> None:
-    declared = set(blocks(load_hcl(TERRAFORM / "environments" / env / "variables.tf"), "variable"))
+    declared = set(blocks(load_hcl(STACK / "variables.tf"), "variable"))
     unknown = set(tfvars(env)) - declared
     assert not unknown, f"{env}/terraform.tfvars sets undeclared variables {sorted(unknown)}"
 
@@ -84,17 +84,26 @@ def test_prod_rotates_redis_credentials_every_30_days() -> None:
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_every_seed_output_exists(env: str) -> None:
-    outputs = blocks(load_hcl(TERRAFORM / "environments" / env / "outputs.tf"), "output")
+def test_required_variables_are_set_by_every_environment(env: str) -> None:
+    """A variable without a default must come from each environment's tfvars (plan would prompt otherwise)."""
+    required = {
+        n for n, body in blocks(load_hcl(STACK / "variables.tf"), "variable").items() if "default" not in body
+    }
+    missing = required - set(tfvars(env))
+    assert not missing, f"{env}/terraform.tfvars does not set {sorted(missing)}"
+
+
+def test_every_seed_output_exists() -> None:
+    outputs = blocks(load_hcl(STACK / "outputs.tf"), "output")
     missing = [name for name in SEED_OUTPUTS if name not in outputs]
-    assert not missing, f"{env} lacks the seed outputs {missing}"
+    assert not missing, f"the stack lacks the seed outputs {missing}"
     assert len(SEED_OUTPUTS) == 19
 
 
 def test_no_output_exposes_a_secret_value() -> None:
-    text = (TERRAFORM / "environments" / "dev" / "outputs.tf").read_text()
+    text = (STACK / "outputs.tf").read_text()
     for forbidden in ("auth_token", "secret_string", "random_password", "api_key_value", ".value"):
         assert forbidden not in text
     for name in ("RedisCredentialsSecretArn", "ApiKeysSecretArn", "ConfigSecretArn"):
-        value = blocks(load_hcl(TERRAFORM / "environments" / "dev" / "outputs.tf"), "output")[name]["value"]
+        value = blocks(load_hcl(STACK / "outputs.tf"), "output")[name]["value"]
         assert "secret_arns" in value

@@ -1,4 +1,4 @@
-"""Static checks of the HCL: module layout, typed and described variables, described outputs, roots."""
+"""Static checks of the HCL: module layout, typed and described variables, described outputs, the root."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.terraform.conftest import ENVIRONMENTS, MODULES, TERRAFORM, blocks, load_hcl
+from tests.terraform.conftest import ENVIRONMENTS, MODULES, STACK, TERRAFORM, blocks, load_hcl
 
 REQUIRED_MODULES = (
     "storage",
@@ -20,18 +20,9 @@ REQUIRED_MODULES = (
     "secrets",
 )
 MODULE_FILES = ("versions.tf", "main.tf", "variables.tf", "outputs.tf", "README.md")
-ROOT_FILES = (
-    "versions.tf",
-    "main.tf",
-    "variables.tf",
-    "outputs.tf",
-    "providers.tf",
-    "backend.tf",
-    "backend.hcl",
-    "terraform.tfvars",
-)
-# Identical in every environment root: only backend.tf, backend.hcl and terraform.tfvars differ.
-SHARED_ROOT_FILES = ("versions.tf", "main.tf", "variables.tf", "outputs.tf", "providers.tf")
+# The one root (terraform/stack) and what each environment adds to it (terraform/environments/<env>).
+STACK_FILES = ("versions.tf", "main.tf", "variables.tf", "outputs.tf", "providers.tf", "backend.tf")
+ENVIRONMENT_FILES = ("backend.hcl", "terraform.tfvars")
 
 
 def all_tf_files() -> list[Path]:
@@ -75,41 +66,57 @@ def test_versions_pin_terraform_and_providers() -> None:
                 assert spec.get("source") and spec.get("version"), f"{versions}: provider {name} unpinned"
 
 
-@pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_environment_root_layout(env: str) -> None:
-    root = TERRAFORM / "environments" / env
-    missing = [f for f in ROOT_FILES if not (root / f).is_file()]
-    assert not missing, f"{env} lacks {missing}"
-    for name in SHARED_ROOT_FILES:
-        assert (root / name).read_text() == (TERRAFORM / "environments" / "dev" / name).read_text(), (
-            f"environments/{env}/{name} differs from dev's; the roots must differ only in backend and tfvars"
-        )
+def test_stack_root_layout() -> None:
+    missing = [f for f in STACK_FILES if not (STACK / f).is_file()]
+    assert not missing, f"terraform/stack lacks {missing}"
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_backend_is_s3_with_locking(env: str) -> None:
-    root = TERRAFORM / "environments" / env
-    backend = load_hcl(root / "backend.tf")["terraform"][0]["backend"][0]["s3"]
+def test_environment_holds_only_tfvars_and_backend_config(env: str) -> None:
+    """No per-environment copy of the root: an environment is its tfvars and its backend config."""
+    env_dir = TERRAFORM / "environments" / env
+    missing = [f for f in ENVIRONMENT_FILES if not (env_dir / f).is_file()]
+    assert not missing, f"environments/{env} lacks {missing}"
+    tf_files = sorted(p.name for p in env_dir.glob("*.tf"))
+    assert not tf_files, f"environments/{env} has .tf files {tf_files}; the root is terraform/stack"
+
+
+def test_backend_is_s3_with_locking_and_no_fixed_key() -> None:
+    backend = load_hcl(STACK / "backend.tf")["terraform"][0]["backend"][0]["s3"]
     assert backend["use_lockfile"] is True
     assert backend["encrypt"] is True
-    assert f"/{env}/" in backend["key"]
-    partial = load_hcl(root / "backend.hcl")
-    assert partial.get("bucket") and partial.get("region")
+    assert "key" not in backend, "the state key is per environment (environments/<env>/backend.hcl)"
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_provider_sets_default_tags(env: str) -> None:
-    provider = load_hcl(TERRAFORM / "environments" / env / "providers.tf")["provider"][0]["aws"]
+def test_backend_config_gives_each_environment_its_own_state(env: str) -> None:
+    partial = load_hcl(TERRAFORM / "environments" / env / "backend.hcl")
+    assert partial.get("bucket") and partial.get("region")
+    assert partial["key"] == f"recsys/{env}/terraform.tfstate"
+
+
+def test_provider_sets_default_tags() -> None:
+    provider = load_hcl(STACK / "providers.tf")["provider"][0]["aws"]
     tags = provider["default_tags"][0]["tags"]
     assert {"Project", "Environment", "Stack", "ManagedBy"} <= set(tags)
 
 
-def test_roots_read_the_catalogue_and_the_asl_file() -> None:
-    main = (TERRAFORM / "environments" / "dev" / "main.tf").read_text()
+def test_root_reads_the_catalogue_and_the_asl_file() -> None:
+    main = (STACK / "main.tf").read_text()
+    assert 'repo_root   = "${path.module}/../.."' in main
+    assert (STACK / "../../recsys/resources/catalog.json").resolve().is_file()
     assert 'jsondecode(file("${local.repo_root}/recsys/resources/catalog.json"))' in main
     assert "local.catalog.state_machines.ml_pipeline.definition" in main
     ml = (MODULES / "ml_pipeline" / "main.tf").read_text()
     assert "templatefile(var.definition_file, local.template_vars)" in ml
+
+
+def test_stack_uses_every_module_by_a_relative_source() -> None:
+    sources = {name: body["source"] for name, body in blocks(load_hcl(STACK / "main.tf"), "module").items()}
+    assert set(REQUIRED_MODULES) <= set(sources)
+    for name, source in sources.items():
+        assert source == f"../modules/{name}", f"module {name}: source {source!r}"
+        assert (STACK / source / "main.tf").is_file(), f"module {name}: {source} does not exist"
 
 
 def test_prod_retains_and_dev_staging_destroy_cleanly() -> None:
@@ -117,7 +124,7 @@ def test_prod_retains_and_dev_staging_destroy_cleanly() -> None:
     assert "prevent_destroy = true" in storage
     dynamo = (MODULES / "storage" / "dynamodb.tf").read_text()
     assert "deletion_protection_enabled = var.retain" in dynamo
-    main = (TERRAFORM / "environments" / "dev" / "main.tf").read_text()
+    main = (STACK / "main.tf").read_text()
     assert 'retain      = var.removal_policy == "retain"' in main
     assert "recovery_window_days      = local.retain ? 30 : 0" in main
 

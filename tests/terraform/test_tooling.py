@@ -79,8 +79,12 @@ terraform {{
 """
 
 
-def _init_root(terraform_bin: str, tmp_path: Path, env: str, endpoint: str) -> Path:
-    """A copy of the repository's Terraform with a local backend and the AWS provider pointed at moto."""
+def _init_root(terraform_bin: str, tmp_path: Path, env: str, endpoint: str) -> tuple[Path, dict[str, str]]:
+    """A copy of the repository's Terraform with a local backend and the AWS provider pointed at moto.
+
+    Returns the stack's directory and terraform's environment, with the environment's own TF_DATA_DIR (as
+    `recsys plan` runs it).
+    """
     copy = tmp_path / "repo"
     shutil.copytree(TERRAFORM, copy / "terraform", ignore=shutil.ignore_patterns(".terraform", "*.tfstate*"))
     for part in ("resources", "pipeline"):
@@ -89,24 +93,31 @@ def _init_root(terraform_bin: str, tmp_path: Path, env: str, endpoint: str) -> P
     packages.mkdir(parents=True)
     for name in zip_functions():
         (packages / f"{name}.zip").write_bytes(b"PK\x05\x06" + b"\x00" * 18)
-    root = copy / "terraform" / "environments" / env
+    root = copy / "terraform" / "stack"
     (root / "override.tf").write_text(PROVIDER_OVERRIDE.format(endpoint=endpoint), encoding="utf-8")
+    env_vars = {
+        **terraform_env(),
+        "TF_DATA_DIR": str(copy / "terraform" / "environments" / env / ".terraform"),
+    }
     cmd = [terraform_bin, "init", "-input=false", "-no-color"]
     if os.environ.get(PLUGIN_DIR_ENV):
         cmd.append(f"-plugin-dir={os.environ[PLUGIN_DIR_ENV]}")
-    init = subprocess.run(cmd, cwd=root, env=terraform_env(), capture_output=True, text=True, timeout=300)
+    init = subprocess.run(cmd, cwd=root, env=env_vars, capture_output=True, text=True, timeout=300)
     if init.returncode != 0:
         reason = " ".join(line.strip() for line in init.stderr.splitlines() if line.strip())[:300]
         pytest.skip(f"the providers cannot be installed here (terraform init failed: {reason})")
-    return root
+    return root, env_vars
 
 
 @pytest.mark.terraform
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_terraform_validate_and_plan(terraform_bin: str, tmp_path: Path, env: str, local_stack) -> None:
-    """validate, then plan against the moto server (data sources: STS, EC2 zones); skips without providers."""
-    root = _init_root(terraform_bin, tmp_path, env, local_stack.aws_endpoint_url)
-    run = {"cwd": root, "env": terraform_env(), "capture_output": True, "text": True, "timeout": 600}
+    """validate, then plan env's tfvars against the moto server (data sources: STS, EC2 zones).
+
+    Skips when the providers cannot be installed.
+    """
+    root, env_vars = _init_root(terraform_bin, tmp_path, env, local_stack.aws_endpoint_url)
+    run = {"cwd": root, "env": env_vars, "capture_output": True, "text": True, "timeout": 600}
     validate = subprocess.run([terraform_bin, "validate", "-no-color"], **run)
     assert validate.returncode == 0, validate.stderr + validate.stdout
     plan = subprocess.run(
@@ -116,6 +127,7 @@ def test_terraform_validate_and_plan(terraform_bin: str, tmp_path: Path, env: st
             "-input=false",
             "-no-color",
             "-lock=false",
+            f"-var-file=../environments/{env}/terraform.tfvars",
             f"-var=aws_region={local_stack.region}",
         ],
         **run,

@@ -1,2 +1,3 @@
 bucket = "videorecsystem-terraform-state"
+key    = "recsys/staging/terraform.tfstate"
 region = "us-east-1"

@@ -1,7 +1,8 @@
-# One root per environment; the three roots are identical except backend.tf, backend.hcl and
-# terraform.tfvars. Names and schemas come from the resource catalogue, the pipeline from the one ASL file.
+# The one root of every environment: per-environment values come from environments/<env>/terraform.tfvars,
+# the state key from environments/<env>/backend.hcl. Names and schemas come from the resource catalogue,
+# the pipeline from the one ASL file.
 locals {
-  repo_root   = "${path.module}/../../.."
+  repo_root   = "${path.module}/../.."
   catalog     = jsondecode(file("${local.repo_root}/recsys/resources/catalog.json"))
   asl_file    = "${local.repo_root}/${local.catalog.state_machines.ml_pipeline.definition}"
   package_dir = coalesce(var.package_dir, "${local.repo_root}/build/lambda")
@@ -13,7 +14,7 @@ locals {
 data "aws_caller_identity" "current" {}
 
 module "naming" {
-  source = "../../modules/naming"
+  source = "../modules/naming"
 
   catalog     = local.catalog
   environment = var.environment
@@ -21,7 +22,7 @@ module "naming" {
 }
 
 module "storage" {
-  source = "../../modules/storage"
+  source = "../modules/storage"
 
   name_prefix  = module.naming.stack
   billing_mode = var.dynamodb_billing_mode
@@ -47,7 +48,7 @@ module "storage" {
 }
 
 module "networking" {
-  source = "../../modules/networking"
+  source = "../modules/networking"
 
   name_prefix        = module.naming.stack
   vpc_enabled        = var.vpc_enabled
@@ -60,7 +61,7 @@ module "networking" {
 }
 
 module "secrets" {
-  source = "../../modules/secrets"
+  source = "../modules/secrets"
 
   kms_key_arn               = module.storage.kms_key_arn
   recovery_window_days      = local.retain ? 30 : 0
@@ -83,7 +84,7 @@ module "secrets" {
 }
 
 module "data_collection" {
-  source = "../../modules/data_collection"
+  source = "../modules/data_collection"
 
   name_prefix                 = module.naming.stack
   shard_count                 = var.kinesis_shards
@@ -109,7 +110,7 @@ module "data_collection" {
 }
 
 module "compute" {
-  source = "../../modules/compute"
+  source = "../modules/compute"
 
   name_prefix        = module.naming.stack
   environment        = var.environment
@@ -147,7 +148,7 @@ module "compute" {
 }
 
 module "api" {
-  source = "../../modules/api"
+  source = "../modules/api"
 
   name_prefix         = module.naming.stack
   stage_name          = var.environment
@@ -161,7 +162,7 @@ module "api" {
 }
 
 module "feature_store" {
-  source = "../../modules/feature_store"
+  source = "../modules/feature_store"
 
   database_name        = module.naming.glue_database
   database_description = local.catalog.glue.database.description
@@ -178,7 +179,7 @@ module "feature_store" {
 }
 
 module "ml_pipeline" {
-  source = "../../modules/ml_pipeline"
+  source = "../modules/ml_pipeline"
 
   name_prefix             = module.naming.stack
   state_machine_name      = module.naming.state_machines["ml_pipeline"]
@@ -194,7 +195,7 @@ module "ml_pipeline" {
 }
 
 module "monitoring" {
-  source = "../../modules/monitoring"
+  source = "../modules/monitoring"
 
   name_prefix       = module.naming.stack
   alarms_enabled    = var.alarms_enabled

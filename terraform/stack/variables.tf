@@ -1,5 +1,5 @@
-# Per-environment values: terraform.tfvars carries the seed's environment table (the same values as
-# recsys.config.PROFILES; tests/terraform checks both).
+# Per-environment values: environments/<env>/terraform.tfvars carries the seed's environment table (the same
+# values as recsys.config.PROFILES; tests/terraform checks both).
 
 variable "environment" {
   description = "Environment name: dev, staging or prod."
