@@ -38,7 +38,7 @@ def child(size: str, config: str | None) -> None:
     from recsys.pipeline.runner import run_local
     from recsys.stages import new_version
     from recsys.stages.evaluation import evaluation_prefix
-    from recsys.stages.io import get_json
+    from recsys.storage import get_json
 
     settings = get_settings("local")
     version = new_version()

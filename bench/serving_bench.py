@@ -209,7 +209,15 @@ def cold_import(runs: int = 5) -> dict[str, Any]:
     return {"runs": runs, "median_s": statistics.median(times), "max_s": max(times)}
 
 
-SERVING_ROOTS = ["boto3", "numpy", "pydantic", "redis", "aws-lambda-powertools", "aws-xray-sdk", "chroma-hnswlib"]
+SERVING_ROOTS = [
+    "boto3",
+    "numpy",
+    "pydantic",
+    "redis",
+    "aws-lambda-powertools",
+    "aws-xray-sdk",
+    "chroma-hnswlib",
+]
 LAMBDA_RUNTIME_PROVIDES = {"boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six", "urllib3"}
 
 
