@@ -148,7 +148,7 @@ class LocalStack:
             {
                 **state,
                 "aws": {"endpoint": self.endpoint, "managed": aws_managed},
-                "redis": {"url": self.redis_url(), "managed": redis_managed},
+                "redis": {"url": RedisSettings.from_url(self.redis_url()).url, "managed": redis_managed},
             }
         )
         report = ProvisionReport()
@@ -296,7 +296,7 @@ class LocalStack:
             )
         )
         redis_managed = bool(state.get("redis", {}).get("managed"))
-        url = state.get("redis", {}).get("url") or self.redis_url()
+        url = self.redis_url()  # the state file keeps only the masked form (no password on disk)
         redis_ok = self.redis_healthy(url)
         redis_pid = self.redis.recorded_pid() if redis_managed else None
         if redis_managed and not self.redis.is_running():
@@ -308,7 +308,7 @@ class LocalStack:
         status.components.append(
             ComponentStatus(
                 name="redis",
-                endpoint=url,
+                endpoint=RedisSettings.from_url(url).url,
                 managed=redis_managed,
                 pid=redis_pid,
                 healthy=redis_ok,

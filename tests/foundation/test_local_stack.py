@@ -108,3 +108,23 @@ def test_background_api_is_part_of_the_stack(own_stack) -> None:
     down = json.loads(runner.invoke(app, ["local", "down", "--json"]).stdout)["data"]
     assert down["stopped"]["api"] is True
     assert not own_stack.api_healthy(port)
+
+
+def test_redis_password_never_shown_or_stored(local_stack, tmp_path, monkeypatch) -> None:
+    from recsys.config import RedisSettings
+
+    port = RedisSettings.from_url(local_stack.redis_url_override).port
+    # the session Redis has no password; AUTH with one fails, so the status is honest about health,
+    # but what matters here is that the secret never reaches stdout or the state file
+    monkeypatch.setenv("RECSYS_REDIS_URL", f"redis://:s3cret-token@127.0.0.1:{port}/0")
+    reset_caches()
+    try:
+        result = runner.invoke(app, ["local", "status", "--json"])
+        assert "s3cret-token" not in result.output
+        data = json.loads(result.stdout)["data"]
+        assert data["components"]["redis"]["endpoint"] == f"redis://:***@127.0.0.1:{port}/0"
+        state = local_stack.home / "state.json"
+        assert "s3cret-token" not in (state.read_text() if state.exists() else "")
+    finally:
+        monkeypatch.setenv("RECSYS_REDIS_URL", local_stack.redis_url_override)
+        reset_caches()
