@@ -78,6 +78,9 @@ def serve(
     with progress("Loading the production model…"):
         try:
             model = service.models.current()
+            # what the first request would pay: the catalogue's online features and the AWS clients
+            service.features.warm(model, service.config.warm_features_max_videos)
+            service.store.recent_activity("__warmup__", 1)
             info(f"Model {model.version}: {model.n_videos} videos, {model.index.kind} retrieval, "
                  f"ranker {'on' if model.ranker else 'off'}")  # fmt: skip
         except Exception as exc:  # serve anyway: /health says why, and a later promotion is picked up

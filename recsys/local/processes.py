@@ -77,17 +77,31 @@ class ManagedProcess:
         if pid is not None and pid_runs(pid, self.marker):
             stopped = True
             _signal(pid, signal.SIGTERM)
-            deadline = time.monotonic() + timeout_s
-            while time.monotonic() < deadline and pid_runs(pid, self.marker):
-                time.sleep(0.05)
-            if pid_runs(pid, self.marker):
+            # Wait until the process is gone, not merely a zombie leader: a multi-threaded process's
+            # main thread shows as a zombie while its other threads (and its sockets) still live.
+            if not wait_until(lambda: _gone(pid), timeout_s, interval_s=0.05):
                 _signal(pid, signal.SIGKILL)
+                wait_until(lambda: _gone(pid), timeout_s, interval_s=0.05)
             proc = _children.pop(pid, None)
             if proc is not None:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.wait(timeout=timeout_s)
         self.pid_file.unlink(missing_ok=True)
         return stopped
+
+
+def _gone(pid: int) -> bool:
+    """True once `pid` no longer exists at all (exited and reaped)."""
+    proc = _children.get(pid)
+    if proc is not None:
+        return proc.poll() is not None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def _signal(pid: int, sig: int) -> None:

@@ -251,7 +251,8 @@ class LocalStack:
 
     def start_api(self, port: int = 8080, timeout_s: float = 120.0) -> dict[str, Any]:
         """Run `recsys serve` in the background (replacing one `start_api` started before)."""
-        self.api.stop()
+        if self.api.stop():
+            wait_until(lambda: not port_open("127.0.0.1", port), timeout_s=10)
         if port_open("127.0.0.1", port):
             raise ConflictError(
                 f"port {port} is already taken", hint="stop what listens there, or pass --port"
