@@ -128,3 +128,30 @@ def test_redis_password_never_shown_or_stored(local_stack, tmp_path, monkeypatch
     finally:
         monkeypatch.setenv("RECSYS_REDIS_URL", local_stack.redis_url_override)
         reset_caches()
+
+
+def test_serving_again_from_another_process_replaces_the_server(own_stack) -> None:
+    """The server then belongs to no process of this test: stop must wait for it to be really gone."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from recsys.local.processes import free_port
+
+    port = free_port()
+    recsys = Path(sys.executable).with_name("recsys")
+    pids = []
+    for _ in range(3):
+        done = subprocess.run(
+            [str(recsys), "local", "serve", "--port", str(port), "--json"],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            env=dict(os.environ),
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        pids.append(json.loads(done.stdout)["data"]["pid"])
+    assert len(set(pids)) == 3
+    assert own_stack.api.recorded_pid() == pids[-1] and own_stack.api_healthy(port)
+    own_stack.down()
+    assert not own_stack.api_healthy(port)
