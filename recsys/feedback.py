@@ -12,7 +12,7 @@ import gzip
 import json
 from collections import defaultdict
 from dataclasses import asdict, dataclass
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from recsys.aws import client
@@ -153,3 +153,15 @@ def merge_feedback(settings: Settings, day: date) -> MergeResult:
         untracked_recommendation_ids=len(set(by_rec) - set(tracked)),
         key=key,
     )
+
+
+def day_to_merge(event: dict[str, Any]) -> date:
+    """`{"date": "YYYY-MM-DD"}`, else the day before the EventBridge event's `time` (or before now)."""
+    if event.get("date"):
+        return date.fromisoformat(str(event["date"]))
+    now = (
+        datetime.fromisoformat(str(event["time"]).replace("Z", "+00:00"))
+        if event.get("time")
+        else datetime.now(UTC)
+    )
+    return (now - timedelta(days=1)).date()

@@ -10,7 +10,7 @@ from datetime import date
 import polars as pl
 
 from recsys.aws import client
-from recsys.feedback import merge_feedback, parse_records
+from recsys.feedback import day_to_merge, merge_feedback, parse_records
 
 DAY = date(2026, 11, 23)
 
@@ -94,3 +94,8 @@ def test_merge_labels_engaged_impressions(local_stack) -> None:
 def test_a_day_without_events_writes_nothing(local_stack) -> None:
     result = merge_feedback(local_stack, date(2020, 1, 1))
     assert result.impressions == 0 and result.key is None
+
+
+def test_the_scheduled_run_merges_the_day_before() -> None:
+    assert day_to_merge({"time": "2026-11-24T00:05:00Z"}) == date(2026, 11, 23)
+    assert day_to_merge({"date": "2026-01-31"}) == date(2026, 1, 31)
