@@ -65,6 +65,14 @@ class TwoTowerConfig(_Strict):
     learning_rate: float = Field(0.01, gt=0.0)
     # 0.1 measured >= 0.05 on the seed data and at 1M, and far better on popularity-heavy data (bench/results/pipeline.md)
     temperature: float = Field(0.1, gt=0.0, description="logits = cosine / temperature")
+    temperature_candidates: list[float] = Field(
+        default_factory=lambda: [0.05, 0.1, 0.3],
+        description="temperatures tried on a validation split (each user's latest train item) before the "
+        "final training; the best Recall@100 wins. One value or an empty list trains with `temperature`",
+    )
+    selection_steps_share: float = Field(
+        0.5, gt=0.0, le=1.0, description="share of max_steps each candidate trains for during selection"
+    )
     logq_correction: bool = Field(
         True, description="subtract log sampling probability (in-batch popularity bias)"
     )

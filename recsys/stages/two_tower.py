@@ -41,6 +41,7 @@ def load_inputs(event: dict[str, Any], settings: Settings, *names: str) -> dict[
 
 def run(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """Train on the preprocessing output `event`; write the embeddings and serving tables."""
+    from recsys.training.temperature import choose_temperature
     from recsys.training.two_tower import train_two_tower
 
     require(event, "version", "artifacts", "config")
@@ -49,14 +50,19 @@ def run(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
     data = load_inputs(
         event, settings, "train_interactions", "video_catalog", "user_features", "vocabularies", "seen"
     )
-    result = train_two_tower(
+    inputs = (
         data["train_interactions"],
         data["video_catalog"],
         data["user_features"],
         data["vocabularies"],
         int(event.get("reference_ts") or 0),
-        config.two_tower,
     )
+    tt_config = config.two_tower
+    choice = choose_temperature(*inputs, tt_config)
+    if choice is not None:
+        tt_config = tt_config.model_copy(update={"temperature": choice.temperature})
+    result = train_two_tower(*inputs, tt_config)
+    result.model_config["temperature_selection"] = choice.to_dict() if choice else None
     bucket = settings.names.bucket("models")
     catalog: pl.DataFrame = data["video_catalog"]
     history = user_history(data["train_interactions"], data["seen"], data["user_features"])
@@ -114,6 +120,8 @@ def run(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
             "batch_size": result.model_config["batch_size"],
             "collaborative": result.model_config["collaborative"],
             "logq_correction": result.model_config["logq_correction"],
+            "temperature": tt_config.temperature,
+            "temperature_selection": result.model_config["temperature_selection"],
             "users": int(result.user_ids.size),
             "videos": int(result.video_ids.size),
         },

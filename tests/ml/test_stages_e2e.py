@@ -152,3 +152,13 @@ def test_imported_csv_trains_and_evaluates(local_stack, tmp_path, timestamps):
     ev = evaluation.run({"preprocessing": pre, "two_tower": tt, "ranker": rk}, settings)
     assert ev["metrics"]["users_evaluated"] > 0
     assert ev["metrics"]["two_tower"]["recall@100"] > 0 and ev["metrics"]["popularity"]["recall@100"] > 0
+
+
+def test_two_tower_temperature_is_chosen_on_validation(pipeline_run):
+    _settings, _pre, tt, _rk, _feats, _ev = pipeline_run
+    selection = tt["train"]["temperature_selection"]
+    assert selection is not None and selection["validation_users"] >= 20
+    scores = selection["recall_at_100"]
+    assert set(scores) == {"0.05", "0.1", "0.3"}
+    assert tt["train"]["temperature"] == selection["temperature"]
+    assert scores[str(selection["temperature"])] == max(scores.values())
