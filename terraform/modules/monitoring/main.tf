@@ -4,6 +4,8 @@ locals {
   region = data.aws_region.current.name
   alarms = var.alarms_enabled ? 1 : 0
   api    = { ApiName = var.api_name, Stage = var.api_stage }
+  # Lambda metrics alarmed on for every function, with the words of their descriptions.
+  lambda_alarms = { Errors = "fails", Throttles = "is throttled" }
 }
 
 resource "aws_cloudwatch_dashboard" "this" {
@@ -125,32 +127,21 @@ resource "aws_cloudwatch_metric_alarm" "api_latency" {
   tags                = var.tags
 }
 
-resource "aws_cloudwatch_metric_alarm" "lambda_errors" {
-  for_each = var.alarms_enabled ? var.function_names : {}
+resource "aws_cloudwatch_metric_alarm" "lambda" {
+  # One alarm per function and failure kind ("<function key>/Errors", "<function key>/Throttles").
+  for_each = var.alarms_enabled ? {
+    for pair in setproduct(keys(var.function_names), keys(local.lambda_alarms)) : "${pair[0]}/${pair[1]}" => {
+      key      = pair[0]
+      function = var.function_names[pair[0]]
+      metric   = pair[1]
+    }
+  } : {}
 
-  alarm_name          = "${var.name_prefix}-${replace(each.key, "_", "-")}-errors"
-  alarm_description   = "Lambda ${each.value} fails"
+  alarm_name          = "${var.name_prefix}-${replace(each.value.key, "_", "-")}-${lower(each.value.metric)}"
+  alarm_description   = "Lambda ${each.value.function} ${local.lambda_alarms[each.value.metric]}"
   namespace           = "AWS/Lambda"
-  metric_name         = "Errors"
-  dimensions          = { FunctionName = each.value }
-  statistic           = "Sum"
-  period              = 300
-  evaluation_periods  = 1
-  threshold           = 1
-  comparison_operator = "GreaterThanOrEqualToThreshold"
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = [aws_sns_topic.alarms[0].arn]
-  tags                = var.tags
-}
-
-resource "aws_cloudwatch_metric_alarm" "lambda_throttles" {
-  for_each = var.alarms_enabled ? var.function_names : {}
-
-  alarm_name          = "${var.name_prefix}-${replace(each.key, "_", "-")}-throttles"
-  alarm_description   = "Lambda ${each.value} is throttled"
-  namespace           = "AWS/Lambda"
-  metric_name         = "Throttles"
-  dimensions          = { FunctionName = each.value }
+  metric_name         = each.value.metric
+  dimensions          = { FunctionName = each.value.function }
   statistic           = "Sum"
   period              = 300
   evaluation_periods  = 1
