@@ -45,6 +45,16 @@ def get_bytes(settings: Settings, bucket: str, key: str) -> bytes:
         raise
 
 
+def get_bytes_if_exists(settings: Settings, bucket: str, key: str) -> bytes | None:
+    """The bytes of s3://bucket/key, or None when the object does not exist (a missing bucket still raises)."""
+    try:
+        return client("s3", settings).get_object(Bucket=bucket, Key=key)["Body"].read()
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            return None
+        raise
+
+
 def exists(settings: Settings, bucket: str, key: str) -> bool:
     """True when s3://bucket/key exists."""
     try:

@@ -25,6 +25,7 @@ import numpy as np
 from recsys import artifacts
 from recsys.aws import client
 from recsys.errors import NotFoundError, ValidationError
+from recsys.storage import get_bytes_if_exists
 
 if TYPE_CHECKING:
     from recsys.config import Settings
@@ -46,19 +47,6 @@ BUNDLE_KEYS = (
 def bundle_key(version: str) -> str:
     """S3 key (models bucket) of a version's serving bundle."""
     return artifacts.two_tower_key(version, BUNDLE_NAME)
-
-
-def read_object(settings: Settings, bucket: str, key: str) -> bytes | None:
-    """The bytes of s3://bucket/key, or None when it does not exist."""
-    s3 = client("s3", settings)
-    try:
-        return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    except s3.exceptions.NoSuchKey:
-        return None
-    except Exception as exc:  # botocore ClientError 404 from head-less reads
-        if getattr(exc, "response", {}).get("Error", {}).get("Code") in ("404", "NoSuchKey"):
-            return None
-        raise
 
 
 def _load_npz(data: bytes, ids_key: str) -> tuple[np.ndarray, np.ndarray]:
@@ -164,7 +152,7 @@ def assemble_bundle(
 def build_bundle(settings: Settings, version: str) -> dict[str, np.ndarray]:
     """Read a version's artifacts from S3 (Parquet through polars) and assemble its bundle arrays."""
     bucket = settings.names.bucket("models")
-    raw = read_object(settings, bucket, artifacts.two_tower_key(version, VIDEO_EMBEDDINGS_NAME))
+    raw = get_bytes_if_exists(settings, bucket, artifacts.two_tower_key(version, VIDEO_EMBEDDINGS_NAME))
     if raw is None:
         raise NotFoundError(
             f"model version {version!r} has no {VIDEO_EMBEDDINGS_NAME}",
@@ -172,7 +160,7 @@ def build_bundle(settings: Settings, version: str) -> dict[str, np.ndarray]:
         )
     video_ids, video_emb = _load_npz(raw, artifacts.NPZ_IDS_VIDEO)
     user_ids = user_emb = None
-    raw = read_object(settings, bucket, artifacts.two_tower_key(version, USER_EMBEDDINGS_NAME))
+    raw = get_bytes_if_exists(settings, bucket, artifacts.two_tower_key(version, USER_EMBEDDINGS_NAME))
     if raw is not None:
         user_ids, user_emb = _load_npz(raw, artifacts.NPZ_IDS_USER)
     catalog = _read_parquet(settings, bucket, artifacts.two_tower_key(version, CATALOG_NAME))
@@ -181,7 +169,7 @@ def build_bundle(settings: Settings, version: str) -> dict[str, np.ndarray]:
 
 
 def _read_parquet(settings: Settings, bucket: str, key: str) -> dict[str, list[Any]] | None:
-    raw = read_object(settings, bucket, key)
+    raw = get_bytes_if_exists(settings, bucket, key)
     if raw is None:
         return None
     import polars as pl  # training side / local only; the serving Lambda reads the bundle
@@ -218,7 +206,7 @@ def write_bundle(settings: Settings, version: str) -> str:
 
 def load_bundle(settings: Settings, version: str) -> dict[str, np.ndarray]:
     """A version's bundle arrays: the uploaded bundle, else built from the artifacts (and uploaded)."""
-    raw = read_object(settings, settings.names.bucket("models"), bundle_key(version))
+    raw = get_bytes_if_exists(settings, settings.names.bucket("models"), bundle_key(version))
     if raw is not None:
         return decode_bundle(raw)
     try:

@@ -21,9 +21,10 @@ import numpy as np
 from recsys import artifacts
 from recsys.aws import client
 from recsys.errors import UnavailableError
-from recsys.serving.bundle import load_bundle, read_object
+from recsys.serving.bundle import load_bundle
 from recsys.serving.ranking import Ranker
 from recsys.serving.retrieval import DEFAULT_ANN_THRESHOLD, ExactIndex, HnswIndex, build_index
+from recsys.storage import get_bytes_if_exists
 
 if TYPE_CHECKING:
     from recsys.config import Settings
@@ -134,7 +135,7 @@ def load_model(settings: Settings, version: str, ann_threshold: int = DEFAULT_AN
     bucket = settings.names.bucket("models")
     index_bytes = None
     if emb.shape[0] >= ann_threshold:
-        index_bytes = read_object(settings, bucket, artifacts.two_tower_key(version, HNSW_INDEX_NAME))
+        index_bytes = get_bytes_if_exists(settings, bucket, artifacts.two_tower_key(version, HNSW_INDEX_NAME))
     index = build_index(emb, ann_threshold, index_bytes)
     if isinstance(index, HnswIndex) and index_bytes is None:
         try:
@@ -144,9 +145,9 @@ def load_model(settings: Settings, version: str, ann_threshold: int = DEFAULT_AN
         except Exception as exc:  # the next cold start rebuilds it
             log.warning("could not cache the HNSW index of %s: %s", version, exc)
     ranker = None
-    model_json = read_object(settings, bucket, artifacts.ranker_key(version, "ranker_model.json"))
+    model_json = get_bytes_if_exists(settings, bucket, artifacts.ranker_key(version, "ranker_model.json"))
     if model_json is not None:
-        feats = read_object(settings, bucket, artifacts.ranker_key(version, "ranker_features.json"))
+        feats = get_bytes_if_exists(settings, bucket, artifacts.ranker_key(version, "ranker_features.json"))
         names = json.loads(feats)["features"] if feats else None
         ranker = Ranker.from_json_bytes(model_json, names)
     return ServingModel(version=version, index=index, ranker=ranker, **arrays)

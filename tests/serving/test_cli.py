@@ -60,12 +60,13 @@ def test_cache_fill_then_cached(service, tiny_world, tmp_path):
 
 
 def test_cache_bundle_builds_a_numpy_only_bundle(service, tiny_world, local_stack):
-    from recsys.serving.bundle import bundle_key, decode_bundle, read_object
+    from recsys.serving.bundle import bundle_key, decode_bundle
+    from recsys.storage import get_bytes_if_exists
 
     result = runner.invoke(app, ["cache", "bundle", "--version", tiny_world.version, "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["data"]["key"] == bundle_key(tiny_world.version)
-    raw = read_object(local_stack, local_stack.names.bucket("models"), bundle_key(tiny_world.version))
+    raw = get_bytes_if_exists(local_stack, local_stack.names.bucket("models"), bundle_key(tiny_world.version))
     arrays = decode_bundle(raw)
     assert sorted(arrays["video_ids"].tolist()) == sorted(tiny_world.video_ids)
     result = runner.invoke(app, ["cache", "bundle", "--version", "v-does-not-exist", "--json"])
