@@ -34,13 +34,13 @@ SIZES = {
 def child(size: str, config: str | None) -> None:
     """One pipeline run in this process; prints one JSON line of results."""
     started = time.perf_counter()
-    from recsys.config import get_settings
+    from recsys.config import load_settings
+    from recsys.ids import new_version
     from recsys.pipeline.runner import run_local
-    from recsys.stages import new_version
     from recsys.stages.evaluation import evaluation_prefix
     from recsys.storage import get_json
 
-    settings = get_settings("local")
+    settings = load_settings("local")
     version = new_version()
     event: dict = {"version": version, "source": {"kind": "synthetic", **SIZES[size]}}
     if config:
@@ -113,7 +113,7 @@ def main() -> None:
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from recsys.aws import reset_clients
-    from recsys.config import get_settings
+    from recsys.config import load_settings
     from recsys.local.processes import free_port
     from recsys.local.stack import LocalStack
 
@@ -129,9 +129,8 @@ def main() -> None:
         "AWS_DEFAULT_REGION": "us-east-1",
     }
     os.environ.update(env)
-    get_settings.cache_clear()
     reset_clients()
-    stack = LocalStack(get_settings("local"))
+    stack = LocalStack(load_settings("local"))
     stack.up()
     os.environ["RECSYS_REDIS_URL"] = stack.redis_url()
     rows = []

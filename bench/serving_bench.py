@@ -162,15 +162,15 @@ def synthetic_model(n: int, n_users: int, seed: int = 1):
 
 
 def bench_latency(n: int, iterations: int) -> dict[str, Any]:
-    from recsys.config import get_settings
-    from recsys.serving.service import RecommendationService, ServingConfig
+    from recsys.config import ServingConfig, load_settings
+    from recsys.serving.service import RecommendationService
 
     n_users = 2000
     model, build_s = synthetic_model(n, n_users)
     store_videos: dict[str, dict[str, Any]] = {}
     now = int(time.time())
     rng = np.random.default_rng(2)
-    service = RecommendationService(get_settings("local"), ServingConfig(tracking=False),
+    service = RecommendationService(load_settings("local"), ServingConfig(tracking=False),
                                     feature_store=MemoryStore(store_videos, {}))  # fmt: skip
     users = [f"u{i}" for i in range(n_users)]
     for u in users:

@@ -13,7 +13,7 @@ from urllib.parse import urlparse
 import boto3
 from botocore.config import Config
 
-from recsys.config import Settings, get_settings
+from recsys.config import Settings
 
 _LOCAL_CREDENTIALS = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
 _BOTO_CONFIG = Config(retries={"max_attempts": 4, "mode": "standard"}, connect_timeout=5, read_timeout=60)
@@ -40,9 +40,8 @@ def _build(service: str, settings: Settings) -> Any:
     return boto3.session.Session(region_name=settings.region).client(service, config=_BOTO_CONFIG)
 
 
-def client(service: str, settings: Settings | None = None) -> Any:
+def client(service: str, settings: Settings) -> Any:
     """A boto3 client for `service`, built once per (service, env, endpoint, region)."""
-    settings = settings or get_settings()
     key = (service, settings.env, settings.aws_endpoint_url, settings.region)
     with _lock:
         found = _clients.get(key)

@@ -7,7 +7,7 @@ provisioner, so both create the same data plane. Names are derived from the stac
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -97,3 +97,10 @@ def resource_names(env: str) -> ResourceNames:
             k: _format("state_machine", env, v["suffix"]) for k, v in cat["state_machines"].items()
         },
     )
+
+
+@cache
+def names_with_bucket_suffix(env: str, suffix: str) -> ResourceNames:
+    """Catalogue names with `suffix` appended to every bucket (what Terraform does with the account id)."""
+    base = resource_names(env)
+    return replace(base, buckets={k: v + suffix for k, v in base.buckets.items()})

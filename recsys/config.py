@@ -1,23 +1,40 @@
-"""Settings: one typed model per environment, with every value of the seed's environment table.
+"""Settings: one typed value per process, built once by its entry point and passed to every component.
 
-`get_settings()` is cached. Environment variables override (`RECSYS_ENV`, `RECSYS_REGION`,
-`RECSYS_AWS_ENDPOINT`, `RECSYS_REDIS_URL`, `RECSYS_HOME`, and `RECSYS_<FIELD>` for every field of
-`EnvironmentProfile`, e.g. `RECSYS_LAMBDA_MEMORY_MB=2048`). Secrets come from Secrets Manager
-(`{stack}/redis-credentials`, `{stack}/api-keys`, `{stack}/config`) through a TTL cache.
+`load_settings()` is the one place that reads the process environment (through pydantic-settings) and the
+optional project settings file `recsys.toml` (or the file `RECSYS_CONFIG_FILE` names); `RECSYS_*` variables
+win over the file, and the file over the AWS SDK's own variables. Recognised variables: `RECSYS_ENV`, `RECSYS_REGION` (else `AWS_REGION` /
+`AWS_DEFAULT_REGION`), `RECSYS_AWS_ENDPOINT` (else `AWS_ENDPOINT_URL` / `LOCALSTACK_HOST`), `RECSYS_REDIS_URL`,
+`RECSYS_REDIS_PORT`, `RECSYS_HOME`, `RECSYS_SECRETS_TTL_S`, `RECSYS_BUCKET_SUFFIX`, `RECSYS_<FIELD>` for every
+field of `EnvironmentProfile` (e.g. `RECSYS_LAMBDA_MEMORY_MB=2048`), `RECSYS_SERVING_<FIELD>` for
+`ServingConfig`, `RECSYS_SAGEMAKER_*` / `RECSYS_TRAINING_IMAGE_URI` / `RECSYS_AWS_ACCOUNT_ID` for training
+jobs, and `RECSYS_TF_STATE_BUCKET`, `RECSYS_TERRAFORM_DIR`, `RECSYS_PACKAGE_DIR` for the infrastructure tools.
+
+Nothing here talks to AWS: resource names on AWS come from the stack outputs and are resolved once by the
+entry points that need them (`recsys.infra.outputs.with_deployed_names`); secrets are read through
+`recsys.secrets`.
 """
 
 from __future__ import annotations
 
 import os
-from functools import cache
+import tomllib
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from recsys.catalog import ResourceNames, resource_names, stack_name
-from recsys.errors import MissingSecretError
+from recsys.catalog import ResourceNames, names_with_bucket_suffix, resource_names, stack_name
+from recsys.errors import NotFoundError
 from recsys.errors import ValidationError as RecsysValidationError
 
 Env = Literal["local", "dev", "staging", "prod"]
@@ -27,10 +44,11 @@ DEFAULT_REGION = "us-east-1"
 DEFAULT_LOCAL_ENDPOINT = "http://localhost:4566"
 DEFAULT_LOCAL_REDIS_PORT = 6379
 ENV_PREFIX = "RECSYS_"
+SETTINGS_FILE = "recsys.toml"
 
 
 class EnvironmentProfile(BaseModel):
-    """The per-environment values of the seed's table, plus stream shards and the training schedule."""
+    """The per-environment values of the environment table, plus stream shards and the training schedule."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -50,7 +68,7 @@ class EnvironmentProfile(BaseModel):
     log_retention_days: int = Field(ge=1)
 
 
-# The seed's environment table (dev / staging / prod). `local` mirrors dev with the embedded Redis.
+# The environment table (dev / staging / prod). `local` mirrors dev with the embedded Redis.
 PROFILES: dict[str, EnvironmentProfile] = {
     "local": EnvironmentProfile(
         lambda_memory_mb=1024,
@@ -119,6 +137,39 @@ PROFILES: dict[str, EnvironmentProfile] = {
 }
 
 
+class ServingConfig(BaseModel):
+    """Serving knobs; each can be set with `RECSYS_SERVING_<NAME>` or under `[serving]` in recsys.toml."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    candidates: int = Field(100, ge=1, le=1000, description="Retrieval candidates handed to the ranker")
+    max_category_share: float = Field(0.5, gt=0, le=1, description="Diversity cap: share of one category")
+    activity_limit: int = Field(100, ge=1)
+    activity_vector_events: int = Field(20, ge=0)
+    activity_weight: float = Field(0.6, ge=0, le=1)
+    poll_interval_s: float = Field(30.0, ge=0, description="Seconds between model-registry checks")
+    ann_threshold: int = Field(50_000, ge=1, description="Catalogue size from which retrieval uses HNSW")
+    cache_ttl_s: int = Field(300, ge=0)
+    feature_ttl_s: float = Field(300.0, ge=0)
+    warm_features_max_videos: int = Field(20_000, ge=0)
+    precomputed_ttl_s: int = Field(7 * 24 * 3600, ge=0)
+    tracking: bool = True
+
+
+class SageMakerOptions(BaseModel):
+    """What the environment says about training jobs (None: derived from the stack's naming)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    image_uri: str | None = None
+    role_arn: str | None = None
+    account_id: str | None = None
+    instance_type: str = "ml.m5.xlarge"
+    volume_gb: int = Field(30, ge=1)
+    max_runtime_s: int = Field(4 * 3600, ge=60)
+    poll_s: float = Field(30.0, gt=0)
+
+
 class RedisSettings(BaseModel):
     """Where the Redis cache is, from `{stack}/redis-credentials` or `RECSYS_REDIS_URL`."""
 
@@ -132,21 +183,30 @@ class RedisSettings(BaseModel):
 
     @property
     def url(self) -> str:
+        """The URL with any token masked (safe to print)."""
         scheme = "rediss" if self.tls else "redis"
         auth = ":***@" if self.auth_token else ""
         return f"{scheme}://{auth}{self.host}:{self.port}/{self.db}"
 
     @classmethod
     def from_url(cls, url: str) -> RedisSettings:
-        parsed = urlparse(url)
+        """Parse `redis://[:TOKEN@]HOST:PORT/DB`; a bad URL is a ValidationError that never echoes a token."""
+        hint = "use redis://HOST:PORT/DB or rediss://:TOKEN@HOST:PORT/DB"
+        try:
+            parsed = urlparse(url)
+            port = parsed.port
+            db = int(parsed.path.lstrip("/") or 0)
+        except ValueError:
+            raise RecsysValidationError(
+                "invalid Redis URL (bad port or database number)", hint=hint
+            ) from None
         if parsed.scheme not in ("redis", "rediss") or not parsed.hostname:
             raise RecsysValidationError(
-                f"invalid Redis URL {url!r}", hint="use redis://HOST:PORT/DB or rediss://:TOKEN@HOST:PORT/DB"
+                "invalid Redis URL (needs redis:// or rediss:// and a host)", hint=hint
             )
-        db = int(parsed.path.lstrip("/") or 0)
         return cls(
             host=parsed.hostname,
-            port=parsed.port or 6379,
+            port=port or 6379,
             auth_token=parsed.password,
             tls=parsed.scheme == "rediss",
             db=db,
@@ -154,9 +214,9 @@ class RedisSettings(BaseModel):
 
 
 class Settings(BaseModel):
-    """Everything a process of recsys needs to know about its environment."""
+    """Everything a process of recsys needs to know about its environment: a plain, frozen value."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     env: Env
     region: str = DEFAULT_REGION
@@ -165,7 +225,26 @@ class Settings(BaseModel):
     redis_url_override: str | None = Field(default=None, repr=False)
     home: Path = Field(description="State directory of the local stack (.recsys)")
     local_redis_port: int = Field(default=DEFAULT_LOCAL_REDIS_PORT, ge=1, le=65535)
-    secrets_ttl_s: float = 300.0
+    secrets_ttl_s: float = Field(300.0, ge=0)
+    serving: ServingConfig = ServingConfig()
+    sagemaker: SageMakerOptions = SageMakerOptions()
+    bucket_suffix: str | None = Field(
+        None, description="What Terraform appends to bucket names (the account id)"
+    )
+    tf_state_bucket: str | None = None
+    terraform_dir: Path | None = None
+    package_dir: Path | None = None
+    resource_names: ResourceNames | None = Field(
+        default=None, description="The environment's real resource names; None until resolved (AWS envs)"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _local_names(cls, data: Any) -> Any:
+        # The local stack is provisioned with the catalogue's names: known without asking anything.
+        if isinstance(data, dict) and data.get("env") == "local" and data.get("resource_names") is None:
+            data = {**data, "resource_names": resource_names("local")}
+        return data
 
     @property
     def stack_name(self) -> str:
@@ -173,120 +252,160 @@ class Settings(BaseModel):
 
     @property
     def names(self) -> ResourceNames:
-        """Resource names: the catalogue's locally; on AWS the deployed ones (bucket names carry the
-        account id: from `RECSYS_BUCKET_SUFFIX` inside a Lambda, else from the stack's outputs)."""
-        if self.is_local:
-            return resource_names(self.env)
-        from recsys.infra.outputs import deployed_names
-
-        return deployed_names(self)
+        """The resource names: the catalogue's locally; on AWS the deployed ones, resolved by the entry point."""
+        if self.resource_names is None:
+            raise NotFoundError(
+                f"the resource names of {self.env} are not known yet",
+                hint=f"deploy the stack first (`recsys deploy --env {self.env}`), then `recsys outputs --env {self.env} --refresh`",
+            )
+        return self.resource_names
 
     @property
     def is_local(self) -> bool:
         return self.env == "local"
 
-    @property
-    def redis(self) -> RedisSettings | None:
-        """Redis connection settings, or None where the environment has no Redis."""
-        if self.redis_url_override:
-            return RedisSettings.from_url(self.redis_url_override)
-        if not self.profile.redis_enabled:
-            return None
-        creds = self.secrets().get_json(self.names.secret("redis_credentials"))
-        missing = [k for k in ("host", "port") if k not in creds]
-        if missing:
-            raise MissingSecretError(
-                f"secret {self.names.secret('redis_credentials')!r} lacks {', '.join(missing)}",
-                hint="store host, port and auth_token in it (Terraform does this on deploy)",
-            )
-        return RedisSettings(
-            host=str(creds["host"]),
-            port=int(creds["port"]),
-            auth_token=creds.get("auth_token") or None,
-            tls=bool(creds.get("tls", self.env != "local")),
-        )
-
-    def secrets(self):  # -> SecretStore; imported lazily to keep `import recsys.config` light
-        from recsys.secrets import secret_store
-
-        return secret_store(self)
-
-    def get_secret(self, key: str) -> str:
-        """One key of `{stack}/api-keys`, e.g. `get_secret("external_api_key")`."""
-        name = self.names.secret("api_keys")
-        data = self.secrets().get_json(name)
-        if key not in data:
-            raise MissingSecretError(
-                f"key {key!r} is not in secret {name!r}",
-                hint=f"aws secretsmanager put-secret-value --secret-id {name} --secret-string '{{\"{key}\": ...}}'",
-            )
-        return str(data[key])
-
-    def feature_flags(self) -> dict[str, Any]:
-        """Feature flags and overrides from `{stack}/config` (an empty dict when it holds none)."""
-        return dict(self.secrets().get_json(self.names.secret("config")))
+    def with_names(self, names: ResourceNames) -> Settings:
+        """These settings with the environment's resolved resource names."""
+        return self.model_copy(update={"resource_names": names})
 
 
-def _profile_overrides(environ: dict[str, str]) -> dict[str, Any]:
-    overrides: dict[str, Any] = {}
-    for field in EnvironmentProfile.model_fields:
-        value = environ.get(ENV_PREFIX + field.upper())
-        if value is not None:
-            overrides[field] = None if value.lower() in ("", "none", "null") else value
-    return overrides
+def _optional(model: type[BaseModel]) -> dict[str, Any]:
+    return {name: (field.annotation | None, None) for name, field in model.model_fields.items()}
 
 
-def load_settings(env: str | None = None, environ: dict[str, str] | None = None) -> Settings:
-    """Build settings for `env` (default `RECSYS_ENV`, else `local`), applying environment overrides."""
-    environ = dict(os.environ if environ is None else environ)
-    env = env or environ.get(ENV_PREFIX + "ENV") or "local"
+# Every RECSYS_<FIELD> of the environment profile, as optional overrides.
+_ProfileOverrides = create_model("ProfileOverrides", **_optional(EnvironmentProfile))  # type: ignore[call-overload]
+
+
+class SettingsInput(BaseSettings, _ProfileOverrides):  # type: ignore[misc,valid-type]
+    """What the process environment and the settings file say; `load_settings` turns it into `Settings`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="_",
+        env_nested_max_split=1,
+        extra="ignore",
+        case_sensitive=False,
+    )
+
+    env: str | None = None
+    region: str | None = None
+    aws_endpoint: str | None = None
+    # The AWS SDK's own variables: used when neither RECSYS_* nor the settings file says.
+    aws_region: str | None = Field(None, validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"))
+    aws_endpoint_url: str | None = Field(None, validation_alias=AliasChoices("AWS_ENDPOINT_URL"))
+    localstack_host: str | None = Field(None, validation_alias=AliasChoices("LOCALSTACK_HOST"))
+    redis_url: str | None = None
+    redis_port: int | None = None
+    home: Path | None = None
+    secrets_ttl_s: float | None = None
+    bucket_suffix: str | None = None
+    training_image_uri: str | None = None
+    aws_account_id: str | None = None
+    serving: dict[str, Any] = Field(default_factory=dict)
+    sagemaker: dict[str, Any] = Field(default_factory=dict)
+    tf_state_bucket: str | None = None
+    terraform_dir: Path | None = None
+    package_dir: Path | None = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The settings file arrives as init values: the environment wins over it.
+        return (env_settings, init_settings)
+
+
+def read_settings_file(path: Path) -> dict[str, Any]:
+    """The settings file as a dict (`{}` when it does not exist); a bad file is a clear error."""
+    if not path.is_file():
+        return {}
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise RecsysValidationError(
+            f"cannot read settings file {path.name}: {exc}", hint="fix its TOML"
+        ) from None
+
+
+def _invalid(exc: ValidationError, where: str, section: str = "") -> RecsysValidationError:
+    """Name each bad setting as its environment variable (the file key is the same name, lower case)."""
+    first = exc.errors()[0]
+    names = []
+    for e in exc.errors():
+        loc = [section] * bool(section) + [str(p) for p in e["loc"] if p != "profile"]
+        names.append(ENV_PREFIX + "_".join(loc).upper())
+    return RecsysValidationError(f"invalid setting {', '.join(names)} ({where})", hint=str(first["msg"]))
+
+
+def load_settings(env: str | None = None, settings_file: Path | None = None) -> Settings:
+    """Build the settings of `env` (default `RECSYS_ENV`, then the settings file, then `local`).
+
+    Reads the process environment and `settings_file` (default `$RECSYS_CONFIG_FILE`, else ./recsys.toml).
+    Call it once per entry point and pass the value on.
+    """
+    path = settings_file or Path(os.environ.get(ENV_PREFIX + "CONFIG_FILE") or SETTINGS_FILE)
+    file_values = read_settings_file(path)
+    where = "environment variables or " + path.name
+    try:
+        raw = SettingsInput(**file_values)
+    except ValidationError as exc:
+        raise _invalid(exc, where) from None
+    env = env or raw.env or "local"
     if env not in PROFILES:
         raise RecsysValidationError(
             f"unknown environment {env!r}", hint=f"use one of: {', '.join(ENVIRONMENTS)}"
         )
-    base = PROFILES[env]
-    try:
-        profile = (
-            base.model_copy(update={})
-            if not (o := _profile_overrides(environ))
-            else (EnvironmentProfile.model_validate({**base.model_dump(), **o}))
-        )
-    except ValidationError as exc:
-        bad = ", ".join(ENV_PREFIX + str(e["loc"][0]).upper() for e in exc.errors())
-        raise RecsysValidationError(
-            f"invalid environment override: {bad}", hint=str(exc.errors()[0]["msg"])
-        ) from None
+    overrides = {f: getattr(raw, f) for f in EnvironmentProfile.model_fields if f in raw.model_fields_set}
+    # an explicit empty / "none" value unsets an optional profile value (e.g. RECSYS_TRAINING_SCHEDULE=none)
+    overrides = {
+        k: (None if isinstance(v, str) and v.lower() in ("", "none", "null") else v)
+        for k, v in overrides.items()
+    }
     endpoint = None
     if env == "local":
         endpoint = (
-            environ.get(ENV_PREFIX + "AWS_ENDPOINT")
-            or environ.get("AWS_ENDPOINT_URL")
-            or (
-                f"http://{environ['LOCALSTACK_HOST']}"
-                if environ.get("LOCALSTACK_HOST")
-                else DEFAULT_LOCAL_ENDPOINT
-            )
+            raw.aws_endpoint
+            or raw.aws_endpoint_url
+            or (f"http://{raw.localstack_host}" if raw.localstack_host else DEFAULT_LOCAL_ENDPOINT)
         )
-    region = (
-        environ.get(ENV_PREFIX + "REGION")
-        or environ.get("AWS_REGION")
-        or environ.get("AWS_DEFAULT_REGION")
-        or DEFAULT_REGION
-    )
-    home = Path(environ.get(ENV_PREFIX + "HOME") or Path.cwd() / ".recsys")
-    return Settings(
-        env=env,
-        region=region,
-        profile=profile,
-        aws_endpoint_url=endpoint,
-        redis_url_override=environ.get(ENV_PREFIX + "REDIS_URL") or None,
-        home=home,
-        secrets_ttl_s=float(environ.get(ENV_PREFIX + "SECRETS_TTL_S", 300)),
-        local_redis_port=int(environ.get(ENV_PREFIX + "REDIS_PORT", DEFAULT_LOCAL_REDIS_PORT)),
-    )
-
-
-@cache
-def get_settings(env: str | None = None) -> Settings:
-    """Cached settings for `env` (or `RECSYS_ENV`). Call `get_settings.cache_clear()` after changing env vars."""
-    return load_settings(env)
+    sagemaker = dict(raw.sagemaker)
+    if raw.training_image_uri:
+        sagemaker["image_uri"] = raw.training_image_uri
+    if raw.aws_account_id:
+        sagemaker["account_id"] = raw.aws_account_id
+    names = names_with_bucket_suffix(env, raw.bucket_suffix) if raw.bucket_suffix and env != "local" else None
+    sections: dict[str, BaseModel] = {}
+    for section, model, values in (
+        ("serving", ServingConfig, raw.serving),
+        ("sagemaker", SageMakerOptions, sagemaker),
+    ):
+        try:
+            sections[section] = model.model_validate(values)
+        except ValidationError as exc:
+            raise _invalid(exc, where, section) from None
+    try:
+        return Settings(
+            env=env,
+            region=raw.region or raw.aws_region or DEFAULT_REGION,
+            profile=PROFILES[env].model_validate({**PROFILES[env].model_dump(), **overrides}),
+            aws_endpoint_url=endpoint,
+            redis_url_override=raw.redis_url or None,
+            home=raw.home or Path.cwd() / ".recsys",
+            secrets_ttl_s=300.0 if raw.secrets_ttl_s is None else raw.secrets_ttl_s,
+            local_redis_port=raw.redis_port or DEFAULT_LOCAL_REDIS_PORT,
+            serving=sections["serving"],
+            sagemaker=sections["sagemaker"],
+            bucket_suffix=raw.bucket_suffix,
+            tf_state_bucket=raw.tf_state_bucket,
+            terraform_dir=raw.terraform_dir,
+            package_dir=raw.package_dir,
+            resource_names=names,
+        )
+    except ValidationError as exc:
+        raise _invalid(exc, where) from None

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from recsys.aws import client
+from recsys.config import RedisSettings
 from recsys.errors import MissingSecretError, UnavailableError
 
 if TYPE_CHECKING:
@@ -75,8 +77,6 @@ _stores_lock = threading.Lock()
 
 def secret_store(settings: Settings) -> SecretStore:
     """The process-wide secret store for these settings' environment and endpoint."""
-    from recsys.aws import client
-
     key = (settings.env, settings.aws_endpoint_url, settings.region)
     with _stores_lock:
         store = _stores.get(key)
@@ -90,3 +90,42 @@ def reset_secret_stores() -> None:
     """Forget every cached secret (tests, and after `recsys local up` re-provisions)."""
     with _stores_lock:
         _stores.clear()
+
+
+def redis_settings(settings: Settings) -> RedisSettings | None:
+    """Where Redis is: `RECSYS_REDIS_URL`, else the `{stack}/redis-credentials` secret; None without Redis."""
+    if settings.redis_url_override:
+        return RedisSettings.from_url(settings.redis_url_override)
+    if not settings.profile.redis_enabled:
+        return None
+    name = settings.names.secret("redis_credentials")
+    creds = secret_store(settings).get_json(name)
+    missing = [k for k in ("host", "port") if k not in creds]
+    if missing:
+        raise MissingSecretError(
+            f"secret {name!r} lacks {', '.join(missing)}",
+            hint="store host, port and auth_token in it (Terraform does this on deploy)",
+        )
+    return RedisSettings(
+        host=str(creds["host"]),
+        port=int(creds["port"]),
+        auth_token=creds.get("auth_token") or None,
+        tls=bool(creds.get("tls", not settings.is_local)),
+    )
+
+
+def api_key(settings: Settings, key: str) -> str:
+    """One key of `{stack}/api-keys`, e.g. `api_key(settings, "external_api_key")`."""
+    name = settings.names.secret("api_keys")
+    data = secret_store(settings).get_json(name)
+    if key not in data:
+        raise MissingSecretError(
+            f"key {key!r} is not in secret {name!r}",
+            hint=f"aws secretsmanager put-secret-value --secret-id {name} --secret-string '{{\"{key}\": ...}}'",
+        )
+    return str(data[key])
+
+
+def feature_flags(settings: Settings) -> dict[str, Any]:
+    """Feature flags and overrides from `{stack}/config` (an empty dict when it holds none)."""
+    return dict(secret_store(settings).get_json(settings.names.secret("config")))

@@ -28,19 +28,17 @@ os.environ.update(
 
 
 def reset_caches() -> None:
-    """Forget cached settings, clients and secrets (after changing RECSYS_* variables)."""
+    """Forget cached clients and secrets (after the local endpoint moved)."""
     from recsys.aws import reset_clients
-    from recsys.config import get_settings
     from recsys.secrets import reset_secret_stores
 
-    get_settings.cache_clear()
     reset_clients()
     reset_secret_stores()
 
 
 def start_stack(home) -> tuple[object, dict[str, str]]:
     """Start a local stack on free ports with its state in `home`; return (LocalStack, env vars set)."""
-    from recsys.config import get_settings
+    from recsys.config import load_settings
     from recsys.local.processes import free_port
     from recsys.local.stack import LocalStack
 
@@ -53,7 +51,7 @@ def start_stack(home) -> tuple[object, dict[str, str]]:
     os.environ.update(env)
     os.environ.pop("RECSYS_REDIS_URL", None)
     reset_caches()
-    stack = LocalStack(get_settings("local"))
+    stack = LocalStack(load_settings("local"))
     stack.up()
     return stack, env
 
@@ -64,13 +62,13 @@ def local_stack(tmp_path_factory) -> Iterator:
 
     Sets RECSYS_ENV, RECSYS_AWS_ENDPOINT, RECSYS_REDIS_URL and RECSYS_HOME, and yields `Settings` for `local`.
     """
-    from recsys.config import get_settings
+    from recsys.config import load_settings
 
     stack, env = start_stack(tmp_path_factory.mktemp("recsys-home"))
     os.environ["RECSYS_REDIS_URL"] = stack.redis_url()
     reset_caches()
     try:
-        yield get_settings("local")
+        yield load_settings("local")
     finally:
         stack.down()
         for name in [*env, "RECSYS_REDIS_URL"]:

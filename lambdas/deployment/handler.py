@@ -1,4 +1,7 @@
-"""Deployment Lambda: the pipeline's last stage; registers, publishes and promotes the evaluated version."""
+"""Deployment Lambda: the pipeline's last stage; registers, publishes and promotes the evaluated version.
+
+The stage, its typed input and output, come from `recsys.stages.table` (stage "deployment").
+"""
 
 from __future__ import annotations
 
@@ -7,12 +10,13 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from recsys.config import get_settings
-from recsys.stages import deployment
+from recsys.config import load_settings
+from recsys.pipeline.invoke import invoke_stage
 
+settings = load_settings()
 logger = Logger(service="deployment")
 
 
 @logger.inject_lambda_context(log_event=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return deployment.run(event, get_settings())
+    return invoke_stage("deployment", event, settings, context)

@@ -1,4 +1,7 @@
-"""Evaluation Lambda: metrics vs the popularity baseline, gates, metrics.json and report.html (recsys.stages.evaluation)."""
+"""Evaluation Lambda: metrics vs the popularity baseline, gates, metrics.json and report.html.
+
+The stage, its typed input and output, come from `recsys.stages.table` (stage "evaluation").
+"""
 
 from __future__ import annotations
 
@@ -7,12 +10,13 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from recsys.config import get_settings
-from recsys.stages.evaluation import run
+from recsys.config import load_settings
+from recsys.pipeline.invoke import invoke_stage
 
+settings = load_settings()
 logger = Logger(service="evaluation")
 
 
 @logger.inject_lambda_context(log_event=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return run(event, get_settings())
+    return invoke_stage("evaluation", event, settings, context)

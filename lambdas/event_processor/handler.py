@@ -9,14 +9,14 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
 
-from recsys.config import get_settings
+from recsys.config import load_settings
 from recsys.events import EventConsumer
 
 logger = Logger(service="recsys-event-processor")
 tracer = Tracer(service="recsys-event-processor")
 metrics = Metrics(namespace="RecSys", service="recsys-event-processor")
 processor = BatchProcessor(event_type=EventType.KinesisDataStreams)
-consumer = EventConsumer(get_settings())
+consumer = EventConsumer(load_settings())
 
 
 def record_handler(record: KinesisStreamRecord) -> dict:

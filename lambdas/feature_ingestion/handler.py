@@ -1,4 +1,7 @@
-"""Feature ingestion Lambda: exports the run's features to the offline store (recsys.stages.features_export)."""
+"""Feature ingestion Lambda: exports the run's features to the offline store.
+
+The stage, its typed input and output, come from `recsys.stages.table` (stage "features_export").
+"""
 
 from __future__ import annotations
 
@@ -7,12 +10,13 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from recsys.config import get_settings
-from recsys.stages.features_export import run
+from recsys.config import load_settings
+from recsys.pipeline.invoke import invoke_stage
 
+settings = load_settings()
 logger = Logger(service="feature_ingestion")
 
 
 @logger.inject_lambda_context(log_event=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return run(event, get_settings())
+    return invoke_stage("features_export", event, settings, context)

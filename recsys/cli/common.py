@@ -12,7 +12,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -20,6 +20,9 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from recsys.errors import ErrorCode, RecsysError
+
+if TYPE_CHECKING:
+    from recsys.config import Settings
 
 # Human output (messages, progress) -> stderr; results -> stdout.
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -60,11 +63,20 @@ EnvOption = Annotated[
 ]
 
 
-def settings_for(env: str):
-    """Settings of `env`, validated (an unknown env is a usage error, not a traceback)."""
-    from recsys.config import get_settings
+def settings_for(env: str, resolve_names: bool = True) -> Settings:
+    """The command's settings for `env`, built once here and passed on (an unknown env is a clear error).
 
-    return get_settings(env)
+    On AWS the deployed resource names are resolved from the stack outputs, except for the commands that
+    create the stack (`resolve_names=False`).
+    """
+    from recsys.config import load_settings
+
+    settings = load_settings(env)
+    if resolve_names and not settings.is_local:
+        from recsys.infra.outputs import with_deployed_names
+
+        settings = with_deployed_names(settings)
+    return settings
 
 
 def fail(code: ErrorCode, message: str, hint: str = "") -> NoReturn:

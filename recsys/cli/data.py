@@ -74,7 +74,7 @@ def import_cmd(
         recsys data import -i views.csv --ignore-unknown --dry-run --json
     """
     from recsys.data.importer import dataset_name_from, import_dataset, parse_mapping
-    from recsys.stages import check_id
+    from recsys.ids import check_id
 
     dataset = check_id(name or dataset_name_from(interactions), "dataset name")
     settings = settings_for(env)

@@ -138,7 +138,7 @@ def _refresh_outputs(env: str, runner: Any) -> dict[str, Any]:
     from recsys.infra.outputs import save_outputs
 
     values = runner.output()
-    save_outputs(env, values, settings_for(env))
+    save_outputs(env, values, settings_for(env, resolve_names=False))
     return values
 
 
@@ -244,5 +244,5 @@ def outputs_cmd(
     """
     from recsys.infra.outputs import outputs
 
-    values = outputs(env, refresh=refresh, settings=settings_for(env))
+    values = outputs(env, settings_for(env, resolve_names=False), refresh=refresh)
     emit(values, lambda: _outputs_table(env, values))

@@ -26,7 +26,7 @@ local_app = group("The embedded local stack: a moto server (AWS APIs) and Redis 
 def _stack(env: str):
     from recsys.local.stack import LocalStack
 
-    return LocalStack(settings_for(env))
+    return LocalStack(settings_for(env, resolve_names=False))  # LocalStack refuses any env but local
 
 
 @local_app.command("up")

@@ -17,12 +17,11 @@ AllUsers = Annotated[bool, typer.Option("--all", help="Every user the production
 
 
 def _service(env: str):
-    from recsys.serving.service import RecommendationService, ServingConfig
+    from recsys.serving.service import RecommendationService
     from recsys.serving.tracking import InferenceTracker
 
     settings = settings_for(env)
-    return RecommendationService(settings, ServingConfig.from_env(),
-                                 tracker=InferenceTracker(settings, background=False))  # fmt: skip
+    return RecommendationService(settings, tracker=InferenceTracker(settings, background=False))
 
 
 def _users(service, user: str | None, users: Path | None, all_users: bool) -> list[str]:

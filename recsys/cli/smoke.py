@@ -46,7 +46,7 @@ def smoke_test(
         else:
             from recsys.infra.outputs import outputs  # Terraform outputs of the environment
 
-            url = outputs(env).get("ApiUrl")
+            url = outputs(env, settings).get("ApiUrl")
             if not url:
                 fail(
                     ErrorCode.NOT_FOUND,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from recsys.config import Settings
 from recsys.data.synthetic import Dataset
 from recsys.errors import NotFoundError
-from recsys.stages import check_id
+from recsys.ids import check_id
 from recsys.storage import get_json, get_parquet
 
 MANIFEST = "manifest.json"

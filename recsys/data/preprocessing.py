@@ -18,7 +18,7 @@ from recsys.data import schema as s
 from recsys.data.negatives import EVENT_TS, sample_negatives
 from recsys.data.split import ORDER, split_pairs
 from recsys.errors import ValidationError
-from recsys.stages.config import PipelineConfig
+from recsys.pipeline_config import PipelineConfig
 
 TRENDING_DAYS = 14
 MAX_AFFINITY_CATEGORIES = 10

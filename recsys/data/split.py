@@ -10,7 +10,7 @@ from __future__ import annotations
 import polars as pl
 
 from recsys.data import schema as s
-from recsys.stages.config import SplitConfig
+from recsys.pipeline_config import SplitConfig
 
 ORDER = "_order"
 

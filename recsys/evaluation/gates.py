@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from recsys.stages.config import GatesConfig
+from recsys.pipeline_config import GatesConfig
 
 
 def check_gates(metrics: dict[str, Any], gates: GatesConfig) -> dict[str, Any]:

@@ -7,19 +7,16 @@ On AWS, bucket names carry the account id, so commands for dev/staging/prod lear
 from __future__ import annotations
 
 import json
-import os
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 from recsys.catalog import ResourceNames, resource_names
-from recsys.config import Settings, get_settings
+from recsys.config import Settings
 from recsys.errors import NotFoundError
 
-BUCKET_SUFFIX_ENV = "RECSYS_BUCKET_SUFFIX"
 NAMES_OUTPUT = "ResourceNames"
-# Every output of the seed's table (terraform/stack/outputs.tf has them under these names).
-SEED_OUTPUTS: tuple[str, ...] = (
+# Every output the stack reports (terraform/stack/outputs.tf has them under these names).
+STACK_OUTPUTS: tuple[str, ...] = (
     "ApiUrl",
     "LambdaFunctionName",
     "LambdaFunctionArn",
@@ -47,9 +44,8 @@ def cache_path(settings: Settings, env: str) -> Path:
     return settings.home / f"outputs-{env}.json"
 
 
-def save_outputs(env: str, values: dict[str, Any], settings: Settings | None = None) -> Path:
+def save_outputs(env: str, values: dict[str, Any], settings: Settings) -> Path:
     """Write the outputs cache of `env` (after a deploy or an explicit refresh)."""
-    settings = settings or get_settings()
     path = cache_path(settings, env)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".json.tmp")
@@ -58,9 +54,8 @@ def save_outputs(env: str, values: dict[str, Any], settings: Settings | None = N
     return path
 
 
-def outputs(env: str, refresh: bool = False, settings: Settings | None = None) -> dict[str, Any]:
+def outputs(env: str, settings: Settings, refresh: bool = False) -> dict[str, Any]:
     """The outputs of `env` as `{name: value}`: from the cache, or read through terraform (then cached)."""
-    settings = settings or get_settings()
     path = cache_path(settings, env)
     if not refresh and path.is_file():
         return json.loads(path.read_text(encoding="utf-8"))
@@ -104,37 +99,13 @@ def names_from_outputs(env: str, values: dict[str, Any]) -> ResourceNames:
     )
 
 
-@cache
-def names_with_bucket_suffix(env: str, suffix: str) -> ResourceNames:
-    """Catalogue names with `suffix` appended to every bucket (what Terraform does with the account id)."""
-    base = resource_names(env)
-    return ResourceNames(
-        env=env,
-        stack=base.stack,
-        buckets={k: v + suffix for k, v in base.buckets.items()},
-        tables=dict(base.tables),
-        streams=dict(base.streams),
-        firehose=dict(base.firehose),
-        secrets=dict(base.secrets),
-        glue_database=base.glue_database,
-        glue_tables=dict(base.glue_tables),
-        functions=dict(base.functions),
-        state_machines=dict(base.state_machines),
-    )
+def with_deployed_names(settings: Settings) -> Settings:
+    """`settings` with the real resource names of its environment, resolved once by an entry point.
 
-
-def deployed_names(settings: Settings | None = None, environ: dict[str, str] | None = None) -> ResourceNames:
-    """The real resource names of the settings' environment.
-
-    - local: the catalogue names (the embedded stack is provisioned with them);
-    - inside a deployed Lambda: the catalogue names plus `$RECSYS_BUCKET_SUFFIX` (Terraform sets it);
-    - elsewhere (CLI against dev/staging/prod): the stack's `ResourceNames` output.
+    - local, or names already known (a deployed Lambda: the catalogue names plus `RECSYS_BUCKET_SUFFIX`): as is;
+    - elsewhere (CLI against dev/staging/prod): from the stack's `ResourceNames` output (cached file, else
+      `terraform output`).
     """
-    settings = settings or get_settings()
-    environ = os.environ if environ is None else environ
-    if settings.is_local:
-        return resource_names(settings.env)
-    suffix = environ.get(BUCKET_SUFFIX_ENV)
-    if suffix:
-        return names_with_bucket_suffix(settings.env, suffix)
-    return names_from_outputs(settings.env, outputs(settings.env, settings=settings))
+    if settings.resource_names is not None:
+        return settings
+    return settings.with_names(names_from_outputs(settings.env, outputs(settings.env, settings=settings)))

@@ -1,42 +1,38 @@
 """Local execution of the pipeline's state machine on the local stack.
 
 The same `state_machine.asl.json` that Terraform deploys runs in the ASL interpreter; each placeholder becomes
-the local function name, and each Task invokes `lambdas/<key>/handler.py` in-process (imported by path, one
-module per function, with a Lambda-like context object). Payloads and results go through JSON, as they
-would over the Lambda API, and a handler's exception becomes a Step Functions error named after its type.
+the local function name, and each Task runs the stage that function runs (`recsys.stages.table`) in-process,
+with the run's settings and a Lambda-like context object, exactly as the function's handler would. Payloads
+and results go through JSON, as they would over the Lambda API, and a stage's exception becomes a Step
+Functions error named after its type.
 The history is recorded under `{home}/executions/` and `s3://{artifacts}/executions/`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
-import os
 import secrets
 import sys
-import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from recsys.catalog import load_catalog
 from recsys.errors import RecsysError, ValidationError
 from recsys.local.provision import LOCAL_ACCOUNT_ID
 from recsys.pipeline.asl import ExecutionEvent, ExecutionOutcome, StateMachine, StatesError
 from recsys.pipeline.definition import LAMBDA_INVOKE, render
 from recsys.pipeline.history import ExecutionRecord, ExecutionStore
+from recsys.pipeline.invoke import run_where_configured
+from recsys.stages.table import BY_FUNCTION, Stage
 
 if TYPE_CHECKING:
     from recsys.config import Settings
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 LOCAL_TIMEOUT_S = 900  # the Lambda maximum; local runs are not cut short at the profile's timeout
 
 
@@ -79,47 +75,29 @@ def lambda_error(exc: BaseException) -> StatesError:
 class LocalLambdaInvoker:
     """Runs catalogue functions in-process: `lambda:invoke` Tasks and plain function-ARN Tasks."""
 
-    def __init__(self, settings: Settings, root: Path = REPO_ROOT) -> None:
+    def __init__(self, settings: Settings, stages: Mapping[str, Stage] | None = None) -> None:
         self.settings = settings
-        self.root = root
+        self.stages = dict(BY_FUNCTION if stages is None else stages)  # catalogue function -> stage
         self._by_name = {name: key for key, name in settings.names.functions.items()}
-        self._modules: dict[str, ModuleType] = {}
-        self._lock = threading.Lock()
 
     def function_key(self, name_or_arn: str) -> str:
-        """The catalogue key of a function name or ARN."""
+        """The catalogue key of a function name or ARN (one that runs a pipeline stage)."""
         name = name_or_arn.rsplit(":function:", 1)[-1].split(":")[0]
-        if name in self._by_name:
-            return self._by_name[name]
+        key = self._by_name.get(name)
+        if key in self.stages:
+            return key
         raise StatesError("Lambda.ResourceNotFoundException", f"Function not found: {name_or_arn}")
-
-    def handler(self, key: str) -> Callable[[Any, Any], Any]:
-        """The handler function of catalogue function `key` (its module imported once, by path)."""
-        spec_text = load_catalog()["functions"][key]["handler"]  # lambdas/<key>/handler.handler
-        file_part, func_name = spec_text.rsplit(".", 1)
-        with self._lock:
-            module = self._modules.get(key)
-            if module is None:
-                path = self.root / f"{file_part}.py"
-                if not path.exists():
-                    raise StatesError("Lambda.ResourceNotFoundException", f"no handler file {path}")
-                spec = importlib.util.spec_from_file_location(f"recsys_local_lambda_{key}", path)
-                assert spec is not None and spec.loader is not None
-                module = importlib.util.module_from_spec(spec)
-                spec.loader.exec_module(module)
-                self._modules[key] = module
-        return getattr(module, func_name)
 
     def invoke(self, key: str, payload: Any) -> Any:
         """Call function `key` with `payload` as Lambda would (JSON in, JSON out)."""
-        handler = self.handler(key)
+        stage = self.stages[key]
         event = json.loads(json.dumps(payload))
         profile = self.settings.profile
         context = LambdaContext(
             self.settings.names.function(key), self.settings.region, profile.lambda_memory_mb, LOCAL_TIMEOUT_S
         )
         try:
-            result = handler(event, context)
+            result = run_where_configured(stage, event, self.settings, context)
         except Exception as exc:
             raise lambda_error(exc) from exc
         try:
@@ -137,31 +115,6 @@ class LocalLambdaInvoker:
         if resource.startswith("arn:aws:lambda:"):
             return self.invoke(self.function_key(resource), parameters)
         raise StatesError("States.Runtime", f"the local runner cannot run resource {resource!r}")
-
-
-@contextlib.contextmanager
-def _handler_environment(settings: Settings) -> Iterator[None]:
-    """Handlers call `get_settings()`: make it resolve to these settings for the run.
-
-    stdout is redirected to stderr for the whole run (once, not per thread): handlers' logs (Powertools binds
-    its stream at import) must not mix with the CLI's machine-readable stdout.
-    """
-    from recsys.config import get_settings
-
-    saved = {k: os.environ.get(k) for k in ("RECSYS_ENV", "POWERTOOLS_LOG_LEVEL")}
-    os.environ["RECSYS_ENV"] = settings.env
-    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
-    get_settings.cache_clear()
-    try:
-        with contextlib.redirect_stdout(sys.stderr):
-            yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        get_settings.cache_clear()
 
 
 @dataclass
@@ -219,7 +172,8 @@ def run_local(
         listener=on_event,
     )
     store.save_local(record.to_dict())
-    with _handler_environment(settings):
+    # Stages' log lines must not mix with the CLI's machine-readable stdout.
+    with contextlib.redirect_stdout(sys.stderr):
         try:
             outcome = machine.execute(execution_input, execution_id=execution_id)
         except KeyboardInterrupt:

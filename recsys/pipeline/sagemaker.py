@@ -15,10 +15,8 @@ launcher runs the entry point in-process right after creating the job, as SageMa
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import logging
-import os
 import re
 import tempfile
 import time
@@ -32,6 +30,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from recsys.aws import client
 from recsys.errors import ErrorCode, NotFoundError, RecsysError, ValidationError
 from recsys.local.provision import LOCAL_ACCOUNT_ID
+from recsys.pipeline.sagemaker_entry import run_job
+from recsys.stages.table import STAGES, Stage
 from recsys.storage import exists, get_json, put_json
 
 if TYPE_CHECKING:
@@ -40,16 +40,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # The stages a training job may run (no arbitrary imports from hyperparameters).
-STAGES: dict[str, str] = {
-    "preprocessing": "recsys.stages.preprocessing",
-    "two_tower": "recsys.stages.two_tower",
-    "ranker": "recsys.stages.ranker",
-    "evaluation": "recsys.stages.evaluation",
-}
+TRAINING_STAGES: dict[str, Stage] = {name: s for name, s in STAGES.items() if s.training_job}
 TERMINAL = ("Completed", "Failed", "Stopped")
 # The training image is the Lambda image; SageMaker overrides its entry point with this.
 ENTRYPOINT = ("python", "-m", "recsys.pipeline.sagemaker_entry")
-PASSED_ENVIRONMENT = ("RECSYS_BUCKET_SUFFIX", "TF_CPP_MIN_LOG_LEVEL")
 JOB_NAME_MAX = 63
 SAFETY_MARGIN_S = 30.0
 
@@ -80,39 +74,33 @@ class SageMakerConfig(BaseModel):
     poll_s: float = Field(30.0, gt=0)
 
     @classmethod
-    def from_environ(cls, settings: Settings, environ: Mapping[str, str] | None = None) -> SageMakerConfig:
-        """Config from `RECSYS_TRAINING_IMAGE_URI`, `RECSYS_SAGEMAKER_ROLE_ARN`, ... with derived defaults."""
-        env = os.environ if environ is None else environ
-        account = env.get("RECSYS_AWS_ACCOUNT_ID") or (
+    def from_settings(cls, settings: Settings) -> SageMakerConfig:
+        """The settings' `sagemaker` options, with the image and role derived from the stack where unset."""
+        options = settings.sagemaker
+        account = options.account_id or (
             LOCAL_ACCOUNT_ID
             if settings.is_local
             else client("sts", settings).get_caller_identity()["Account"]
         )
         stack = settings.stack_name
-        values: dict[str, Any] = {
-            "image_uri": env.get("RECSYS_TRAINING_IMAGE_URI")
-            or _own_image_uri(settings, env)
+        return cls(
+            image_uri=options.image_uri
+            or _own_image_uri(settings)
             or f"{account}.dkr.ecr.{settings.region}.amazonaws.com/{stack.lower()}-training:latest",
-            "role_arn": env.get("RECSYS_SAGEMAKER_ROLE_ARN")
-            or f"arn:aws:iam::{account}:role/{stack}-sagemaker",
-        }
-        for field, var in (
-            ("instance_type", "RECSYS_SAGEMAKER_INSTANCE_TYPE"),
-            ("volume_gb", "RECSYS_SAGEMAKER_VOLUME_GB"),
-            ("max_runtime_s", "RECSYS_SAGEMAKER_MAX_RUNTIME_S"),
-            ("poll_s", "RECSYS_SAGEMAKER_POLL_S"),
-        ):
-            if env.get(var):
-                values[field] = env[var]
-        return cls.model_validate(values)
+            role_arn=options.role_arn or f"arn:aws:iam::{account}:role/{stack}-sagemaker",
+            instance_type=options.instance_type,
+            volume_gb=options.volume_gb,
+            max_runtime_s=options.max_runtime_s,
+            poll_s=options.poll_s,
+        )
 
 
-def _own_image_uri(settings: Settings, env: Mapping[str, str]) -> str | None:
+def _own_image_uri(settings: Settings) -> str | None:
     """Inside a training Lambda (a container image): that image, which is also the SageMaker image."""
-    function = env.get("AWS_LAMBDA_FUNCTION_NAME")
-    if not function or settings.is_local:
+    if settings.is_local:
         return None
     try:
+        function = settings.names.function("train_two_tower")
         return client("lambda", settings).get_function(FunctionName=function)["Code"].get("ImageUri")
     except ClientError:
         return None
@@ -150,13 +138,13 @@ class SageMakerLauncher:
         *,
         config: SageMakerConfig | None = None,
         executor: Executor | None = None,
-        stages: Mapping[str, str] = STAGES,
+        stages: Mapping[str, Stage] = TRAINING_STAGES,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         sagemaker_client: Any | None = None,
     ) -> None:
         self.settings = settings
-        self.config = config or SageMakerConfig.from_environ(settings)
+        self.config = config or SageMakerConfig.from_settings(settings)
         self.stages = dict(stages)
         self._sm = sagemaker_client or client("sagemaker", settings)
         self._sleep = sleep
@@ -221,10 +209,14 @@ class SageMakerLauncher:
         return job
 
     def _job_environment(self) -> dict[str, str]:
-        env = {"RECSYS_ENV": self.settings.env, "RECSYS_REGION": self.settings.region}
-        for name in PASSED_ENVIRONMENT:
-            if os.environ.get(name):
-                env[name] = os.environ[name]
+        """What the container's `load_settings()` needs to find the same resources."""
+        env = {
+            "RECSYS_ENV": self.settings.env,
+            "RECSYS_REGION": self.settings.region,
+            "TF_CPP_MIN_LOG_LEVEL": "3",
+        }
+        if self.settings.bucket_suffix:
+            env["RECSYS_BUCKET_SUFFIX"] = self.settings.bucket_suffix
         return env
 
     def wait(self, job: str, time_budget_s: float | None = None) -> dict[str, Any]:
@@ -288,13 +280,11 @@ class SageMakerLauncher:
 class LocalContainer:
     """What the training container does, run in-process (local stack: moto runs no containers)."""
 
-    def __init__(self, settings: Settings, stages: Mapping[str, str] = STAGES) -> None:
+    def __init__(self, settings: Settings, stages: Mapping[str, Stage] = TRAINING_STAGES) -> None:
         self.settings = settings
         self.stages = dict(stages)
 
     def __call__(self, job: str, hyperparameters: dict[str, str]) -> None:
-        from recsys.pipeline.sagemaker_entry import run_job
-
         with tempfile.TemporaryDirectory(prefix=f"{job}-") as base:
             config = Path(base) / "input" / "config"
             config.mkdir(parents=True)
@@ -305,17 +295,10 @@ class LocalContainer:
                 log.warning("local training job %s failed", job, exc_info=True)
 
 
-def run_stage(stage: str, event: dict[str, Any], settings: Settings, context: Any = None) -> dict[str, Any]:
-    """Run a training stage where the environment trains: in this process, or as a SageMaker job.
-
-    The training Lambdas call this; with `training_backend == "sagemaker"` it launches (or resumes) the job
-    and follows it for the Lambda's remaining time.
-    """
-    if stage not in STAGES:
-        raise ValidationError(f"unknown training stage {stage!r}", hint=f"one of {sorted(STAGES)}")
-    if settings.profile.training_backend != "sagemaker":
-        return importlib.import_module(STAGES[stage]).run(event, settings)
+def run_training_stage(stage: Stage, event: Any, settings: Settings, context: Any = None) -> dict[str, Any]:
+    """Run `stage` as a SageMaker training job and follow it for the caller's remaining time (a Lambda's)."""
     budget = None
     if context is not None and hasattr(context, "get_remaining_time_in_millis"):
         budget = max(0.0, context.get_remaining_time_in_millis() / 1000 - SAFETY_MARGIN_S)
-    return SageMakerLauncher(settings).run(stage, event, time_budget_s=budget)
+    event = stage.parse_input(event)
+    return stage.parse_output(SageMakerLauncher(settings).run(stage.name, event, time_budget_s=budget))

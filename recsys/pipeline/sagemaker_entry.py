@@ -8,7 +8,6 @@ writes `/opt/ml/output/failure` (SageMaker shows it as the job's FailureReason) 
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import sys
@@ -17,7 +16,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from recsys.config import load_settings
 from recsys.errors import ValidationError
+from recsys.stages.table import STAGES, Stage
+from recsys.storage import get_json, put_json
 
 if TYPE_CHECKING:
     from recsys.config import Settings
@@ -37,18 +39,13 @@ def run_job(
     base: Path,
     settings: Settings | None = None,
     stage: str | None = None,
-    stages: Mapping[str, str] | None = None,
+    stages: Mapping[str, Stage] | None = None,
 ) -> dict[str, Any]:
     """Run the job described under `base` (the /opt/ml directory); returns the stage output."""
-    from recsys.pipeline.sagemaker import STAGES
-    from recsys.storage import get_json, put_json
-
-    stages = dict(stages or STAGES)
+    stages = dict(stages or {name: s for name, s in STAGES.items() if s.training_job})
     params = json.loads((base / "input" / "config" / "hyperparameters.json").read_text(encoding="utf-8"))
     if settings is None:
-        from recsys.config import get_settings
-
-        settings = get_settings(params.get("env") or None)
+        settings = load_settings(params.get("env") or None)
     try:
         chosen = params.get("stage") if stage in (None, "train") else stage
         if params.get("stage") and chosen != params["stage"]:
@@ -58,7 +55,7 @@ def run_job(
         if chosen not in stages:
             raise ValidationError(f"unknown training stage {chosen!r}", hint=f"one of {sorted(stages)}")
         event = get_json(settings, *_split_s3(params["input_s3"]))
-        output = importlib.import_module(stages[chosen]).run(event, settings)
+        output = stages[chosen].run(event, settings)
         put_json(settings, *_split_s3(params["output_s3"]), output)
         return output
     except Exception as exc:

@@ -14,6 +14,8 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from recsys.secrets import redis_settings
+
 if TYPE_CHECKING:
     from recsys.config import Settings
 
@@ -25,7 +27,7 @@ DEFAULT_RETRY_AFTER_S = 5.0
 
 
 class RecommendationCache:
-    """Computed recommendations in Redis, when the environment has Redis (`settings.redis`)."""
+    """Computed recommendations in Redis, when the environment has Redis (`recsys.secrets.redis_settings`)."""
 
     def __init__(
         self,
@@ -53,7 +55,7 @@ class RecommendationCache:
             with self._lock:
                 if self._client is None:
                     try:
-                        conf = self.settings.redis
+                        conf = redis_settings(self.settings)
                     except Exception as exc:  # the credentials secret cannot be read
                         self._failed("settings", exc)
                         return None

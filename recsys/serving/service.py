@@ -9,16 +9,15 @@ cold-start items (popular/trending, by category when known).
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 import uuid
-from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from recsys.aws import client
+from recsys.config import ServingConfig
 from recsys.errors import NotFoundError, ValidationError
 from recsys.feature_store.online import OnlineFeatureStore, deserialize_item
 from recsys.serving.cache import RecommendationCache, cache_field
@@ -34,7 +33,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CONFIG_ENV_PREFIX = "RECSYS_SERVING_"
 # What `recsys.features.video_columns` reads from a video item (not the embedding: serving has it).
 RANKER_VIDEO_ATTRIBUTES = (
     "category",
@@ -44,50 +42,6 @@ RANKER_VIDEO_ATTRIBUTES = (
     "duration",
     "upload_ts",
 )
-
-
-@dataclass(frozen=True)
-class ServingConfig:
-    """Serving knobs; each can be set with `RECSYS_SERVING_<NAME>` (e.g. RECSYS_SERVING_CANDIDATES=200)."""
-
-    candidates: int = 100
-    max_category_share: float = 0.5
-    activity_limit: int = 100
-    activity_vector_events: int = 20
-    activity_weight: float = 0.6
-    poll_interval_s: float = 30.0
-    ann_threshold: int = 50_000
-    cache_ttl_s: int = 300
-    feature_ttl_s: float = 300.0
-    warm_features_max_videos: int = 20_000
-    precomputed_ttl_s: int = 7 * 24 * 3600
-    tracking: bool = True
-
-    @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> ServingConfig:
-        """Defaults overridden by `RECSYS_SERVING_*` variables (a bad value is a ValidationError)."""
-        environ = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            raw = environ.get(CONFIG_ENV_PREFIX + f.name.upper())
-            if raw is None:
-                continue
-            try:
-                values[f.name] = (
-                    raw.lower() in ("1", "true", "yes")
-                    if f.type == "bool"
-                    else type(getattr(cls, f.name))(raw)
-                )
-            except ValueError:
-                raise ValidationError(
-                    f"{CONFIG_ENV_PREFIX}{f.name.upper()}={raw!r} is not a valid {f.type}"
-                ) from None
-        config = cls(**values)
-        if not (1 <= config.candidates <= 1000) or not (0 < config.max_category_share <= 1):
-            raise ValidationError(
-                "RECSYS_SERVING_CANDIDATES must be 1..1000 and MAX_CATEGORY_SHARE in (0, 1]"
-            )
-        return config
 
 
 class FeatureCache:
@@ -171,7 +125,7 @@ class RecommendationService:
         tracker: InferenceTracker | None = None,
     ) -> None:
         self.settings = settings
-        self.config = config or ServingConfig.from_env()
+        self.config = config or settings.serving
         self.models = model_store or ModelStore(
             settings, self.config.poll_interval_s, self.config.ann_threshold
         )
@@ -413,9 +367,9 @@ def get_service() -> RecommendationService:
     if _service is None:
         with _service_lock:
             if _service is None:
-                from recsys.config import get_settings
+                from recsys.config import load_settings
 
-                _service = RecommendationService(get_settings())
+                _service = RecommendationService(load_settings())
     return _service
 
 

@@ -18,9 +18,9 @@ from recsys.data import schema as s
 from recsys.data.ranker_rows import feature_matrix, two_tower_scores
 from recsys.evaluation.gates import check_gates
 from recsys.evaluation.offline import evaluate_ranking, evaluate_retrieval
+from recsys.ids import check_id
+from recsys.pipeline_config import PipelineConfig
 from recsys.ranking.json_ranker import JsonRanker
-from recsys.stages import check_id, require
-from recsys.stages.config import PipelineConfig
 from recsys.stages.embeddings import load_embeddings
 from recsys.stages.two_tower import load_inputs
 from recsys.storage import get_bytes, put_bytes, put_json
@@ -36,7 +36,6 @@ def run(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
     from recsys.evaluation.report import render_report
 
     started = time.perf_counter()
-    require(event, "preprocessing", "two_tower", "ranker")
     pre, tt, rk = event["preprocessing"], event["two_tower"], event["ranker"]
     version = check_id(pre["version"], "version")
     config = PipelineConfig.model_validate(pre["config"])

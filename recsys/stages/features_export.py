@@ -15,7 +15,7 @@ import polars as pl
 
 from recsys.catalog import load_catalog
 from recsys.config import Settings
-from recsys.stages import check_id, require
+from recsys.ids import check_id
 from recsys.stages.two_tower import load_inputs
 from recsys.storage import put_parquet
 
@@ -39,7 +39,6 @@ def glue_frame(df: pl.DataFrame, table: str, updated_at: int) -> pl.DataFrame:
 
 def run(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """Export the run's user and video features to the offline store."""
-    require(event, "job_id", "artifacts")
     job_id = check_id(event["job_id"], "job_id")
     data = load_inputs(event, settings, "user_features", "video_features")
     tables = load_catalog()["glue"]["tables"]

@@ -15,8 +15,8 @@ from recsys.data.datasets import load_dataset
 from recsys.data.preprocessing import preprocess
 from recsys.data.synthetic import Dataset, SyntheticSpec, generate
 from recsys.errors import ValidationError
-from recsys.stages import check_id, new_job_id, new_version
-from recsys.stages.config import resolve_config
+from recsys.ids import check_id, new_job_id, new_version
+from recsys.pipeline_config import resolve_config
 from recsys.storage import put_json, put_parquet
 
 DEFAULT_SOURCE: dict[str, Any] = {

@@ -19,9 +19,9 @@ from recsys.data.negatives import EVENT_TS
 from recsys.data.ranker_rows import feature_matrix, two_tower_scores
 from recsys.errors import RecsysError
 from recsys.features import RANKER_FEATURES
+from recsys.ids import check_id
+from recsys.pipeline_config import PipelineConfig
 from recsys.ranking.json_ranker import JsonRanker
-from recsys.stages import check_id, require
-from recsys.stages.config import PipelineConfig
 from recsys.stages.embeddings import load_embeddings
 from recsys.stages.two_tower import load_inputs
 from recsys.storage import put_bytes, put_json
@@ -33,7 +33,6 @@ def run(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """Train the ranker for the run in `event`."""
     from recsys.training.ranker import train_ranker
 
-    require(event, "version", "artifacts", "config", "two_tower")
     version = check_id(event["version"], "version")
     config = PipelineConfig.model_validate(event["config"])
     data = load_inputs(event, settings, "ranker_train", "user_features", "video_features")

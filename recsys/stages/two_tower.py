@@ -16,8 +16,8 @@ from recsys.config import Settings
 from recsys.data import schema as s
 from recsys.data.preprocessing import user_history
 from recsys.errors import ValidationError
-from recsys.stages import check_id, require
-from recsys.stages.config import PipelineConfig
+from recsys.ids import check_id
+from recsys.pipeline_config import PipelineConfig
 from recsys.storage import get_json, get_parquet, put_json, put_npz, put_parquet
 
 SERVING_CATALOG_COLUMNS = (s.VIDEO_ID, s.CATEGORY, s.POPULARITY, s.TRENDING, s.DURATION, s.UPLOAD_TS)
@@ -44,7 +44,6 @@ def run(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
     from recsys.training.temperature import choose_temperature
     from recsys.training.two_tower import train_two_tower
 
-    require(event, "version", "artifacts", "config")
     version = check_id(event["version"], "version")
     config = PipelineConfig.model_validate(event["config"])
     data = load_inputs(

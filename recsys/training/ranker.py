@@ -12,7 +12,7 @@ import numpy as np
 
 import recsys.training  # noqa: F401
 from recsys.features import RANKER_FEATURES
-from recsys.stages.config import RankerConfig
+from recsys.pipeline_config import RankerConfig
 
 CLASSIFICATION_LOSSES = ("Logloss",)
 

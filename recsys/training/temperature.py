@@ -16,7 +16,7 @@ import polars as pl
 
 from recsys.data import schema as s
 from recsys.evaluation.offline import evaluate_retrieval
-from recsys.stages.config import TwoTowerConfig
+from recsys.pipeline_config import TwoTowerConfig
 
 ORDER = "_order"
 MIN_TRAIN_ITEMS = 3  # a user needs this many train items to give one to validation

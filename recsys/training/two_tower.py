@@ -20,7 +20,7 @@ import polars as pl
 
 import recsys.training  # sets TF_USE_LEGACY_KERAS before tensorflow loads
 from recsys.data import schema as s
-from recsys.stages.config import TwoTowerConfig
+from recsys.pipeline_config import TwoTowerConfig
 
 OOV_TOKEN = "__oov__"
 MAX_AFFINITY_DIM = 64

@@ -8,7 +8,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from cli import app
+from recsys.cli.main import app
 
 runner = CliRunner()
 

@@ -1,15 +1,15 @@
-"""Settings of every environment against the seed's table, and environment overrides."""
+"""Settings of every environment against the reference environment table, and environment overrides."""
 
 from __future__ import annotations
 
 import pytest
 
 from recsys.catalog import resource_names
-from recsys.config import ENVIRONMENTS, PROFILES, get_settings, load_settings
+from recsys.config import ENVIRONMENTS, PROFILES, load_settings
 from recsys.errors import RecsysError, ValidationError
 
-# The seed's "Environment Configurations" table, verbatim.
-SEED_TABLE = {
+# The reference system's "Environment Configurations" table, verbatim.
+REFERENCE_TABLE = {
     "dev": {
         "memory": 1024,
         "timeout": 30,
@@ -41,13 +41,30 @@ SEED_TABLE = {
         "removal": "Retain",
     },
 }
-SEED_SHARDS = {"dev": 1, "staging": 2, "prod": 4}  # the seed's cost section
+REFERENCE_SHARDS = {"dev": 1, "staging": 2, "prod": 4}  # the reference system's cost section
 
 
-@pytest.mark.parametrize("env", sorted(SEED_TABLE))
-def test_profile_matches_seed_table(env: str) -> None:
-    seed = SEED_TABLE[env]
-    p = load_settings(env, environ={}).profile
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch, tmp_path) -> None:
+    """No RECSYS_* variable and no settings file from the test session leaks into these tests."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("RECSYS_") or name in ("AWS_ENDPOINT_URL", "LOCALSTACK_HOST"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+def settings_with(monkeypatch, env: str | None = None, **variables: str):
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    return load_settings(env)
+
+
+@pytest.mark.parametrize("env", sorted(REFERENCE_TABLE))
+def test_profile_matches_reference_table(env: str) -> None:
+    seed = REFERENCE_TABLE[env]
+    p = load_settings(env).profile
     assert p.lambda_memory_mb == seed["memory"]
     assert p.lambda_timeout_s == seed["timeout"]
     assert p.api_rate_limit_rps == seed["rate"]
@@ -60,7 +77,7 @@ def test_profile_matches_seed_table(env: str) -> None:
     assert p.redis_node_type == (f"cache.{seed['redis']}" if seed["redis"] else None)
     assert p.alarms_enabled is seed["alarms"]
     assert p.removal_policy == seed["removal"].lower()
-    assert p.kinesis_shards == SEED_SHARDS[env]
+    assert p.kinesis_shards == REFERENCE_SHARDS[env]
 
 
 def test_weekly_training_only_in_prod() -> None:
@@ -73,7 +90,7 @@ def test_weekly_training_only_in_prod() -> None:
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_names_derive_from_stack(env: str) -> None:
     names = resource_names(env)
-    assert load_settings(env, environ={}).stack_name == f"VideoRecSystem-{env}"
+    assert load_settings(env).stack_name == f"VideoRecSystem-{env}"
     assert names.table("user_features") == f"VideoRecSystem-{env}-user-features"
     assert names.bucket("models") == f"videorecsystem-{env}-models"
     assert names.secret("api_keys") == f"VideoRecSystem-{env}/api-keys"
@@ -81,12 +98,12 @@ def test_names_derive_from_stack(env: str) -> None:
 
 
 def test_local_settings_use_catalogue_names() -> None:
-    assert load_settings("local", environ={}).names == resource_names("local")
+    assert load_settings("local").names == resource_names("local")
 
 
 def test_deployed_lambda_names_carry_the_account_suffix(monkeypatch) -> None:
     monkeypatch.setenv("RECSYS_BUCKET_SUFFIX", "-123456789012")
-    names = load_settings("prod", environ={}).names
+    names = load_settings("prod").names
     assert names.bucket("models") == "videorecsystem-prod-models-123456789012"
     assert names.table("model_registry") == "VideoRecSystem-prod-model-registry"
 
@@ -95,47 +112,84 @@ def test_aws_names_without_deployment_are_a_clear_error(tmp_path, monkeypatch) -
     monkeypatch.delenv("RECSYS_BUCKET_SUFFIX", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))  # no terraform to ask
     with pytest.raises(RecsysError) as exc:
-        _ = load_settings("dev", environ={"RECSYS_HOME": str(tmp_path)}).names
+        _ = settings_with(monkeypatch, "dev", RECSYS_HOME=str(tmp_path)).names
     assert exc.value.hint
 
 
-def test_environment_variables_override() -> None:
-    s = load_settings("dev", environ={"RECSYS_LAMBDA_MEMORY_MB": "3008", "RECSYS_REGION": "eu-west-1"})
+def test_environment_variables_override(monkeypatch) -> None:
+    s = settings_with(monkeypatch, "dev", RECSYS_LAMBDA_MEMORY_MB="3008", RECSYS_REGION="eu-west-1")
     assert s.profile.lambda_memory_mb == 3008
     assert s.region == "eu-west-1"
-    assert load_settings(environ={"RECSYS_ENV": "staging"}).env == "staging"
+    assert settings_with(monkeypatch, RECSYS_ENV="staging").env == "staging"
+    s = settings_with(monkeypatch, "dev", RECSYS_SERVING_CANDIDATES="200", RECSYS_SERVING_TRACKING="false")
+    assert s.serving.candidates == 200 and s.serving.tracking is False
 
 
-def test_bad_override_names_the_variable() -> None:
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("RECSYS_KINESIS_SHARDS", "zero"),
+        ("RECSYS_LAMBDA_MEMORY_MB", "64"),
+        ("RECSYS_SERVING_CANDIDATES", "5000"),
+    ],
+)
+def test_bad_override_names_the_variable(monkeypatch, variable: str, value: str) -> None:
     with pytest.raises(ValidationError) as exc:
-        load_settings("dev", environ={"RECSYS_KINESIS_SHARDS": "zero"})
-    assert "RECSYS_KINESIS_SHARDS" in exc.value.message
+        settings_with(monkeypatch, "dev", **{variable: value})
+    assert variable in exc.value.message
+
+
+def test_settings_file_is_read_and_environment_wins(monkeypatch, tmp_path) -> None:
+    (tmp_path / "recsys.toml").write_text(
+        'env = "staging"\nregion = "eu-central-1"\nlambda_memory_mb = 4096\n[serving]\ncandidates = 300\n'
+    )
+    s = load_settings()
+    assert (s.env, s.region, s.profile.lambda_memory_mb, s.serving.candidates) == (
+        "staging",
+        "eu-central-1",
+        4096,
+        300,
+    )
+    s = settings_with(monkeypatch, RECSYS_REGION="ap-south-1", RECSYS_SERVING_CANDIDATES="50")
+    assert (s.env, s.region, s.serving.candidates) == ("staging", "ap-south-1", 50)
+    elsewhere = tmp_path / "other.toml"
+    elsewhere.write_text('env = "prod"\n')
+    assert settings_with(monkeypatch, RECSYS_CONFIG_FILE=str(elsewhere)).env == "prod"
+
+
+def test_a_broken_settings_file_is_a_clear_error(tmp_path) -> None:
+    (tmp_path / "recsys.toml").write_text("env = \n")
+    with pytest.raises(ValidationError, match=r"recsys\.toml"):
+        load_settings()
+    (tmp_path / "recsys.toml").write_text("[serving]\ncandidates = 0\n")
+    with pytest.raises(ValidationError, match="RECSYS_SERVING_CANDIDATES"):
+        load_settings()
+
+
+def test_settings_are_a_frozen_value() -> None:
+    s = load_settings("local")
+    with pytest.raises(Exception):  # noqa: B017 (pydantic's frozen-instance error)
+        s.env = "prod"  # type: ignore[misc]
+    assert load_settings("local") == s
 
 
 def test_unknown_environment_is_a_clear_error() -> None:
     with pytest.raises(ValidationError) as exc:
-        load_settings("qa", environ={})
+        load_settings("qa")
     assert "qa" in exc.value.message and "prod" in exc.value.hint
 
 
-def test_get_settings_is_cached(monkeypatch) -> None:
-    get_settings.cache_clear()
-    try:
-        assert get_settings("dev") is get_settings("dev")
-    finally:
-        get_settings.cache_clear()
-
-
-def test_local_endpoint_default_and_override() -> None:
-    assert load_settings("local", environ={}).aws_endpoint_url == "http://localhost:4566"
-    assert (
-        load_settings("local", environ={"LOCALSTACK_HOST": "127.0.0.1:4599"}).aws_endpoint_url
-        == "http://127.0.0.1:4599"
+def test_local_endpoint_default_and_override(monkeypatch) -> None:
+    assert load_settings("local").aws_endpoint_url == "http://localhost:4566"
+    assert settings_with(monkeypatch, "local", LOCALSTACK_HOST="127.0.0.1:4599").aws_endpoint_url == (
+        "http://127.0.0.1:4599"
     )
-    s = load_settings("local", environ={"RECSYS_AWS_ENDPOINT": "http://127.0.0.1:5000"})
+    s = settings_with(monkeypatch, "local", RECSYS_AWS_ENDPOINT="http://127.0.0.1:5000")
     assert s.aws_endpoint_url == "http://127.0.0.1:5000"
-    assert load_settings("prod", environ={"RECSYS_AWS_ENDPOINT": "http://x:1"}).aws_endpoint_url is None
+    assert load_settings("prod").aws_endpoint_url is None
 
 
 def test_dev_has_no_redis() -> None:
-    assert load_settings("dev", environ={}).redis is None
+    from recsys.secrets import redis_settings
+
+    assert redis_settings(load_settings("dev")) is None

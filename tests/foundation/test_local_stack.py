@@ -9,8 +9,8 @@ import signal
 import pytest
 from typer.testing import CliRunner
 
-from cli import app
 from recsys.aws import client
+from recsys.cli.main import app
 from recsys.local.processes import wait_until
 from recsys.local.provision import missing_resources, provision
 from tests.conftest import reset_caches, start_stack

@@ -9,7 +9,7 @@ import pytest
 from recsys.aws import client
 from recsys.config import load_settings
 from recsys.errors import MissingSecretError
-from recsys.secrets import SecretStore
+from recsys.secrets import SecretStore, api_key, feature_flags, redis_settings
 
 
 class CountingClient:
@@ -25,13 +25,13 @@ class CountingClient:
 
 
 def test_get_secret_reads_api_keys(local_stack) -> None:
-    key = local_stack.get_secret("external_api_key")
+    key = api_key(local_stack, "external_api_key")
     assert isinstance(key, str) and len(key) >= 16
 
 
 def test_missing_key_names_key_and_secret(local_stack) -> None:
     with pytest.raises(MissingSecretError) as exc:
-        local_stack.get_secret("no_such_key")
+        api_key(local_stack, "no_such_key")
     assert "no_such_key" in exc.value.message and "VideoRecSystem-local/api-keys" in exc.value.message
 
 
@@ -70,13 +70,13 @@ def test_updated_secret_is_seen_after_ttl(local_stack) -> None:
 
 def test_redis_settings_come_from_the_secret(local_stack) -> None:
     settings = local_stack.model_copy(update={"redis_url_override": None})
-    redis = settings.redis
+    redis = redis_settings(settings)
     assert redis is not None and redis.host == "127.0.0.1"
     assert f":{redis.port}/" in local_stack.redis_url_override
 
 
 def test_feature_flags_from_config_secret(local_stack) -> None:
-    assert "feature_flags" in local_stack.feature_flags()
+    assert "feature_flags" in feature_flags(local_stack)
 
 
 def test_client_factory_caches_and_points_at_local_endpoint(local_stack) -> None:
@@ -86,8 +86,9 @@ def test_client_factory_caches_and_points_at_local_endpoint(local_stack) -> None
     assert local_stack.names.bucket("models") in {b["Name"] for b in s3.list_buckets()["Buckets"]}
 
 
-def test_aws_environments_use_plain_boto3_in_their_region() -> None:
-    s = load_settings("prod", environ={"RECSYS_REGION": "eu-west-1"})
+def test_aws_environments_use_plain_boto3_in_their_region(monkeypatch) -> None:
+    monkeypatch.setenv("RECSYS_REGION", "eu-west-1")
+    s = load_settings("prod")
     ddb = client("dynamodb", s)
     assert ddb.meta.region_name == "eu-west-1"
     assert "amazonaws.com" in ddb.meta.endpoint_url

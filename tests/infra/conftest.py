@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from recsys.catalog import resource_names
-from recsys.infra.outputs import SEED_OUTPUTS
+from recsys.infra.outputs import STACK_OUTPUTS
 from recsys.infra.package import zip_functions
 
 FAKE_ACCOUNT = "123456789012"
@@ -46,7 +46,7 @@ def canned_outputs(env: str) -> dict[str, Any]:
     """`terraform output -json` of a deployed stack: every seed output plus ResourceNames."""
     names = resource_names(env)
     buckets = {k: f"{v}-{FAKE_ACCOUNT}" for k, v in names.buckets.items()}
-    values: dict[str, Any] = {name: f"{name.lower()}-{env}" for name in SEED_OUTPUTS}
+    values: dict[str, Any] = {name: f"{name.lower()}-{env}" for name in STACK_OUTPUTS}
     values.update(
         {
             "ApiUrl": f"https://abc123.execute-api.us-east-1.amazonaws.com/{env}/",
@@ -89,16 +89,12 @@ class FakeTerraform:
 
 @pytest.fixture
 def recsys_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    from recsys.config import get_settings
-
     home = tmp_path / "home"
     monkeypatch.setenv("RECSYS_HOME", str(home))
     monkeypatch.delenv("RECSYS_ENV", raising=False)
     monkeypatch.delenv("RECSYS_TF_STATE_BUCKET", raising=False)
     monkeypatch.delenv("TF_DATA_DIR", raising=False)
-    get_settings.cache_clear()
-    yield home
-    get_settings.cache_clear()
+    return home
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from cli import app
+from recsys.cli.main import app
 from recsys.errors import ErrorCode
 from recsys.infra.terraform import repo_root
 from tests.infra.conftest import FAKE_ACCOUNT, FakeTerraform

@@ -10,32 +10,41 @@ import pytest
 from recsys.catalog import resource_names
 from recsys.config import load_settings
 from recsys.errors import NotFoundError
-from recsys.infra.outputs import cache_path, deployed_names, names_from_outputs, save_outputs
+from recsys.infra.outputs import cache_path, names_from_outputs, save_outputs, with_deployed_names
 from tests.infra.conftest import FAKE_ACCOUNT, canned_outputs
 
 
-def _settings(env: str, home: Path):
-    return load_settings(env, environ={"RECSYS_HOME": str(home)})
+@pytest.fixture(autouse=True)
+def _no_bucket_suffix(monkeypatch) -> None:
+    monkeypatch.delenv("RECSYS_BUCKET_SUFFIX", raising=False)
 
 
-def test_local_uses_the_catalogue(tmp_path: Path) -> None:
-    settings = _settings("local", tmp_path)
-    assert deployed_names(settings, environ={}) == resource_names("local")
+def _settings(env: str, home: Path, monkeypatch, **variables: str):
+    monkeypatch.setenv("RECSYS_HOME", str(home))
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    return load_settings(env)
 
 
-def test_lambda_appends_the_bucket_suffix(tmp_path: Path) -> None:
-    names = deployed_names(_settings("prod", tmp_path), environ={"RECSYS_BUCKET_SUFFIX": f"-{FAKE_ACCOUNT}"})
+def test_local_uses_the_catalogue(tmp_path: Path, monkeypatch) -> None:
+    settings = _settings("local", tmp_path, monkeypatch)
+    assert with_deployed_names(settings).names == resource_names("local")
+
+
+def test_lambda_appends_the_bucket_suffix(tmp_path: Path, monkeypatch) -> None:
+    settings = _settings("prod", tmp_path, monkeypatch, RECSYS_BUCKET_SUFFIX=f"-{FAKE_ACCOUNT}")
+    names = with_deployed_names(settings).names
     assert names.bucket("data") == f"videorecsystem-prod-data-{FAKE_ACCOUNT}"
     assert names.table("user_features") == resource_names("prod").table("user_features")
 
 
-def test_cli_reads_the_cached_outputs(tmp_path: Path) -> None:
-    settings = _settings("staging", tmp_path)
+def test_cli_reads_the_cached_outputs(tmp_path: Path, monkeypatch) -> None:
+    settings = _settings("staging", tmp_path, monkeypatch)
     values = {k: v["value"] for k, v in canned_outputs("staging").items()}
     path = save_outputs("staging", values, settings)
     assert path == cache_path(settings, "staging") == tmp_path / "outputs-staging.json"
     assert json.loads(path.read_text())["ApiUrl"].endswith("/staging/")
-    names = deployed_names(settings, environ={})
+    names = with_deployed_names(settings).names
     assert names.bucket("models") == f"videorecsystem-staging-models-{FAKE_ACCOUNT}"
     assert names.secret("redis_credentials") == "VideoRecSystem-staging/redis-credentials"
     assert names.functions == resource_names("staging").functions

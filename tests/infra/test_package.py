@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from cli import app
+from recsys.cli.main import app
 from recsys.errors import ErrorCode, RecsysError
 from recsys.infra.package import (
     IMAGE_CONTEXT,
@@ -264,9 +264,8 @@ def test_name_resolver_runs_inside_the_package(api_zip: dict, tmp_path: Path) ->
         zf.extractall(pkg)
     code = (
         "import sys; sys.path[:0] = [sys.argv[1], sys.argv[2]]\n"
-        "from recsys.config import get_settings\n"
-        "from recsys.infra.outputs import deployed_names\n"
-        "names = deployed_names(get_settings())\n"
+        "from recsys.config import load_settings\n"
+        "names = load_settings().names\n"
         "assert names.bucket('models') == 'videorecsystem-dev-models-123456789012', names.buckets\n"
         "assert 'python_terraform' not in sys.modules\n"
         "print('resolved')\n"

@@ -9,8 +9,8 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from cli import app
 from recsys.aws import client
+from recsys.cli.main import app
 from recsys.data.datasets import load_dataset
 from recsys.data.importer import import_dataset, parse_mapping, prepare
 from recsys.errors import ConflictError, ValidationError

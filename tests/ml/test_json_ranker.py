@@ -9,8 +9,8 @@ import pytest
 
 from recsys.errors import ValidationError
 from recsys.features import RANKER_FEATURES
+from recsys.pipeline_config import RankerConfig
 from recsys.ranking.json_ranker import JsonRanker
-from recsys.stages.config import RankerConfig
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,7 @@ from recsys.data.preprocessing import preprocess
 from recsys.data.split import split_pairs
 from recsys.data.synthetic import SyntheticSpec, generate
 from recsys.errors import ValidationError
-from recsys.stages.config import SplitConfig, resolve_config
+from recsys.pipeline_config import SplitConfig, resolve_config
 
 
 def _small():

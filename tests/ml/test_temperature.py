@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from recsys.stages.config import TwoTowerConfig
+from recsys.pipeline_config import TwoTowerConfig
 from recsys.training.temperature import choose_temperature, validation_split
 
 

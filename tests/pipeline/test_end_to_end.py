@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from cli import app
 from recsys import artifacts
+from recsys.cli.main import app
 from recsys.registry import ModelRegistry
 from recsys.storage import exists, get_bytes
 
@@ -149,17 +149,14 @@ def test_bad_arguments_are_usage_errors_before_anything_runs(local_stack):
 @pytest.mark.slow
 def test_training_as_sagemaker_jobs_gives_the_same_pipeline(local_stack, tmp_path, monkeypatch):
     from recsys.aws import client
-    from recsys.config import get_settings
 
     monkeypatch.setenv("RECSYS_TRAINING_BACKEND", "sagemaker")
-    get_settings.cache_clear()
     config = write_config(tmp_path, "open.json", OPEN_GATES)
     try:  # the human rendering this time (tables on stdout, progress lines on stderr)
         args = ["pipeline", "run", "--env", "local", *TINY, "--seed", "4", "--config", config]
         result = runner.invoke(app, args, terminal_width=200)
     finally:
         monkeypatch.delenv("RECSYS_TRAINING_BACKEND")
-        get_settings.cache_clear()
     assert result.exit_code == 0, result.output
     assert "Report:" in result.stdout and "✓ Deployment" in result.stderr
     version = ModelRegistry(local_stack).production(consistent=True).version

@@ -1,9 +1,11 @@
-"""The real state machine definition run by the local runner, with stand-in handlers on disk."""
+"""The real state machine definition run by the local runner, with stand-in stages on disk."""
 
 from __future__ import annotations
 
 import json
+import sys
 import textwrap
+import uuid
 
 import pytest
 
@@ -13,11 +15,13 @@ from recsys.pipeline.asl import validate_definition
 from recsys.pipeline.definition import definition_text, placeholder_functions, render
 from recsys.pipeline.history import ExecutionStore, summarize
 from recsys.pipeline.runner import LocalLambdaInvoker, run_local
+from recsys.stages.contracts import Contract
+from recsys.stages.table import BY_FUNCTION, Stage
 from recsys.storage import get_json
 
 STAND_INS = {
     "preprocessing": """
-        def handler(event, context):
+        def run(event, settings):
             if event["source"].get("fail") == "preprocessing":
                 raise ValueError("the source has no interactions")
             return {"job_id": "job-1", "version": "v1", "source": event["source"],
@@ -25,8 +29,8 @@ STAND_INS = {
     """,
     "train_two_tower": """
         import os
-        def handler(event, context):
-            assert context.function_name.endswith("-train-two-tower")
+        def run(event, settings):
+            assert settings.env == "local"
             marker = os.path.join(os.environ["STAND_IN_DIR"], "two_tower_attempts")
             n = int(open(marker).read()) + 1 if os.path.exists(marker) else 1
             open(marker, "w").write(str(n))
@@ -35,7 +39,7 @@ STAND_INS = {
             return {"model": "two_tower", "version": event["version"], "artifacts": {"emb": "e.npz"}, "train": {}}
     """,
     "train_ranker": """
-        def handler(event, context):
+        def run(event, settings):
             if event["source"].get("fail") == "ranker":
                 raise RuntimeError("catboost exploded")
             # The ranker sees the preprocessing output merged with the two-tower output.
@@ -43,11 +47,11 @@ STAND_INS = {
             return {"model": "ranker", "version": event["version"], "artifacts": {"cbm": "r.cbm"}, "train": {}}
     """,
     "feature_ingestion": """
-        def handler(event, context):
+        def run(event, settings):
             return {"user_features": 3, "video_features": 4, "job_id": event["job_id"]}
     """,
     "evaluation": """
-        def handler(event, context):
+        def run(event, settings):
             passed = not event["preprocessing"]["source"].get("gates_fail")
             return {"version": event["two_tower"]["version"], "metrics": {"recall_at_100": 0.4},
                     "gates": {"passed": passed, "checks": [
@@ -55,29 +59,37 @@ STAND_INS = {
                     "metrics_key": "evaluation/v1/metrics.json", "report_key": "evaluation/v1/report.html"}
     """,
     "deployment": """
-        def handler(event, context):
+        def run(event, settings):
             assert set(event) == {"preprocessing", "two_tower", "ranker", "evaluation"}
             return {"version": event["evaluation"]["version"], "status": "production"}
     """,
 }
 
 
-def stand_in_root(tmp_path, monkeypatch):
+def stand_in_stages(tmp_path, monkeypatch) -> dict[str, Stage]:
+    """The stage table with every stage replaced by a stand-in module written under tmp_path."""
+    package = f"stand_in_stages_{uuid.uuid4().hex[:8]}"
+    folder = tmp_path / package
+    folder.mkdir()
+    (folder / "__init__.py").write_text("")
+    stages = {}
     for key, body in STAND_INS.items():
-        folder = tmp_path / "lambdas" / key
-        folder.mkdir(parents=True)
-        (folder / "handler.py").write_text(textwrap.dedent(body))
+        (folder / f"{key}.py").write_text(textwrap.dedent(body))
+        real = BY_FUNCTION[key]
+        stages[key] = Stage(real.name, key, f"{package}.{key}", Contract, Contract)
+    monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv("STAND_IN_DIR", str(tmp_path))
-    return tmp_path
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    return stages
 
 
 def run(settings, tmp_path, monkeypatch, **source):
-    root = stand_in_root(tmp_path, monkeypatch)
+    stages = stand_in_stages(tmp_path, monkeypatch)
     slept = []
     result = run_local(
         {"source": {"kind": "synthetic", **source}},
         settings,
-        invoker=LocalLambdaInvoker(settings, root=root),
+        invoker=LocalLambdaInvoker(settings, stages),
         sleep=slept.append,
     )
     return result, slept
@@ -133,8 +145,7 @@ def test_retry_of_a_throttled_task_then_success(local_stack, tmp_path, monkeypat
     retry = definition["States"]["TrainAndExport"]["Branches"][0]["States"]["TrainTwoTower"]["Retry"]
     assert any("Lambda.ServiceException" in r["ErrorEquals"] for r in retry)
     # The stand-in raises an exception whose type is ServiceException once; map it to Lambda's name.
-    root = stand_in_root(tmp_path, monkeypatch)
-    invoker = LocalLambdaInvoker(local_stack, root=root)
+    invoker = LocalLambdaInvoker(local_stack, stand_in_stages(tmp_path, monkeypatch))
     original = invoker.invoke
 
     def invoke(key, payload):
@@ -186,12 +197,12 @@ def test_failing_gates_end_in_gates_failed_with_the_checks(local_stack, tmp_path
 def test_uncaught_failure_inside_a_branch_names_the_nested_state(local_stack, tmp_path, monkeypatch):
     definition = render(local_stack.names.functions)
     del definition["States"]["TrainAndExport"]["Catch"]  # let the branch failure end the execution
-    root = stand_in_root(tmp_path, monkeypatch)
+    stages = stand_in_stages(tmp_path, monkeypatch)
     result = run_local(
         {"source": {"kind": "synthetic", "fail": "ranker"}},
         local_stack,
         definition=definition,
-        invoker=LocalLambdaInvoker(local_stack, root=root),
+        invoker=LocalLambdaInvoker(local_stack, stages),
         sleep=lambda s: None,
     )
     record = result.record

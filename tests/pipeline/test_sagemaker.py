@@ -11,9 +11,13 @@ from recsys.aws import client
 from recsys.errors import ValidationError
 from recsys.pipeline.sagemaker import SageMakerLauncher, TrainingJobFailed, io_keys, job_name
 from recsys.pipeline.sagemaker_entry import run_job
+from recsys.stages.contracts import Contract
+from recsys.stages.table import Stage
 from recsys.storage import get_json
 
-STAGES = {"echo": "tests.pipeline.stand_in_stage"}
+STAGES = {
+    "echo": Stage("echo", "none", "tests.pipeline.stand_in_stage", Contract, Contract, training_job=True)
+}
 
 
 def test_job_names_are_valid_and_bounded(local_stack):

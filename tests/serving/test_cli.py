@@ -7,7 +7,7 @@ import json
 import polars as pl
 from typer.testing import CliRunner
 
-from cli import app
+from recsys.cli.main import app
 
 runner = CliRunner()
 

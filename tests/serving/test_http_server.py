@@ -57,7 +57,7 @@ def test_every_endpoint_over_http(base_url, tiny_world):
 def test_smoke_test_command_passes_against_the_server(base_url, tiny_world):
     from typer.testing import CliRunner
 
-    from cli import app
+    from recsys.cli.main import app
 
     result = CliRunner().invoke(app, ["smoke-test", "--url", base_url, "--k", "3", "--json"])
     assert result.exit_code == 0, result.output
@@ -79,7 +79,7 @@ def test_smoke_test_command_passes_against_the_server(base_url, tiny_world):
 def test_smoke_test_reports_a_dead_url_in_one_line():
     from typer.testing import CliRunner
 
-    from cli import app
+    from recsys.cli.main import app
 
     result = CliRunner().invoke(app, ["smoke-test", "--url", f"http://127.0.0.1:{free_port()}"])
     assert result.exit_code == 6

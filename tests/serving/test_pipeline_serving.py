@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 from typer.testing import CliRunner
 
-from cli import app
+from recsys.cli.main import app
 from recsys.events import InteractionEvent
 from tests.serving.conftest import promote
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from recsys.config import PROFILES, EnvironmentProfile
-from recsys.infra.outputs import SEED_OUTPUTS
+from recsys.infra.outputs import STACK_OUTPUTS
 from tests.terraform.conftest import ENVIRONMENTS, STACK, TERRAFORM, blocks, load_hcl
 
 # The seed's "Environment Configurations" table, transcribed column by column.
@@ -95,9 +95,9 @@ def test_required_variables_are_set_by_every_environment(env: str) -> None:
 
 def test_every_seed_output_exists() -> None:
     outputs = blocks(load_hcl(STACK / "outputs.tf"), "output")
-    missing = [name for name in SEED_OUTPUTS if name not in outputs]
+    missing = [name for name in STACK_OUTPUTS if name not in outputs]
     assert not missing, f"the stack lacks the seed outputs {missing}"
-    assert len(SEED_OUTPUTS) == 19
+    assert len(STACK_OUTPUTS) == 19
 
 
 def test_no_output_exposes_a_secret_value() -> None:

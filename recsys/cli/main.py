@@ -1,0 +1,48 @@
+"""The `recsys` command line: this module only wires the command groups; the logic lives in `recsys/`.
+
+The installed `recsys` command runs `app`; `cli.py` at the project root runs it from a checkout.
+"""
+
+from __future__ import annotations
+
+import os
+
+import typer
+
+from recsys.cli.common import RecsysGroup
+from recsys.cli.data import data_app
+from recsys.cli.infra import deploy_cmd, destroy_cmd, outputs_cmd, package_cmd, plan_cmd
+from recsys.cli.local import local_app
+from recsys.cli.model import model_app
+from recsys.cli.pipeline import pipeline_app
+from recsys.cli.recommend import cache_app, recommend
+from recsys.cli.serve import serve
+from recsys.cli.smoke import smoke_test
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF reports real failures as Python exceptions
+
+app = typer.Typer(
+    cls=RecsysGroup,
+    name="recsys",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="markdown",
+    help="recsys: an open, AWS-native video recommender. Every command takes --help with examples.",
+)
+app.add_typer(local_app, name="local")
+app.add_typer(data_app, name="data")
+app.add_typer(pipeline_app, name="pipeline")
+app.add_typer(model_app, name="model")
+app.command("smoke-test")(smoke_test)
+app.command("serve")(serve)
+app.command("recommend")(recommend)
+app.add_typer(cache_app, name="cache")
+app.command("package")(package_cmd)
+app.command("plan")(plan_cmd)
+app.command("deploy")(deploy_cmd)
+app.command("destroy")(destroy_cmd)
+app.command("outputs")(outputs_cmd)
+
+
+if __name__ == "__main__":
+    app()
