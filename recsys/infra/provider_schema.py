@@ -47,7 +47,9 @@ def load_schema(root: Path | None = None) -> Schema:
     """The provider schema, from the cache or (first run) from the wheel on PyPI."""
     cache = schema_cache_path(root)
     if cache.is_file():
-        return json.loads(cache.read_text(encoding="utf-8"))
+        cached = json.loads(cache.read_text(encoding="utf-8"))
+        if cached.get("wheel") == WHEEL_VERSION:
+            return cached
     schema = extract_schema(download_assembly())
     cache.parent.mkdir(parents=True, exist_ok=True)
     partial = cache.with_suffix(f".{os.getpid()}.tmp")
