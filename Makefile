@@ -26,18 +26,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[train,dev]'
 	@touch $(STAMP)
 
-tools: install ## Install checkov in its own tool environment (.tools/checkov)
+tools: install ## Install checkov (.tools/checkov) and cache the AWS provider schema (.tools/)
 	$(BIN)/python -m recsys.infra.tools install
 
 test: install ## Run the whole test suite (starts its own local stack on free ports)
 	$(BIN)/python -m pytest
 
-lint: install ## ruff, terraform fmt -check and checkov
+lint: install ## ruff, terraform fmt -check, checkov and the AWS provider schema check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	@if command -v terraform >/dev/null; then terraform fmt -check -recursive terraform; \
 		else echo "terraform not installed: skipping terraform fmt"; fi
 	$(BIN)/python -m recsys.infra.tools checkov
+	$(BIN)/python -m recsys.infra.tools schema
 
 format: install ## Format Python and Terraform
 	$(BIN)/ruff format .

@@ -1,6 +1,7 @@
 """Tool environments kept apart from the project's dependencies (git-ignored under `.tools/`).
 
-checkov pins an old boto3, so it lives in its own virtual environment, created on first use.
+checkov pins an old boto3, so it lives in its own virtual environment, created on first use. The AWS
+provider's schema (for `schema`) is extracted from a downloaded wheel and cached there too.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import sys
 from pathlib import Path
 
 from recsys.errors import ErrorCode, RecsysError
+from recsys.infra.provider_schema import PROVIDER_VERSION, load_schema, schema_cache_path
 from recsys.infra.terraform import repo_root
 
 CHECKOV_VERSION = "3.3.30"
@@ -71,15 +73,31 @@ def run_checkov(directory: Path, root: Path | None = None) -> subprocess.Complet
     return subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
 
 
+def run_schema_check(directory: Path | None = None) -> int:
+    """Print one line per provider-schema problem under `directory` (`terraform/`); 1 when there are any."""
+    from recsys.infra.schema_check import check_tree  # python-hcl2 is a dev dependency
+
+    directory = directory or repo_root() / "terraform"
+    problems, checked = check_tree(directory, load_schema(), relative_to=directory.parent)
+    for problem in problems:
+        print(problem)
+    print(f"provider schema (AWS {PROVIDER_VERSION}): {checked} blocks checked, {len(problems)} problems")
+    return 1 if problems else 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    """`python -m recsys.infra.tools install|checkov`: for `make tools` and `make lint`."""
+    """`python -m recsys.infra.tools install|checkov|schema`: for `make tools` and `make lint`."""
     import json
 
     args = sys.argv[1:] if argv is None else argv
     try:
         if args == ["install"]:
             print(ensure_checkov())
+            load_schema()
+            print(schema_cache_path())
             return 0
+        if args == ["schema"]:
+            return run_schema_check()
         if args == ["checkov"]:
             proc = run_checkov(repo_root() / "terraform")
             report = json.loads(proc.stdout or "{}")
@@ -99,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     except RecsysError as exc:
         print(f"Error: {exc.message}\nHint: {exc.hint}", file=sys.stderr)
         return 1
-    print("usage: python -m recsys.infra.tools install|checkov", file=sys.stderr)
+    print("usage: python -m recsys.infra.tools install|checkov|schema", file=sys.stderr)
     return 2
 
 

@@ -131,7 +131,7 @@ data "aws_iam_policy_document" "this" {
     content {
       sid       = "TrainingJobs"
       actions   = ["sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob", "sagemaker:AddTags"]
-      resources = ["arn:${data.aws_partition.current.partition}:sagemaker:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:training-job/${lower(var.name_prefix)}-*"]
+      resources = ["arn:${data.aws_partition.current.partition}:sagemaker:${data.aws_region.current.region}:${data.aws_caller_identity.current.account_id}:training-job/${lower(var.name_prefix)}-*"]
     }
   }
 

@@ -1,7 +1,7 @@
 data "aws_region" "current" {}
 
 locals {
-  region = data.aws_region.current.name
+  region = data.aws_region.current.region
   alarms = var.alarms_enabled ? 1 : 0
   api    = { ApiName = var.api_name, Stage = var.api_stage }
   # Lambda metrics alarmed on for every function, with the words of their descriptions.

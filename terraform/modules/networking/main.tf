@@ -6,7 +6,7 @@ data "aws_availability_zones" "available" {
 
   filter {
     name   = "zone-name"
-    values = [for suffix in slice(["a", "b", "c", "d"], 0, var.az_count) : "${data.aws_region.current.name}${suffix}"]
+    values = [for suffix in slice(["a", "b", "c", "d"], 0, var.az_count) : "${data.aws_region.current.region}${suffix}"]
   }
 }
 
@@ -120,7 +120,7 @@ resource "aws_vpc_endpoint" "gateway" {
   for_each = var.vpc_enabled ? toset(["s3", "dynamodb"]) : toset([])
 
   vpc_id            = aws_vpc.this[0].id
-  service_name      = "com.amazonaws.${data.aws_region.current.name}.${each.key}"
+  service_name      = "com.amazonaws.${data.aws_region.current.region}.${each.key}"
   vpc_endpoint_type = "Gateway"
   route_table_ids   = [aws_route_table.private[0].id]
   tags              = var.tags
