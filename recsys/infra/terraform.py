@@ -4,15 +4,15 @@ There is one root, `terraform/stack/`, for every environment; `terraform/environ
 environment's `terraform.tfvars` and `backend.hcl`. Every call runs `terraform` in the stack with
 `-input=false -no-color` and `TF_DATA_DIR=terraform/environments/<env>/.terraform`, so environments never share
 the initialised backend or providers; init passes `-reconfigure -backend-config=<env>/backend.hcl`, plans pass
-`-var-file=<env>/terraform.tfvars` and write `<env>/terraform.tfplan`. Outputs are read with `output -json`
-(python-terraform's `output(name)` helper does not work with terraform 1.x).
+`-var-file=<env>/terraform.tfvars` and write `<env>/terraform.tfplan`, whose summary is read from
+`show -json`. Outputs are read with `output -json` (python-terraform's `output(name)` helper does not work
+with terraform 1.x).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import warnings
 from collections.abc import Iterator
@@ -36,7 +36,6 @@ PLAN_FILE = "terraform.tfplan"
 DATA_DIR = ".terraform"
 # `plan -detailed-exitcode`: 0 = no changes, 2 = changes, anything else = error.
 _PLAN_CHANGES = 2
-_PLAN_LINE = re.compile(r"Plan: (\d+) to add, (\d+) to change, (\d+) to destroy")
 
 
 class TerraformError(RecsysError):
@@ -194,8 +193,8 @@ class TerraformRunner:
     ) -> PlanSummary:
         """`terraform plan -out=<env>/terraform.tfplan` with the environment's tfvars and `variables`.
 
-        Returns the adds/changes/destroys. `targets` limits the plan (e.g. the ECR repository before the
-        first image push).
+        Returns the adds/changes/destroys (from `terraform show -json` of the saved plan). `targets` limits
+        the plan (e.g. the ECR repository before the first image push).
         """
         plan_file = self.plan_file
         plan_file.parent.mkdir(parents=True, exist_ok=True)
@@ -211,9 +210,13 @@ class TerraformRunner:
             options["destroy"] = IsFlagged
         if targets:
             options["target"] = list(targets)
-        result = self._run("plan", **options)
-        out = self._check("plan", result, ok=(0, _PLAN_CHANGES))
-        return parse_plan_summary(out, str(plan_file), changed=result[0] == _PLAN_CHANGES)
+        self._check("plan", self._run("plan", **options), ok=(0, _PLAN_CHANGES))
+        out = self._check("show", self._run("show", str(plan_file), json=IsFlagged))
+        try:
+            plan = json.loads(out)
+        except json.JSONDecodeError:
+            raise TerraformError(f"terraform show -json printed no JSON for {self.env}'s plan") from None
+        return summarize_plan(plan, str(plan_file))
 
     def apply(self, plan_file: Path) -> str:
         """`terraform apply <plan_file>` (a saved plan applies without a prompt)."""
@@ -229,17 +232,19 @@ class TerraformRunner:
         return {name: item.get("value") for name, item in raw.items()}
 
 
-def parse_plan_summary(text: str, plan_file: str, changed: bool = True) -> PlanSummary:
-    """Adds/changes/destroys from plan output ('Plan: 3 to add, ...' or 'No changes.')."""
-    match = _PLAN_LINE.search(text)
-    if match:
-        add, change, destroy = (int(g) for g in match.groups())
-        return PlanSummary(plan_file, add, change, destroy)
-    if not changed or "No changes." in text:
-        return PlanSummary(plan_file, 0, 0, 0)
-    raise TerraformError(
-        "could not read the plan summary from terraform's output", hint="run terraform plan by hand"
-    )
+def summarize_plan(plan: dict[str, Any], plan_file: str) -> PlanSummary:
+    """Adds/changes/destroys of a `terraform show -json` plan, counted as terraform's "Plan:" line counts them.
+
+    Each `resource_changes[].change.actions` is one of ["create"], ["update"], ["delete"], a replacement
+    (["delete", "create"] or ["create", "delete"]: one add and one destroy), ["no-op"] or ["read"] (nothing).
+    """
+    add = change = destroy = 0
+    for resource in plan.get("resource_changes") or []:
+        actions = resource.get("change", {}).get("actions", [])
+        add += "create" in actions
+        change += "update" in actions
+        destroy += "delete" in actions
+    return PlanSummary(plan_file, add, change, destroy)
 
 
 def fmt_check(path: Path, binary: str | None = None) -> list[str]:

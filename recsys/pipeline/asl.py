@@ -1,19 +1,23 @@
-"""A small, faithful interpreter for the subset of Amazon States Language the pipeline uses.
+"""A small interpreter for the subset of Amazon States Language the pipeline uses, checked against moto's.
 
-States: Task, Parallel (branches on threads), Choice, Pass, Wait, Succeed, Fail. Fields: InputPath,
-Parameters, ResultSelector, ResultPath, OutputPath, Retry (ErrorEquals, IntervalSeconds, MaxAttempts,
-BackoffRate, MaxDelaySeconds), Catch (ErrorEquals, ResultPath, Next), Fail's Error/Cause/ErrorPath/CausePath.
+States: Task, Parallel (branches on threads), Choice, Pass, Wait (Seconds, SecondsPath), Succeed, Fail.
+Fields: InputPath, Parameters, ResultSelector, ResultPath, OutputPath, Retry (ErrorEquals, IntervalSeconds,
+MaxAttempts, BackoffRate, MaxDelaySeconds), Catch (ErrorEquals, ResultPath, Next), Fail's
+Error/Cause/ErrorPath/CausePath. Choice: And/Or/Not, IsPresent/IsNull, and String/Numeric comparisons
+(Equals, LessThan, GreaterThan, LessThanEquals, GreaterThanEquals) and BooleanEquals, each with its `Path`
+form. Paths and intrinsics: `recsys.pipeline.jsonpath`. Anything else (Map, Timestamp comparisons,
+StringMatches, TimeoutSeconds, ...) is rejected when the definition is loaded, naming the state and field.
 Error names follow Step Functions: `States.ALL` matches every error except `States.Runtime`;
 `States.TaskFailed` matches every error except `States.Timeout` and `States.Runtime`.
 
 The interpreter knows nothing about Lambda: a `TaskInvoker(resource, parameters)` runs each Task and
-raises `StatesError` for a failed task. Sleep and clock are injectable, so tests never wait.
+raises `StatesError` for a failed task. Sleep is injectable, so tests never wait.
 """
 
 from __future__ import annotations
 
 import copy
-import re
+import operator
 import threading
 import time
 import uuid
@@ -23,17 +27,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from recsys.errors import ValidationError
 from recsys.pipeline.jsonpath import (
     PathError,
     apply_template,
     evaluate_expression,
     get_path,
     has_path,
+    parse_expression,
+    parse_path,
     set_path,
+    template_expressions,
 )
 
-STATE_TYPES = ("Task", "Parallel", "Choice", "Pass", "Wait", "Succeed", "Fail")
-TERMINAL_TYPES = ("Succeed", "Fail")
 MAX_TRANSITIONS = 5000
 
 TaskInvoker = Callable[[str, Any], Any]
@@ -87,9 +93,30 @@ class ExecutionOutcome:
 
 # ----- validation
 
+_FLOW = {"Type", "Comment", "Next", "End", "InputPath", "OutputPath"}
+_RESULT = {"Parameters", "ResultSelector", "ResultPath", "Retry", "Catch"}
+FIELDS: dict[str, set[str]] = {
+    "Task": _FLOW | _RESULT | {"Resource"},
+    "Parallel": _FLOW | _RESULT | {"Branches"},
+    "Pass": _FLOW | {"Parameters", "Result", "ResultPath"},
+    "Wait": _FLOW | {"Seconds", "SecondsPath"},
+    "Choice": {"Type", "Comment", "InputPath", "OutputPath", "Choices", "Default"},
+    "Succeed": {"Type", "Comment", "InputPath", "OutputPath"},
+    "Fail": {"Type", "Comment", "Error", "Cause", "ErrorPath", "CausePath"},
+}
+RULE_FIELDS = {
+    "Retry": {"ErrorEquals", "IntervalSeconds", "MaxAttempts", "BackoffRate", "MaxDelaySeconds"},
+    "Catch": {"ErrorEquals", "ResultPath", "Next"},
+}
+MACHINE_FIELDS = {"StartAt", "States", "Comment", "Version"}
+
+
+class DefinitionError(ValidationError, ValueError):
+    """A definition the interpreter cannot run: each problem names the state and the field or feature."""
+
 
 def validate_definition(definition: dict[str, Any]) -> list[str]:
-    """Structural problems of an ASL document (empty when it is sound)."""
+    """What is wrong with an ASL document or unsupported by this interpreter (empty when it can run it)."""
     problems: list[str] = []
     _validate_machine(definition, "", problems)
     return problems
@@ -99,6 +126,8 @@ def _validate_machine(machine: Any, where: str, problems: list[str]) -> None:
     if not isinstance(machine, dict):
         problems.append(f"{where or 'definition'}: not an object")
         return
+    for key in sorted(set(machine) - MACHINE_FIELDS):
+        problems.append(f"{where or 'definition'}: unsupported field {key}")
     states = machine.get("States")
     if not isinstance(states, dict) or not states:
         problems.append(f"{where or 'definition'}: States must be a non-empty object")
@@ -111,48 +140,119 @@ def _validate_machine(machine: Any, where: str, problems: list[str]) -> None:
             problems.append(f"{here}: not an object")
             continue
         kind = state.get("Type")
-        if kind not in STATE_TYPES:
-            problems.append(f"{here}: unsupported Type {kind!r}")
+        if kind not in FIELDS:
+            problems.append(f"{here}: unsupported Type {kind!r} (supported: {', '.join(FIELDS)})")
             continue
-        targets: list[str] = []
-        if kind == "Choice":
-            for i, rule in enumerate(state.get("Choices") or []):
-                if "Next" not in rule:
-                    problems.append(f"{here}: choice {i} has no Next")
-                else:
-                    targets.append(rule["Next"])
-            if not state.get("Choices"):
-                problems.append(f"{here}: Choice needs Choices")
-            if "Default" in state:
-                targets.append(state["Default"])
-        elif kind not in TERMINAL_TYPES:
-            has_next, has_end = "Next" in state, bool(state.get("End"))
-            if has_next == has_end:
-                problems.append(f"{here}: needs exactly one of Next or End")
-            if has_next:
-                targets.append(state["Next"])
-        for catcher in state.get("Catch") or []:
-            targets.append(catcher.get("Next"))
-        for retrier_list in ("Retry", "Catch"):
-            rules = state.get(retrier_list) or []
-            for i, rule in enumerate(rules):
-                errors = rule.get("ErrorEquals")
-                if not errors:
-                    problems.append(f"{here}: {retrier_list}[{i}] needs ErrorEquals")
-                elif "States.ALL" in errors and (len(errors) != 1 or i != len(rules) - 1):
-                    problems.append(f"{here}: States.ALL must be alone and in the last {retrier_list} rule")
+        for key in sorted(set(state) - FIELDS[kind]):
+            problems.append(f"{here}: unsupported {kind} field {key}")
+        targets = _validate_state(here, kind, state, problems)
         for target in targets:
             if target not in states:
                 problems.append(f"{here}: transition to unknown state {target!r}")
-        if kind == "Task" and not isinstance(state.get("Resource"), str):
-            problems.append(f"{here}: Task needs a Resource")
-        if kind == "Parallel":
-            branches = state.get("Branches")
-            if not isinstance(branches, list) or not branches:
-                problems.append(f"{here}: Parallel needs Branches")
-            else:
-                for i, branch in enumerate(branches):
-                    _validate_machine(branch, f"{here}/{i}/", problems)
+
+
+def _validate_state(here: str, kind: str, state: dict[str, Any], problems: list[str]) -> list[Any]:
+    """Check one state's fields; returns the states it can go to."""
+    targets: list[Any] = []
+    if kind == "Choice":
+        if not isinstance(state.get("Choices"), list) or not state["Choices"]:
+            problems.append(f"{here}: Choice needs Choices")
+        for i, rule in enumerate(state.get("Choices") or []):
+            _validate_rule(rule, f"{here}: choice {i}", True, problems)
+            targets.append(rule.get("Next") if isinstance(rule, dict) else None)
+        targets.extend([state["Default"]] if "Default" in state else [])
+    elif kind not in ("Succeed", "Fail"):
+        if ("Next" in state) == bool(state.get("End")):
+            problems.append(f"{here}: needs exactly one of Next or End")
+        targets.extend([state["Next"]] if "Next" in state else [])
+    if kind == "Task" and not isinstance(state.get("Resource"), str):
+        problems.append(f"{here}: Task needs a Resource")
+    if kind == "Wait" and ("Seconds" in state) == ("SecondsPath" in state):
+        problems.append(f"{here}: Wait needs exactly one of Seconds or SecondsPath")
+    for key in ("InputPath", "OutputPath", "ResultPath", "SecondsPath"):
+        if state.get(key) is not None:
+            _check(problems, here, key, parse_path, state[key])
+    for key in ("ErrorPath", "CausePath"):
+        if key in state:
+            _check(problems, here, key, parse_expression, state[key])
+    for key in ("Parameters", "ResultSelector"):
+        for field_name, expr in template_expressions(state.get(key)):
+            _check(problems, here, f"{key} {field_name}", parse_expression, expr)
+    for list_name, allowed in RULE_FIELDS.items():
+        rules = state.get(list_name) or []
+        for i, rule in enumerate(rules):
+            errors = rule.get("ErrorEquals")
+            for key in sorted(set(rule) - allowed):
+                problems.append(f"{here}: unsupported {list_name}[{i}] field {key}")
+            if not errors:
+                problems.append(f"{here}: {list_name}[{i}] needs ErrorEquals")
+            elif "States.ALL" in errors and (len(errors) != 1 or i != len(rules) - 1):
+                problems.append(f"{here}: States.ALL must be alone and in the last {list_name} rule")
+            if list_name == "Catch":
+                targets.append(rule.get("Next"))
+                if rule.get("ResultPath") is not None:
+                    _check(problems, here, f"Catch[{i}] ResultPath", parse_path, rule["ResultPath"])
+    if kind == "Parallel":
+        branches = state.get("Branches")
+        if not isinstance(branches, list) or not branches:
+            problems.append(f"{here}: Parallel needs Branches")
+        else:
+            for i, branch in enumerate(branches):
+                _validate_machine(branch, f"{here}/{i}/", problems)
+    return targets
+
+
+def _check(problems: list[str], here: str, what: str, parse: Callable[[Any], Any], value: Any) -> None:
+    try:
+        parse(value)
+    except PathError as exc:
+        problems.append(f"{here}: {what}: {exc}")
+
+
+def _validate_rule(rule: Any, here: str, top: bool, problems: list[str]) -> None:
+    if not isinstance(rule, dict):
+        problems.append(f"{here}: a choice rule must be an object")
+        return
+    if top and "Next" not in rule:
+        problems.append(f"{here}: has no Next")
+    if not top and "Next" in rule:
+        problems.append(f"{here}: Next is only allowed in a top-level choice rule")
+    keys = set(rule) - {"Next", "Comment"}
+    combinators = keys & {"And", "Or", "Not"}
+    if combinators:
+        if len(keys) != 1:
+            problems.append(f"{here}: {sorted(combinators)[0]} cannot be combined with {sorted(keys)}")
+            return
+        op = keys.pop()
+        nested = [rule[op]] if op == "Not" else rule[op]
+        if not isinstance(nested, list) or not nested:
+            problems.append(f"{here}: {op} needs a non-empty list of rules")
+            return
+        for sub in nested:
+            _validate_rule(sub, f"{here} {op}", False, problems)
+        return
+    if "Variable" not in rule:
+        problems.append(f"{here}: a choice rule needs Variable (or And/Or/Not)")
+    else:
+        _check(problems, here, "Variable", parse_path, rule["Variable"])
+    tests = sorted(keys - {"Variable"})
+    if len(tests) != 1:
+        problems.append(f"{here}: a choice rule needs exactly one comparison, not {tests}")
+        return
+    op = tests[0]
+    if op in ("IsPresent", "IsNull"):
+        if not isinstance(rule[op], bool):
+            problems.append(f"{here}: {op} takes true or false")
+    elif op in COMPARISONS:
+        if not COMPARISONS[op][0](rule[op]):
+            problems.append(f"{here}: {op} does not take {rule[op]!r}")
+    elif op.endswith("Path") and op[:-4] in COMPARISONS:
+        _check(problems, here, op, parse_path, rule[op])
+    else:
+        supported = ", ".join([*COMPARISONS, "IsPresent", "IsNull"])
+        problems.append(
+            f"{here}: unsupported Choice operator {op} (supported: {supported} and their Path forms)"
+        )
 
 
 # ----- execution
@@ -173,7 +273,10 @@ class StateMachine:
     ) -> None:
         problems = validate_definition(definition)
         if problems:
-            raise ValueError("invalid state machine definition: " + "; ".join(problems))
+            raise DefinitionError(
+                "invalid state machine definition: " + "; ".join(problems),
+                hint="the local interpreter runs the subset of ASL described in docs/pipeline.md",
+            )
         self.definition = definition
         self.name = name
         self._invoke = invoke
@@ -232,7 +335,9 @@ class _Run:
             with self.sm._lock:
                 self.transitions[0] += 1
                 if self.transitions[0] > MAX_TRANSITIONS:
-                    raise _fail("States.Runtime", f"more than {MAX_TRANSITIONS} state transitions", name)
+                    raise StatesError(
+                        "States.Runtime", f"more than {MAX_TRANSITIONS} state transitions", name
+                    )
             state = states[name]
             self.sm._emit(ExecutionEvent("StateEntered", name, path, details={"input": data}))
             started = time.monotonic()
@@ -264,7 +369,7 @@ class _Run:
                     error = str(evaluate_expression(state["ErrorPath"], raw, ctx))
                 if "CausePath" in state:
                     cause = str(evaluate_expression(state["CausePath"], raw, ctx))
-                raise _fail(error, cause, name)
+                raise StatesError(error, cause, name)
             effective = self._input(state, raw, ctx)
             if kind == "Succeed":
                 return self._output(state, effective, ctx), None, None
@@ -277,7 +382,7 @@ class _Run:
                 result = copy.deepcopy(state["Result"]) if "Result" in state else effective
                 return self._finish(state, raw, result, ctx), _next(state), None
         except PathError as exc:
-            raise _fail("States.Runtime", f"state {name!r}: {exc}", name) from None
+            raise StatesError("States.Runtime", f"state {name!r}: {exc}", name) from None
         return self._with_retry(name, state, raw, ctx, path)
 
     def _with_retry(
@@ -294,11 +399,11 @@ class _Run:
                         result = self._parallel(name, state, effective, path)
                     return self._finish(state, raw, result, ctx, selector=True), _next(state), None
                 except PathError as exc:
-                    raise _fail("States.Runtime", f"state {name!r}: {exc}", name) from None
+                    raise StatesError("States.Runtime", f"state {name!r}: {exc}", name) from None
             except StatesError as exc:
                 if exc.error == "States.Runtime":
                     raise
-                retry = self._match_retrier(state.get("Retry") or [], exc.error)
+                retry = self._first_match(state.get("Retry") or [], exc.error)
                 if retry is not None:
                     index, rule = retry
                     max_attempts = int(rule.get("MaxAttempts", 3))
@@ -324,11 +429,12 @@ class _Run:
                         self.sm._sleep(delay)
                         ctx = {**ctx, "State": {**ctx["State"], "RetryCount": sum(attempts)}}
                         continue
-                catcher = self._match_catcher(state.get("Catch") or [], exc.error)
-                if catcher is None:
+                caught = self._first_match(state.get("Catch") or [], exc.error)
+                if caught is None:
                     if exc.state is None:
                         exc.state = name
                     raise
+                catcher = caught[1]
                 self.sm._emit(
                     ExecutionEvent(
                         "ErrorCaught",
@@ -342,7 +448,7 @@ class _Run:
                 try:
                     output = raw if result_path is None else set_path(raw, result_path, error_output)
                 except PathError as perr:
-                    raise _fail("States.Runtime", f"state {name!r}: {perr}", name) from None
+                    raise StatesError("States.Runtime", f"state {name!r}: {perr}", name) from None
                 return output, catcher["Next"], exc.error
 
     @staticmethod
@@ -353,17 +459,9 @@ class _Run:
             return True
         return "States.TaskFailed" in errors and error != "States.Timeout"
 
-    def _match_retrier(self, rules: list[dict[str, Any]], error: str) -> tuple[int, dict[str, Any]] | None:
-        for i, rule in enumerate(rules):
-            if self._matches(rule.get("ErrorEquals", []), error):
-                return i, rule
-        return None
-
-    def _match_catcher(self, rules: list[dict[str, Any]], error: str) -> dict[str, Any] | None:
-        for rule in rules:
-            if self._matches(rule.get("ErrorEquals", []), error):
-                return rule
-        return None
+    def _first_match(self, rules: list[dict[str, Any]], error: str) -> tuple[int, dict[str, Any]] | None:
+        """The first Retry or Catch rule whose ErrorEquals matches `error`, with its index."""
+        return next(((i, r) for i, r in enumerate(rules) if self._matches(r["ErrorEquals"], error)), None)
 
     def _task(self, name: str, state: dict[str, Any], effective: Any, path: str) -> Any:
         self.sm._emit(ExecutionEvent("TaskScheduled", name, path, details={"resource": state["Resource"]}))
@@ -421,7 +519,7 @@ class _Run:
         data = raw
         if "InputPath" in state:
             data = {} if state["InputPath"] is None else get_path(raw, state["InputPath"], ctx)
-        if "Parameters" in state and state["Type"] in ("Task", "Parallel", "Pass"):
+        if "Parameters" in state:
             data = apply_template(state["Parameters"], data, ctx)
         return data
 
@@ -442,12 +540,11 @@ class _Run:
             return {}
         return get_path(data, state["OutputPath"], ctx)
 
-    def _wait_seconds(self, state: dict[str, Any], data: Any, ctx: dict[str, Any]) -> float:
+    @staticmethod
+    def _wait_seconds(state: dict[str, Any], data: Any, ctx: dict[str, Any]) -> float:
         if "Seconds" in state:
             return float(state["Seconds"])
-        if "SecondsPath" in state:
-            return float(get_path(data, state["SecondsPath"], ctx))
-        raise PathError("Wait supports Seconds and SecondsPath")
+        return float(get_path(data, state["SecondsPath"], ctx))
 
     def _choose(self, name: str, state: dict[str, Any], data: Any) -> str:
         for rule in state["Choices"]:
@@ -455,7 +552,7 @@ class _Run:
                 return rule["Next"]
         if "Default" in state:
             return state["Default"]
-        raise _fail(
+        raise StatesError(
             "States.NoChoiceMatched", f"no choice rule of {name!r} matched and there is no Default", name
         )
 
@@ -464,71 +561,52 @@ def _next(state: dict[str, Any]) -> str | None:
     return None if state.get("End") else state["Next"]
 
 
-def _fail(error: str, cause: str, state: str) -> StatesError:
-    return StatesError(error, cause, state)
-
-
 # ----- Choice rules
-
-_COMPARISONS: dict[str, tuple[Callable[[Any], bool], Callable[[Any, Any], bool]]] = {}
 
 
 def _is_number(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
 
 
-for _prefix, _check in (
-    ("String", lambda v: isinstance(v, str)),
-    ("Numeric", _is_number),
-    ("Timestamp", lambda v: isinstance(v, str)),  # ISO-8601 UTC strings compare in time order
-):
-    _COMPARISONS[f"{_prefix}Equals"] = (_check, lambda a, b: a == b)
-    _COMPARISONS[f"{_prefix}LessThan"] = (_check, lambda a, b: a < b)
-    _COMPARISONS[f"{_prefix}GreaterThan"] = (_check, lambda a, b: a > b)
-    _COMPARISONS[f"{_prefix}LessThanEquals"] = (_check, lambda a, b: a <= b)
-    _COMPARISONS[f"{_prefix}GreaterThanEquals"] = (_check, lambda a, b: a >= b)
-_COMPARISONS["BooleanEquals"] = (lambda v: isinstance(v, bool), lambda a, b: a == b)
-
-
-def _glob(pattern: str) -> re.Pattern[str]:
-    out = ""
-    i = 0
-    while i < len(pattern):
-        if pattern[i] == "\\" and i + 1 < len(pattern):
-            out += re.escape(pattern[i + 1])
-            i += 2
-            continue
-        out += ".*" if pattern[i] == "*" else re.escape(pattern[i])
-        i += 1
-    return re.compile(out + r"\Z", re.DOTALL)
+_KINDS: dict[str, Callable[[Any], bool]] = {
+    "String": lambda v: isinstance(v, str),
+    "Numeric": _is_number,
+    "Boolean": lambda v: isinstance(v, bool),
+}
+_ORDERS = {
+    "Equals": operator.eq,
+    "LessThan": operator.lt,
+    "GreaterThan": operator.gt,
+    "LessThanEquals": operator.le,
+    "GreaterThanEquals": operator.ge,
+}
+# StringEquals, NumericLessThan, BooleanEquals, ...: (type check of both sides, comparison). Each has a
+# `...Path` form whose right-hand side is read from the data.
+COMPARISONS: dict[str, tuple[Callable[[Any], bool], Callable[[Any, Any], bool]]] = {
+    kind + order: (check, compare)
+    for kind, check in _KINDS.items()
+    for order, compare in _ORDERS.items()
+    if kind != "Boolean" or order == "Equals"
+}
 
 
 def _evaluate_rule(rule: dict[str, Any], data: Any, context: Any) -> bool:
+    """A validated choice rule against the state's input (a missing Variable is a PathError)."""
     if "And" in rule:
         return all(_evaluate_rule(r, data, context) for r in rule["And"])
     if "Or" in rule:
         return any(_evaluate_rule(r, data, context) for r in rule["Or"])
     if "Not" in rule:
         return not _evaluate_rule(rule["Not"], data, context)
-    variable = rule.get("Variable")
-    if not isinstance(variable, str):
-        raise PathError("a choice rule needs Variable (or And/Or/Not)")
+    variable = rule["Variable"]
     if "IsPresent" in rule:
-        return has_path(data, variable) == bool(rule["IsPresent"])
+        return has_path(data, variable, context) == rule["IsPresent"]
     value = get_path(data, variable, context)
-    for test, check in (
-        ("IsNull", lambda v: v is None),
-        ("IsString", lambda v: isinstance(v, str)),
-        ("IsNumeric", _is_number),
-        ("IsBoolean", lambda v: isinstance(v, bool)),
-    ):
-        if test in rule:
-            return check(value) == bool(rule[test])
-    if "StringMatches" in rule:
-        return isinstance(value, str) and bool(_glob(rule["StringMatches"]).match(value))
-    for op, (type_ok, compare) in _COMPARISONS.items():
-        for key, from_path in ((op, False), (op + "Path", True)):
-            if key in rule:
-                other = get_path(data, rule[key], context) if from_path else rule[key]
-                return type_ok(value) and type_ok(other) and compare(value, other)
-    raise PathError(f"unsupported choice rule {sorted(rule)}")
+    if "IsNull" in rule:
+        return (value is None) == rule["IsNull"]
+    op = next(k for k in rule if k not in ("Variable", "Next", "Comment"))
+    other = rule[op]
+    if op not in COMPARISONS:
+        op, other = op[: -len("Path")], get_path(data, other, context)
+    check, compare = COMPARISONS[op]
+    return check(value) and check(other) and compare(value, other)

@@ -1,4 +1,4 @@
-"""A stand-in `terraform` on PATH that records its arguments and prints canned plan output and outputs."""
+"""A stand-in `terraform` on PATH: records its arguments, prints canned plans (`show -json`) and outputs."""
 
 from __future__ import annotations
 
@@ -26,11 +26,14 @@ command = args[0] if args else ""
 if command == "init":
     print("Terraform has been successfully initialized!")
 elif command == "plan":
-    if "-destroy" in args:
-        print("Plan: 0 to add, 0 to change, 42 to destroy.")
-    else:
-        print("Plan: 3 to add, 1 to change, 0 to destroy.")
+    print("Terraform will perform the following actions: (the summary is read from `show -json`)")
     sys.exit(2)  # -detailed-exitcode: changes present
+elif command == "show":
+    with open(os.environ["FAKE_TF_LOG"], encoding="utf-8") as log:
+        plans = [c["args"] for c in map(json.loads, log) if c["args"][0] == "plan"]
+    canned = "FAKE_TF_DESTROY_PLAN" if "-destroy" in plans[-1] else "FAKE_TF_PLAN"
+    with open(os.environ[canned], encoding="utf-8") as fh:
+        print(fh.read())
 elif command == "apply":
     print("Apply complete! Resources: 3 added, 1 changed, 0 destroyed.")
 elif command == "output":
@@ -40,6 +43,36 @@ else:
     print("unexpected command", args, file=sys.stderr)
     sys.exit(1)
 """
+
+
+def resource_change(address: str, *actions: str) -> dict[str, Any]:
+    """One `resource_changes` entry of `terraform show -json`."""
+    kind, name = address.rsplit(".", 1)
+    mode = "data" if kind.startswith("data.") else "managed"
+    return {
+        "address": address,
+        "mode": mode,
+        "type": kind.removeprefix("data."),
+        "name": name,
+        "change": {"actions": list(actions), "before": None, "after": {}},
+    }
+
+
+def canned_plan(*changes: dict[str, Any]) -> dict[str, Any]:
+    """A `terraform show -json` plan document with these resource changes."""
+    return {"format_version": "1.2", "terraform_version": "1.10.0", "resource_changes": list(changes)}
+
+
+# 3 to add, 1 to change, 0 to destroy (the no-op and the data source read count for nothing).
+PLAN = canned_plan(
+    resource_change("aws_s3_bucket.data", "create"),
+    resource_change("aws_s3_bucket.models", "create"),
+    resource_change("aws_dynamodb_table.registry", "create"),
+    resource_change("aws_lambda_function.evaluation", "update"),
+    resource_change("aws_iam_role.pipeline", "no-op"),
+    resource_change("data.aws_caller_identity.current", "read"),
+)
+DESTROY_PLAN = canned_plan(*(resource_change(f"aws_s3_object.o{i}", "delete") for i in range(42)))
 
 
 def canned_outputs(env: str) -> dict[str, Any]:
@@ -106,6 +139,10 @@ def fake_terraform(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, recsys_home:
     script.chmod(script.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     outputs_file = tmp_path / "outputs.json"
     outputs_file.write_text(json.dumps(canned_outputs("dev")), encoding="utf-8")
+    for variable, plan in (("FAKE_TF_PLAN", PLAN), ("FAKE_TF_DESTROY_PLAN", DESTROY_PLAN)):
+        plan_json = tmp_path / f"{variable.lower()}.json"
+        plan_json.write_text(json.dumps(plan), encoding="utf-8")
+        monkeypatch.setenv(variable, str(plan_json))
     packages = tmp_path / "packages"
     packages.mkdir()
     for name in zip_functions():

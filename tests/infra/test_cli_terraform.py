@@ -29,7 +29,7 @@ def test_deploy_prod_passes_backend_variables_and_plan_file(
     assert data["applied"] is True
     assert data["plan"]["add"] == 3 and data["plan"]["change"] == 1 and data["plan"]["destroy"] == 0
 
-    assert fake_terraform.commands() == ["init", "plan", "apply", "output"]
+    assert fake_terraform.commands() == ["init", "plan", "show", "apply", "output"]
     # One root for every environment; prod's own data directory, so no backend or provider state is shared.
     assert all(c["cwd"] == str(STACK_DIR) for c in fake_terraform.calls())
     assert all(c["data_dir"] == str(ENV_DIR / "prod" / ".terraform") for c in fake_terraform.calls())
@@ -51,6 +51,9 @@ def test_deploy_prod_passes_backend_variables_and_plan_file(
     assert "-detailed-exitcode" in plan and "-input=false" in plan
     assert "-destroy" not in plan
 
+    show = fake_terraform.call("show")["args"]
+    assert "-json" in show and show[-1] == plan_file, "the summary is read from the saved plan"
+
     apply = fake_terraform.call("apply")["args"]
     assert apply[-1] == plan_file
     assert not any(a.startswith("-var") for a in apply), "a saved plan carries its variables"
@@ -67,7 +70,7 @@ def test_state_bucket_override(fake_terraform: FakeTerraform, monkeypatch: pytes
     init = fake_terraform.call("init")["args"]
     assert "-backend-config=bucket=my-team-tf-state" in init
     assert f"-backend-config={ENV_DIR / 'staging' / 'backend.hcl'}" in init
-    assert fake_terraform.commands() == ["init", "plan"]
+    assert fake_terraform.commands() == ["init", "plan", "show"]
     assert all(c["data_dir"] == str(ENV_DIR / "staging" / ".terraform") for c in fake_terraform.calls())
     assert f"-var-file={ENV_DIR / 'staging' / 'terraform.tfvars'}" in fake_terraform.call("plan")["args"]
     data = json.loads(result.stdout)["data"]
@@ -85,7 +88,7 @@ def test_deploy_asks_and_stops_on_no(fake_terraform: FakeTerraform) -> None:
 def test_deploy_applies_after_yes(fake_terraform: FakeTerraform) -> None:
     result = runner.invoke(app, ["deploy", "--env", "dev"], input="y\n")
     assert result.exit_code == 0, result.output
-    assert fake_terraform.commands() == ["init", "plan", "apply", "output"]
+    assert fake_terraform.commands() == ["init", "plan", "show", "apply", "output"]
     assert "3 to add, 1 to change, 0 to destroy" in result.stderr
 
 
@@ -100,7 +103,7 @@ def test_destroy_prod_refuses_without_force(fake_terraform: FakeTerraform) -> No
 def test_destroy_dev_plans_destroy_then_applies(fake_terraform: FakeTerraform) -> None:
     result = runner.invoke(app, ["destroy", "--env", "dev", "--auto-approve", "--json"])
     assert result.exit_code == 0, result.output
-    assert fake_terraform.commands() == ["init", "plan", "apply"]
+    assert fake_terraform.commands() == ["init", "plan", "show", "apply"]
     plan = fake_terraform.call("plan")["args"]
     assert "-destroy" in plan
     assert f"-var-file={ENV_DIR / 'dev' / 'terraform.tfvars'}" in plan

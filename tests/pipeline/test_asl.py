@@ -127,7 +127,7 @@ def test_choice_routes_on_values_and_default():
                         ],
                         "Next": "Yes",
                     },
-                    {"Variable": "$.name", "StringMatches": "pre*", "Next": "Prefix"},
+                    {"Variable": "$.name", "StringEquals": "prefixed", "Next": "Prefix"},
                     {"Not": {"Variable": "$.extra", "IsPresent": True}, "Next": "NoExtra"},
                 ],
                 "Default": "No",
@@ -336,3 +336,82 @@ def test_wait_and_pass_with_result_and_null_result_path():
     outcome = StateMachine(definition, lambda r, p: None, sleep=slept.append).execute({"delay": 30})
     assert outcome.output == {"delay": 30, "added": {"n": 1}}
     assert slept == [30.0]
+
+
+def test_supported_choice_comparisons_path_forms_and_null_checks():
+    rules = [
+        ({"Variable": "$.s", "StringLessThan": "b"}, True),
+        ({"Variable": "$.s", "StringGreaterThanEqualsPath": "$.t"}, False),
+        ({"Variable": "$.n", "NumericLessThanEquals": 3}, True),
+        ({"Variable": "$.n", "NumericEqualsPath": "$.m"}, False),
+        ({"Variable": "$.n", "StringEquals": "3"}, False),  # a number is never a string
+        ({"Variable": "$.none", "IsNull": True}, True),
+        ({"Variable": "$.missing", "IsPresent": False}, True),
+        (
+            {
+                "Or": [
+                    {"Variable": "$.b", "BooleanEquals": False},
+                    {"Variable": "$.n", "NumericGreaterThan": 2},
+                ]
+            },
+            True,
+        ),
+    ]
+    data = {"s": "a", "t": "z", "n": 3, "m": 4, "b": True, "none": None}
+    for rule, expected in rules:
+        definition = {
+            "StartAt": "C",
+            "States": {
+                "C": {"Type": "Choice", "Choices": [{**rule, "Next": "Y"}], "Default": "N"},
+                "Y": {"Type": "Pass", "Result": True, "End": True},
+                "N": {"Type": "Pass", "Result": False, "End": True},
+            },
+        }
+        assert StateMachine(definition, lambda r, p: None).execute(data).output is expected, rule
+
+
+@pytest.mark.parametrize(
+    ("state", "expected"),
+    [
+        ({"Type": "Map", "Iterator": {}, "End": True}, "S: unsupported Type 'Map'"),
+        ({**task("f"), "TimeoutSeconds": 60, "End": True}, "S: unsupported Task field TimeoutSeconds"),
+        (
+            {**task("f"), "Retry": [{"ErrorEquals": ["X"], "JitterStrategy": "FULL"}], "End": True},
+            "S: unsupported Retry[0] field JitterStrategy",
+        ),
+        (
+            {"Type": "Wait", "Timestamp": "2030-01-01T00:00:00Z", "End": True},
+            "S: unsupported Wait field Timestamp",
+        ),
+        (
+            {
+                "Type": "Choice",
+                "Choices": [{"Variable": "$.t", "TimestampLessThan": "2030-01-01T00:00:00Z", "Next": "S"}],
+            },
+            "S: choice 0: unsupported Choice operator TimestampLessThan",
+        ),
+        (
+            {"Type": "Choice", "Choices": [{"Not": {"Variable": "$.n", "StringMatches": "a*"}, "Next": "S"}]},
+            "S: choice 0 Not: unsupported Choice operator StringMatches",
+        ),
+        (
+            {"Type": "Choice", "Choices": [{"Variable": "$.n", "NumericEquals": "1", "Next": "S"}]},
+            "S: choice 0: NumericEquals does not take '1'",
+        ),
+        (
+            {"Type": "Pass", "Parameters": {"n.$": "States.MathAdd($.a, 1)"}, "End": True},
+            "S: Parameters n.$: unsupported intrinsic function States.MathAdd",
+        ),
+        (
+            {"Type": "Fail", "CausePath": "States.JsonToString($.a, $.b)"},
+            "S: CausePath: States.JsonToString: wrong number of arguments (2)",
+        ),
+        ({"Type": "Pass", "InputPath": "$.a..b", "End": True}, "S: InputPath: invalid path '$.a..b'"),
+    ],
+)
+def test_unsupported_features_fail_at_load_time_naming_the_state(state, expected):
+    from recsys.errors import ValidationError
+
+    with pytest.raises(ValidationError) as info:
+        StateMachine({"StartAt": "S", "States": {"S": state}}, lambda r, p: None)
+    assert expected in info.value.message

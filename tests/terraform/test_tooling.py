@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from recsys.infra.package import zip_functions
-from recsys.infra.terraform import fmt_check, parse_plan_summary
+from recsys.infra.terraform import fmt_check, summarize_plan
 from recsys.infra.tools import run_checkov
 from tests.terraform.conftest import ENVIRONMENTS, TERRAFORM, terraform_env
 
@@ -127,11 +127,14 @@ def test_terraform_validate_and_plan(terraform_bin: str, tmp_path: Path, env: st
             "-input=false",
             "-no-color",
             "-lock=false",
+            "-out=tfplan",
             f"-var-file=../environments/{env}/terraform.tfvars",
             f"-var=aws_region={local_stack.region}",
         ],
         **run,
     )
     assert plan.returncode == 0, plan.stderr[-3000:]
-    summary = parse_plan_summary(plan.stdout, "-")
+    shown = subprocess.run([terraform_bin, "show", "-json", "tfplan"], **run)
+    assert shown.returncode == 0, shown.stderr[-3000:]
+    summary = summarize_plan(json.loads(shown.stdout), "tfplan")
     assert summary.add > 100 and summary.change == 0 and summary.destroy == 0
