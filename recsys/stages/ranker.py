@@ -19,7 +19,7 @@ from recsys.data.negatives import EVENT_TS
 from recsys.data.ranker_rows import feature_matrix, two_tower_scores
 from recsys.errors import RecsysError
 from recsys.features import RANKER_FEATURES
-from recsys.ranking.json_ranker import JsonRanker
+from recsys.ranking.tree_ensemble import TreeEnsemble
 from recsys.stages import check_id, require
 from recsys.stages.config import PipelineConfig
 from recsys.stages.embeddings import load_embeddings
@@ -108,5 +108,5 @@ def _parity(cbm: bytes, js: bytes, X: np.ndarray) -> float:
         f.flush()
         model.load_model(f.name)
     expected = model.predict(X, prediction_type="RawFormulaVal")
-    got = JsonRanker.from_bytes(js).predict(X)
+    got = TreeEnsemble.from_bytes(js).predict(X)
     return float(np.max(np.abs(expected - got))) if X.shape[0] else 0.0
