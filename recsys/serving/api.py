@@ -19,7 +19,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
 from recsys.errors import ErrorCode, RecsysError
 from recsys.events import InteractionEvent
-from recsys.serving.models import (
+from recsys.serving.schemas import (
     DEFAULT_K,
     MAX_K,
     CachedRecommendations,
