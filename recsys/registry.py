@@ -1,19 +1,18 @@
-"""The model registry: every deployed model version with its metrics and status, in DynamoDB.
+"""The model registry: every registered model version with its metrics and status, in DynamoDB.
 
 Table `model_registry` (hash `model_name` = "recsys", range `version`): `status` is candidate, production or
 archived; `metrics` is a JSON string; `job_id`, `created_at`, `promoted_at`, `archived_at` (ISO-8601 UTC).
-At most one version is in production. `promote()` first publishes the version's serving data (the production
-vector store `vector_store/video_embeddings.npz` and the online feature items; see `recsys.stages.deployment`)
-and only then flips the statuses in one DynamoDB transaction, so a failure leaves production unchanged.
-`rollback()` promotes the most recently archived version (so two rollbacks return to where you were).
+At most one version is in production.
+
+This module is storage only: register, get, find, list, and the production pointer (`production()` reads
+it, `set_production()` moves it in one DynamoDB transaction). Publishing a version's serving data and the
+promote/rollback procedure live in `recsys.release`.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import re
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -27,8 +26,6 @@ from recsys.errors import ConflictError, NotFoundError, ValidationError
 if TYPE_CHECKING:
     from recsys.config import Settings
 
-log = logging.getLogger(__name__)
-
 MODEL_NAME = "recsys"
 STATUSES = ("candidate", "production", "archived")
 STATUS_INDEX = "status-index"
@@ -36,8 +33,6 @@ VERSION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
-
-Publisher = Callable[["ModelVersion"], None]
 
 
 @dataclass(frozen=True)
@@ -88,31 +83,20 @@ def _from_item(raw: dict[str, Any]) -> ModelVersion:
     )
 
 
-def _default_publisher(settings: Settings) -> Publisher:
-    def publish(version: ModelVersion) -> None:
-        from recsys.stages.deployment import publish_version
-
-        publish_version(settings, version.version, version.job_id)
-
-    return publish
-
-
 class ModelRegistry:
-    """Register, list, promote and roll back model versions of one environment."""
+    """Register, look up and list the model versions of one environment, and move its production pointer."""
 
     def __init__(
         self,
         settings: Settings,
         *,
         model_name: str = MODEL_NAME,
-        publisher: Publisher | None = None,
         dynamodb: Any | None = None,
     ) -> None:
         self.settings = settings
         self.model_name = model_name
         self.table = settings.names.table("model_registry")
         self._ddb = dynamodb or client("dynamodb", settings)
-        self._publish = publisher or _default_publisher(settings)
 
     def _key(self, version: str) -> dict[str, Any]:
         return {"model_name": {"S": self.model_name}, "version": {"S": version}}
@@ -216,28 +200,20 @@ class ModelRegistry:
             return None
         return max(live, key=lambda v: v.promoted_at or "")
 
-    def promote(self, version: str) -> ModelVersion:
-        """Publish `version`'s serving data, then make it production (the old production is archived)."""
-        target = self.get(version)
-        current = self.production(consistent=True)
-        if current is not None and current.version == target.version:
-            return target
-        try:
-            self._publish(target)
-        except Exception:
-            # The online store may be half-written: put the production version's data back, then fail.
-            if current is not None:
-                try:
-                    self._publish(current)
-                except Exception:
-                    log.exception("re-publishing production version %s failed", current.version)
-            raise
+    def set_production(self, version: str, previous: str | None) -> ModelVersion:
+        """Make `version` production and archive `previous` (the production version the caller read), atomically.
+
+        One DynamoDB transaction: it fails with a ConflictError, changing nothing, when `version` is already
+        production or `previous` is no longer production (another promotion ran meanwhile). Moving the
+        pointer is all it does; `recsys.release.promote` publishes the serving data first.
+        """
+        validate_version(version)
         stamp = now_iso()
         items: list[dict[str, Any]] = [
             {
                 "Update": {
                     "TableName": self.table,
-                    "Key": self._key(target.version),
+                    "Key": self._key(version),
                     "UpdateExpression": "SET #s = :prod, promoted_at = :t REMOVE archived_at",
                     "ConditionExpression": "attribute_exists(version) AND #s <> :prod",
                     "ExpressionAttributeNames": {"#s": "status"},
@@ -245,12 +221,12 @@ class ModelRegistry:
                 }
             }
         ]
-        if current is not None:
+        if previous is not None:
             items.append(
                 {
                     "Update": {
                         "TableName": self.table,
-                        "Key": self._key(current.version),
+                        "Key": self._key(previous),
                         "UpdateExpression": "SET #s = :arch, archived_at = :t",
                         "ConditionExpression": "#s = :prod",
                         "ExpressionAttributeNames": {"#s": "status"},
@@ -271,15 +247,4 @@ class ModelRegistry:
                     hint="another promotion ran at the same time; check `recsys model list` and retry",
                 ) from None
             raise
-        return self.get(target.version)
-
-    def rollback(self) -> ModelVersion:
-        """Make the most recently archived version production again; returns it."""
-        archived = [v for v in self.list() if v.status == "archived"]
-        if not archived:
-            raise NotFoundError(
-                "there is no archived version to roll back to",
-                hint="rollback needs a version that was in production before the current one",
-            )
-        previous = max(archived, key=lambda v: v.archived_at or "")
-        return self.promote(previous.version)
+        return self.get(version)

@@ -1,4 +1,4 @@
-"""`recsys model list | promote VERSION | rollback`: the model registry."""
+"""`recsys model list | promote VERSION | rollback`: the model registry and releases (`recsys.release`)."""
 
 from __future__ import annotations
 
@@ -27,6 +27,16 @@ def _metrics_line(metrics: dict[str, Any]) -> str:
         if isinstance(value, int | float):
             shown.append(f"{model}.{name}={value:.3f}")
     return ", ".join(shown)
+
+
+def _report(promotion: Any, headline: str) -> None:
+    """The outcome of a promotion: one line for people, the version and its predecessor for --json."""
+    previous = promotion.previous_version
+    if promotion.changed:
+        info(f"{headline} (previous: {previous or 'none'}).")
+    else:
+        info(f"{promotion.version.version} already is in production; nothing changed.")
+    emit({**promotion.version.to_dict(), "previous_version": previous}, lambda: None)
 
 
 def _short(stamp: str | None) -> str:
@@ -69,9 +79,10 @@ def promote(
     env: EnvOption = "local",
     json_output: JsonOption = False,
 ) -> None:
-    """Put VERSION in production: publish its embeddings and features, then flip the registry.
+    """Put VERSION in production: check its serving bundle, publish its embeddings and features, then flip the registry.
 
-    The previous production version becomes archived. Serving picks the new version up within its
+    A serving bundle of a format this code cannot load is refused before anything changes. The previous
+    production version becomes archived. Serving picks the new version up within its
     registry poll interval.
 
     **Examples**
@@ -80,12 +91,11 @@ def promote(
 
         recsys model promote v20261124-193000-ab12cd --env dev --json
     """
-    registry = _registry(env)
-    before = registry.production(consistent=True)
+    from recsys import release
+
     with progress(f"Promoting {version}…"):
-        promoted = registry.promote(version)
-    info(f"{promoted.version} is in production (previous: {before.version if before else 'none'}).")
-    emit({**promoted.to_dict(), "previous_version": before.version if before else None}, lambda: None)
+        promotion = release.promote(settings_for(env), version)
+    _report(promotion, f"{promotion.version.version} is in production")
 
 
 @model_app.command("rollback")
@@ -98,9 +108,8 @@ def rollback(env: EnvOption = "local", json_output: JsonOption = False) -> None:
 
         recsys model rollback --env prod --json
     """
-    registry = _registry(env)
-    before = registry.production(consistent=True)
+    from recsys import release
+
     with progress("Rolling back…"):
-        restored = registry.rollback()
-    info(f"Rolled back: {restored.version} is in production (was {before.version if before else 'none'}).")
-    emit({**restored.to_dict(), "previous_version": before.version if before else None}, lambda: None)
+        promotion = release.rollback(settings_for(env))
+    _report(promotion, f"Rolled back: {promotion.version.version} is in production")

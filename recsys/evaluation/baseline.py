@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from recsys.evaluation.retrieval import popularity_retrieve
+from recsys.evaluation.topk import popularity_retrieve
 
 
 def popularity_recommendations(popularity: np.ndarray, exclude: Sequence[np.ndarray], k: int) -> np.ndarray:

@@ -16,7 +16,7 @@ import polars as pl
 from recsys.data import schema as s
 from recsys.evaluation import metrics as m
 from recsys.evaluation.baseline import popularity_recommendations
-from recsys.evaluation.retrieval import retrieve
+from recsys.evaluation.topk import retrieve
 
 
 def _index_lists(df: pl.DataFrame, users: list[str], v_index: dict[str, int]) -> list[np.ndarray]:

@@ -1,1 +1,1 @@
-"""Model evaluation for serving without the training libraries."""
+"""The ranker's evaluator, `tree_ensemble.TreeEnsemble`: CatBoost JSON exports scored with numpy, no training libraries."""

@@ -1,8 +1,14 @@
 """The recommendation API's routes on a Powertools resolver; `lambdas/api/handler.py` serves it.
 
+Each route declares one response model as its return annotation (`-> RecommendationResponse`, or
+`-> Response[HealthResponse]` where the status varies). Powertools validates every response against it
+on the way out and documents it in `/openapi.json`, together with the route's error responses.
+
 Every error is a JSON body `{"error": {"code", "message"}}`: 400 malformed JSON, 413 body too large,
 422 a missing/wrong-typed field or a parameter out of range, 404 unknown route or user without
-precomputed items, 405 wrong method, 503 no model deployed or the stream unavailable.
+precomputed items, 405 wrong method, 503 no model deployed or the stream unavailable, 500 an internal
+error, including a response that does not fit its route's model (a programming error, logged with the
+offending fields; the client gets a 500, never a malformed 200 nor a 422 that would blame its request).
 """
 
 from __future__ import annotations
@@ -11,18 +17,23 @@ import json
 import logging
 import re
 import time
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, get_args, get_origin, get_type_hints
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestValidationError,
+    ResponseValidationError,
+)
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
 from recsys.errors import ErrorCode, RecsysError
 from recsys.events import InteractionEvent
-from recsys.serving.models import (
+from recsys.serving.schemas import (
     DEFAULT_K,
     MAX_K,
     CachedRecommendations,
+    ErrorResponse,
     HealthResponse,
     InteractionAccepted,
     RecommendationResponse,
@@ -47,6 +58,14 @@ _ROUTES: list[tuple[re.Pattern[str], set[str]]] = [
     (re.compile(r"^/cached/[^/]+/?$"), {"GET"}),
     (re.compile(r"^/interactions/?$"), {"POST"}),
 ]
+_ERRORS = {
+    400: "malformed JSON body",
+    404: "not found",
+    413: "request body too large",
+    422: "invalid parameter or body",
+    500: "internal error (including a response that did not fit its model)",
+    503: "no model deployed or a dependency unavailable",
+}
 
 
 def error_response(status: int, code: str, message: str) -> Response:
@@ -105,37 +124,58 @@ class ApiResolver(APIGatewayRestResolver):
             self.metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
 
 
+def response_model(func: Callable[..., Any]) -> type:
+    """The model a route function returns: its return annotation, `Response[Model]` unwrapped."""
+    returned = get_type_hints(func)["return"]
+    return get_args(returned)[0] if get_origin(returned) is Response else returned
+
+
+def _documented(func: Callable[..., Any], statuses: tuple[int, ...], errors: tuple[int, ...]) -> dict:
+    """OpenAPI responses of a route: its return model for each success status, the error shape for the rest."""
+    model = response_model(func)
+    docs: dict[int, Any] = {
+        s: {"description": model.__name__, "content": {"application/json": {"model": model}}}
+        for s in statuses
+    }
+    for code in (*errors, 422, 500):  # 422: Powertools documents one on every validated route
+        docs[code] = {"description": _ERRORS[code], "content": {"application/json": {"model": ErrorResponse}}}
+    return docs
+
+
 def create_app(metrics: Any | None = None) -> ApiResolver:
-    """The resolver with every route and error mapping (validation on: the OpenAPI models are enforced)."""
+    """The resolver with every route and error mapping (validation on: requests and responses are checked)."""
     app = ApiResolver(metrics, enable_validation=True)
 
-    @app.get(
-        "/health",
-        summary="Service status and the state of each dependency",
-        responses={
-            200: {
-                "description": "healthy or degraded",
-                "content": {"application/json": {"model": HealthResponse}},
-            }
-        },
-    )
-    def health():
+    def route(
+        method: str,
+        path: str,
+        *,
+        status: int = 200,
+        also: tuple[int, ...] = (),
+        errors: tuple[int, ...] = (),
+        **kw,
+    ):
+        """Register a route whose return annotation is validated (500 when the response does not fit it)."""
+
+        def register(func: Callable[..., Any]) -> Callable[..., Any]:
+            return app.route(
+                path,
+                method=method,
+                status_code=status,
+                responses=_documented(func, (status, *also), errors),
+                custom_response_validation_http_code=500,
+                **kw,
+            )(func)
+
+        return register
+
+    @route("GET", "/health", also=(503,), summary="Service status and the state of each dependency")
+    def health() -> Response[HealthResponse]:
         data = get_service().health()
         status = 503 if data["status"] == "unhealthy" else 200
-        return Response(
-            status_code=status, content_type=content_types.APPLICATION_JSON, body=json.dumps(data)
-        )
+        return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=data)
 
-    @app.get(
-        "/recommendations/<user_id>",
-        summary="Top-k recommendations for a user",
-        responses={
-            200: {
-                "description": "recommendations",
-                "content": {"application/json": {"model": RecommendationResponse}},
-            }
-        },
-    )
+    @route("GET", "/recommendations/<user_id>", errors=(422, 503), summary="Top-k recommendations for a user")
     def recommendations(
         user_id: UserId,
         k: Annotated[int, Query(ge=1, le=MAX_K, description="How many items")] = DEFAULT_K,
@@ -143,35 +183,40 @@ def create_app(metrics: Any | None = None) -> ApiResolver:
             str | None, Query(min_length=1, max_length=64, description="Only this category")
         ] = None,
         exclude_watched: Annotated[bool, Query(description="Leave out what the user watched")] = True,
-    ) -> dict:
+    ) -> RecommendationResponse:
         return get_service().recommend(user_id, k=k, category=category, exclude_watched=exclude_watched)
 
-    @app.get(
+    @route(
+        "GET",
         "/cached/<user_id>",
+        errors=(404, 422, 503),
         summary="Precomputed recommendations (batch job) for a user",
-        responses={
-            200: {
-                "description": "precomputed recommendations",
-                "content": {"application/json": {"model": CachedRecommendations}},
-            }
-        },
     )
-    def cached(user_id: UserId) -> dict:
+    def cached(user_id: UserId) -> CachedRecommendations:
         return get_service().cached(user_id)
 
-    @app.post(
+    @route(
+        "POST",
         "/interactions",
+        status=202,
+        errors=(400, 413, 422, 503),
         summary="Record an interaction (202; the event goes onto the stream)",
-        responses={
-            202: {"description": "accepted", "content": {"application/json": {"model": InteractionAccepted}}}
-        },
     )
-    def interactions(event: InteractionEvent):
+    def interactions(event: InteractionEvent) -> InteractionAccepted:
         record = get_service().record_interaction(event)
-        return Response(
-            status_code=202,
-            content_type=content_types.APPLICATION_JSON,
-            body=json.dumps({"event_id": record["event_id"], "status": "accepted"}),
+        return InteractionAccepted(event_id=record["event_id"])
+
+    @app.exception_handler(ResponseValidationError)
+    def bad_response(exc: ResponseValidationError) -> Response:
+        # A route returned something its model rejects: a bug on our side, never the client's.
+        where = f"{app.current_event.http_method} {app.current_event.path}"
+        fields = "; ".join(
+            f"{'.'.join(str(x) for x in e.get('loc', ())[1:]) or 'response'} ({e.get('type', 'invalid')})"
+            for e in list(exc.errors())[:5]
+        )
+        log.error("response of %s does not fit its model: %s", where, _describe(list(exc.errors())))
+        return error_response(
+            500, "internal", f"internal error: the response did not fit its schema: {fields}"
         )
 
     @app.exception_handler(RequestValidationError)

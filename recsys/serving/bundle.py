@@ -6,6 +6,15 @@ so `build_bundle` turns a version's artifacts into `models/two_tower/{version}/s
 (numpy only, no pickle). It runs on the training side or wherever polars is installed; the model store
 builds and uploads it on first load when it is missing and polars is importable.
 
+Format version: every bundle records `{"format", "version"}` in its `meta` member. `BUNDLE_FORMAT` is the
+format this code writes (bump it whenever the arrays or their meaning change); `READABLE_FORMATS` holds
+the formats this code loads: the current one and any older one it still reads the same way. A bundle of
+any other format (an older incompatible one, one written by newer code, or one that records no format) is
+refused with a ValidationError naming the model version and the format: when serving loads it
+(`load_bundle`), and before production changes when a version is promoted or rolled back
+(`check_bundle`, called by `recsys.release.promote`). Rebuilding the bundle from the version's artifacts
+(`recsys cache bundle --version V`) writes the current format.
+
 Arrays (row i of the catalogue arrays is video `video_ids[i]`; embeddings aligned with it):
     video_ids, video_embeddings, category, popularity, trending, duration, upload_ts,
     user_ids, user_embeddings,
@@ -33,7 +42,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 BUNDLE_NAME = "serving_bundle.npz"
-BUNDLE_FORMAT = 1
+BUNDLE_FORMAT = 1  # the format this code writes
+READABLE_FORMATS = frozenset({1})  # the formats this code loads (see the module docstring)
 CATALOG_NAME = "serving_catalog.parquet"
 HISTORY_NAME = "user_history.parquet"
 VIDEO_EMBEDDINGS_NAME = "video_embeddings.npz"
@@ -185,13 +195,77 @@ def encode_bundle(arrays: dict[str, np.ndarray], version: str) -> bytes:
     return buf.getvalue()
 
 
-def decode_bundle(data: bytes) -> dict[str, np.ndarray]:
-    """The arrays of a bundle's .npz bytes (no pickle)."""
-    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+def _meta(npz: Any) -> dict[str, Any]:
+    if "meta" not in npz.files:
+        return {}
+    try:
         meta = json.loads(str(npz["meta"]))
-        if meta.get("format") != BUNDLE_FORMAT:
-            raise ValidationError(f"serving bundle format {meta.get('format')} is not {BUNDLE_FORMAT}")
+    except (ValueError, json.JSONDecodeError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def _format_of(meta: dict[str, Any]) -> int | None:
+    fmt = meta.get("format")
+    return fmt if isinstance(fmt, int) and not isinstance(fmt, bool) else None
+
+
+def bundle_format(data: bytes) -> int | None:
+    """The format a bundle's .npz bytes record (None when they record none)."""
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            return _format_of(_meta(npz))
+    except (ValueError, OSError) as exc:
+        raise ValidationError(f"not a serving bundle: {exc}") from None
+
+
+def require_readable(fmt: int | None, version: str) -> None:
+    """Nothing when this code loads bundles of format `fmt`; else a ValidationError naming version and format."""
+    if fmt in READABLE_FORMATS:
+        return
+    readable = ", ".join(str(f) for f in sorted(READABLE_FORMATS))
+    if fmt is None:
+        what = "records no format"
+    elif fmt > BUNDLE_FORMAT:
+        what = f"has format {fmt}, newer than this code's format {BUNDLE_FORMAT}"
+    else:
+        what = f"has format {fmt}, which this code no longer reads"
+    raise ValidationError(
+        f"the serving bundle of model version {version!r} {what} (readable formats: {readable})",
+        hint=f"rebuild it from the version's artifacts with `recsys cache bundle --version {version}`, "
+        "or deploy code that reads that format",
+    )
+
+
+def decode_bundle(data: bytes, version: str | None = None) -> dict[str, np.ndarray]:
+    """The arrays of a bundle's .npz bytes (no pickle); a ValidationError for a format this code cannot load."""
+    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        meta = _meta(npz)
+        fmt = _format_of(meta)
+        version = version or str(meta.get("version", "?"))
+        require_readable(fmt, version)
+        missing = [k for k in BUNDLE_KEYS if k not in npz.files]
+        if missing:
+            raise ValidationError(
+                f"the serving bundle of model version {version!r} (format {fmt}) lacks {', '.join(missing)}",
+                hint=f"rebuild it with `recsys cache bundle --version {version}`",
+            )
         return {k: npz[k] for k in BUNDLE_KEYS}
+
+
+def check_bundle(settings: Settings, version: str) -> int | None:
+    """The format of a version's uploaded serving bundle, after checking that this code can load it.
+
+    None when the version has no bundle yet (the model store builds it on first load where polars is
+    installed). A bundle of a format outside READABLE_FORMATS is a ValidationError naming the version and
+    the format; `recsys.release.promote` calls this before it publishes anything or moves production.
+    """
+    raw = get_bytes_if_exists(settings, settings.names.bucket("models"), bundle_key(version))
+    if raw is None:
+        return None
+    fmt = bundle_format(raw)
+    require_readable(fmt, version)
+    return fmt
 
 
 def write_bundle(settings: Settings, version: str) -> str:
@@ -208,7 +282,7 @@ def load_bundle(settings: Settings, version: str) -> dict[str, np.ndarray]:
     """A version's bundle arrays: the uploaded bundle, else built from the artifacts (and uploaded)."""
     raw = get_bytes_if_exists(settings, settings.names.bucket("models"), bundle_key(version))
     if raw is not None:
-        return decode_bundle(raw)
+        return decode_bundle(raw, version)
     try:
         import polars  # noqa: F401
     except ImportError:

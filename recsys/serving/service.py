@@ -23,7 +23,7 @@ from recsys.feature_store.online import OnlineFeatureStore, deserialize_item
 from recsys.serving.cache import RecommendationCache, cache_field
 from recsys.serving.filters import Pick, apply_rules, max_per_category
 from recsys.serving.model_store import ModelStore, ServingModel
-from recsys.serving.models import DEFAULT_K, MAX_K
+from recsys.serving.schemas import DEFAULT_K, MAX_K
 from recsys.serving.tracking import InferenceTracker, tracking_item
 from recsys.serving.user_vector import blend_user_vector, event_weights, with_recent_activity
 

@@ -20,7 +20,7 @@ from recsys.evaluation.gates import check_gates
 from recsys.evaluation.offline import evaluate_ranking, evaluate_retrieval
 from recsys.ids import check_id
 from recsys.pipeline_config import PipelineConfig
-from recsys.ranking.json_ranker import JsonRanker
+from recsys.ranking.tree_ensemble import TreeEnsemble
 from recsys.stages.embeddings import load_embeddings
 from recsys.stages.two_tower import load_inputs
 from recsys.storage import get_bytes, put_bytes, put_json
@@ -66,7 +66,7 @@ def run(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
         rows, data["user_features"], data["video_features"], tt_scores, int(pre.get("reference_ts") or 0)
     )
     models_bucket = rk.get("models_bucket") or settings.names.bucket("models")
-    ranker = JsonRanker.from_bytes(get_bytes(settings, models_bucket, rk["artifacts"]["ranker_model_json"]))
+    ranker = TreeEnsemble.from_bytes(get_bytes(settings, models_bucket, rk["artifacts"]["ranker_model_json"]))
     ranker_scores = ranker.predict(X)
     labels = rows[s.LABEL].to_numpy().astype(np.int64)
     groups = rows[s.USER_ID].rank("dense").to_numpy()

@@ -21,7 +21,7 @@ from recsys.errors import RecsysError
 from recsys.features import RANKER_FEATURES
 from recsys.ids import check_id
 from recsys.pipeline_config import PipelineConfig
-from recsys.ranking.json_ranker import JsonRanker
+from recsys.ranking.tree_ensemble import TreeEnsemble
 from recsys.stages.embeddings import load_embeddings
 from recsys.stages.two_tower import load_inputs
 from recsys.storage import put_bytes, put_json
@@ -107,5 +107,5 @@ def _parity(cbm: bytes, js: bytes, X: np.ndarray) -> float:
         f.flush()
         model.load_model(f.name)
     expected = model.predict(X, prediction_type="RawFormulaVal")
-    got = JsonRanker.from_bytes(js).predict(X)
+    got = TreeEnsemble.from_bytes(js).predict(X)
     return float(np.max(np.abs(expected - got))) if X.shape[0] else 0.0

@@ -1,4 +1,4 @@
-"""The serving form of the ranker (numpy over catboost's JSON export) equals catboost (|diff| <= 1e-5)."""
+"""The ranker's evaluator (numpy over catboost's JSON export) equals catboost (|diff| <= 1e-5) and the oracle."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import pytest
 from recsys.errors import ValidationError
 from recsys.features import RANKER_FEATURES
 from recsys.pipeline_config import RankerConfig
-from recsys.ranking.json_ranker import JsonRanker
+from recsys.ranking.tree_ensemble import TreeEnsemble
+
+from .catboost_oracle import TreeWalkRanker
 
 pytestmark = pytest.mark.slow
 
@@ -37,18 +39,21 @@ def test_parity_with_catboost(tmp_path, loss):
     model.load_model(str(tmp_path / "m.cbm"))
     X_new, _, _ = _data(seed=1)  # unseen rows
     expected = model.predict(X_new, prediction_type="RawFormulaVal")
-    ranker = JsonRanker.from_bytes(result.json)
+    ranker = TreeEnsemble.from_bytes(result.json)
     assert np.max(np.abs(ranker.predict(X_new) - expected)) <= 1e-5
+    oracle = TreeWalkRanker.from_bytes(result.json)
+    assert np.max(np.abs(oracle.predict(X_new) - expected)) <= 1e-5
+    np.testing.assert_allclose(ranker.predict(X_new), oracle.predict(X_new), rtol=0, atol=1e-9)
     (tmp_path / "m.json").write_bytes(result.json)
-    assert np.array_equal(JsonRanker.from_file(tmp_path / "m.json").predict(X_new), ranker.predict(X_new))
+    assert np.array_equal(TreeEnsemble.from_file(tmp_path / "m.json").predict(X_new), ranker.predict(X_new))
     assert ranker.n_trees == 60 and ranker.n_features == len(RANKER_FEATURES)
 
 
 def test_bad_inputs_are_clear_errors():
     with pytest.raises(ValidationError, match="not valid JSON"):
-        JsonRanker.from_bytes(b"{nope")
+        TreeEnsemble.from_bytes(b"{nope")
     with pytest.raises(ValidationError, match="not a CatBoost JSON model"):
-        JsonRanker.from_bytes(json.dumps({"oblivious_trees": []}).encode())
+        TreeEnsemble.from_bytes(json.dumps({"oblivious_trees": []}).encode())
     model = {
         "features_info": {
             "float_features": [{"feature_index": 0, "flat_feature_index": 0, "borders": [0.5]}]
@@ -61,7 +66,7 @@ def test_bad_inputs_are_clear_errors():
         ],
         "scale_and_bias": [1.0, [0.25]],
     }
-    ranker = JsonRanker(model)
+    ranker = TreeEnsemble(model)
     assert ranker.predict(np.array([[0.0], [1.0]])).tolist() == [1.25, 2.25]
     with pytest.raises(ValidationError, match="shape"):
         ranker.predict(np.zeros(3))

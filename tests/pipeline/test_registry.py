@@ -1,4 +1,4 @@
-"""The model registry and the deployment stage against the local stack."""
+"""The model registry (storage) and the deployment stage against the local stack."""
 
 from __future__ import annotations
 
@@ -24,9 +24,8 @@ def vector_store(settings) -> np.ndarray:
         return npz["embeddings"]
 
 
-def test_register_promote_rollback_and_list(local_stack, model_name):
-    published = []
-    reg = ModelRegistry(local_stack, model_name=model_name, publisher=lambda v: published.append(v.version))
+def test_register_get_list_and_move_production(local_stack, model_name):
+    reg = ModelRegistry(local_stack, model_name=model_name)
     assert reg.production() is None
     reg.register("v1", {"recall_at_100": 0.3}, "job-1")
     reg.register("v2", {"recall_at_100": 0.4}, "job-2")
@@ -35,48 +34,33 @@ def test_register_promote_rollback_and_list(local_stack, model_name):
     with pytest.raises(ValidationError):
         reg.register("bad version!", {}, "job")
     with pytest.raises(NotFoundError):
-        reg.promote("v9")
+        reg.get("v9")
+    assert reg.find("v9") is None
 
-    assert reg.promote("v1").status == "production"
-    assert reg.promote("v2").status == "production"
-    statuses = {v.version: v.status for v in reg.list()}
-    assert statuses == {"v1": "archived", "v2": "production"}
+    assert reg.set_production("v1", None).status == "production"
+    assert reg.set_production("v2", "v1").status == "production"
+    assert {v.version: v.status for v in reg.list()} == {"v1": "archived", "v2": "production"}
+    assert reg.get("v1").archived_at and reg.get("v2").promoted_at
     assert reg.get("v2").metrics == {"recall_at_100": 0.4}
     assert [v.version for v in reg.list()] == ["v2", "v1"]  # newest first
-
-    assert reg.rollback().version == "v1"
-    assert reg.production().version == "v1"
-    assert reg.get("v2").status == "archived"
-    assert published == ["v1", "v2", "v1"]
-    assert reg.promote("v1").version == "v1"  # promoting production again is a no-op
-    assert published == ["v1", "v2", "v1"]
+    assert reg.production().version == "v2" == reg.production(consistent=True).version
 
 
-def test_rollback_without_archived_version_is_an_error(local_stack, model_name):
-    reg = ModelRegistry(local_stack, model_name=model_name, publisher=lambda v: None)
-    reg.register("v1", {}, "j")
-    reg.promote("v1")
-    with pytest.raises(NotFoundError, match="no archived version"):
-        reg.rollback()
-
-
-def test_failed_publication_leaves_production_unchanged_and_republishes_it(local_stack, model_name):
-    calls = []
-
-    def publisher(version):
-        calls.append(version.version)
-        if version.version == "v2":
-            raise RuntimeError("DynamoDB throttled halfway")
-
-    reg = ModelRegistry(local_stack, model_name=model_name, publisher=publisher)
-    reg.register("v1", {}, "j1")
-    reg.promote("v1")
-    reg.register("v2", {}, "j2")
-    with pytest.raises(RuntimeError):
-        reg.promote("v2")
-    assert reg.production().version == "v1"
-    assert reg.get("v2").status == "candidate"
-    assert calls == ["v1", "v2", "v1"]  # v1's data was put back after v2 failed midway
+def test_moving_production_from_a_stale_pointer_is_a_conflict(local_stack, model_name):
+    reg = ModelRegistry(local_stack, model_name=model_name)
+    for v in ("v1", "v2", "v3"):
+        reg.register(v, {}, "j")
+    reg.set_production("v1", None)
+    reg.set_production("v2", "v1")
+    with pytest.raises(ConflictError, match="production changed"):
+        reg.set_production("v3", "v1")  # v1 is no longer production: nothing changes
+    with pytest.raises(ConflictError):
+        reg.set_production("v2", None)  # already production
+    assert {v.version: v.status for v in reg.list()} == {
+        "v1": "archived",
+        "v2": "production",
+        "v3": "candidate",
+    }
 
 
 def _event(version: str, job_id: str, passed: bool = True) -> dict:

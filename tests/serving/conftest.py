@@ -185,13 +185,14 @@ def publish_tiny_version(
 
 
 def promote(settings, version: str) -> None:
-    """Register (if new) and promote `version` through the model registry (artifacts already published)."""
+    """Register (if new) and promote `version` with `recsys.release` (serving data already published)."""
+    from recsys import release
     from recsys.registry import ModelRegistry
 
-    registry = ModelRegistry(settings, publisher=lambda _version: None)
+    registry = ModelRegistry(settings)
     if registry.find(version) is None:
         registry.register(version, {"recall_at_100": 0.5}, f"job-{version}")
-    registry.promote(version)
+    release.promote(settings, version, registry=registry, publisher=lambda _version: None)
 
 
 @pytest.fixture(scope="session")

@@ -128,6 +128,145 @@ def test_openapi_describes_every_route(service):
     )
 
 
+def _schema_names(operation: dict) -> dict[str, str]:
+    return {
+        status: response["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+        for status, response in operation["responses"].items()
+    }
+
+
+def test_openapi_lists_each_route_response_model_and_the_error_shape():
+    from recsys.serving.api import create_app, openapi_json
+
+    spec = json.loads(openapi_json(create_app()))
+    paths = spec["paths"]
+    recs = _schema_names(paths["/recommendations/{user_id}"]["get"])
+    assert recs.pop("200") == "RecommendationResponse"
+    cached = _schema_names(paths["/cached/{user_id}"]["get"])
+    assert cached.pop("200") == "CachedRecommendations" and "404" in cached
+    health = _schema_names(paths["/health"]["get"])
+    assert (health.pop("200"), health.pop("503")) == ("HealthResponse", "HealthResponse")
+    accepted = _schema_names(paths["/interactions"]["post"])
+    assert accepted.pop("202") == "InteractionAccepted" and {"400", "413"} <= set(accepted)
+    for errors in (recs, cached, health, accepted):  # every other status has the API's one error shape
+        assert {"422", "500"} <= set(errors) and set(errors.values()) == {"ErrorResponse"}
+    schemas = spec["components"]["schemas"]
+    assert set(schemas["RecommendationItem"]["required"]) == {
+        "video_id",
+        "score",
+        "rank",
+        "category",
+        "reason",
+    }
+    assert schemas["ErrorResponse"]["properties"]["error"]["$ref"].endswith("/ErrorDetail")
+
+
+class _StubService:
+    """A service whose answers are whatever the test says (no local stack)."""
+
+    def __init__(self, **answers):
+        self.answers = answers
+
+    def _answer(self, name):
+        value = self.answers[name]
+        return value() if callable(value) else value
+
+    def recommend(self, user_id, **kwargs):
+        return self._answer("recommend")
+
+    def cached(self, user_id):
+        return self._answer("cached")
+
+    def health(self):
+        return self._answer("health")
+
+    def record_interaction(self, event):
+        return self._answer("record_interaction")
+
+
+_ITEM = {"video_id": "101", "score": 0.5, "rank": 1, "category": "music", "reason": "trending"}
+_GOOD = {
+    "recommend": {
+        "user_id": "u1",
+        "model_version": "v1",
+        "recommendation_id": "r1",
+        "source": "model",
+        "items": [_ITEM],
+        "generated_at": 1.0,
+    },
+    "cached": {
+        "user_id": "u1",
+        "model_version": "v1",
+        "recommendation_id": "r1",
+        "source": "precomputed",
+        "items": [_ITEM],
+        "generated_at": 1.0,
+    },
+    "health": {
+        "status": "unhealthy",
+        "model_version": None,
+        "model": {},
+        "dependencies": {"store": {"status": "down", "detail": "x"}},
+    },
+    "record_interaction": {"event_id": "e" * 32},
+}
+_ROUTES = {
+    "recommend": ("GET", "/recommendations/u1", None),
+    "cached": ("GET", "/cached/u1", None),
+    "health": ("GET", "/health", None),
+    "record_interaction": ("POST", "/interactions", json.dumps({"user_id": 1, "video_id": 2})),
+}
+
+
+@pytest.fixture()
+def stub_call():
+    """Call a fresh app (no metrics) whose service is a stub; returns (status, parsed body)."""
+    from recsys.serving.api import create_app
+    from recsys.serving.service import set_service
+
+    app = create_app()
+
+    def invoke(name: str, **answers):
+        set_service(_StubService(**{**_GOOD, **answers}))
+        method, path, body = _ROUTES[name]
+        result = app.resolve(proxy_event(method, path, "", {"Content-Type": "application/json"}, body), None)
+        return result["statusCode"], json.loads(result["body"])
+
+    yield invoke
+    set_service(None)
+
+
+def test_stub_responses_that_fit_their_models_pass_unchanged(stub_call):
+    assert stub_call("recommend") == (200, _GOOD["recommend"])
+    assert stub_call("cached") == (200, _GOOD["cached"])
+    assert stub_call("health") == (503, _GOOD["health"])  # unhealthy: 503 with the health model
+    assert stub_call("record_interaction") == (202, {"event_id": "e" * 32, "status": "accepted"})
+
+
+@pytest.mark.parametrize(
+    ("name", "payload", "field"),
+    [
+        ("recommend", {**_GOOD["recommend"], "items": [{**_ITEM, "rank": 0}]}, "items.0.rank"),
+        ("recommend", {k: v for k, v in _GOOD["recommend"].items() if k != "source"}, "source"),
+        ("recommend", {**_GOOD["recommend"], "source": "guess"}, "source"),
+        ("cached", {**_GOOD["cached"], "items": [{"video_id": "101"}]}, "items.0.score"),
+        ("health", {**_GOOD["health"], "status": "great"}, "status"),
+        ("recommend", ["not", "an", "object"], "response"),
+    ],
+)
+def test_a_response_that_does_not_fit_its_model_is_a_500_not_a_wrong_200(stub_call, name, payload, field):
+    """A malformed payload from the service is our bug: a 500 in the API's error shape naming the field."""
+    status, body = stub_call(name, **{name: payload})
+    _assert_error(status, body, 500)
+    assert body["error"]["code"] == "internal"
+    assert "did not fit its schema" in body["error"]["message"] and field in body["error"]["message"]
+
+
+def test_an_interaction_record_without_event_id_is_a_500(stub_call):
+    status, body = stub_call("record_interaction", record_interaction={"event_id": None})
+    _assert_error(status, body, 500)
+
+
 def test_handler_import_loads_no_tensorflow_or_catboost():
     code = (
         "import sys, lambdas.api.handler, lambdas.event_processor.handler\n"

@@ -1,14 +1,17 @@
-"""The vectorised tree ensemble equals the reference JSON evaluator (and so CatBoost)."""
+"""The ranker's evaluator (`TreeEnsemble`, all trees at once) equals the tree-walk oracle (and so CatBoost)."""
 
 from __future__ import annotations
 
 import json
 
 import numpy as np
+import pytest
 
+from recsys.errors import ValidationError
 from recsys.features import RANKER_FEATURES
-from recsys.ranking.json_ranker import JsonRanker
-from recsys.serving.ranking import Ranker, TreeEnsemble
+from recsys.ranking.tree_ensemble import TreeEnsemble
+from recsys.serving.ranking import Ranker
+from tests.ml.catboost_oracle import TreeWalkRanker
 
 
 def _random_model(rng: np.random.Generator, n_trees: int = 40) -> dict:
@@ -41,14 +44,42 @@ def _random_model(rng: np.random.Generator, n_trees: int = 40) -> dict:
     }
 
 
-def test_tree_ensemble_matches_json_ranker():
-    rng = np.random.default_rng(7)
+@pytest.mark.parametrize("seed", [7, 8, 9])
+def test_tree_ensemble_matches_the_tree_walk_oracle(seed):
+    rng = np.random.default_rng(seed)
     model = _random_model(rng)
-    reference = JsonRanker(model)
-    fast = TreeEnsemble(reference)
+    oracle = TreeWalkRanker(model)
+    fast = TreeEnsemble(model)
+    assert (fast.n_trees, fast.n_features) == (oracle.n_trees, oracle.n_features)
     x = rng.normal(size=(257, len(RANKER_FEATURES)))
     x[rng.random(x.shape) < 0.05] = np.nan
-    np.testing.assert_allclose(fast.predict(x), reference.predict(x), rtol=0, atol=1e-9)
+    x[:3] = np.array([s["border"] for t in model["oblivious_trees"] for s in t["splits"]][:1])  # on a border
+    np.testing.assert_allclose(fast.predict(x), oracle.predict(x), rtol=0, atol=1e-9)
+
+
+def test_degenerate_ensembles_match_the_oracle():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(5, len(RANKER_FEATURES)))
+    for n_trees in (0, 1):
+        model = _random_model(rng, n_trees=n_trees)
+        np.testing.assert_allclose(
+            TreeEnsemble(model).predict(x), TreeWalkRanker(model).predict(x), atol=1e-12
+        )
+    stumps = _random_model(rng)
+    for tree in stumps["oblivious_trees"]:
+        tree["splits"], tree["leaf_values"] = [], tree["leaf_values"][:1]
+    np.testing.assert_allclose(TreeEnsemble(stumps).predict(x), TreeWalkRanker(stumps).predict(x), atol=1e-12)
+
+
+def test_unsupported_models_are_clear_errors():
+    model = _random_model(np.random.default_rng(2), n_trees=3)
+    model["oblivious_trees"][0]["splits"][0]["split_type"] = "OneHotFeature"
+    with pytest.raises(ValidationError, match="split type 'OneHotFeature' is not supported"):
+        TreeEnsemble(model)
+    model = _random_model(np.random.default_rng(2), n_trees=3)
+    model["features_info"]["categorical_features"] = [{"feature_index": 0}]
+    with pytest.raises(ValidationError, match="categorical features"):
+        TreeEnsemble(model)
 
 
 def test_ranker_from_json_bytes_scores_candidates():

@@ -1,4 +1,7 @@
-"""Top-k retrieval over a whole catalogue, excluding what each user has already seen (chunked, numpy)."""
+"""Offline top-k for evaluation: every user against the whole catalogue, seen items excluded (chunked numpy).
+
+Used by `recsys.evaluation.offline` and `baseline`; serving's online retrieval index is `recsys.serving.retrieval`.
+"""
 
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
-"""Evaluate a CatBoost model from its JSON export with numpy only (no 264 MB catboost in the serving Lambda).
+"""Test oracle: a CatBoost JSON export evaluated by walking its trees one at a time.
 
-Supports what the pipeline trains: oblivious trees over float features, one output dimension
-(Logloss, YetiRank, RMSE ...). `predict` returns the raw formula value, which equals
-`CatBoost.predict(X, prediction_type="RawFormulaVal")` within 1e-5 (tests/ml/test_json_ranker.py).
+Not production code: the evaluator is `recsys.ranking.tree_ensemble.TreeEnsemble` (all trees at once).
+This slow, obvious walk parses the JSON on its own and is kept only to check that evaluator against it
+(tests/serving/test_ranking.py, tests/ml/test_json_ranker.py). Supports what the pipeline trains: oblivious
+trees over float features, one output dimension; `predict` returns CatBoost's RawFormulaVal.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ import numpy as np
 from recsys.errors import ValidationError
 
 
-class JsonRanker:
-    """A CatBoost model loaded from `save_model(..., format="json")`."""
+class TreeWalkRanker:
+    """A CatBoost model loaded from `save_model(..., format="json")`, evaluated tree by tree."""
 
     def __init__(self, model: dict[str, Any]) -> None:
         try:
@@ -61,7 +62,7 @@ class JsonRanker:
         self.bias = float(bias[0] if isinstance(bias, list) else bias)
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> JsonRanker:
+    def from_bytes(cls, data: bytes) -> TreeWalkRanker:
         """Load from the bytes of a JSON export (e.g. an S3 object body)."""
         try:
             return cls(json.loads(data))
@@ -71,7 +72,7 @@ class JsonRanker:
             ) from None
 
     @classmethod
-    def from_file(cls, path: str | Path) -> JsonRanker:
+    def from_file(cls, path: str | Path) -> TreeWalkRanker:
         """Load from a JSON export on disk."""
         return cls.from_bytes(Path(path).read_bytes())
 
@@ -81,7 +82,6 @@ class JsonRanker:
         if X.ndim != 2 or X.shape[1] < self.n_features:
             raise ValidationError(
                 f"feature matrix has shape {X.shape}, the model needs [n, {self.n_features}]",
-                hint="build it with recsys.features.ranker_features",
             )
         # CatBoost compares float32 features against float32 borders.
         X32 = X.astype(np.float32)
@@ -98,7 +98,3 @@ class JsonRanker:
             index = bits.astype(np.int64) @ (1 << np.arange(feats.size, dtype=np.int64))
             total += leaves[index]
         return self.scale * total + self.bias
-
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        """Sigmoid of the raw score: the positive-class probability of a Logloss model."""
-        return 1.0 / (1.0 + np.exp(-self.predict(X)))

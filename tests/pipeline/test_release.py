@@ -1,0 +1,145 @@
+"""Releases (`recsys.release`): promote, rollback, failed publication, serving-bundle formats."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from recsys import release
+from recsys.errors import NotFoundError, ValidationError
+from recsys.registry import ModelRegistry
+from recsys.serving import bundle
+from recsys.storage import put_bytes
+
+from .conftest import write_version_artifacts
+
+
+def test_promote_rollback_and_promote_again(local_stack, model_name):
+    published = []
+    reg = ModelRegistry(local_stack, model_name=model_name)
+
+    def publisher(version):
+        published.append(version.version)
+        return {"published": version.version}
+
+    reg.register("v1", {"recall_at_100": 0.3}, "job-1")
+    reg.register("v2", {"recall_at_100": 0.4}, "job-2")
+    with pytest.raises(NotFoundError):
+        release.promote(local_stack, "v9", registry=reg, publisher=publisher)
+
+    first = release.promote(local_stack, "v1", registry=reg, publisher=publisher)
+    assert (first.version.status, first.previous_version, first.changed) == ("production", None, True)
+    second = release.promote(local_stack, "v2", registry=reg, publisher=publisher)
+    assert second.previous_version == "v1" and second.published == {"published": "v2"}
+    assert {v.version: v.status for v in reg.list()} == {"v1": "archived", "v2": "production"}
+
+    back = release.rollback(local_stack, registry=reg, publisher=publisher)
+    assert (back.version.version, back.previous_version) == ("v1", "v2")
+    assert reg.production().version == "v1" and reg.get("v2").status == "archived"
+    assert published == ["v1", "v2", "v1"]
+    again = release.promote(local_stack, "v1", registry=reg, publisher=publisher)
+    assert again.changed is False and again.version.version == "v1"  # promoting production: a no-op
+    assert published == ["v1", "v2", "v1"]
+
+
+def test_rollback_without_archived_version_is_an_error(local_stack, model_name):
+    reg = ModelRegistry(local_stack, model_name=model_name)
+    reg.register("v1", {}, "j")
+    release.promote(local_stack, "v1", registry=reg, publisher=lambda v: None)
+    with pytest.raises(NotFoundError, match="no archived version"):
+        release.rollback(local_stack, registry=reg, publisher=lambda v: None)
+
+
+def test_failed_publication_leaves_production_unchanged_and_republishes_it(local_stack, model_name):
+    calls = []
+
+    def publisher(version):
+        calls.append(version.version)
+        if version.version == "v2":
+            raise RuntimeError("DynamoDB throttled halfway")
+
+    reg = ModelRegistry(local_stack, model_name=model_name)
+    reg.register("v1", {}, "j1")
+    release.promote(local_stack, "v1", registry=reg, publisher=publisher)
+    reg.register("v2", {}, "j2")
+    with pytest.raises(RuntimeError):
+        release.promote(local_stack, "v2", registry=reg, publisher=publisher)
+    assert reg.production().version == "v1"
+    assert reg.get("v2").status == "candidate"
+    assert calls == ["v1", "v2", "v1"]  # v1's data was put back after v2 failed midway
+
+
+# ----- serving-bundle formats
+
+
+def _two_deployed_versions(settings, model_name):
+    """Versions a (archived) and b (production), each with artifacts and a current-format bundle."""
+    tag = uuid.uuid4().hex[:8]
+    a, b = f"vfmt-a-{tag}", f"vfmt-b-{tag}"
+    reg = ModelRegistry(settings, model_name=model_name)
+    for i, v in enumerate((a, b)):
+        write_version_artifacts(settings, v, f"job-{v}", seed=10 + i)
+        bundle.write_bundle(settings, v)
+        reg.register(v, {}, f"job-{v}")
+        release.promote(settings, v, registry=reg, publisher=lambda _v: None)
+    return reg, a, b
+
+
+def _rewrite_bundle(settings, version, monkeypatch, fmt):
+    """Re-upload a version's bundle as code writing format `fmt` would have (None: no format recorded)."""
+    arrays = bundle.build_bundle(settings, version)
+    with monkeypatch.context() as m:
+        m.setattr(bundle, "BUNDLE_FORMAT", fmt)
+        data = bundle.encode_bundle(arrays, version)
+    put_bytes(settings, settings.names.bucket("models"), bundle.bundle_key(version), data)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "message"),
+    [(7, "has format 7, newer than this code's format 1"), (None, "records no format")],
+)
+def test_rollback_to_a_bundle_of_unreadable_format_is_refused_before_production_changes(
+    local_stack, model_name, monkeypatch, fmt, message
+):
+    reg, a, b = _two_deployed_versions(local_stack, model_name)
+    _rewrite_bundle(local_stack, a, monkeypatch, fmt)
+    published = []
+    with pytest.raises(ValidationError, match=rf"model version '{a}' {message}") as err:
+        release.rollback(local_stack, registry=reg, publisher=published.append)
+    assert f"recsys cache bundle --version {a}" in err.value.hint
+    assert published == []  # refused before anything was published
+    assert reg.production(consistent=True).version == b
+    assert reg.get(a).status == "archived"
+    with pytest.raises(ValidationError, match=rf"model version '{a}' {message}"):
+        bundle.load_bundle(local_stack, a)  # and serving refuses to load it the same way
+
+
+def test_a_bundle_of_an_older_readable_format_rolls_back_and_loads(local_stack, model_name, monkeypatch):
+    reg, a, b = _two_deployed_versions(local_stack, model_name)  # bundles of format 1
+    # This code moves on to format 2 and still reads format 1: a's bundle loads as it is.
+    monkeypatch.setattr(bundle, "BUNDLE_FORMAT", 2)
+    monkeypatch.setattr(bundle, "READABLE_FORMATS", frozenset({1, 2}))
+    assert bundle.check_bundle(local_stack, a) == 1
+    back = release.rollback(local_stack, registry=reg, publisher=lambda _v: None)
+    assert back.version.version == a and back.previous_version == b
+    assert sorted(bundle.load_bundle(local_stack, a)["video_ids"].tolist()) == sorted(
+        f"v{i}" for i in range(12)
+    )
+
+    # Format 2 no longer reads format 1: b's bundle is refused, naming version and format.
+    monkeypatch.setattr(bundle, "READABLE_FORMATS", frozenset({2}))
+    with pytest.raises(
+        ValidationError, match=rf"model version '{b}' has format 1, which this code no longer"
+    ):
+        release.promote(local_stack, b, registry=reg, publisher=lambda _v: None)
+    assert reg.production(consistent=True).version == a
+
+
+def test_a_version_without_bundle_is_promoted(local_stack, model_name):
+    """No bundle yet: nothing to check (the model store builds it on first load)."""
+    reg = ModelRegistry(local_stack, model_name=model_name)
+    version = f"vnobundle-{uuid.uuid4().hex[:8]}"
+    reg.register(version, {}, "j")
+    assert bundle.check_bundle(local_stack, version) is None
+    assert release.promote(local_stack, version, registry=reg, publisher=lambda _v: None).changed
