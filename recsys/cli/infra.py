@@ -77,17 +77,19 @@ def package_cmd(function: FunctionOption = None, json_output: JsonOption = False
     emit(result, human)
 
 
-def _plan_variables(image_tag: str) -> dict[str, str]:
+def _plan_variables(env: str, image_tag: str) -> dict[str, str]:
     from recsys.infra.package import package_dir
 
-    return {"package_dir": str(package_dir()), "training_image_tag": image_tag}
+    return {"package_dir": str(package_dir(settings_for(env, resolve_names=False).package_dir)),
+            "training_image_tag": image_tag}  # fmt: skip
 
 
 def _runner(env: str):
     from recsys.infra.terraform import TerraformRunner, check_credentials, environment_dir
 
-    environment_dir(env)  # an unknown or local env fails before anything else
-    runner = TerraformRunner(env)
+    settings = settings_for(env, resolve_names=False)
+    environment_dir(env, settings.terraform_dir)  # an unknown or local env fails before anything else
+    runner = TerraformRunner.for_settings(settings)
     check_credentials()
     return runner
 
@@ -102,7 +104,7 @@ def _plan(env: str, image_tag: str, destroy: bool = False, targets: list[str] | 
     with progress(f"terraform init ({env})…"):
         runner.init()
     with progress(f"terraform plan ({env})…"):
-        summary = runner.plan(_plan_variables(image_tag), destroy=destroy, targets=targets)
+        summary = runner.plan(_plan_variables(env, image_tag), destroy=destroy, targets=targets)
     _show_summary(env, summary, destroy)
     return runner, summary
 
@@ -163,7 +165,7 @@ def deploy_cmd(
     """
     from recsys.infra.package import missing_zips
 
-    missing = missing_zips()
+    missing = missing_zips(settings_for(env, resolve_names=False).package_dir)
     if missing:
         raise RecsysError(
             f"Lambda packages missing: {', '.join(missing)}",

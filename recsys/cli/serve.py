@@ -2,34 +2,39 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import warnings
-from pathlib import Path
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
 
 from recsys.cli.common import EnvOption, JsonOption, emit, info, progress, settings_for
-from recsys.errors import ConflictError, NotFoundError
-
-HANDLER_PATH = Path("lambdas") / "api" / "handler.py"
+from recsys.errors import ConflictError
 
 
-def load_api_handler(name: str = "recsys_api_handler") -> Any:
-    """Import `lambdas/api/handler.py` (the file the Lambda runs) from the project root, as module `name`."""
-    root = Path(__file__).resolve().parents[2]
-    path = root / HANDLER_PATH
-    if not path.is_file():
-        raise NotFoundError(
-            f"the API handler {HANDLER_PATH} is not next to the recsys package",
-            hint="run recsys serve from a checkout of the project (pip install -e .)",
-        )
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(module)
-    return module
+def api_handlers(service: Any, count: int, verbose: bool = False) -> tuple[list[Callable[..., Any]], Any]:
+    """`count` request handlers over one service, shaped as the Lambda's (event, context) -> response.
+
+    A resolver holds its current request, so each concurrent slot gets its own, as Lambda instances do. With
+    `verbose`, each request logs a structured line and its EMF metrics on stdout, as the Lambda does.
+    Returns the handlers and the first resolver (for the OpenAPI document).
+    """
+    from aws_lambda_powertools import Logger, Metrics
+
+    from recsys.serving.api import create_app
+
+    handlers: list[Callable[..., Any]] = []
+    apps = []
+    for _ in range(count):
+        metrics = Metrics(namespace="RecSys", service="recsys-api") if verbose else None
+        app = create_app(service, metrics)
+        apps.append(app)
+        handler: Callable[..., Any] = app.resolve
+        if verbose:
+            handler = Logger(service="recsys-api").inject_lambda_context(metrics.log_metrics(handler))
+        handlers.append(handler)
+    return handlers, apps[0]
 
 
 def serve(
@@ -45,7 +50,7 @@ def serve(
     ] = False,
     json_output: JsonOption = False,
 ) -> None:
-    """Serve the recommendation API (the same Lambda handler) over HTTP until Ctrl-C.
+    """Serve the recommendation API (the same routes as the Lambda) over HTTP until Ctrl-C.
 
     Endpoints: GET /health, GET /recommendations/{user_id}?k=&category=&exclude_watched=,
     POST /interactions, GET /cached/{user_id}, and GET /openapi.json (the OpenAPI description).
@@ -59,22 +64,21 @@ def serve(
         curl -s 127.0.0.1:8080/recommendations/12345?k=5
     """
     settings = settings_for(env)
-    os.environ["RECSYS_ENV"] = settings.env
     if poll_interval is not None:
-        os.environ["RECSYS_SERVING_POLL_INTERVAL_S"] = str(poll_interval)
-    if not verbose:
-        os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
-        os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+        settings = settings.model_copy(
+            update={"serving": settings.serving.model_copy(update={"poll_interval_s": poll_interval})}
+        )
+    # Powertools reads its own switches from the environment; no X-Ray daemon runs locally.
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+    if not verbose:
+        os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     from recsys.serving.api import openapi_json
     from recsys.serving.http_server import make_server
-    from recsys.serving.service import get_service
+    from recsys.serving.service import RecommendationService
 
     warnings.filterwarnings("ignore", message="No application metrics to publish")
-    # One handler instance per concurrent request (a resolver holds its current request, as in Lambda).
-    modules = [load_api_handler(f"recsys_api_handler_{i}") for i in range(workers)]
-    module = modules[0]
-    service = get_service()
+    service = RecommendationService(settings)
+    handlers, app = api_handlers(service, workers, verbose)
     with progress("Loading the production model…"):
         try:
             model = service.models.current()
@@ -85,9 +89,9 @@ def serve(
                  f"ranker {'on' if model.ranker else 'off'}")  # fmt: skip
         except Exception as exc:  # serve anyway: /health says why, and a later promotion is picked up
             info(f"[yellow]No model loaded yet:[/] {exc}")
-    spec = openapi_json(module.app)
+    spec = openapi_json(app)
     try:
-        server = make_server([m.handler for m in modules], lambda: spec, host, port)
+        server = make_server(handlers, lambda: spec, host, port)
     except OSError as exc:
         raise ConflictError(
             f"cannot listen on {host}:{port}: {exc.strerror}", hint="choose another --port"

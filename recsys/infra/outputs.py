@@ -61,7 +61,7 @@ def outputs(env: str, settings: Settings, refresh: bool = False) -> dict[str, An
         return json.loads(path.read_text(encoding="utf-8"))
     from recsys.infra.terraform import TerraformRunner, check_credentials
 
-    runner = TerraformRunner(env)
+    runner = TerraformRunner.for_settings(settings)
     check_credentials()
     if not runner.is_initialised():
         runner.init()

@@ -35,7 +35,6 @@ LAMBDA_PLATFORM = "manylinux2014_x86_64"
 UNZIPPED_LIMIT_BYTES = 262_144_000  # Lambda: 250 MB unzipped, code and layers together
 SERVING_TARGET_BYTES = 100 * 1024 * 1024
 FIXED_DATE = (1980, 1, 1, 0, 0, 0)
-PACKAGE_DIR_ENV = "RECSYS_PACKAGE_DIR"
 
 # Distributions never installed into a zip (see the module docstring for why).
 EXCLUDED_DISTRIBUTIONS = frozenset(
@@ -92,15 +91,14 @@ def image_functions() -> dict[str, dict]:
     return {k: f for k, f in load_catalog()["functions"].items() if f["package"] == "image"}
 
 
-def package_dir() -> Path:
-    """Where the zips are (`$RECSYS_PACKAGE_DIR`, else build/lambda); Terraform reads them from there."""
-    override = os.environ.get(PACKAGE_DIR_ENV)
-    return Path(override) if override else repo_root() / "build" / "lambda"
+def package_dir(override: Path | None = None) -> Path:
+    """Where the zips are (`override`: the settings' `package_dir`, else build/lambda); Terraform reads them."""
+    return override or repo_root() / "build" / "lambda"
 
 
-def missing_zips() -> list[str]:
-    """Zip functions of the catalogue without a built package in `package_dir()`."""
-    return [name for name in sorted(zip_functions()) if not (package_dir() / f"{name}.zip").is_file()]
+def missing_zips(out_dir: Path | None = None) -> list[str]:
+    """Zip functions of the catalogue without a built package in `package_dir(out_dir)`."""
+    return [name for name in sorted(zip_functions()) if not (package_dir(out_dir) / f"{name}.zip").is_file()]
 
 
 def _pip_install(requirements: list[str], target: Path, cache_dir: Path) -> None:

@@ -19,15 +19,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from python_terraform import IsFlagged, Terraform
 
 from recsys.config import AWS_ENVIRONMENTS
 from recsys.errors import ErrorCode, NotFoundError, RecsysError, ValidationError
 
-TERRAFORM_DIR_ENV = "RECSYS_TERRAFORM_DIR"
-STATE_BUCKET_ENV = "RECSYS_TF_STATE_BUCKET"
+if TYPE_CHECKING:
+    from recsys.config import Settings
+
+TERRAFORM_DIR_SETTING = "RECSYS_TERRAFORM_DIR"
 STACK_DIR = "stack"
 BACKEND_FILE = "backend.hcl"
 TFVARS_FILE = "terraform.tfvars"
@@ -66,18 +68,17 @@ def repo_root() -> Path:
     return Path(__file__).resolve().parents[2]
 
 
-def terraform_dir() -> Path:
-    """`terraform/` of the repository, or `$RECSYS_TERRAFORM_DIR`."""
-    override = os.environ.get(TERRAFORM_DIR_ENV)
-    return Path(override) if override else repo_root() / "terraform"
+def terraform_dir(override: Path | None = None) -> Path:
+    """`terraform/` of the repository, or `override` (the settings' `terraform_dir`)."""
+    return override or repo_root() / "terraform"
 
 
-def stack_dir() -> Path:
+def stack_dir(root: Path | None = None) -> Path:
     """The one Terraform root (`terraform/stack/`), shared by every environment."""
-    return terraform_dir() / STACK_DIR
+    return terraform_dir(root) / STACK_DIR
 
 
-def environment_dir(env: str) -> Path:
+def environment_dir(env: str, root: Path | None = None) -> Path:
     """`terraform/environments/<env>/` (tfvars and backend config) of an AWS environment.
 
     `local` has none (it runs on the embedded stack).
@@ -87,12 +88,12 @@ def environment_dir(env: str) -> Path:
             f"environment {env!r} has no Terraform root",
             hint=f"use one of {', '.join(AWS_ENVIRONMENTS)}; `local` is `recsys local up`",
         )
-    path = terraform_dir() / "environments" / env
-    for required in (stack_dir() / "main.tf", path / TFVARS_FILE, path / BACKEND_FILE):
+    path = terraform_dir(root) / "environments" / env
+    for required in (stack_dir(root) / "main.tf", path / TFVARS_FILE, path / BACKEND_FILE):
         if not required.is_file():
             raise NotFoundError(
                 f"no Terraform configuration for {env}: {required} is missing",
-                hint=f"set {TERRAFORM_DIR_ENV} to the terraform/ folder",
+                hint=f"set {TERRAFORM_DIR_SETTING} to the terraform/ folder",
             )
     return path
 
@@ -139,15 +140,28 @@ def _environ(**values: str) -> Iterator[None]:
 class TerraformRunner:
     """Runs terraform in the stack for one environment (its tfvars, backend config and data directory)."""
 
-    def __init__(self, env: str, binary: str | None = None) -> None:
+    def __init__(
+        self,
+        env: str,
+        binary: str | None = None,
+        *,
+        terraform_root: Path | None = None,
+        state_bucket: str | None = None,
+    ) -> None:
         self.env = env
-        self.env_dir = environment_dir(env)
-        self.workdir = stack_dir()
+        self.env_dir = environment_dir(env, terraform_root)
+        self.workdir = stack_dir(terraform_root)
+        self.state_bucket = state_bucket
         self.data_dir = self.env_dir / DATA_DIR
         self.var_file = self.env_dir / TFVARS_FILE
         self.plan_file = self.env_dir / PLAN_FILE
         self.binary = binary or find_terraform()
         self._tf = Terraform(working_dir=str(self.workdir), terraform_bin_path=self.binary)
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> TerraformRunner:
+        """The runner of the settings' environment, with their Terraform folder and state bucket."""
+        return cls(settings.env, terraform_root=settings.terraform_dir, state_bucket=settings.tf_state_bucket)
 
     def _run(self, command: str, *args: str, **options: Any) -> tuple[int, str, str]:
         with warnings.catch_warnings(), _environ(TF_DATA_DIR=str(self.data_dir)):
@@ -172,9 +186,8 @@ class TerraformRunner:
     def backend_config(self) -> list[str]:
         """`-backend-config` values: the environment's backend.hcl, then the state-bucket override."""
         configs = [str(self.env_dir / BACKEND_FILE)]
-        bucket = os.environ.get(STATE_BUCKET_ENV)
-        if bucket:
-            configs.append(f"bucket={bucket}")
+        if self.state_bucket:
+            configs.append(f"bucket={self.state_bucket}")
         return configs
 
     def init(self) -> str:

@@ -38,7 +38,7 @@ from recsys.serving.schemas import (
     InteractionAccepted,
     RecommendationResponse,
 )
-from recsys.serving.service import get_service
+from recsys.serving.service import RecommendationService
 
 log = logging.getLogger(__name__)
 
@@ -142,8 +142,12 @@ def _documented(func: Callable[..., Any], statuses: tuple[int, ...], errors: tup
     return docs
 
 
-def create_app(metrics: Any | None = None) -> ApiResolver:
-    """The resolver with every route and error mapping (validation on: requests and responses are checked)."""
+def create_app(service: RecommendationService, metrics: Any | None = None) -> ApiResolver:
+    """The resolver over `service` with every route and error mapping (requests and responses validated).
+
+    The Lambda handler builds one at cold start; the local server builds one per concurrent request slot
+    (a resolver holds its current request), all over the same service.
+    """
     app = ApiResolver(metrics, enable_validation=True)
 
     def route(
@@ -171,7 +175,7 @@ def create_app(metrics: Any | None = None) -> ApiResolver:
 
     @route("GET", "/health", also=(503,), summary="Service status and the state of each dependency")
     def health() -> Response[HealthResponse]:
-        data = get_service().health()
+        data = service.health()
         status = 503 if data["status"] == "unhealthy" else 200
         return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=data)
 
@@ -184,7 +188,7 @@ def create_app(metrics: Any | None = None) -> ApiResolver:
         ] = None,
         exclude_watched: Annotated[bool, Query(description="Leave out what the user watched")] = True,
     ) -> RecommendationResponse:
-        return get_service().recommend(user_id, k=k, category=category, exclude_watched=exclude_watched)
+        return service.recommend(user_id, k=k, category=category, exclude_watched=exclude_watched)
 
     @route(
         "GET",
@@ -193,7 +197,7 @@ def create_app(metrics: Any | None = None) -> ApiResolver:
         summary="Precomputed recommendations (batch job) for a user",
     )
     def cached(user_id: UserId) -> CachedRecommendations:
-        return get_service().cached(user_id)
+        return service.cached(user_id)
 
     @route(
         "POST",
@@ -203,7 +207,7 @@ def create_app(metrics: Any | None = None) -> ApiResolver:
         summary="Record an interaction (202; the event goes onto the stream)",
     )
     def interactions(event: InteractionEvent) -> InteractionAccepted:
-        record = get_service().record_interaction(event)
+        record = service.record_interaction(event)
         return InteractionAccepted(event_id=record["event_id"])
 
     @app.exception_handler(ResponseValidationError)

@@ -9,7 +9,6 @@ cold-start items (popular/trending, by category when known).
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -355,25 +354,3 @@ class RecommendationService:
         else:
             status = "healthy"
         return {"status": status, "model_version": model["version"], "model": model, "dependencies": deps}
-
-
-_service: RecommendationService | None = None
-_service_lock = threading.Lock()
-
-
-def get_service() -> RecommendationService:
-    """The process-wide service (built on first use from `get_settings()` and `RECSYS_SERVING_*`)."""
-    global _service
-    if _service is None:
-        with _service_lock:
-            if _service is None:
-                from recsys.config import load_settings
-
-                _service = RecommendationService(load_settings())
-    return _service
-
-
-def set_service(service: RecommendationService | None) -> None:
-    """Replace the process-wide service (tests, the local server); None resets it."""
-    global _service
-    _service = service

@@ -205,8 +205,8 @@ def tiny_world(local_stack) -> TinyWorld:
 
 @pytest.fixture()
 def service(local_stack, tiny_world):
-    """A fresh RecommendationService (no background tracking thread) as the process-wide service."""
-    from recsys.serving.service import RecommendationService, ServingConfig, set_service
+    """A fresh RecommendationService (no background tracking thread) over the session's local stack."""
+    from recsys.serving.service import RecommendationService, ServingConfig
     from recsys.serving.tracking import InferenceTracker
 
     promote(local_stack, tiny_world.version)  # a no-op unless another test changed production
@@ -215,6 +215,4 @@ def service(local_stack, tiny_world):
         ServingConfig(poll_interval_s=0.2),
         tracker=InferenceTracker(local_stack, background=False),
     )
-    set_service(svc)
-    yield svc
-    set_service(None)
+    return svc

@@ -14,9 +14,18 @@ from recsys.serving.http_server import LocalContext, proxy_event
 
 
 @pytest.fixture()
-def call(service):
-    """Invoke the real Lambda handler with a proxy event; returns (status, parsed body)."""
+def handler_module(service, monkeypatch):
+    """The real Lambda handler module, its app serving the test's service (as its cold start would)."""
     import lambdas.api.handler as handler_module
+    from recsys.serving.api import create_app
+
+    monkeypatch.setattr(handler_module, "app", create_app(service, handler_module.metrics))
+    return handler_module
+
+
+@pytest.fixture()
+def call(handler_module):
+    """Invoke the real Lambda handler with a proxy event; returns (status, parsed body)."""
 
     def invoke(method: str, path: str, query: str = "", body: str | None = None, headers=None):
         event = proxy_event(method, path, query, headers or {"Content-Type": "application/json"}, body)
@@ -118,8 +127,7 @@ def test_bad_input_is_a_json_4xx(call, tiny_world, method, path, query, body, ex
     _assert_error(status, payload, expected)
 
 
-def test_openapi_describes_every_route(service):
-    import lambdas.api.handler as handler_module
+def test_openapi_describes_every_route(handler_module):
     from recsys.serving.api import openapi_json
 
     spec = json.loads(openapi_json(handler_module.app))
@@ -138,7 +146,7 @@ def _schema_names(operation: dict) -> dict[str, str]:
 def test_openapi_lists_each_route_response_model_and_the_error_shape():
     from recsys.serving.api import create_app, openapi_json
 
-    spec = json.loads(openapi_json(create_app()))
+    spec = json.loads(openapi_json(create_app(_StubService(**_GOOD))))
     paths = spec["paths"]
     recs = _schema_names(paths["/recommendations/{user_id}"]["get"])
     assert recs.pop("200") == "RecommendationResponse"
@@ -222,18 +230,14 @@ _ROUTES = {
 def stub_call():
     """Call a fresh app (no metrics) whose service is a stub; returns (status, parsed body)."""
     from recsys.serving.api import create_app
-    from recsys.serving.service import set_service
-
-    app = create_app()
 
     def invoke(name: str, **answers):
-        set_service(_StubService(**{**_GOOD, **answers}))
+        app = create_app(_StubService(**{**_GOOD, **answers}))
         method, path, body = _ROUTES[name]
         result = app.resolve(proxy_event(method, path, "", {"Content-Type": "application/json"}, body), None)
         return result["statusCode"], json.loads(result["body"])
 
-    yield invoke
-    set_service(None)
+    return invoke
 
 
 def test_stub_responses_that_fit_their_models_pass_unchanged(stub_call):
@@ -280,34 +284,32 @@ def test_handler_import_loads_no_tensorflow_or_catboost():
     assert out.stdout.strip() == ""
 
 
-def test_redis_down_through_the_handler(local_stack, tiny_world, monkeypatch):
-    import lambdas.api.handler as handler_module
+def test_redis_down_through_the_handler(local_stack, tiny_world, monkeypatch, handler_module):
     from recsys.config import load_settings
     from recsys.local.processes import free_port
+    from recsys.serving.api import create_app
     from recsys.serving.cache import RecommendationCache
-    from recsys.serving.service import RecommendationService, ServingConfig, set_service
+    from recsys.serving.service import RecommendationService, ServingConfig
     from recsys.serving.tracking import InferenceTracker
 
     monkeypatch.setenv("RECSYS_REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")
     dead = RecommendationCache(load_settings("local"), timeout_s=0.1)
-    set_service(RecommendationService(local_stack, ServingConfig(), cache=dead,
-                                      tracker=InferenceTracker(local_stack, background=False)))  # fmt: skip
-    try:
-        for path in (
-            f"/recommendations/{tiny_world.user_ids[13]}",
-            "/recommendations/someone-new",
-            "/health",
-        ):
-            result = handler_module.handler(proxy_event("GET", path, "k=4"), LocalContext())
-            assert result["statusCode"] == 200, result
-        assert json.loads(result["body"])["status"] == "degraded"
-        body = {"user_id": "x1", "video_id": tiny_world.video_ids[0]}
-        result = handler_module.handler(
-            proxy_event("POST", "/interactions", body=json.dumps(body)), LocalContext()
-        )
-        assert result["statusCode"] == 202
-    finally:
-        set_service(None)
+    service = RecommendationService(local_stack, ServingConfig(), cache=dead,
+                                    tracker=InferenceTracker(local_stack, background=False))  # fmt: skip
+    monkeypatch.setattr(handler_module, "app", create_app(service))
+    for path in (
+        f"/recommendations/{tiny_world.user_ids[13]}",
+        "/recommendations/someone-new",
+        "/health",
+    ):
+        result = handler_module.handler(proxy_event("GET", path, "k=4"), LocalContext())
+        assert result["statusCode"] == 200, result
+    assert json.loads(result["body"])["status"] == "degraded"
+    body = {"user_id": "x1", "video_id": tiny_world.video_ids[0]}
+    result = handler_module.handler(
+        proxy_event("POST", "/interactions", body=json.dumps(body)), LocalContext()
+    )
+    assert result["statusCode"] == 202
 
 
 def test_stream_unavailable_is_503_and_nothing_is_written(call, local_stack, monkeypatch):

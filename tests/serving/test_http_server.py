@@ -14,12 +14,12 @@ from recsys.local.processes import free_port
 
 @pytest.fixture()
 def base_url(service):
-    from recsys.cli.serve import load_api_handler
+    from recsys.cli.serve import api_handlers
     from recsys.serving.api import openapi_json
     from recsys.serving.http_server import make_server
 
-    module = load_api_handler()
-    server = make_server([module.handler], lambda: openapi_json(module.app), "127.0.0.1", free_port())
+    handlers, app = api_handlers(service, 2)
+    server = make_server(handlers, lambda: openapi_json(app), "127.0.0.1", free_port())
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
