@@ -1,4 +1,4 @@
-"""Where every pipeline artifact lives (the seed's paths) and the keys inside them.
+"""Where every pipeline artifact lives (the reference system's paths) and the keys inside them.
 
 The pipeline writes these, deployment copies them, serving reads them: all three use this module.
 

@@ -13,6 +13,7 @@ from importlib import resources
 from typing import Any
 
 CATALOG_FILE = "catalog.json"
+LOCAL_ACCOUNT_ID = "123456789012"  # the account id of the local stack (moto's default)
 
 
 @cache

@@ -36,7 +36,7 @@ MAX_FUTURE_S = 300
 
 
 class InteractionEvent(BaseModel):
-    """The body of `POST /interactions` (the seed's example plus optional context)."""
+    """The body of `POST /interactions` (the reference example plus optional context)."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -63,7 +63,7 @@ class TwoTowerConfig(_Strict):
     max_steps: int = Field(1000, ge=1, description="epochs are cut so that epochs x steps/epoch <= this")
     batch_size: int = Field(1024, ge=16, description="upper bound; small data uses >= 16 steps per epoch")
     learning_rate: float = Field(0.01, gt=0.0)
-    # 0.1 measured >= 0.05 on the seed data and at 1M, and far better on popularity-heavy data (bench/results/pipeline.md)
+    # 0.1 measured >= 0.05 on the demo data and at 1M, and far better on popularity-heavy data (bench/results/pipeline.md)
     temperature: float = Field(0.1, gt=0.0, description="logits = cosine / temperature")
     temperature_candidates: list[float] = Field(
         default_factory=lambda: [0.05, 0.1, 0.3],
@@ -122,7 +122,7 @@ class EvaluationConfig(_Strict):
 
 
 class GatesConfig(_Strict):
-    """Deployment gates (the seed's thresholds) plus the lift over the popularity baseline."""
+    """Deployment gates (the reference system's thresholds) plus the lift over the popularity baseline."""
 
     two_tower_recall_at_100: float = 0.1
     two_tower_ndcg_at_100: float = 0.3

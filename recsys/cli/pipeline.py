@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from pathlib import Path
@@ -23,14 +22,10 @@ from recsys.cli.common import (
     settings_for,
     table,
 )
-from recsys.errors import ErrorCode, RecsysError, UnavailableError, ValidationError
+from recsys.errors import UnavailableError
 
 pipeline_app = group("The ML pipeline: preprocessing, training, evaluation gates and deployment.")
 
-DEFAULT_USERS = 1000
-DEFAULT_VIDEOS = 500
-DEFAULT_INTERACTIONS = 10000
-DEFAULT_SEED = 42
 _ICONS = {"RUNNING": "…", "SUCCEEDED": "✓", "FAILED": "✗", "RETRYING": "↻", "ABORTED": "-", "PENDING": " "}
 
 
@@ -116,95 +111,8 @@ class PipelineProgress:
             err_console.print(f"✗ {name}: {row.get('note')}")
 
 
-def build_input(
-    users: int | None,
-    videos: int | None,
-    interactions: int | None,
-    seed: int | None,
-    dataset: str | None,
-    config: Path | None,
-) -> dict[str, Any]:
-    """The state machine input for a synthetic or an imported-dataset run."""
-    synthetic = {"n_users": users, "n_videos": videos, "n_interactions": interactions, "seed": seed}
-    if dataset is not None:
-        given = [f"--{k.removeprefix('n_')}" for k, v in synthetic.items() if v is not None]
-        if given:
-            raise ValidationError(
-                f"--dataset cannot be combined with {', '.join(given)}",
-                hint="use either --dataset NAME or the synthetic sizes",
-            )
-        source: dict[str, Any] = {"kind": "dataset", "name": dataset}
-    else:
-        defaults = {
-            "n_users": DEFAULT_USERS,
-            "n_videos": DEFAULT_VIDEOS,
-            "n_interactions": DEFAULT_INTERACTIONS,
-        }
-        source = {"kind": "synthetic"}
-        for key, default in defaults.items():
-            value = synthetic[key] if synthetic[key] is not None else default
-            if value < 1:
-                raise ValidationError(f"--{key.removeprefix('n_')} must be at least 1, got {value}")
-            source[key] = value
-        source["seed"] = DEFAULT_SEED if seed is None else seed
-    event: dict[str, Any] = {"source": source}
-    if config is not None:
-        try:
-            overrides = json.loads(config.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ValidationError(f"cannot read the config overrides {config}: {exc}") from None
-        if not isinstance(overrides, dict):
-            raise ValidationError(f"{config} must hold a JSON object of config overrides")
-        event["config"] = overrides
-    return event
-
-
 def _fmt(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
-
-
-def _download_report(settings: Any, report_key: str | None, version: str) -> str | None:
-    """Local runs: copy report.html next to the stack's state so it opens from disk."""
-    if not report_key or not settings.is_local:
-        return None
-    from recsys.storage import get_bytes
-
-    try:
-        body = get_bytes(settings, settings.names.bucket("artifacts"), report_key)
-    except RecsysError:
-        return None
-    path = Path(settings.home) / "reports" / version / Path(report_key).name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(body)
-    return str(path)
-
-
-def _raise_for_failure(record: dict[str, Any], settings: Any) -> None:
-    from recsys.pipeline.history import explain_cause
-
-    execution_id = record["execution_id"]
-    hint = f"see `recsys pipeline status --env {settings.env} --execution {execution_id}`"
-    if record.get("error") == "GatesFailed":
-        evaluation: dict[str, Any] = {}
-        for event in record.get("events", []):
-            if event.get("state") == "Evaluation" and event.get("type") == "StateExited":
-                evaluation = (event.get("output") or {}).get("evaluation") or {}
-        version = evaluation.get("version") or "?"
-        report = _download_report(settings, evaluation.get("report_key"), version)
-        if report is None and evaluation.get("report_key"):
-            report = f"s3://{settings.names.bucket('artifacts')}/{evaluation['report_key']}"
-        raise RecsysError(
-            f"version {version} failed the evaluation gates ({explain_cause(record.get('cause'))}); "
-            "production is unchanged",
-            hint=(f"report: {report}; " if report else "") + hint,
-            code=ErrorCode.GATE_FAILED,
-        )
-    where = record.get("failed_task") or record.get("failed_state") or "?"
-    raise RecsysError(
-        f"pipeline execution {execution_id} {record['status'].lower()} in {where}: "
-        f"{record.get('error')}: {explain_cause(record.get('cause'))}",
-        hint=hint,
-    )
 
 
 def metrics_table(metrics: dict[str, Any], title: str) -> Table:
@@ -247,30 +155,6 @@ def _render_success(data: dict[str, Any]) -> None:
         )
 
 
-def _success_data(record: dict[str, Any], settings: Any, report_path: str | None) -> dict[str, Any]:
-    output = record.get("output") or {}
-    version = output.get("version", "")
-    artifacts_bucket = settings.names.bucket("artifacts")
-    report_key = output.get("report_key")
-    return {
-        "execution_id": record["execution_id"],
-        "status": record["status"],
-        "version": version,
-        "job_id": output.get("job_id"),
-        "metrics": output.get("metrics"),
-        "gates": output.get("gates"),
-        "report": {
-            "s3": f"s3://{artifacts_bucket}/{report_key}" if report_key else None,
-            "path": report_path,
-        },
-        "metrics_s3": f"s3://{artifacts_bucket}/{output['metrics_key']}"
-        if output.get("metrics_key")
-        else None,
-        "artifacts": output.get("artifacts"),
-        "deployment": output.get("deployment"),
-    }
-
-
 @pipeline_app.command("run")
 def run(
     env: EnvOption = "local",
@@ -310,7 +194,9 @@ def run(
         recsys pipeline run --env dev --no-follow
     """
     settings = settings_for(env)
-    event = build_input(users, videos, interactions, seed, dataset, config)
+    from recsys.pipeline.results import download_report, failure_error, pipeline_input, success_summary
+
+    event = pipeline_input(users, videos, interactions, seed, dataset, config)
     if settings.is_local:
         record = _run_local(settings, event)
     else:
@@ -318,10 +204,10 @@ def run(
         if record is None:
             return
     if record["status"] != "SUCCEEDED":
-        _raise_for_failure(record, settings)
+        raise failure_error(record, settings)
     output = record.get("output") or {}
-    report_path = _download_report(settings, output.get("report_key"), output.get("version", ""))
-    data = _success_data(record, settings, report_path)
+    report_path = download_report(settings, output.get("report_key"), output.get("version", ""))
+    data = success_summary(record, settings, report_path)
     info(f"Execution {record['execution_id']} succeeded: version {data['version']} is in production.")
     emit(data, lambda: _render_success(data))
 

@@ -43,7 +43,7 @@ MAX_INTERACTIONS = 50_000_000
 
 @dataclass(frozen=True)
 class SyntheticSpec:
-    """Sizes and shape knobs of a synthetic data set (defaults: the seed's sizes)."""
+    """Sizes and shape knobs of a synthetic data set (defaults: the demo sizes)."""
 
     n_users: int = 1000
     n_videos: int = 500

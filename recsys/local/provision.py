@@ -14,10 +14,9 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from recsys.aws import client
-from recsys.catalog import load_catalog
+from recsys.catalog import LOCAL_ACCOUNT_ID, load_catalog
 from recsys.config import Settings
 
-LOCAL_ACCOUNT_ID = "123456789012"
 _GLUE_PARQUET = {
     "InputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
     "OutputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",

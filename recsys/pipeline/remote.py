@@ -25,23 +25,10 @@ if TYPE_CHECKING:
 
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 DEFAULT_POLL_S = 5.0
-ARN_OUTPUT = (
-    "MLPipelineStateMachineArn"  # the Terraform output (cached by `recsys outputs` / `recsys deploy`)
-)
 
 
 def state_machine_arn(settings: Settings) -> str:
-    """The deployed pipeline's ARN (Terraform output, else derived from the catalogue name)."""
-    try:
-        from recsys.infra.outputs import cache_path
-
-        path = cache_path(settings, settings.env)
-        if path.is_file():
-            arn = json.loads(path.read_text(encoding="utf-8")).get(ARN_OUTPUT)
-            if arn:
-                return str(arn)
-    except (ImportError, OSError, ValueError):  # no usable outputs cache: derive the ARN
-        pass
+    """The deployed pipeline's ARN: the caller's account and region, and the state machine's deployed name."""
     try:
         account = client("sts", settings).get_caller_identity()["Account"]
     except ClientError as exc:

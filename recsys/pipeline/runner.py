@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from recsys.catalog import LOCAL_ACCOUNT_ID
 from recsys.errors import RecsysError, ValidationError
-from recsys.local.provision import LOCAL_ACCOUNT_ID
 from recsys.pipeline.asl import ExecutionEvent, ExecutionOutcome, StateMachine, StatesError
 from recsys.pipeline.definition import LAMBDA_INVOKE, render
 from recsys.pipeline.history import ExecutionRecord, ExecutionStore

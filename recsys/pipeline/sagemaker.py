@@ -28,8 +28,8 @@ from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
 from recsys.aws import client
+from recsys.catalog import LOCAL_ACCOUNT_ID
 from recsys.errors import ErrorCode, NotFoundError, RecsysError, ValidationError
-from recsys.local.provision import LOCAL_ACCOUNT_ID
 from recsys.pipeline.sagemaker_entry import run_job
 from recsys.stages.table import STAGES, Stage
 from recsys.storage import exists, get_json, put_json

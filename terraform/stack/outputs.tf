@@ -1,4 +1,4 @@
-# The seed's outputs, with the same names. Secret values are never outputs (ARNs only).
+# The reference system's outputs, with the same names. Secret values are never outputs (ARNs only).
 
 output "ApiUrl" {
   description = "API Gateway endpoint URL."
@@ -95,7 +95,7 @@ output "ConfigSecretArn" {
   value       = module.secrets.secret_arns["config"]
 }
 
-# Beyond the seed: every real resource name by catalogue key, read by `recsys outputs` so the CLI
+# Beyond the reference outputs: every real resource name by catalogue key, read by `recsys outputs` so the CLI
 # talks to the deployed names (bucket names carry the account id).
 output "ResourceNames" {
   description = "Every resource name of the stack by kind and catalogue key (buckets, tables, streams, firehose, secrets, functions, state_machines, glue_database)."

@@ -1,4 +1,4 @@
-# Per-environment values: environments/<env>/terraform.tfvars carries the seed's environment table (the same
+# Per-environment values: environments/<env>/terraform.tfvars carries the reference environment table (the same
 # values as recsys.config.PROFILES; tests/terraform checks both).
 
 variable "environment" {

@@ -76,7 +76,7 @@ DESTROY_PLAN = canned_plan(*(resource_change(f"aws_s3_object.o{i}", "delete") fo
 
 
 def canned_outputs(env: str) -> dict[str, Any]:
-    """`terraform output -json` of a deployed stack: every seed output plus ResourceNames."""
+    """`terraform output -json` of a deployed stack: every reference output plus ResourceNames."""
     names = resource_names(env)
     buckets = {k: f"{v}-{FAKE_ACCOUNT}" for k, v in names.buckets.items()}
     values: dict[str, Any] = {name: f"{name.lower()}-{env}" for name in STACK_OUTPUTS}

@@ -37,7 +37,7 @@ def pipeline_run(local_stack):
     return settings, pre, tt, rk, feats, ev
 
 
-def test_artifacts_at_the_seed_paths(pipeline_run):
+def test_artifacts_at_the_reference_paths(pipeline_run):
     settings, pre, tt, rk, _feats, _ev = pipeline_run
     s3 = client("s3", settings)
     pre_keys = _keys(s3, settings.names.bucket("artifacts"), artifacts.preprocessing_prefix(pre["job_id"]))

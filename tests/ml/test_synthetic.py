@@ -16,7 +16,7 @@ def test_deterministic_under_a_seed():
     assert not a.interactions.equals(generate(SyntheticSpec(seed=4)).interactions)
 
 
-def test_seed_sizes_and_schema():
+def test_demo_sizes_and_schema():
     d = generate()
     assert d.interactions.height == 10_000 and d.videos.height == 500 and d.users.height == 1000
     assert d.interactions.columns == ["user_id", "video_id", "timestamp", "event_type", "watch_time"]

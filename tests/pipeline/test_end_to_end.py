@@ -53,7 +53,7 @@ def test_run_twice_gate_failure_and_rollback(local_stack, tmp_path):
     assert body["data"]["status"] == "SUCCEEDED" and body["data"]["gates"]["passed"] is True
 
     models, arts = local_stack.names.bucket("models"), local_stack.names.bucket("artifacts")
-    seed_paths = [
+    reference_paths = [
         (models, artifacts.two_tower_key(v1, "video_embeddings.npz")),
         (models, artifacts.two_tower_key(v1, "model_config.json")),
         (models, artifacts.two_tower_key(v1, "vocabularies.json")),
@@ -65,7 +65,7 @@ def test_run_twice_gate_failure_and_rollback(local_stack, tmp_path):
         (arts, f"evaluation/{v1}/metrics.json"),
         (arts, f"evaluation/{v1}/report.html"),
     ]
-    assert [f"s3://{b}/{k}" for b, k in seed_paths if not exists(local_stack, b, k)] == []
+    assert [f"s3://{b}/{k}" for b, k in reference_paths if not exists(local_stack, b, k)] == []
     assert body["data"]["report"]["path"].endswith("report.html")
 
     second, body2 = run_pipeline("--seed", "2", "--config", open_gates)

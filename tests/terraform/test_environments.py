@@ -1,4 +1,4 @@
-"""Per-environment values equal the seed's table (and recsys.config.PROFILES); every seed output exists."""
+"""Per-environment values equal the reference environment table (and recsys.config.PROFILES); every reference output exists."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from recsys.config import PROFILES, EnvironmentProfile
 from recsys.infra.outputs import STACK_OUTPUTS
 from tests.terraform.conftest import ENVIRONMENTS, STACK, TERRAFORM, blocks, load_hcl
 
-# The seed's "Environment Configurations" table, transcribed column by column.
-SEED_TABLE = {
+# The reference system's "Environment Configurations" table, transcribed column by column.
+REFERENCE_TABLE = {
     "dev": {
         "lambda_memory_mb": 1024,
         "lambda_timeout_s": 30,
@@ -44,8 +44,8 @@ SEED_TABLE = {
         "removal_policy": "retain",
     },
 }
-# The seed's cost section: Kinesis shards per environment; weekly training in prod only.
-SEED_SHARDS = {"dev": 1, "staging": 2, "prod": 4}
+# The reference system's cost section: Kinesis shards per environment; weekly training in prod only.
+REFERENCE_SHARDS = {"dev": 1, "staging": 2, "prod": 4}
 
 
 def tfvars(env: str) -> dict:
@@ -53,12 +53,12 @@ def tfvars(env: str) -> dict:
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_tfvars_match_the_seed_table(env: str) -> None:
+def test_tfvars_match_the_reference_table(env: str) -> None:
     values = tfvars(env)
     assert values["environment"] == env
-    for field, expected in SEED_TABLE[env].items():
+    for field, expected in REFERENCE_TABLE[env].items():
         assert values[field] == expected, f"{env}.{field}: tfvars {values[field]!r}, seed {expected!r}"
-    assert values["kinesis_shards"] == SEED_SHARDS[env]
+    assert values["kinesis_shards"] == REFERENCE_SHARDS[env]
     assert (values["training_schedule"] is not None) == (env == "prod")
 
 
@@ -93,10 +93,10 @@ def test_required_variables_are_set_by_every_environment(env: str) -> None:
     assert not missing, f"{env}/terraform.tfvars does not set {sorted(missing)}"
 
 
-def test_every_seed_output_exists() -> None:
+def test_every_reference_output_exists() -> None:
     outputs = blocks(load_hcl(STACK / "outputs.tf"), "output")
     missing = [name for name in STACK_OUTPUTS if name not in outputs]
-    assert not missing, f"the stack lacks the seed outputs {missing}"
+    assert not missing, f"the stack lacks the reference outputs {missing}"
     assert len(STACK_OUTPUTS) == 19
 
 

@@ -1,4 +1,4 @@
-# The seed's environment table, dev column (equal to recsys.config.PROFILES["dev"]).
+# The reference environment table, dev column (equal to recsys.config.PROFILES["dev"]).
 environment           = "dev"
 lambda_memory_mb      = 1024
 lambda_timeout_s      = 30

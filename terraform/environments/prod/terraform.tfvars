@@ -1,4 +1,4 @@
-# The seed's environment table, prod column (equal to recsys.config.PROFILES["prod"]).
+# The reference environment table, prod column (equal to recsys.config.PROFILES["prod"]).
 environment           = "prod"
 lambda_memory_mb      = 2048
 lambda_timeout_s      = 30
@@ -15,6 +15,6 @@ training_schedule     = "rate(7 days)"
 training_backend      = "sagemaker"
 log_retention_days    = 90
 
-# Redis credentials rotate every 30 days in prod (the seed). Set redis_rotation_lambda_arn
+# Redis credentials rotate every 30 days in prod (the reference system). Set redis_rotation_lambda_arn
 # (TF_VAR_redis_rotation_lambda_arn) to the rotation function to turn rotation on.
 redis_rotation_days = 30

@@ -1,4 +1,4 @@
-# The seed's environment table, staging column (equal to recsys.config.PROFILES["staging"]).
+# The reference environment table, staging column (equal to recsys.config.PROFILES["staging"]).
 environment           = "staging"
 lambda_memory_mb      = 1024
 lambda_timeout_s      = 30

@@ -61,7 +61,7 @@ resource "aws_cloudwatch_log_group" "this" {
 resource "aws_lambda_function" "this" {
   for_each = var.functions
   #checkov:skip=CKV_AWS_116:Invoked synchronously (API Gateway, Step Functions) or by the Kinesis mapping, whose on-failure destination is an SQS queue; an async DLQ would never receive anything.
-  #checkov:skip=CKV_AWS_117:dev has no VPC by the seed's table; staging and prod pass subnets and security groups.
+  #checkov:skip=CKV_AWS_117:dev has no VPC by the reference environment table; staging and prod pass subnets and security groups.
   #checkov:skip=CKV_AWS_115:Concurrency is bounded by API Gateway throttling and Kinesis shards; a reserved limit would starve the account pool in dev.
   #checkov:skip=CKV_AWS_272:Packages are built reproducibly by `recsys package` in CI; code signing needs a Signer profile outside this stack.
 

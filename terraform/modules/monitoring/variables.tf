@@ -4,7 +4,7 @@ variable "name_prefix" {
 }
 
 variable "alarms_enabled" {
-  description = "Create the alarms and their SNS topic (prod only, by the seed's table)."
+  description = "Create the alarms and their SNS topic (prod only, by the reference environment table)."
   type        = bool
 }
 

@@ -65,7 +65,7 @@ resource "aws_eip" "nat" {
   tags   = var.tags
 }
 
-# One NAT gateway (the seed's cost estimate) gives the private Lambdas access to AWS APIs that have no
+# One NAT gateway (the reference cost estimate) gives the private Lambdas access to AWS APIs that have no
 # gateway endpoint (Secrets Manager, Kinesis, X-Ray).
 resource "aws_nat_gateway" "this" {
   count = local.vpc

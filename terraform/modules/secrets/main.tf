@@ -10,7 +10,7 @@ locals {
 
 resource "aws_secretsmanager_secret" "this" {
   for_each = var.secrets
-  #checkov:skip=CKV2_AWS_57:Only redis-credentials rotates (prod, below); api-keys and config are rotated by hand as the seed says.
+  #checkov:skip=CKV2_AWS_57:Only redis-credentials rotates (prod, below); api-keys and config are rotated by hand as the reference system says.
 
   name                    = each.value.name
   description             = each.value.description

@@ -33,7 +33,7 @@ variable "redis" {
 }
 
 variable "redis_rotation_days" {
-  description = "Rotate {stack}/redis-credentials every this many days (null: no rotation). The seed rotates every 30 days in prod."
+  description = "Rotate {stack}/redis-credentials every this many days (null: no rotation). The reference system rotates every 30 days in prod."
   type        = number
   default     = null
 
