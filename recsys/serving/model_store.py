@@ -21,6 +21,7 @@ import numpy as np
 from recsys import artifacts
 from recsys.aws import client
 from recsys.errors import UnavailableError
+from recsys.registry import ModelRegistry
 from recsys.serving.bundle import load_bundle
 from recsys.serving.ranking import Ranker
 from recsys.serving.retrieval import DEFAULT_ANN_THRESHOLD, ExactIndex, HnswIndex, build_index
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-REGISTRY_MODEL_NAME = "recsys"
 DEFAULT_POLL_INTERVAL_S = 30.0
 MAX_POLL_INTERVAL_S = 300.0
 HNSW_INDEX_NAME = "hnsw_index.bin"
@@ -109,23 +109,8 @@ class ServingModel:
 
 def production_version(settings: Settings) -> str | None:
     """The registry's production version (None when nothing is in production)."""
-    try:
-        from recsys.registry import ModelRegistry
-    except ImportError:  # registry module not present: read the table per the contract
-        ModelRegistry = None
-    if ModelRegistry is not None:
-        found = ModelRegistry(settings).production()
-        return None if found is None else str(found.version)
-    response = client("dynamodb", settings).query(
-        TableName=settings.names.table("model_registry"),
-        IndexName="status-index",
-        KeyConditionExpression="#s = :p",
-        ExpressionAttributeNames={"#s": "status"},
-        ExpressionAttributeValues={":p": {"S": "production"}},
-        ScanIndexForward=False,
-    )
-    items = [i for i in response.get("Items", []) if i.get("model_name", {}).get("S") == REGISTRY_MODEL_NAME]
-    return items[0]["version"]["S"] if items else None
+    found = ModelRegistry(settings).production()
+    return None if found is None else str(found.version)
 
 
 def load_model(settings: Settings, version: str, ann_threshold: int = DEFAULT_ANN_THRESHOLD) -> ServingModel:
