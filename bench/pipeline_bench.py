@@ -37,7 +37,7 @@ def child(size: str, config: str | None) -> None:
     from recsys.config import load_settings
     from recsys.ids import new_version
     from recsys.pipeline.runner import run_local
-    from recsys.stages.evaluation import evaluation_prefix
+    from recsys.artifacts import evaluation_prefix
     from recsys.storage import get_json
 
     settings = load_settings("local")

@@ -13,6 +13,7 @@ The pipeline writes these, deployment copies them, serving reads them: all three
     s3://{artifacts}/preprocessing/{job_id}/vocabularies.json
     s3://{artifacts}/preprocessing/{job_id}/video_catalog.parquet
     s3://{artifacts}/preprocessing/{job_id}/ranker_train.parquet
+    s3://{artifacts}/evaluation/{version}/metrics.json | report.html
 """
 
 from __future__ import annotations
@@ -52,3 +53,13 @@ def preprocessing_prefix(job_id: str) -> str:
 def preprocessing_key(job_id: str, name: str) -> str:
     """`name` is one of vocabularies.json, video_catalog.parquet, ranker_train.parquet, ..."""
     return preprocessing_prefix(job_id) + name
+
+
+def evaluation_prefix(version: str) -> str:
+    """s3://{artifacts}/evaluation/{version}/"""
+    return f"evaluation/{version}/"
+
+
+def evaluation_key(version: str, name: str) -> str:
+    """`name` is metrics.json or report.html."""
+    return evaluation_prefix(version) + name

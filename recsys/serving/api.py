@@ -39,6 +39,7 @@ from recsys.serving.schemas import (
     RecommendationResponse,
 )
 from recsys.serving.service import RecommendationService
+from recsys.serving.web import WEB_ROUTES, register_web_routes
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ _ROUTES: list[tuple[re.Pattern[str], set[str]]] = [
     (re.compile(r"^/recommendations/[^/]+/?$"), {"GET"}),
     (re.compile(r"^/cached/[^/]+/?$"), {"GET"}),
     (re.compile(r"^/interactions/?$"), {"POST"}),
+    *WEB_ROUTES,  # the page, the docs and the page's JSON routes (recsys.serving.web)
 ]
 _ERRORS = {
     400: "malformed JSON body",
@@ -209,6 +211,8 @@ def create_app(service: RecommendationService, metrics: Any | None = None) -> Ap
     def interactions(event: InteractionEvent) -> InteractionAccepted:
         record = service.record_interaction(event)
         return InteractionAccepted(event_id=record["event_id"])
+
+    register_web_routes(app, service, route, lambda: openapi_json(app))
 
     @app.exception_handler(ResponseValidationError)
     def bad_response(exc: ResponseValidationError) -> Response:

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from recsys.artifacts import evaluation_prefix
 from recsys.config import Settings
 from recsys.data import schema as s
 from recsys.data.ranker_rows import feature_matrix, two_tower_scores
@@ -24,11 +25,6 @@ from recsys.ranking.tree_ensemble import TreeEnsemble
 from recsys.stages.embeddings import load_embeddings
 from recsys.stages.two_tower import load_inputs
 from recsys.storage import get_bytes, put_bytes, put_json
-
-
-def evaluation_prefix(version: str) -> str:
-    """s3://{artifacts}/evaluation/{version}/"""
-    return f"evaluation/{version}/"
 
 
 def run(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
