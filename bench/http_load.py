@@ -92,7 +92,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--users", type=int, default=1000, help="how many user ids")
     parser.add_argument(
-        "--user-prefix", default="u", help="user ids are PREFIX1..PREFIXN (synthetic data: u)"
+        "--first-user", type=int, default=12000, help="user ids are FIRST..FIRST+N-1 (synthetic data: 12000)"
     )
     parser.add_argument("--k", type=int, default=20)
     args = parser.parse_args()
@@ -103,7 +103,7 @@ def main() -> None:
         args.mode,
         args.duration,
         args.concurrency,
-        [f"{args.user_prefix}{i}" for i in range(1, args.users + 1)],
+        [str(args.first_user + i) for i in range(args.users)],
         args.k,
     )
     print(json.dumps(result))

@@ -7,6 +7,10 @@
 - Interactions: a user picks a video with probability proportional to popularity x category preference
   x exp(taste . video factors); the event type and the watch time depend on how well the video fits.
 Same seed, same data (numpy's PCG64).
+
+Ids are integers written as strings, shaped like the reference system's examples: users are numbered from
+12000 and videos from 1, so `GET /recommendations/12345` and an interaction with video 101 name a user and
+a video of every data set with at least 346 users and 101 videos (the demo has 1000 and 500).
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ END_TS = 1_793_491_200
 HISTORY_DAYS = 180
 LATENT_DIM = 8
 MAX_INTERACTIONS = 50_000_000
+FIRST_USER_ID = 12_000
+FIRST_VIDEO_ID = 1
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,16 @@ class Dataset:
     interactions: pl.DataFrame
     videos: pl.DataFrame | None = None
     users: pl.DataFrame | None = None
+
+
+def user_ids(index: np.ndarray) -> np.ndarray:
+    """The id of each user index: integers from FIRST_USER_ID, as strings."""
+    return (index.astype(np.int64) + FIRST_USER_ID).astype(str)
+
+
+def video_ids(index: np.ndarray) -> np.ndarray:
+    """The id of each video index: integers from FIRST_VIDEO_ID, as strings."""
+    return (index.astype(np.int64) + FIRST_VIDEO_ID).astype(str)
 
 
 def generate(spec: SyntheticSpec | None = None) -> Dataset:
@@ -156,8 +172,8 @@ def generate(spec: SyntheticSpec | None = None) -> Dataset:
     order = np.argsort(ts, kind="stable")
     interactions = pl.DataFrame(
         {
-            s.USER_ID: np.char.add("u", uid[order].astype(str)),
-            s.VIDEO_ID: np.char.add("v", vid[order].astype(str)),
+            s.USER_ID: user_ids(uid[order]),
+            s.VIDEO_ID: video_ids(vid[order]),
             s.TIMESTAMP: ts[order],
             s.EVENT_TYPE: event[order].astype(str),
             s.WATCH_TIME: watch[order],
@@ -165,11 +181,11 @@ def generate(spec: SyntheticSpec | None = None) -> Dataset:
     )
     videos = pl.DataFrame(
         {
-            s.VIDEO_ID: np.char.add("v", np.arange(spec.n_videos).astype(str)),
+            s.VIDEO_ID: video_ids(np.arange(spec.n_videos)),
             s.CATEGORY: np.asarray(CATEGORIES)[v_cat],
             s.DURATION: v_duration,
             s.UPLOAD_TS: v_upload,
         }
     )
-    users = pl.DataFrame({s.USER_ID: np.char.add("u", np.arange(spec.n_users).astype(str))})
+    users = pl.DataFrame({s.USER_ID: user_ids(np.arange(spec.n_users))})
     return Dataset(interactions=interactions, videos=videos, users=users)

@@ -54,3 +54,12 @@ def test_users_prefer_categories():
 def test_invalid_sizes():
     with pytest.raises(ValidationError, match="n_users"):
         generate(SyntheticSpec(n_users=0))
+
+
+def test_ids_are_shaped_like_the_reference_examples():
+    """`GET /recommendations/12345` and an interaction with video 101 name a user and a video of the demo data."""
+    d = generate()
+    assert d.users["user_id"].to_list()[:2] == ["12000", "12001"]
+    assert d.videos["video_id"].to_list()[:2] == ["1", "2"]
+    assert all(i.isdigit() for i in d.interactions["user_id"].unique().to_list())
+    assert "12345" in set(d.interactions["user_id"]) and "101" in set(d.interactions["video_id"])
