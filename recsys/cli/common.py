@@ -10,13 +10,26 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    SpinnerColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
+from rich.text import Text
 from typer.core import TyperGroup
 
 from recsys.errors import ErrorCode, RecsysError
@@ -128,6 +141,102 @@ def progress(message: str) -> Iterator[None]:
         yield
 
 
+class RateColumn(ProgressColumn):
+    """Units per second of a task ("12.5 users/s")."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        unit = task.fields.get("unit", "items")
+        return Text(f"{speed:,.1f} {unit}/s" if speed else f"– {unit}/s", style="progress.data.speed")
+
+
+def make_progress(console: Console | None = None, auto_refresh: bool = True) -> Progress:
+    """Rich progress bars with counts, rate, elapsed time and ETA, on stderr."""
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[unit]}"),
+        RateColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console or err_console,
+        auto_refresh=auto_refresh,
+    )
+
+
+def _summary_line(description: str, done: int, total: int | None, unit: str, seconds: float) -> str:
+    rate = f", {done / seconds:,.1f} {unit}/s" if seconds > 0 and done else ""
+    of = f"/{total:,}" if total is not None else ""
+    return f"{description}: {done:,}{of} {unit} in {seconds:.1f}s{rate}"
+
+
+@contextmanager
+def progress_bar(description: str, total: int, unit: str = "items") -> Iterator[Callable[[int], None]]:
+    """A progress bar of one long job; yields `update(completed)` (the count so far, not an increment).
+
+    On a terminal: a live bar with counts, rate and ETA. Elsewhere (CI logs): one summary line at the end.
+    Silent under --json.
+    """
+    import time
+
+    started = time.monotonic()
+    done = [0]
+    if OUTPUT.json:
+        yield lambda n: None
+        return
+    if not err_console.is_terminal:
+        yield lambda n: done.__setitem__(0, n)
+        err_console.print(_summary_line(description, done[0], total, unit, time.monotonic() - started))
+        return
+    with make_progress() as bars:
+        task = bars.add_task(description, total=total, unit=unit)
+        yield lambda n: bars.update(task, completed=n)
+
+
+class JobBars:
+    """Progress bars of the jobs that report through `recsys.progress` (e.g. training epochs).
+
+    A renderable to put inside another live display; off a terminal, one line per finished job.
+    """
+
+    def __init__(self, live: bool) -> None:
+        import time
+
+        self._clock = time.monotonic
+        self.live = live
+        self.progress = make_progress(auto_refresh=False)
+        self._tasks: dict[str, Any] = {}
+        self._started: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, update: Any) -> None:
+        """Listener for `recsys.progress.report`."""
+        if OUTPUT.json:
+            return
+        with self._lock:
+            task = self._tasks.get(update.task)
+            if task is None or update.completed == 0:
+                if task is not None:  # the same job again (e.g. another training run): a fresh bar
+                    self.progress.remove_task(task)
+                task = self.progress.add_task(update.task, total=update.total, unit=update.unit)
+                self._tasks[update.task] = task
+                self._started[update.task] = self._clock()
+            self.progress.update(task, completed=update.completed, total=update.total)
+        if not self.live and update.total is not None and update.completed >= update.total:
+            seconds = self._clock() - self._started.get(update.task, self._clock())
+            err_console.print(_summary_line(update.task, update.completed, update.total, update.unit, seconds))
+
+    def __rich__(self) -> Any:
+        return self.progress.get_renderable()
+
+    @property
+    def active(self) -> bool:
+        return bool(self._tasks)
+
+
 class RecsysGroup(TyperGroup):
     """Root command group: turns expected failures into `fail()` for every sub-command."""
 
@@ -138,6 +247,19 @@ class RecsysGroup(TyperGroup):
             fail(exc.code, exc.message, exc.hint)
         except KeyboardInterrupt:
             fail(ErrorCode.FAILED, "interrupted", "run the command again")
+
+
+def version_callback(value: bool) -> None:
+    """`recsys --version`: print the installed version and exit."""
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            installed = version("recsys")
+        except PackageNotFoundError:  # run from a checkout without installing (cli.py)
+            installed = "0+checkout"
+        out_console.print(f"recsys {installed}")
+        raise typer.Exit(0)
 
 
 def group(help_text: str) -> typer.Typer:

@@ -6,10 +6,11 @@ The installed `recsys` command runs `app`; `cli.py` at the project root runs it 
 from __future__ import annotations
 
 import os
+from typing import Annotated
 
 import typer
 
-from recsys.cli.common import RecsysGroup
+from recsys.cli.common import RecsysGroup, version_callback
 from recsys.cli.data import data_app
 from recsys.cli.infra import deploy_cmd, destroy_cmd, outputs_cmd, package_cmd, plan_cmd
 from recsys.cli.local import local_app
@@ -25,10 +26,20 @@ app = typer.Typer(
     cls=RecsysGroup,
     name="recsys",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish, PowerShell
     rich_markup_mode="markdown",
     help="recsys: an open, AWS-native video recommender. Every command takes --help with examples.",
 )
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool | None,
+        typer.Option("--version", help="Print the version and exit.", callback=version_callback, is_eager=True),
+    ] = None,
+) -> None:
+    """recsys: an open, AWS-native video recommender. Every command takes --help with examples."""
 app.add_typer(local_app, name="local")
 app.add_typer(data_app, name="data")
 app.add_typer(pipeline_app, name="pipeline")

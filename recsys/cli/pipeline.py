@@ -13,6 +13,7 @@ from rich.table import Table
 from recsys.cli.common import (
     OUTPUT,
     EnvOption,
+    JobBars,
     JsonOption,
     emit,
     err_console,
@@ -30,28 +31,45 @@ _ICONS = {"RUNNING": "…", "SUCCEEDED": "✓", "FAILED": "✗", "RETRYING": "�
 
 
 class PipelineProgress:
-    """A live table of the pipeline's states on stderr (one line per finished state when not a terminal)."""
+    """A live table of the pipeline's states on stderr (one line per finished state when not a terminal),
+    with progress bars of the jobs that report progress (training epochs and iterations)."""
 
     def __init__(self, enabled: bool) -> None:
+        from contextlib import ExitStack
+
         self.enabled = enabled
         self.rows: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self._live = None
+        self._stack = ExitStack()
         if enabled and err_console.is_terminal:
             from rich.live import Live
 
             self._live = Live(self, console=err_console, refresh_per_second=6, transient=False)
+        self.bars = JobBars(live=self._live is not None)
 
     def __enter__(self) -> PipelineProgress:
+        from recsys.progress import listening
+
+        if self.enabled:
+            self._stack.enter_context(listening(self.bars))
         if self._live is not None:
             self._live.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._stack.close()
         if self._live is not None:
             self._live.stop()
 
-    def __rich__(self) -> Table:
+    def __rich__(self) -> Any:
+        if self.bars.active:
+            from rich.console import Group
+
+            return Group(self._table(), self.bars)
+        return self._table()
+
+    def _table(self) -> Table:
         t = Table(title="Pipeline", title_justify="left", show_edge=False)
         for col in ("state", "status", "time", "note"):
             t.add_column(col)

@@ -7,7 +7,17 @@ from typing import Annotated
 
 import typer
 
-from recsys.cli.common import EnvOption, JsonOption, emit, group, info, progress, settings_for, table
+from recsys.cli.common import (
+    EnvOption,
+    JsonOption,
+    emit,
+    group,
+    info,
+    progress,
+    progress_bar,
+    settings_for,
+    table,
+)
 from recsys.errors import ErrorCode, RecsysError
 
 cache_app = group("Precomputed recommendations (GET /cached) and serving bundles.")
@@ -67,8 +77,8 @@ def recommend(
                           code=ErrorCode.VALIDATION)  # fmt: skip
     service = _service(env)
     ids = _users(service, user, users, all_users)
-    with progress(f"Recommending for {len(ids)} users…"):
-        rows = recommend_many(service, ids, k, category, exclude_watched=not include_watched)
+    with progress_bar("Recommending", total=len(ids), unit="users") as update:
+        rows = recommend_many(service, ids, k, category, exclude_watched=not include_watched, on_progress=update)
     if output is not None:
         write_rows(rows, output)
         info(f"Wrote {len(rows)} rows for {len(ids)} users to {output}")
@@ -106,8 +116,8 @@ def fill(
 
     service = _service(env)
     ids = _users(service, None, users, users is None)
-    with progress(f"Precomputing for {len(ids)} users…"):
-        written = fill_cache(service, ids, k=k, ttl_s=int(ttl_hours * 3600))
+    with progress_bar("Precomputing", total=len(ids), unit="users") as update:
+        written = fill_cache(service, ids, k=k, ttl_s=int(ttl_hours * 3600), on_progress=update)
     info(f"Stored precomputed recommendations for {written} users.")
     emit({"users": written, "k": k, "table": service.precomputed_table,
           "model_version": service.models.current().version}, lambda: None)  # fmt: skip

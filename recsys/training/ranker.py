@@ -13,6 +13,7 @@ import numpy as np
 import recsys.training  # noqa: F401
 from recsys.features import RANKER_FEATURES
 from recsys.pipeline_config import RankerConfig
+from recsys.progress import report
 
 CLASSIFICATION_LOSSES = ("Logloss",)
 
@@ -24,6 +25,20 @@ class RankerResult:
     cbm: bytes
     json: bytes
     info: dict[str, Any] = field(default_factory=dict)
+
+
+class _IterationProgress:
+    """A CatBoost callback that reports the boosting iterations (`recsys.progress`: the CLI draws a bar)."""
+
+    def __init__(self, total: int, every: int = 10) -> None:
+        self.total, self.every = total, every
+        report("ranker training", 0, total, "iterations")
+
+    def after_iteration(self, info: Any) -> bool:
+        done = info.iteration + 1
+        if done % self.every == 0 or done == self.total:
+            report("ranker training", done, self.total, "iterations")
+        return True  # never stop training early
 
 
 def train_ranker(X: np.ndarray, y: np.ndarray, groups: np.ndarray, cfg: RankerConfig) -> RankerResult:
@@ -43,7 +58,7 @@ def train_ranker(X: np.ndarray, y: np.ndarray, groups: np.ndarray, cfg: RankerCo
     }
     pool = Pool(X, label=y, group_id=groups, feature_names=list(RANKER_FEATURES))
     model = CatBoost(params)
-    model.fit(pool)
+    model.fit(pool, callbacks=[_IterationProgress(cfg.iterations)])
     with tempfile.TemporaryDirectory() as tmp:
         cbm_path, json_path = Path(tmp) / "ranker_model.cbm", Path(tmp) / "ranker_model.json"
         model.save_model(str(cbm_path), format="cbm")

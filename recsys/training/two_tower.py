@@ -20,6 +20,7 @@ import polars as pl
 
 import recsys.training  # sets TF_USE_LEGACY_KERAS before tensorflow loads
 from recsys.data import schema as s
+from recsys.progress import report
 from recsys.pipeline_config import TwoTowerConfig
 
 OOV_TOKEN = "__oov__"
@@ -86,6 +87,20 @@ def history_matrix(
             idx = [v_index.get(v, 0) for v in videos]
             out[row, : len(idx)] = idx
     return out
+
+
+def _epoch_progress(tf, epochs: int, temperature: float):
+    """A Keras callback that reports each finished epoch (`recsys.progress`: the CLI draws a bar)."""
+    task = f"two-tower training (temperature {temperature:g})"
+
+    class EpochProgress(tf.keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            report(task, 0, epochs, "epochs")
+
+        def on_epoch_end(self, epoch, logs=None):
+            report(task, epoch + 1, epochs, "epochs")
+
+    return EpochProgress()
 
 
 def _build_model(tf, tfrs, vocab_users, vocab_videos, categories, history, cfg, collaborative):
@@ -235,7 +250,9 @@ def train_two_tower(
     )
     model = _build_model(tf, tfrs, vocab_users, vocab_videos, categories, history, cfg, collaborative)
     model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=cfg.learning_rate))
-    fit = model.fit(ds, epochs=epochs, steps_per_epoch=fit_steps, verbose=0)
+    fit = model.fit(
+        ds, epochs=epochs, steps_per_epoch=fit_steps, verbose=0, callbacks=[_epoch_progress(tf, epochs, cfg.temperature)]
+    )
     history = {k: [float(x) for x in v] for k, v in fit.history.items()}
 
     user_ids = np.asarray(vocab_users, dtype=str)

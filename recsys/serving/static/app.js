@@ -205,9 +205,9 @@ function renderRecommendations(data, previous, ms, action) {
           el("span", {}, "score ", el("strong", { text: fmt(item.score) })),
           el("span", {}, "source ", el("strong", { text: source })))),
       el("div", { class: "actions", role: "group", "aria-label": `Tell the recommender about video ${item.video_id}` },
-        actionButton(item, "like", "👍 Like"),
+        actionButton(item, "like", "♥ Like"),
         actionButton(item, "complete", "▶ Watched"),
-        actionButton(item, "skip", "⏭ Skip")));
+        actionButton(item, "skip", "✕ Skip")));
   });
   $("recs-list").replaceChildren(...items);
   const parts = [`User ${data.user_id}`, `${data.items.length} items`, `source ${data.source}`,
@@ -263,7 +263,7 @@ async function loadCatalog() {
       el("td", { text: duration(v.duration) }),
       el("td", { text: new Date(v.upload_ts * 1000).toISOString().slice(0, 10) }),
       el("td", {}, el("button", { type: "button", class: "act act-like",
-        "aria-label": `Like video ${v.video_id} as the current user`, text: "👍 Like",
+        "aria-label": `Like video ${v.video_id} as the current user`, text: "♥ Like",
         onclick: () => state.user ? interact(v, "like") : notice("Pick a user first.") })))));
     const last = Math.min(page.offset + page.items.length, page.total);
     $("catalog-status").textContent = page.total
