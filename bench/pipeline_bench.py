@@ -34,10 +34,10 @@ SIZES = {
 def child(size: str, config: str | None) -> None:
     """One pipeline run in this process; prints one JSON line of results."""
     started = time.perf_counter()
+    from recsys.artifacts import evaluation_prefix
     from recsys.config import load_settings
     from recsys.ids import new_version
     from recsys.pipeline.runner import run_local
-    from recsys.artifacts import evaluation_prefix
     from recsys.storage import get_json
 
     settings = load_settings("local")

@@ -6,6 +6,7 @@ dictionary lookup. The CLI subscribes with `listening(callback)` and draws progr
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -35,10 +36,8 @@ def report(task: str, completed: int, total: int | None = None, unit: str = "ite
     with _lock:
         listeners = list(_listeners)
     for listener in listeners:
-        try:
+        with contextlib.suppress(Exception):  # progress is for show: the job goes on
             listener(update)
-        except Exception:  # progress is for show: the job goes on
-            pass
 
 
 @contextmanager

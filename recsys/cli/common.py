@@ -227,7 +227,9 @@ class JobBars:
             self.progress.update(task, completed=update.completed, total=update.total)
         if not self.live and update.total is not None and update.completed >= update.total:
             seconds = self._clock() - self._started.get(update.task, self._clock())
-            err_console.print(_summary_line(update.task, update.completed, update.total, update.unit, seconds))
+            err_console.print(
+                _summary_line(update.task, update.completed, update.total, update.unit, seconds)
+            )
 
     def __rich__(self) -> Any:
         return self.progress.get_renderable()

@@ -36,10 +36,14 @@ app = typer.Typer(
 def main(
     version: Annotated[
         bool | None,
-        typer.Option("--version", help="Print the version and exit.", callback=version_callback, is_eager=True),
+        typer.Option(
+            "--version", help="Print the version and exit.", callback=version_callback, is_eager=True
+        ),
     ] = None,
 ) -> None:
     """recsys: an open, AWS-native video recommender. Every command takes --help with examples."""
+
+
 app.add_typer(local_app, name="local")
 app.add_typer(data_app, name="data")
 app.add_typer(pipeline_app, name="pipeline")

@@ -78,7 +78,9 @@ def recommend(
     service = _service(env)
     ids = _users(service, user, users, all_users)
     with progress_bar("Recommending", total=len(ids), unit="users") as update:
-        rows = recommend_many(service, ids, k, category, exclude_watched=not include_watched, on_progress=update)
+        rows = recommend_many(
+            service, ids, k, category, exclude_watched=not include_watched, on_progress=update
+        )
     if output is not None:
         write_rows(rows, output)
         info(f"Wrote {len(rows)} rows for {len(ids)} users to {output}")

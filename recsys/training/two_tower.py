@@ -20,8 +20,8 @@ import polars as pl
 
 import recsys.training  # sets TF_USE_LEGACY_KERAS before tensorflow loads
 from recsys.data import schema as s
-from recsys.progress import report
 from recsys.pipeline_config import TwoTowerConfig
+from recsys.progress import report
 
 OOV_TOKEN = "__oov__"
 MAX_AFFINITY_DIM = 64
@@ -251,7 +251,11 @@ def train_two_tower(
     model = _build_model(tf, tfrs, vocab_users, vocab_videos, categories, history, cfg, collaborative)
     model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=cfg.learning_rate))
     fit = model.fit(
-        ds, epochs=epochs, steps_per_epoch=fit_steps, verbose=0, callbacks=[_epoch_progress(tf, epochs, cfg.temperature)]
+        ds,
+        epochs=epochs,
+        steps_per_epoch=fit_steps,
+        verbose=0,
+        callbacks=[_epoch_progress(tf, epochs, cfg.temperature)],
     )
     history = {k: [float(x) for x in v] for k, v in fit.history.items()}
 

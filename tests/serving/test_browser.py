@@ -105,7 +105,9 @@ def test_pick_a_user_like_an_item_and_see_the_list_change(browser, api_url, tiny
     assert tiny_world.category_of[before[0]] in first_card.text  # the category is shown
 
     liked = before[1]
-    browser.find_element(By.CSS_SELECTOR, f'#recs-list li[data-video="{liked}"] button[data-event="like"]').click()
+    browser.find_element(
+        By.CSS_SELECTOR, f'#recs-list li[data-video="{liked}"] button[data-event="like"]'
+    ).click()
     wait.until(lambda d: "after “like" in d.find_element(By.ID, "recs-status").text)
     after = _rows(browser)
     assert liked not in after and after != before  # the liked video left the list; the list was recomputed
