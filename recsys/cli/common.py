@@ -239,6 +239,23 @@ class JobBars:
         return bool(self._tasks)
 
 
+@contextmanager
+def job_progress() -> Iterator[None]:
+    """Progress bars of whatever reports through `recsys.progress` while the block runs (on stderr)."""
+    from recsys.progress import listening
+
+    live = err_console.is_terminal and not OUTPUT.json
+    bars = JobBars(live=live)
+    with listening(bars):
+        if not live:
+            yield
+            return
+        from rich.live import Live
+
+        with Live(bars, console=err_console, refresh_per_second=8, transient=False):
+            yield
+
+
 class RecsysGroup(TyperGroup):
     """Root command group: turns expected failures into `fail()` for every sub-command."""
 

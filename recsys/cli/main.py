@@ -19,6 +19,7 @@ from recsys.cli.pipeline import pipeline_app
 from recsys.cli.recommend import cache_app, recommend
 from recsys.cli.serve import serve
 from recsys.cli.smoke import smoke_test
+from recsys.cli.up import bootstrap_cmd, up_cmd, validate_cmd
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF reports real failures as Python exceptions
 
@@ -57,6 +58,9 @@ app.command("plan")(plan_cmd)
 app.command("deploy")(deploy_cmd)
 app.command("destroy")(destroy_cmd)
 app.command("outputs")(outputs_cmd)
+app.command("up")(up_cmd)
+app.command("bootstrap")(bootstrap_cmd)
+app.command("validate")(validate_cmd)
 
 
 if __name__ == "__main__":

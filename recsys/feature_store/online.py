@@ -168,8 +168,8 @@ class OnlineFeatureStore:
         raise UnavailableError("DynamoDB left items unprocessed after retries", hint="retry later")
 
     # ----- activity
-    def record_activity(self, event: dict[str, Any]) -> dict[str, Any]:
-        """Store one interaction event (needs user_id, video_id, event_id, timestamp); returns the item."""
+    def activity_item(self, event: dict[str, Any]) -> dict[str, Any]:
+        """The activity item of one interaction event (needs user_id, video_id, event_id, timestamp)."""
         for field in ("user_id", "video_id", "event_id", "timestamp"):
             if event.get(field) in (None, ""):
                 raise ValidationError(f"an activity event lacks {field!r}")
@@ -185,16 +185,24 @@ class OnlineFeatureStore:
         for optional in ("category", "watch_time", "recommendation_id"):
             if event.get(optional) is not None:
                 item[optional] = event[optional]
+        return item
+
+    def record_activity(self, event: dict[str, Any]) -> dict[str, Any]:
+        """Store one interaction event (needs user_id, video_id, event_id, timestamp); returns the item."""
+        item = self.activity_item(event)
         self._ddb.put_item(TableName=self.activity_table, Item=serialize_item(item))
         return item
 
     def record_activities(self, events: Iterable[dict[str, Any]]) -> int:
-        """Store many events in batches; returns how many."""
-        count = 0
-        for event in events:
-            self.record_activity(event)
-            count += 1
-        return count
+        """Store many events with batch writes (an event seen twice is written once); returns how many."""
+        by_key = {(i["user_id"], i["event_ts"]): i for i in map(self.activity_item, events)}
+        rows = list(by_key.values())
+        for start in range(0, len(rows), BATCH_WRITE_SIZE):
+            chunk = rows[start : start + BATCH_WRITE_SIZE]
+            self._write_all(
+                {self.activity_table: [{"PutRequest": {"Item": serialize_item(r)}} for r in chunk]}
+            )
+        return len(rows)
 
     def recent_activity(self, user_id: str, limit: int = 20) -> list[dict[str, Any]]:
         """The user's most recent `limit` events, newest first."""

@@ -44,6 +44,7 @@ LAYERS: dict[str, int] = {
     "recsys.feedback": 2,
     "recsys.release": 2,
     "recsys.smoke": 2,
+    "recsys.bootstrap": 2,
     "recsys.stages": 3,
     "recsys.pipeline": 3,
     "recsys.local": 4,

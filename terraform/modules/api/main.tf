@@ -2,7 +2,8 @@ data "aws_region" "current" {}
 
 locals {
   # Top-level path parts; every route is a Lambda proxy integration to the API function.
-  top_paths = toset(["health", "recommendations", "interactions", "cached"])
+  # model, catalog: the page's JSON routes; docs, openapi.json, static: the API docs and the page's files.
+  top_paths = toset(["health", "recommendations", "interactions", "cached", "model", "catalog", "docs", "openapi.json", "static"])
 }
 
 resource "aws_api_gateway_rest_api" "this" {
@@ -36,12 +37,39 @@ resource "aws_api_gateway_resource" "user" {
   path_part   = "{user_id}"
 }
 
+# /static/{name} (the page's and Swagger UI's files) and /model/report (the evaluation report)
+resource "aws_api_gateway_resource" "static_file" {
+  rest_api_id = aws_api_gateway_rest_api.this.id
+  parent_id   = aws_api_gateway_resource.top["static"].id
+  path_part   = "{name}"
+}
+
+resource "aws_api_gateway_resource" "model_report" {
+  rest_api_id = aws_api_gateway_rest_api.this.id
+  parent_id   = aws_api_gateway_resource.top["model"].id
+  path_part   = "report"
+}
+
 locals {
+  # The page (/), its files, the docs and the OpenAPI document hold no data and no secret: they are public,
+  # and the person types the API key into the page, which sends it with every data route below.
   methods = {
     health          = { resource_id = aws_api_gateway_resource.top["health"].id, method = "GET", api_key = false }
     recommendations = { resource_id = aws_api_gateway_resource.user["recommendations"].id, method = "GET", api_key = true }
     interactions    = { resource_id = aws_api_gateway_resource.top["interactions"].id, method = "POST", api_key = true }
     cached          = { resource_id = aws_api_gateway_resource.user["cached"].id, method = "GET", api_key = true }
+    model           = { resource_id = aws_api_gateway_resource.top["model"].id, method = "GET", api_key = true }
+    model_report    = { resource_id = aws_api_gateway_resource.model_report.id, method = "GET", api_key = true }
+    catalog         = { resource_id = aws_api_gateway_resource.top["catalog"].id, method = "GET", api_key = true }
+    page            = { resource_id = aws_api_gateway_rest_api.this.root_resource_id, method = "GET", api_key = false }
+    docs            = { resource_id = aws_api_gateway_resource.top["docs"].id, method = "GET", api_key = false }
+    openapi         = { resource_id = aws_api_gateway_resource.top["openapi.json"].id, method = "GET", api_key = false }
+    static          = { resource_id = aws_api_gateway_resource.static_file.id, method = "GET", api_key = false }
+  }
+  path_parameters = {
+    recommendations = "user_id"
+    cached          = "user_id"
+    static          = "name"
   }
 }
 
@@ -54,7 +82,7 @@ resource "aws_api_gateway_request_validator" "this" {
 
 resource "aws_api_gateway_method" "this" {
   for_each = local.methods
-  #checkov:skip=CKV_AWS_59:Callers authenticate with the usage plan's API key (api_key_required); /health is public by design for load-balancer probes.
+  #checkov:skip=CKV_AWS_59:Callers authenticate with the usage plan's API key (api_key_required); /health (load-balancer probes) and the page, its files, /docs and /openapi.json (no data, no secret) are public by design.
   #checkov:skip=CKV2_AWS_53:Requests are validated by the Lambda's typed models (400 with the field named); the validator checks path parameters.
 
   rest_api_id          = aws_api_gateway_rest_api.this.id
@@ -63,7 +91,7 @@ resource "aws_api_gateway_method" "this" {
   authorization        = "NONE"
   api_key_required     = each.value.api_key
   request_validator_id = aws_api_gateway_request_validator.this.id
-  request_parameters   = contains(["recommendations", "cached"], each.key) ? { "method.request.path.user_id" = true } : {}
+  request_parameters   = contains(keys(local.path_parameters), each.key) ? { "method.request.path.${local.path_parameters[each.key]}" = true } : {}
 }
 
 resource "aws_api_gateway_integration" "this" {
@@ -89,7 +117,7 @@ resource "aws_api_gateway_deployment" "this" {
   rest_api_id = aws_api_gateway_rest_api.this.id
 
   triggers = {
-    redeployment = sha1(jsonencode([aws_api_gateway_resource.top, aws_api_gateway_resource.user, aws_api_gateway_method.this, aws_api_gateway_integration.this]))
+    redeployment = sha1(jsonencode([aws_api_gateway_resource.top, aws_api_gateway_resource.user, aws_api_gateway_resource.static_file, aws_api_gateway_resource.model_report, aws_api_gateway_method.this, aws_api_gateway_integration.this]))
   }
 
   lifecycle {

@@ -1,0 +1,107 @@
+"""`recsys bootstrap` and `recsys validate --env local` against the session's local stack."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from recsys import artifacts
+from recsys.aws import client
+from recsys.cli.main import app
+from recsys.errors import ErrorCode
+
+runner = CliRunner()
+
+
+def _checks(result) -> dict[str, dict]:
+    return {f"{c['group']}/{c['name']}": c for c in json.loads(result.stdout)["data"]["checks"]}
+
+
+@pytest.fixture
+def own_home(tmp_path, monkeypatch):
+    """A state directory of its own (execution records), the stack's endpoints unchanged."""
+    monkeypatch.setenv("RECSYS_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+def test_validate_names_what_is_missing_then_passes(local_stack, tiny_world, own_home, service) -> None:
+    from recsys.config import load_settings
+    from recsys.pipeline.history import ExecutionStore
+
+    s3 = client("s3", local_stack)
+    bucket = local_stack.names.bucket("models")
+    s3.delete_object(Bucket=bucket, Key=artifacts.VECTOR_STORE_KEY)
+    bad = runner.invoke(app, ["validate", "--env", "local", "--url", "http://127.0.0.1:9", "--json"])
+    assert bad.exit_code == ErrorCode.FAILED.exit_code, bad.output
+    checks = _checks(bad)
+    assert all(c["ok"] for k, c in checks.items() if k.startswith(("buckets/", "tables/")))
+    assert checks["tables/user_activity"]["detail"].endswith("(user_id, event_ts)")
+    assert checks["model/production version"]["detail"] == tiny_world.version
+    assert not checks["model/vector store"]["ok"]
+    assert not checks["pipeline/last run"]["ok"]
+    assert not checks["api/health"]["ok"] and "no answer" in checks["api/health"]["detail"]
+
+    # What a release and a successful run leave behind: the vector store of the production version...
+    s3.copy_object(
+        Bucket=bucket, Key=artifacts.VECTOR_STORE_KEY, MetadataDirective="REPLACE",
+        CopySource={"Bucket": bucket, "Key": artifacts.two_tower_key(tiny_world.version, "video_embeddings.npz")},
+        Metadata={"model-version": tiny_world.version},
+    )  # fmt: skip
+    from recsys.serving.bundle import build_bundle, bundle_key, encode_bundle
+
+    bundle = encode_bundle(build_bundle(local_stack, tiny_world.version), tiny_world.version)
+    s3.put_object(Bucket=bucket, Key=bundle_key(tiny_world.version), Body=bundle)
+    ExecutionStore(load_settings("local")).save_local(
+        {"execution_id": "exec-20261201-000000-abcdef", "status": "SUCCEEDED", "output": {}}
+    )
+    # ...and a running API.
+    from tests.serving.api_process import serve_api
+
+    with serve_api() as url:
+        good = runner.invoke(app, ["validate", "--env", "local", "--url", url, "--json"])
+    assert good.exit_code == 0, good.output
+    checks = _checks(good)
+    assert all(c["ok"] for c in checks.values())
+    assert checks["model/vector store embeddings"]["detail"].startswith(f"{len(tiny_world.video_ids)} videos")
+    assert checks["api/served version"]["detail"] == f"serves {tiny_world.version}"
+
+    # A vector store that belongs to another version is caught.
+    s3.copy_object(
+        Bucket=bucket, Key=artifacts.VECTOR_STORE_KEY, MetadataDirective="REPLACE",
+        CopySource={"Bucket": bucket, "Key": artifacts.VECTOR_STORE_KEY}, Metadata={"model-version": "v-other"},
+    )  # fmt: skip
+    stale = runner.invoke(app, ["validate", "--env", "local", "--json"])
+    assert stale.exit_code == ErrorCode.FAILED.exit_code
+    assert "registry says" in _checks(stale)["model/vector store version"]["detail"]
+
+
+def test_bootstrap_loads_the_starter_data_idempotently(local_stack) -> None:
+    from recsys.data.datasets import load_dataset
+    from recsys.feature_store.online import OnlineFeatureStore
+
+    argv = [
+        "bootstrap",
+        "--env",
+        "local",
+        "--users",
+        "400",
+        "--videos",
+        "120",
+        "--interactions",
+        "3000",
+        "--json",
+    ]
+    first = runner.invoke(app, argv)
+    assert first.exit_code == 0, first.output
+    data = json.loads(first.stdout)["data"]
+    assert data["dataset"] == "starter" and data["videos"] == 120 and data["users"] == 400
+    starter = load_dataset(local_stack, "starter")
+    assert starter.interactions.height == 3000 and starter.videos.height == 120
+    assert "12345" in set(starter.users["user_id"]) and "101" in set(starter.videos["video_id"])
+    recent = OnlineFeatureStore(local_stack).recent_activity("12345", 10)
+    assert 1 <= len(recent) <= 3 and all(a["event_ts"] for a in recent)
+    again = runner.invoke(app, argv)
+    assert again.exit_code == 0
+    assert len(OnlineFeatureStore(local_stack).recent_activity("12345", 10)) == len(recent)  # same items
