@@ -45,17 +45,13 @@ format: install ## Format Python and Terraform
 	$(BIN)/ruff check --fix .
 	@if command -v terraform >/dev/null; then terraform fmt -recursive terraform; fi
 
-demo: install ## The main job on the local stack: provision, train and gate, deploy, serve, call the API
-	$(RECSYS) local up
-	$(RECSYS) pipeline run --env local
+demo: install ## The main job on the local stack: provision, starter data, train and gate, deploy, serve the page
+	$(RECSYS) up --env local --port $(PORT)
 	$(RECSYS) model list --env local
-	$(RECSYS) cache fill --env local
-	$(RECSYS) local serve --env local --port $(PORT)
-	$(RECSYS) smoke-test --env local --url http://127.0.0.1:$(PORT)
 	@echo
-	@echo "The API is served on http://127.0.0.1:$(PORT) (OpenAPI: /openapi.json). Try:"
-	@echo "  curl -s 'http://127.0.0.1:$(PORT)/recommendations/u1?k=5'"
-	@echo "Stop everything with: make demo-down"
+	@echo "Open http://127.0.0.1:$(PORT)/ to try it (API docs: /docs, OpenAPI: /openapi.json). Or:"
+	@echo "  curl -s 'http://127.0.0.1:$(PORT)/recommendations/12345?k=5'"
+	@echo "Check it: $(RECSYS) validate --env local. Stop everything with: make demo-down"
 
 demo-down: install ## Stop the local stack and the API that `make demo` started
 	$(RECSYS) local down

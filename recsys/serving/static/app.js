@@ -227,7 +227,8 @@ async function interact(item, eventType) {
   const previous = state.items.slice();
   const body = { user_id: state.user, video_id: item.video_id, event_type: eventType, category: item.category };
   if (state.recId) body.recommendation_id = state.recId;
-  for (const button of document.querySelectorAll(".act")) button.disabled = true;
+  const buttons = document.querySelectorAll("#recs-list .act");
+  for (const button of buttons) button.disabled = true;
   try {
     await api("interactions", { method: "POST", body });
     state.activity.unshift({ type: eventType, video: item.video_id, category: item.category, user: state.user });
@@ -235,7 +236,7 @@ async function interact(item, eventType) {
     await showRecommendations(state.user, previous, `${eventType} ${item.video_id}`);
   } catch (err) {
     notice(`The interaction was not recorded: ${err.message}`);
-    for (const button of document.querySelectorAll(".act")) button.disabled = false;
+    for (const button of buttons) button.disabled = false;
   }
 }
 
