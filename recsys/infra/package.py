@@ -50,7 +50,7 @@ RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath")
 # its name resolver (outputs.deployed_names) runs in Lambdas; terraform.py is only imported by the CLI.
 EXCLUDED_RECSYS_PARTS = ("cli", "local", "training")
 _SKIP_DIRS = frozenset({"__pycache__", "tests", "bin"})
-_SKIP_SUFFIXES = (".pyc", ".pyo")
+_SKIP_SUFFIXES = (".pyc", ".pyo", ".js.map", ".css.map")  # source maps: only for debugging a browser bundle
 
 
 @dataclass(frozen=True)
