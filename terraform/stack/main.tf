@@ -211,6 +211,8 @@ module "monitoring" {
   table_names       = module.storage.table_names
   kms_key_arn       = module.storage.kms_key_arn
   tags              = var.tags
+
+  release_guard_function_arn = module.compute.function_arns["release_guard"]
 }
 
 check "redis_rotation" {

@@ -42,6 +42,8 @@ LAYERS: dict[str, int] = {
     "recsys.events": 2,
     "recsys.feedback": 2,
     "recsys.release": 2,
+    "recsys.release_guard": 2,
+    "recsys.redis_rotation": 2,
     "recsys.smoke": 2,
     "recsys.stages": 3,
     "recsys.pipeline": 3,

@@ -109,6 +109,19 @@ locals {
       sagemaker      = true
       failure_queue  = false
     }
+    release_guard = {
+      s3_read        = ["artifacts", "models"]
+      s3_write       = ["models"]
+      tables_read    = ["model_registry", "serving_metrics"]
+      tables_write   = ["model_registry", "user_features", "video_features"]
+      streams_read   = []
+      streams_write  = []
+      secrets        = ["config"]
+      secrets_rotate = []
+      elasticache    = false
+      sagemaker      = false
+      failure_queue  = false
+    }
     redis_rotation = {
       s3_read        = []
       s3_write       = []

@@ -66,3 +66,20 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "release_guard_function_arn" {
+  description = "ARN of the function that rolls production back when an API alarm fires in the guard period (null: alarms only notify)."
+  type        = string
+  default     = null
+}
+
+variable "max_empty_share" {
+  description = "Share of empty recommendation lists (0..1) above which the empty-results alarm fires."
+  type        = number
+  default     = 0.2
+
+  validation {
+    condition     = var.max_empty_share > 0 && var.max_empty_share < 1
+    error_message = "max_empty_share must be between 0 and 1."
+  }
+}
