@@ -213,6 +213,8 @@ module "monitoring" {
   tags              = var.tags
 
   release_guard_function_arn = module.compute.function_arns["release_guard"]
+  environment                = var.environment
+  quality_function_arn       = module.compute.function_arns["quality_monitor"]
 }
 
 check "redis_rotation" {

@@ -43,6 +43,8 @@ LAYERS: dict[str, int] = {
     "recsys.feedback": 2,
     "recsys.release": 2,
     "recsys.release_guard": 2,
+    "recsys.quality_monitor": 2,
+    "recsys.quality_report": 2,
     "recsys.redis_rotation": 2,
     "recsys.smoke": 2,
     "recsys.stages": 3,

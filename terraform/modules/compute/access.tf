@@ -1,6 +1,7 @@
 # What each function's code touches, by catalogue key. Each role gets exactly these grants on the
 # named resources (least privilege); keys missing from this environment (e.g. redis_credentials in dev)
-# are dropped (secrets_rotate: secrets the function rotates; elasticache: it changes the Redis auth token).
+# are dropped (secrets_rotate: secrets the function rotates; elasticache: it changes the Redis auth token;
+# metrics: CloudWatch namespaces it puts metric data into).
 # An s3_write entry "bucket:pattern" limits writes to matching keys.
 locals {
   access = {
@@ -15,6 +16,7 @@ locals {
       secrets        = ["api_keys", "config", "redis_credentials"]
       secrets_rotate = []
       elasticache    = false
+      metrics        = []
       sagemaker      = false
       failure_queue  = false
     }
@@ -28,6 +30,7 @@ locals {
       secrets        = ["config", "redis_credentials"]
       secrets_rotate = []
       elasticache    = false
+      metrics        = []
       sagemaker      = false
       failure_queue  = true
     }
@@ -41,6 +44,7 @@ locals {
       secrets        = ["config"]
       secrets_rotate = []
       elasticache    = false
+      metrics        = []
       sagemaker      = false
       failure_queue  = false
     }
@@ -54,6 +58,7 @@ locals {
       secrets        = ["config"]
       secrets_rotate = []
       elasticache    = false
+      metrics        = []
       sagemaker      = false
       failure_queue  = false
     }
@@ -67,6 +72,7 @@ locals {
       secrets        = ["config"]
       secrets_rotate = []
       elasticache    = false
+      metrics        = []
       sagemaker      = true
       failure_queue  = false
     }
@@ -80,6 +86,7 @@ locals {
       secrets        = ["config"]
       secrets_rotate = []
       elasticache    = false
+      metrics        = []
       sagemaker      = true
       failure_queue  = false
     }
@@ -93,6 +100,7 @@ locals {
       secrets        = ["config"]
       secrets_rotate = []
       elasticache    = false
+      metrics        = []
       sagemaker      = true
       failure_queue  = false
     }
@@ -106,7 +114,22 @@ locals {
       secrets        = ["config"]
       secrets_rotate = []
       elasticache    = false
+      metrics        = []
       sagemaker      = true
+      failure_queue  = false
+    }
+    quality_monitor = {
+      s3_read        = []
+      s3_write       = []
+      tables_read    = ["inference_tracking", "user_activity", "video_features"]
+      tables_write   = []
+      streams_read   = []
+      streams_write  = []
+      secrets        = ["config"]
+      secrets_rotate = []
+      elasticache    = false
+      metrics        = ["RecSys/Quality"]
+      sagemaker      = false
       failure_queue  = false
     }
     release_guard = {
@@ -119,6 +142,7 @@ locals {
       secrets        = ["config"]
       secrets_rotate = []
       elasticache    = false
+      metrics        = []
       sagemaker      = false
       failure_queue  = false
     }
@@ -132,6 +156,7 @@ locals {
       secrets        = []
       secrets_rotate = ["redis_credentials"]
       elasticache    = true
+      metrics        = []
       sagemaker      = false
       failure_queue  = false
     }
@@ -145,6 +170,7 @@ locals {
       secrets        = ["config"]
       secrets_rotate = []
       elasticache    = false
+      metrics        = []
       sagemaker      = false
       failure_queue  = false
     }
@@ -152,7 +178,7 @@ locals {
 
   default_access = {
     s3_read = [], s3_write = [], tables_read = [], tables_write = [], streams_read = [], streams_write = []
-    secrets = ["config"], secrets_rotate = [], elasticache = false, sagemaker = false, failure_queue = false
+    secrets = ["config"], secrets_rotate = [], elasticache = false, metrics = [], sagemaker = false, failure_queue = false
   }
 
   grants = {
@@ -170,6 +196,7 @@ locals {
       secrets        = [for s in lookup(local.access, key, local.default_access).secrets : var.secret_arns[s] if contains(keys(var.secret_arns), s)]
       secrets_rotate = []
       elasticache    = false
+      metrics        = []
       secrets_rotate = [
         for s in lookup(merge(local.default_access, lookup(local.access, key, {})), "secrets_rotate", []) :
         var.secret_arns[s] if contains(keys(var.secret_arns), s)

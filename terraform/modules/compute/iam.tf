@@ -136,6 +136,23 @@ data "aws_iam_policy_document" "this" {
   }
 
   dynamic "statement" {
+    for_each = length(local.grants[each.key].metrics) > 0 ? [1] : []
+
+    content {
+      # PutMetricData has no resource-level permissions: AWS requires "*"; the namespace condition limits it.
+      sid       = "PutMetrics"
+      actions   = ["cloudwatch:PutMetricData"]
+      resources = ["*"]
+
+      condition {
+        test     = "StringEquals"
+        variable = "cloudwatch:namespace"
+        values   = local.grants[each.key].metrics
+      }
+    }
+  }
+
+  dynamic "statement" {
     for_each = local.grants[each.key].failure_queue ? [1] : []
 
     content {
