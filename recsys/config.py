@@ -6,7 +6,7 @@ win over the file, and the file over the AWS SDK's own variables. Recognised var
 `AWS_DEFAULT_REGION`), `RECSYS_AWS_ENDPOINT` (else `AWS_ENDPOINT_URL` / `LOCALSTACK_HOST`), `RECSYS_REDIS_URL`,
 `RECSYS_REDIS_PORT`, `RECSYS_HOME`, `RECSYS_SECRETS_TTL_S`, `RECSYS_BUCKET_SUFFIX`, `RECSYS_<FIELD>` for every
 field of `EnvironmentProfile` (e.g. `RECSYS_LAMBDA_MEMORY_MB=2048`), `RECSYS_SERVING_<FIELD>` for
-`ServingConfig`, `RECSYS_SAGEMAKER_*` / `RECSYS_TRAINING_IMAGE_URI` / `RECSYS_AWS_ACCOUNT_ID` for training
+`ServingConfig`, `RECSYS_GUARD_<FIELD>` for `GuardConfig` (automatic rollback), `RECSYS_SAGEMAKER_*` / `RECSYS_TRAINING_IMAGE_URI` / `RECSYS_AWS_ACCOUNT_ID` for training
 jobs, and `RECSYS_TF_STATE_BUCKET`, `RECSYS_TERRAFORM_DIR`, `RECSYS_PACKAGE_DIR` for the infrastructure tools.
 
 Nothing here talks to AWS: resource names on AWS come from the stack outputs and are resolved once by the
@@ -170,6 +170,20 @@ class SageMakerOptions(BaseModel):
     poll_s: float = Field(30.0, gt=0)
 
 
+class GuardConfig(BaseModel):
+    """When a new production version is rolled back automatically (`RECSYS_GUARD_<FIELD>`, `[guard]`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    period_s: int = Field(3600, ge=60, description="How long after a promotion live signals can roll it back")
+    min_requests: int = Field(50, ge=1, description="Requests needed before the signals count")
+    max_error_rate: float = Field(0.02, ge=0, le=1, description="Share of 5xx answers")
+    max_p99_ms: float = Field(1000.0, gt=0, description="99th percentile latency (ms)")
+    max_empty_share: float = Field(0.2, ge=0, le=1, description="Share of empty recommendation lists")
+    min_ctr_ratio: float = Field(0.5, ge=0, le=1, description="Click-through vs the previous version's")
+    min_impressions: int = Field(500, ge=1, description="Impressions needed before click-through counts")
+
+
 class RedisSettings(BaseModel):
     """Where the Redis cache is, from `{stack}/redis-credentials` or `RECSYS_REDIS_URL`."""
 
@@ -228,6 +242,7 @@ class Settings(BaseModel):
     secrets_ttl_s: float = Field(300.0, ge=0)
     serving: ServingConfig = ServingConfig()
     sagemaker: SageMakerOptions = SageMakerOptions()
+    guard: GuardConfig = GuardConfig()
     bucket_suffix: str | None = Field(
         None, description="What Terraform appends to bucket names (the account id)"
     )
@@ -304,6 +319,7 @@ class SettingsInput(BaseSettings, _ProfileOverrides):  # type: ignore[misc,valid
     aws_account_id: str | None = None
     serving: dict[str, Any] = Field(default_factory=dict)
     sagemaker: dict[str, Any] = Field(default_factory=dict)
+    guard: dict[str, Any] = Field(default_factory=dict)
     tf_state_bucket: str | None = None
     terraform_dir: Path | None = None
     package_dir: Path | None = None
@@ -384,6 +400,7 @@ def load_settings(env: str | None = None, settings_file: Path | None = None) -> 
     for section, model, values in (
         ("serving", ServingConfig, raw.serving),
         ("sagemaker", SageMakerOptions, sagemaker),
+        ("guard", GuardConfig, raw.guard),
     ):
         try:
             sections[section] = model.model_validate(values)
@@ -401,6 +418,7 @@ def load_settings(env: str | None = None, settings_file: Path | None = None) -> 
             local_redis_port=raw.redis_port or DEFAULT_LOCAL_REDIS_PORT,
             serving=sections["serving"],
             sagemaker=sections["sagemaker"],
+            guard=sections["guard"],
             bucket_suffix=raw.bucket_suffix,
             tf_state_bucket=raw.tf_state_bucket,
             terraform_dir=raw.terraform_dir,

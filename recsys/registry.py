@@ -2,7 +2,9 @@
 
 Table `model_registry` (hash `model_name` = "recsys", range `version`): `status` is candidate, production or
 archived; `metrics` is a JSON string; `job_id`, `created_at`, `promoted_at`, `archived_at` (ISO-8601 UTC).
-At most one version is in production.
+At most one version is in production. A version rolled back from carries `rolled_back_at` and
+`rollback_reason`. At most one version is a canary: `canary_share` (1..50, percent of users) and
+`canary_since` on its item.
 
 This module is storage only: register, get, find, list, and the production pointer (`production()` reads
 it, `set_production()` moves it in one DynamoDB transaction). Publishing a version's serving data and the
@@ -46,6 +48,10 @@ class ModelVersion:
     created_at: str = ""
     promoted_at: str | None = None
     archived_at: str | None = None
+    rolled_back_at: str | None = None
+    rollback_reason: str | None = None
+    canary_share: int | None = None
+    canary_since: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -80,6 +86,10 @@ def _from_item(raw: dict[str, Any]) -> ModelVersion:
         created_at=str(item.get("created_at", "")),
         promoted_at=item.get("promoted_at"),
         archived_at=item.get("archived_at"),
+        rolled_back_at=item.get("rolled_back_at"),
+        rollback_reason=item.get("rollback_reason"),
+        canary_share=int(item["canary_share"]) if item.get("canary_share") is not None else None,
+        canary_since=item.get("canary_since"),
     )
 
 
@@ -248,3 +258,51 @@ class ModelRegistry:
                 ) from None
             raise
         return self.get(version)
+
+    def record_rollback(self, version: str, reason: str) -> ModelVersion:
+        """Note on `version` that production was rolled back from it, and why."""
+        validate_version(version)
+        self._ddb.update_item(
+            TableName=self.table,
+            Key=self._key(version),
+            UpdateExpression="SET rolled_back_at = :t, rollback_reason = :r",
+            ConditionExpression="attribute_exists(version)",
+            ExpressionAttributeValues={":t": {"S": now_iso()}, ":r": {"S": reason[:500]}},
+        )
+        return self.get(version)
+
+    def canary(self) -> ModelVersion | None:
+        """The version served to a share of users beside production, or None."""
+        found = [v for v in self.list() if v.canary_share]
+        return max(found, key=lambda v: v.canary_since or "") if found else None
+
+    def set_canary(self, version: str, share: int) -> ModelVersion:
+        """Serve `version` to `share` percent of users (1..50); any other canary stops."""
+        validate_version(version)
+        if not 1 <= int(share) <= 50:
+            raise ValidationError(f"canary share must be 1..50 percent, got {share}")
+        target = self.get(version)
+        if target.status == "production":
+            raise ConflictError(
+                f"version {version!r} is already in production", hint="a canary is another version"
+            )
+        for other in self.list():
+            if other.canary_share and other.version != version:
+                self.clear_canary(other.version)
+        self._ddb.update_item(
+            TableName=self.table,
+            Key=self._key(version),
+            UpdateExpression="SET canary_share = :s, canary_since = :t",
+            ExpressionAttributeValues={":s": {"N": str(int(share))}, ":t": {"S": now_iso()}},
+        )
+        return self.get(version)
+
+    def clear_canary(self, version: str) -> None:
+        """Stop serving `version` as a canary (no error when it is not one)."""
+        validate_version(version)
+        self._ddb.update_item(
+            TableName=self.table,
+            Key=self._key(version),
+            UpdateExpression="REMOVE canary_share, canary_since",
+            ConditionExpression="attribute_exists(version)",
+        )

@@ -238,10 +238,17 @@ def rollback_target(registry: ModelRegistry) -> ModelVersion:
 def rollback(
     settings: Settings,
     *,
+    reason: str = "rolled back by an operator",
     registry: ModelRegistry | None = None,
     publisher: Publisher | None = None,
 ) -> Promotion:
-    """Put the most recently archived version back in production (through `promote`, with its checks)."""
+    """Put the most recently archived version back in production (through `promote`, with its checks).
+
+    The version rolled back from records when and why (`rollback_reason`), e.g. the alarm that fired.
+    """
     registry = registry or ModelRegistry(settings)
     previous = rollback_target(registry)
-    return promote(settings, previous.version, registry=registry, publisher=publisher)
+    result = promote(settings, previous.version, registry=registry, publisher=publisher)
+    if result.changed and result.previous is not None:
+        registry.record_rollback(result.previous.version, reason)
+    return result

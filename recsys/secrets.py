@@ -48,7 +48,9 @@ class SecretStore:
 
     def _fetch(self, name: str) -> dict[str, Any]:
         try:
-            response = self._client.get_secret_value(SecretId=name)
+            # The current version, named: the default is the same on AWS, but moto does not move its default
+            # when a rotation moves AWSCURRENT (update_secret_version_stage).
+            response = self._client.get_secret_value(SecretId=name, VersionStage="AWSCURRENT")
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code in ("ResourceNotFoundException", "DecryptionFailure", "InvalidRequestException"):

@@ -15,6 +15,7 @@ from recsys.cli.data import data_app
 from recsys.cli.infra import deploy_cmd, destroy_cmd, outputs_cmd, package_cmd, plan_cmd
 from recsys.cli.local import local_app
 from recsys.cli.model import model_app
+from recsys.cli.monitor import monitor_app
 from recsys.cli.pipeline import pipeline_app
 from recsys.cli.recommend import cache_app, recommend
 from recsys.cli.serve import serve
@@ -49,6 +50,7 @@ app.add_typer(local_app, name="local")
 app.add_typer(data_app, name="data")
 app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(model_app, name="model")
+app.add_typer(monitor_app, name="monitor")
 app.command("smoke-test")(smoke_test)
 app.command("serve")(serve)
 app.command("recommend")(recommend)

@@ -1,4 +1,4 @@
-"""`recsys model list | promote VERSION | rollback`: the model registry and releases (`recsys.release`)."""
+"""`recsys model list | promote | rollback | canary | watch`: the model registry and releases (`recsys.release`)."""
 
 from __future__ import annotations
 
@@ -99,17 +99,100 @@ def promote(
 
 
 @model_app.command("rollback")
-def rollback(env: EnvOption = "local", json_output: JsonOption = False) -> None:
+def rollback(
+    env: EnvOption = "local",
+    reason: Annotated[str, typer.Option(help="Why; recorded on the version rolled back from.")] = (
+        "rolled back by an operator"
+    ),
+    json_output: JsonOption = False,
+) -> None:
     """Put the most recently archived version back in production (rolling back twice returns to where you were).
 
     **Examples**
 
         recsys model rollback
 
-        recsys model rollback --env prod --json
+        recsys model rollback --env prod --reason "p99 doubled after v20261124" --json
     """
     from recsys import release
 
     with progress("Rolling back…"):
-        promotion = release.rollback(settings_for(env))
+        promotion = release.rollback(settings_for(env), reason=reason)
     _report(promotion, f"Rolled back: {promotion.version.version} is in production")
+
+
+@model_app.command("canary")
+def canary(
+    version: Annotated[str | None, typer.Argument(help="The version to serve beside production.")] = None,
+    share: Annotated[int, typer.Option(min=1, max=50, help="Percent of users (sticky by user id).")] = 10,
+    stop: Annotated[bool, typer.Option("--stop", help="Stop the running canary.")] = False,
+    env: EnvOption = "local",
+    json_output: JsonOption = False,
+) -> None:
+    """Serve VERSION to a share of users beside production, or stop the canary (`--stop`).
+
+    Users are bucketed by a hash of their id, so each keeps the same variant on every call. The variant is on
+    every response and tracking item; `recsys feedback report` compares the variants.
+
+    **Examples**
+
+        recsys model canary v20261124-193000-ab12cd --share 10
+
+        recsys model canary --stop --json
+    """
+    from recsys.errors import ValidationError
+
+    registry = _registry(env)
+    if stop:
+        running = registry.canary()
+        if running is not None:
+            registry.clear_canary(running.version)
+        info(f"Canary {running.version} stopped." if running else "No canary was running.")
+        emit({"stopped": running.version if running else None}, lambda: None)
+        return
+    if version is None:
+        raise ValidationError(
+            "name the version to serve as a canary", hint="recsys model canary VERSION --share 10"
+        )
+    found = registry.set_canary(version, share)
+    info(f"{found.version} serves {found.canary_share}% of users beside production.")
+    emit(found.to_dict(), lambda: None)
+
+
+@model_app.command("watch")
+def watch(
+    env: EnvOption = "local",
+    interval: Annotated[float, typer.Option(min=1, max=3600, help="Seconds between checks.")] = 30.0,
+    once: Annotated[bool, typer.Option("--once", help="Check once and exit.")] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Watch the production version's live signals and roll it back if they breach during the guard period.
+
+    Reads the counters every server worker adds to (requests, 5xx answers, empty lists, latency) since the
+    promotion; limits and the guard period are settings (`RECSYS_GUARD_*`, `[guard]` in recsys.toml). On AWS
+    the same decision runs from CloudWatch alarms (the release_guard function). Exits when the guard period
+    of the production version is over, or after one check with `--once`.
+
+    **Examples**
+
+        recsys model watch --once --json
+
+        RECSYS_GUARD_PERIOD_S=900 recsys model watch --interval 10
+    """
+    import time
+
+    from recsys.release_guard import check
+
+    settings = settings_for(env)
+    while True:
+        decision = check(settings, now_s=time.time())
+        if decision.action == "rolled_back":
+            info(
+                f"[red]Rolled back {decision.version} -> {decision.restored}:[/] {'; '.join(decision.reasons)}"
+            )
+        else:
+            info(f"{decision.version or 'nothing'}: {decision.action.replace('_', ' ')}")
+        if once or decision.action in ("rolled_back", "outside_guard_period", "nothing_in_production"):
+            emit(decision.to_dict(), lambda: None)
+            return
+        time.sleep(interval)

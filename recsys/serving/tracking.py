@@ -44,7 +44,11 @@ def tracking_item(
         "timestamp": int(timestamp * 1000),  # epoch ms: the user-index range key
         "model_version": model_version or "none",
         "source": source,
-        "items": [{"video_id": i["video_id"], "rank": i["rank"], "score": i["score"]} for i in items],
+        "items": [
+            {"video_id": i["video_id"], "rank": i["rank"], "score": i["score"]}
+            | ({"source": i["source"]} if i.get("source") else {})
+            for i in items
+        ],
         "video_ids": [i["video_id"] for i in items],
         "request": request,
         "expires_at": int(timestamp) + TRACKING_TTL_S,

@@ -66,7 +66,7 @@ module "secrets" {
   kms_key_arn               = module.storage.kms_key_arn
   recovery_window_days      = local.retain ? 30 : 0
   redis_rotation_days       = var.redis_rotation_days
-  redis_rotation_lambda_arn = var.redis_rotation_lambda_arn
+  redis_rotation_lambda_arn = coalesce(var.redis_rotation_lambda_arn, module.compute.function_arns["redis_rotation"])
   tags                      = var.tags
 
   secrets = {
@@ -77,9 +77,10 @@ module "secrets" {
   }
 
   redis = var.redis_enabled ? {
-    host       = module.networking.redis_endpoint
-    port       = module.networking.redis_port
-    auth_token = module.networking.redis_auth_token
+    host                 = module.networking.redis_endpoint
+    port                 = module.networking.redis_port
+    auth_token           = module.networking.redis_auth_token
+    replication_group_id = module.networking.redis_replication_group_id
   } : null
 }
 
@@ -126,10 +127,12 @@ module "compute" {
   table_arns         = module.storage.table_arns
   stream_arns        = { events = module.data_collection.stream_arn }
   secret_arns        = module.secrets.secret_arns
-  failure_queue_arn  = module.data_collection.failure_queue_arn
-  sagemaker_role_arn = module.ml_pipeline.sagemaker_role_arn
-  retain             = local.retain
-  tags               = var.tags
+
+  redis_replication_group_arn = module.networking.redis_replication_group_arn
+  failure_queue_arn           = module.data_collection.failure_queue_arn
+  sagemaker_role_arn          = module.ml_pipeline.sagemaker_role_arn
+  retain                      = local.retain
+  tags                        = var.tags
 
   functions = {
     for key, f in local.catalog.functions : key => {
@@ -208,11 +211,15 @@ module "monitoring" {
   table_names       = module.storage.table_names
   kms_key_arn       = module.storage.kms_key_arn
   tags              = var.tags
+
+  release_guard_function_arn = module.compute.function_arns["release_guard"]
+  environment                = var.environment
+  quality_function_arn       = module.compute.function_arns["quality_monitor"]
 }
 
 check "redis_rotation" {
   assert {
-    condition     = var.redis_rotation_days == null || var.redis_rotation_lambda_arn != null
-    error_message = "redis_rotation_days is set but redis_rotation_lambda_arn is not: the Redis credentials will not rotate until a rotation Lambda ARN is given (see docs/terraform.md)."
+    condition     = var.redis_rotation_days == null || var.redis_enabled
+    error_message = "redis_rotation_days is set but the environment has no Redis: nothing will rotate."
   }
 }

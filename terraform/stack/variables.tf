@@ -129,7 +129,7 @@ variable "redis_rotation_days" {
 }
 
 variable "redis_rotation_lambda_arn" {
-  description = "Rotation Lambda for the Redis credentials (deployed from the Secrets Manager rotation templates); rotation is configured once this is set."
+  description = "Another rotation Lambda for the Redis credentials; null (the default) uses the stack's own redis_rotation function."
   type        = string
   default     = null
 }

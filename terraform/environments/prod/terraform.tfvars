@@ -15,6 +15,6 @@ training_schedule     = "rate(7 days)"
 training_backend      = "sagemaker"
 log_retention_days    = 90
 
-# Redis credentials rotate every 30 days in prod (the reference system). Set redis_rotation_lambda_arn
-# (TF_VAR_redis_rotation_lambda_arn) to the rotation function to turn rotation on.
+# Redis credentials rotate every 30 days in prod (the reference system), by the stack's redis_rotation
+# function (lambdas/redis_rotation: Secrets Manager's four steps, ElastiCache's ROTATE token strategy).
 redis_rotation_days = 30

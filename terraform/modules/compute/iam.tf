@@ -116,6 +116,43 @@ data "aws_iam_policy_document" "this" {
   }
 
   dynamic "statement" {
+    for_each = length(local.grants[each.key].secrets_rotate) > 0 ? [1] : []
+
+    content {
+      sid       = "RotateSecrets"
+      actions   = ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionStage"]
+      resources = local.grants[each.key].secrets_rotate
+    }
+  }
+
+  dynamic "statement" {
+    for_each = local.grants[each.key].elasticache ? [1] : []
+
+    content {
+      sid       = "RedisAuthToken"
+      actions   = ["elasticache:ModifyReplicationGroup", "elasticache:DescribeReplicationGroups"]
+      resources = [var.redis_replication_group_arn]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = length(local.grants[each.key].metrics) > 0 ? [1] : []
+
+    content {
+      # PutMetricData has no resource-level permissions: AWS requires "*"; the namespace condition limits it.
+      sid       = "PutMetrics"
+      actions   = ["cloudwatch:PutMetricData"]
+      resources = ["*"]
+
+      condition {
+        test     = "StringEquals"
+        variable = "cloudwatch:namespace"
+        values   = local.grants[each.key].metrics
+      }
+    }
+  }
+
+  dynamic "statement" {
     for_each = local.grants[each.key].failure_queue ? [1] : []
 
     content {

@@ -70,8 +70,9 @@ resource "aws_lambda_function" "this" {
   role          = aws_iam_role.this[each.key].arn
   architectures = ["x86_64"]
   memory_size   = each.value.profile == "training" ? var.training_memory_mb : var.memory_mb
-  timeout       = each.value.profile == "training" ? var.training_timeout_s : var.timeout_s
-  kms_key_arn   = var.kms_key_arn
+  # Operations (e.g. a token rotation waiting for ElastiCache) need the long timeout, not the memory.
+  timeout     = each.value.profile == "serving" ? var.timeout_s : var.training_timeout_s
+  kms_key_arn = var.kms_key_arn
 
   package_type     = each.value.package == "zip" ? "Zip" : "Image"
   runtime          = each.value.package == "zip" ? "python3.11" : null
@@ -114,4 +115,15 @@ resource "aws_lambda_function" "this" {
   tags = var.tags
 
   depends_on = [aws_cloudwatch_log_group.this, aws_iam_role_policy.this, aws_iam_role_policy_attachment.vpc]
+}
+
+# Secrets Manager invokes the rotation function of the secrets it rotates (only those: source_arn).
+resource "aws_lambda_permission" "secret_rotation" {
+  for_each = { for k, g in local.grants : k => g.secrets_rotate if length(g.secrets_rotate) > 0 }
+
+  statement_id  = "SecretsManagerRotation"
+  action        = "lambda:InvokeFunction"
+  function_name = aws_lambda_function.this[each.key].function_name
+  principal     = "secretsmanager.amazonaws.com"
+  source_arn    = each.value[0]
 }

@@ -9,7 +9,7 @@ variable "environment" {
 }
 
 variable "functions" {
-  description = "Lambda functions by catalogue key: name, handler path, package kind (zip or image) and profile (serving or training)."
+  description = "Lambda functions by catalogue key: name, handler path, package kind (zip or image) and profile (serving, training or operations)."
   type = map(object({
     name        = string
     handler     = string
@@ -19,8 +19,8 @@ variable "functions" {
   }))
 
   validation {
-    condition     = alltrue([for f in values(var.functions) : contains(["zip", "image"], f.package) && contains(["serving", "training"], f.profile)])
-    error_message = "package must be zip or image and profile serving or training."
+    condition     = alltrue([for f in values(var.functions) : contains(["zip", "image"], f.package) && contains(["serving", "training", "operations"], f.profile)])
+    error_message = "package must be zip or image and profile serving, training or operations."
   }
 }
 
@@ -55,6 +55,12 @@ variable "training_timeout_s" {
   description = "Timeout of training-profile functions (seconds); SageMaker takes longer jobs."
   type        = number
   default     = 900
+}
+
+variable "redis_replication_group_arn" {
+  description = "ARN of the Redis replication group whose auth token the rotation function changes (null where there is no Redis)."
+  type        = string
+  default     = null
 }
 
 variable "log_retention_days" {

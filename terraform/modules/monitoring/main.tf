@@ -67,6 +67,20 @@ resource "aws_cloudwatch_dashboard" "this" {
           ]
         }
       },
+      {
+        type = "metric", x = 0, y = 18, width = 12, height = 6
+        properties = {
+          title   = "Serving quality (daily)", region = local.region, stat = "Average", period = 86400
+          metrics = [for m in ["catalog_coverage", "gini_served", "cold_start_share", "fallback_share"] : ["RecSys/Quality", m, "Environment", var.environment]]
+        }
+      },
+      {
+        type = "metric", x = 12, y = 18, width = 12, height = 6
+        properties = {
+          title   = "Click-through and drift (daily)", region = local.region, stat = "Average", period = 86400
+          metrics = [for m in ["ctr", "event_mix_drift", "activity_drift"] : ["RecSys/Quality", m, "Environment", var.environment]]
+        }
+      },
     ]
   })
 }

@@ -12,3 +12,8 @@ output "alarm_topic_arn" {
   description = "SNS topic the alarms notify (null where alarms are off)."
   value       = one(aws_sns_topic.alarms[*].arn)
 }
+
+output "guarded_alarm_names" {
+  description = "The alarms whose ALARM state invokes the release guard (empty where alarms are off)."
+  value       = local.guarded_alarms
+}

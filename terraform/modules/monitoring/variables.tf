@@ -66,3 +66,50 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "release_guard_function_arn" {
+  description = "ARN of the function that rolls production back when an API alarm fires in the guard period (null: alarms only notify)."
+  type        = string
+  default     = null
+}
+
+variable "max_empty_share" {
+  description = "Share of empty recommendation lists (0..1) above which the empty-results alarm fires."
+  type        = number
+  default     = 0.2
+
+  validation {
+    condition     = var.max_empty_share > 0 && var.max_empty_share < 1
+    error_message = "max_empty_share must be between 0 and 1."
+  }
+}
+
+variable "environment" {
+  description = "Environment name (the Environment dimension of the RecSys/Quality metrics)."
+  type        = string
+}
+
+variable "quality_function_arn" {
+  description = "ARN of the quality_monitor function, run daily and after every successful pipeline execution (null: not scheduled)."
+  type        = string
+  default     = null
+}
+
+variable "quality_alarms" {
+  description = "Alarms on the daily quality points (prod): metric name -> threshold and comparison operator."
+  type = map(object({
+    threshold  = number
+    comparison = string
+  }))
+  default = {
+    catalog_coverage = { threshold = 0.02, comparison = "LessThanThreshold" }
+    cold_start_share = { threshold = 0.5, comparison = "GreaterThanThreshold" }
+    fallback_share   = { threshold = 0.5, comparison = "GreaterThanThreshold" }
+    event_mix_drift  = { threshold = 0.3, comparison = "GreaterThanThreshold" }
+  }
+
+  validation {
+    condition     = alltrue([for a in values(var.quality_alarms) : contains(["LessThanThreshold", "GreaterThanThreshold"], a.comparison)])
+    error_message = "comparison must be LessThanThreshold or GreaterThanThreshold."
+  }
+}

@@ -28,3 +28,13 @@ output "redis_auth_token" {
   value       = one(random_password.redis_auth[*].result)
   sensitive   = true
 }
+
+output "redis_replication_group_id" {
+  description = "Id of the Redis replication group (null where there is no Redis)."
+  value       = one(aws_elasticache_replication_group.this[*].id)
+}
+
+output "redis_replication_group_arn" {
+  description = "ARN of the Redis replication group (null where there is no Redis)."
+  value       = one(aws_elasticache_replication_group.this[*].arn)
+}

@@ -35,10 +35,11 @@ resource "aws_secretsmanager_secret_version" "redis" {
 
   secret_id = aws_secretsmanager_secret.this["redis_credentials"].id
   secret_string = jsonencode({
-    host       = var.redis.host
-    port       = var.redis.port
-    auth_token = var.redis.auth_token
-    tls        = true
+    host                 = var.redis.host
+    port                 = var.redis.port
+    auth_token           = var.redis.auth_token
+    replication_group_id = var.redis.replication_group_id
+    tls                  = true
   })
 
   lifecycle {

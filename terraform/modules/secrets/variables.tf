@@ -22,11 +22,12 @@ variable "recovery_window_days" {
 }
 
 variable "redis" {
-  description = "The Redis endpoint and auth token stored in {stack}/redis-credentials (null where the environment has no Redis)."
+  description = "The Redis endpoint, auth token and replication group stored in {stack}/redis-credentials (null where the environment has no Redis)."
   type = object({
-    host       = string
-    port       = number
-    auth_token = string
+    host                 = string
+    port                 = number
+    auth_token           = string
+    replication_group_id = string
   })
   default   = null
   sensitive = true
@@ -44,7 +45,7 @@ variable "redis_rotation_days" {
 }
 
 variable "redis_rotation_lambda_arn" {
-  description = "ARN of the rotation Lambda for the Redis credentials (e.g. from the Secrets Manager rotation templates); rotation is only configured when set."
+  description = "ARN of the rotation Lambda for the Redis credentials (the stack passes its redis_rotation function); rotation is only configured when set."
   type        = string
   default     = null
 }
