@@ -17,13 +17,15 @@ from recsys.config import Settings
 
 _LOCAL_CREDENTIALS = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
 _BOTO_CONFIG = Config(retries={"max_attempts": 4, "mode": "standard"}, connect_timeout=5, read_timeout=60)
-# The request path (an API call waits on it): short timeouts, one retry, so a dead dependency costs ~2 s at most.
+# The request path (an API call waits on it): short timeouts, one retry, so a dead dependency costs ~2 s at most
+# on AWS. The local emulator is one Python process sharing the machine's cores: it gets 5 s to answer.
 _REQUEST_CONFIG = Config(
     retries={"max_attempts": 2, "mode": "standard"},
     connect_timeout=0.5,
     read_timeout=1.5,
     max_pool_connections=32,
 )
+_LOCAL_REQUEST_CONFIG = _REQUEST_CONFIG.merge(Config(connect_timeout=1.0, read_timeout=5.0))
 _clients: dict[tuple[str, str, str | None, str, bool], Any] = {}
 _lock = threading.Lock()
 
@@ -53,7 +55,7 @@ def client(service: str, settings: Settings) -> Any:
 
 
 def request_client(service: str, settings: Settings) -> Any:
-    """A client for the API's request path: 0.5 s to connect, 1.5 s to read, one retry."""
+    """A client for the API's request path: 0.5 s to connect, 1.5 s to read, one retry (1 s / 5 s locally)."""
     return _cached(service, settings, True)
 
 
@@ -62,7 +64,10 @@ def _cached(service: str, settings: Settings, request_path: bool) -> Any:
     with _lock:
         found = _clients.get(key)
         if found is None:
-            found = _build(service, settings, _REQUEST_CONFIG if request_path else _BOTO_CONFIG)
+            config = _BOTO_CONFIG
+            if request_path:
+                config = _LOCAL_REQUEST_CONFIG if settings.is_local else _REQUEST_CONFIG
+            found = _build(service, settings, config)
             _clients[key] = found
         return found
 

@@ -69,7 +69,7 @@ _ROUTES: list[tuple[re.Pattern[str], set[str]]] = [
 ]
 _ERRORS = {
     400: "malformed JSON body (NaN, an over-long integer, nesting deeper than 16)",
-    403: "missing or wrong API key",
+    403: "missing or wrong API key (where the API requires one)",
     404: "not found",
     405: "method not allowed on this path",
     413: "request body too large",
@@ -166,7 +166,8 @@ def _documented(func: Callable[..., Any], statuses: tuple[int, ...], errors: tup
         s: {"description": model.__name__, "content": {"application/json": {"model": model}}}
         for s in statuses
     }
-    for code in (*errors, 405, 422, 500):  # 422: Powertools documents one on every validated route
+    # 404: an id with characters the router does not match is no route; 422: Powertools documents one anyway.
+    for code in (*errors, 404, 405, 422, 500):
         docs[code] = {"description": _ERRORS[code], "content": {"application/json": {"model": ErrorResponse}}}
     return docs
 
@@ -212,7 +213,12 @@ def create_app(service: RecommendationService, metrics: Any | None = None) -> Ap
             data = {k: data[k] for k in ("status", "model_version")}
         return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=data)
 
-    @route("GET", "/recommendations/<user_id>", errors=(422, 503), summary="Top-k recommendations for a user")
+    @route(
+        "GET",
+        "/recommendations/<user_id>",
+        errors=(403, 422, 503),
+        summary="Top-k recommendations for a user",
+    )
     def recommendations(
         user_id: UserId,
         k: Annotated[int, Query(ge=1, le=MAX_K, description="How many items")] = DEFAULT_K,
@@ -226,7 +232,7 @@ def create_app(service: RecommendationService, metrics: Any | None = None) -> Ap
     @route(
         "GET",
         "/cached/<user_id>",
-        errors=(404, 422, 503),
+        errors=(403, 404, 422, 503),
         summary="Precomputed recommendations (batch job) for a user",
     )
     def cached(user_id: UserId) -> CachedRecommendations:
@@ -236,7 +242,7 @@ def create_app(service: RecommendationService, metrics: Any | None = None) -> Ap
         "POST",
         "/interactions",
         status=202,
-        errors=(400, 413, 415, 422, 503),
+        errors=(400, 403, 413, 415, 422, 503),
         summary="Record an interaction (202; the event goes onto the stream)",
     )
     def interactions(event: InteractionEvent) -> InteractionAccepted:
@@ -307,5 +313,37 @@ def create_app(service: RecommendationService, metrics: Any | None = None) -> Ap
 
 
 def openapi_json(app: APIGatewayRestResolver) -> str:
-    """The OpenAPI description of the API (what `/openapi.json` of the local server returns)."""
-    return app.get_openapi_json_schema(title=API_TITLE, version="1", description=__doc__.split("\n")[0])
+    """The OpenAPI description of the API (what `/openapi.json` of the local server returns).
+
+    Powertools' own validation-error schemas are left out (every error is `ErrorResponse`), and each 503
+    documents its Retry-After header.
+    """
+    spec = json.loads(
+        app.get_openapi_json_schema(title=API_TITLE, version="1", description=__doc__.split("\n")[0])
+    )
+    for operations in spec.get("paths", {}).values():
+        for operation in operations.values():
+            unavailable = operation.get("responses", {}).get("503")
+            if unavailable is not None and "ErrorResponse" in json.dumps(unavailable):
+                unavailable["headers"] = {
+                    "Retry-After": {
+                        "description": "Seconds to wait before retrying",
+                        "schema": {"type": "integer"},
+                    }
+                }
+    text = json.dumps({k: v for k, v in spec.items() if k != "components"})
+    schemas = spec.get("components", {}).get("schemas", {})
+    referenced = {name for name in schemas if f"#/components/schemas/{name}" in text}
+    while True:  # schemas referenced from the referenced ones
+        more = {
+            name
+            for name in schemas
+            if name not in referenced
+            and any(f"#/components/schemas/{name}" in json.dumps(schemas[r]) for r in referenced)
+        }
+        if not more:
+            break
+        referenced |= more
+    if schemas:
+        spec["components"]["schemas"] = {k: v for k, v in schemas.items() if k in referenced}
+    return json.dumps(spec)

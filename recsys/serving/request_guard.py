@@ -33,9 +33,8 @@ def header(event: dict[str, Any], name: str) -> str | None:
 
 
 def is_json_media_type(content_type: str) -> bool:
-    """`application/json` or any `+json` type, parameters (charset) allowed."""
-    media = content_type.split(";", 1)[0].strip().lower()
-    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+    """`application/json`, parameters (charset) allowed."""
+    return content_type.split(";", 1)[0].strip().lower() == "application/json"
 
 
 def _reject_constant(name: str) -> Any:

@@ -63,7 +63,8 @@ def wsgi_app(handler: Handler, openapi: Callable[[], str]) -> Callable:
 
     def respond(environ: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
         method = environ["REQUEST_METHOD"].upper()
-        path = environ.get("PATH_INFO") or "/"
+        # PATH_INFO is the request's bytes decoded as latin-1 (PEP 3333); the proxy event carries text.
+        path = (environ.get("PATH_INFO") or "/").encode("latin-1").decode("utf-8", errors="replace")
         if path == "/openapi.json" and method == "GET":
             return 200, {"Content-Type": "application/json"}, openapi().encode()
         headers = _headers(environ)
