@@ -62,6 +62,7 @@ package: install ## Build the Lambda zips and the training image context under b
 bench: install ## Run the benchmarks (writes bench/results/*.md)
 	$(BIN)/python bench/pipeline_bench.py --sizes seed --repeat 3
 	$(BIN)/python bench/serving_bench.py --sizes 500,100000
+	$(BIN)/python bench/reliability_bench.py load --duration 20 --repeat 3
 
 clean: ## Remove build outputs and local state (not .venv)
 	rm -rf build .recsys .pytest_cache .ruff_cache catboost_info

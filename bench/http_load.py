@@ -3,10 +3,15 @@
     .venv/bin/python bench/http_load.py --url http://127.0.0.1:8080 --mode hit  --duration 10 --concurrency 8
     .venv/bin/python bench/http_load.py --url http://127.0.0.1:8080 --mode miss --duration 10 --concurrency 8
 
+    .venv/bin/python bench/http_load.py --url http://127.0.0.1:8080 --mode mixed --duration 10 --concurrency 32
+
 `hit`: a few users asked again and again (answers come from Redis after the first).
 `miss`: every request is a new (user, k) pair, so each is computed (retrieval, ranking, rules, plus the
-recent-activity read from the local DynamoDB). Keep-alive connections, one per client thread; the
-number of requests in flight is bounded by --concurrency. Prints one JSON line.
+recent-activity read from the local DynamoDB).
+`mixed`: --mix hit,miss,post shares (default 80,15,5): hits on the hot users, misses on new (user, k)
+pairs, and POST /interactions by users outside the hot set (so hits stay hits); latency reported per kind.
+Keep-alive connections, one per client thread; the number of requests in flight is bounded by
+--concurrency. Prints one JSON line.
 """
 
 from __future__ import annotations
@@ -23,51 +28,97 @@ from urllib.parse import urlsplit
 import numpy as np
 
 
-def run(url: str, mode: str, duration: float, concurrency: int, users: list[str], k: int) -> dict:
+def _summary(latencies: list[float]) -> dict:
+    if not latencies:
+        return {"requests": 0}
+    lat = np.asarray(latencies)
+    return {
+        "requests": int(lat.size),
+        "p50_ms": round(float(np.percentile(lat, 50)), 2),
+        "p99_ms": round(float(np.percentile(lat, 99)), 2),
+        "max_ms": round(float(lat.max()), 2),
+    }
+
+
+def run(
+    url: str,
+    mode: str,
+    duration: float,
+    concurrency: int,
+    users: list[str],
+    k: int,
+    mix: tuple[int, int, int] = (80, 15, 5),
+    videos: list[str] | None = None,
+) -> dict:
+    """Drive the server for `duration` seconds from `concurrency` keep-alive clients; a summary dict."""
     parts = urlsplit(url)
     rng = random.Random()  # a new order each run: a miss run must not meet the previous run's cache entries
-    if mode == "hit":
-        paths = [f"/recommendations/{u}?k={k}" for u in users[:10]]
-    else:
-        pairs = [(u, kk) for u in users for kk in range(1, 101)]
-        rng.shuffle(pairs)
-        paths = [f"/recommendations/{u}?k={kk}" for u, kk in pairs]
+    hot = [f"/recommendations/{u}?k={k}" for u in users[:10]]
+    pairs = [(u, kk) for u in users[10:] or users for kk in range(1, 101)]
+    rng.shuffle(pairs)
+    misses = [f"/recommendations/{u}?k={kk}" for u, kk in pairs]
+    posters = users[10:] or users
+    videos = videos or [str(v) for v in range(1000, 1012)]
+    weights = {"hit": (1, 0, 0), "miss": (0, 1, 0), "mixed": mix}[mode]
+    kinds = rng.choices(["hit", "miss", "post"], weights=weights, k=100_000)
     cursor = iter(range(10**9))
     lock = threading.Lock()
-    latencies: list[float] = []
+    latencies: dict[str, list[float]] = {"hit": [], "miss": [], "post": []}
     statuses: dict[int, int] = {}
     sources: dict[str, int] = {}
+    degraded = [0]
     stop_at = time.perf_counter() + duration
+
+    def request(i: int) -> tuple[str, str, str, bytes | None]:
+        kind = kinds[i % len(kinds)]
+        if kind == "hit":
+            return kind, "GET", hot[i % len(hot)], None
+        if kind == "miss":
+            return kind, "GET", misses[i % len(misses)], None
+        body = {
+            "user_id": posters[i % len(posters)],
+            "video_id": videos[i % len(videos)],
+            "event_type": "view",
+        }
+        return kind, "POST", "/interactions", json.dumps(body).encode()
 
     def worker() -> None:
         conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=30)
-        local_lat, local_status, local_src = [], {}, {}
+        local_lat: dict[str, list[float]] = {"hit": [], "miss": [], "post": []}
+        local_status: dict[int, int] = {}
+        local_src: dict[str, int] = {}
+        local_degraded = 0
         while time.perf_counter() < stop_at:
             with lock:
                 i = next(cursor)
-            path = paths[i % len(paths)]
+            kind, method, path, body = request(i)
+            headers = {"Content-Type": "application/json"} if body is not None else {}
             start = time.perf_counter()
             try:
-                conn.request("GET", path)
+                conn.request(method, path, body=body, headers=headers)
                 resp = conn.getresponse()
-                body = resp.read()
+                payload = resp.read()
             except (OSError, http.client.HTTPException):
                 conn.close()
                 conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=30)
                 local_status[-1] = local_status.get(-1, 0) + 1
                 continue
-            local_lat.append((time.perf_counter() - start) * 1e3)
+            local_lat[kind].append((time.perf_counter() - start) * 1e3)
             local_status[resp.status] = local_status.get(resp.status, 0) + 1
             if resp.status == 200:
-                src = json.loads(body).get("source", "?")
+                answer = json.loads(payload)
+                src = answer.get("source", "?")
                 local_src[src] = local_src.get(src, 0) + 1
+                local_degraded += bool(answer.get("degraded"))
         conn.close()
         with lock:
-            latencies.extend(local_lat)
+            for key, values in local_lat.items():
+                latencies[key].extend(values)
             for key, v in local_status.items():
                 statuses[key] = statuses.get(key, 0) + v
             for key, v in local_src.items():
                 sources[key] = sources.get(key, 0) + v
+            degraded[0] += local_degraded
 
     threads = [threading.Thread(target=worker) for _ in range(concurrency)]
     began = time.perf_counter()
@@ -76,18 +127,22 @@ def run(url: str, mode: str, duration: float, concurrency: int, users: list[str]
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - began
-    lat = np.asarray(latencies)
+    every = [x for values in latencies.values() for x in values]
+    overall = _summary(every)
+    errors = sum(v for key, v in statuses.items() if key < 0 or key >= 500)
     return {
-        "mode": mode, "concurrency": concurrency, "duration_s": round(elapsed, 2), "requests": int(lat.size),
-        "rps": round(lat.size / elapsed, 1), "p50_ms": round(float(np.percentile(lat, 50)), 2),
-        "p99_ms": round(float(np.percentile(lat, 99)), 2), "statuses": statuses, "sources": sources,
+        "mode": mode, "concurrency": concurrency, "duration_s": round(elapsed, 2), **overall,
+        "rps": round(overall["requests"] / elapsed, 1), "errors": errors, "statuses": statuses,
+        "sources": sources, "degraded": degraded[0],
+        "by_kind": {kind: _summary(values) for kind, values in latencies.items() if values},
     }  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default="http://127.0.0.1:8080")
-    parser.add_argument("--mode", choices=["hit", "miss"], default="hit")
+    parser.add_argument("--mode", choices=["hit", "miss", "mixed"], default="hit")
+    parser.add_argument("--mix", default="80,15,5", help="mixed mode: shares of hit,miss,post")
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--users", type=int, default=1000, help="how many user ids")
@@ -105,6 +160,7 @@ def main() -> None:
         args.concurrency,
         [str(args.first_user + i) for i in range(args.users)],
         args.k,
+        tuple(int(x) for x in args.mix.split(",")),  # type: ignore[arg-type]
     )
     print(json.dumps(result))
 

@@ -17,7 +17,16 @@ from recsys.config import Settings
 
 _LOCAL_CREDENTIALS = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
 _BOTO_CONFIG = Config(retries={"max_attempts": 4, "mode": "standard"}, connect_timeout=5, read_timeout=60)
-_clients: dict[tuple[str, str, str | None, str], Any] = {}
+# The request path (an API call waits on it): short timeouts, one retry, so a dead dependency costs ~2 s at most
+# on AWS. The local emulator is one Python process sharing the machine's cores: it gets 5 s to answer.
+_REQUEST_CONFIG = Config(
+    retries={"max_attempts": 2, "mode": "standard"},
+    connect_timeout=0.5,
+    read_timeout=1.5,
+    max_pool_connections=32,
+)
+_LOCAL_REQUEST_CONFIG = _REQUEST_CONFIG.merge(Config(connect_timeout=1.0, read_timeout=5.0))
+_clients: dict[tuple[str, str, str | None, str, bool], Any] = {}
 _lock = threading.Lock()
 
 
@@ -27,7 +36,7 @@ def localstack_host(endpoint_url: str) -> str:
     return f"{parsed.hostname}:{parsed.port or 4566}"
 
 
-def _build(service: str, settings: Settings) -> Any:
+def _build(service: str, settings: Settings, config: Config = _BOTO_CONFIG) -> Any:
     if settings.is_local:
         from localstack_client.session import Session
 
@@ -36,17 +45,29 @@ def _build(service: str, settings: Settings) -> Any:
             localstack_host=localstack_host(settings.aws_endpoint_url or ""),
             **_LOCAL_CREDENTIALS,
         )
-        return session.client(service, config=_BOTO_CONFIG)
-    return boto3.session.Session(region_name=settings.region).client(service, config=_BOTO_CONFIG)
+        return session.client(service, config=config)
+    return boto3.session.Session(region_name=settings.region).client(service, config=config)
 
 
 def client(service: str, settings: Settings) -> Any:
     """A boto3 client for `service`, built once per (service, env, endpoint, region)."""
-    key = (service, settings.env, settings.aws_endpoint_url, settings.region)
+    return _cached(service, settings, False)
+
+
+def request_client(service: str, settings: Settings) -> Any:
+    """A client for the API's request path: 0.5 s to connect, 1.5 s to read, one retry (1 s / 5 s locally)."""
+    return _cached(service, settings, True)
+
+
+def _cached(service: str, settings: Settings, request_path: bool) -> Any:
+    key = (service, settings.env, settings.aws_endpoint_url, settings.region, request_path)
     with _lock:
         found = _clients.get(key)
         if found is None:
-            found = _build(service, settings)
+            config = _BOTO_CONFIG
+            if request_path:
+                config = _LOCAL_REQUEST_CONFIG if settings.is_local else _REQUEST_CONFIG
+            found = _build(service, settings, config)
             _clients[key] = found
         return found
 

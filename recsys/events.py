@@ -9,27 +9,34 @@ recommendations, so the next recommendation reflects it at once even where no st
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import logging
+import math
+import threading
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, field_validator
 
-from recsys.aws import client
+from recsys.aws import client, request_client
 from recsys.errors import UnavailableError
+from recsys.serving.resilience import ThrottledLog, describe
 
 if TYPE_CHECKING:
     from recsys.config import Settings
     from recsys.feature_store.online import OnlineFeatureStore
 
 log = logging.getLogger(__name__)
+_throttled = ThrottledLog(log)
 
 EventType = Literal["view", "click", "watch", "complete", "like", "share", "skip", "dislike"]
 Identifier = Annotated[
-    StrictInt | Annotated[StrictStr, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@-]+$")],
+    Annotated[StrictInt, Field(ge=-(2**63), le=2**63 - 1)]
+    | Annotated[StrictStr, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@-]+$")],
     Field(description="An integer or a string id (letters, digits, _ . : @ -)", examples=[12345, "u-42"]),
 ]
 MAX_FUTURE_S = 300
@@ -38,7 +45,7 @@ MAX_FUTURE_S = 300
 class InteractionEvent(BaseModel):
     """The body of `POST /interactions` (the reference example plus optional context)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     user_id: Identifier
     video_id: Identifier
@@ -57,10 +64,20 @@ class InteractionEvent(BaseModel):
     def _not_in_future(cls, value: Any) -> Any:
         if value is None:
             return value
-        ts = value.timestamp() if isinstance(value, datetime) else float(value)
-        if ts < 0 or ts > time.time() + MAX_FUTURE_S:
+        try:
+            ts = value.timestamp() if isinstance(value, datetime) else float(value)
+        except (OverflowError, ValueError, OSError):
+            ts = math.inf
+        if not math.isfinite(ts) or ts < 0 or ts > time.time() + MAX_FUTURE_S:
             raise ValueError("timestamp must be epoch seconds (or ISO-8601) and not in the future")
-        return value
+        # Microseconds are what the stores keep (1e-300 would be a number DynamoDB cannot hold).
+        return value if isinstance(value, datetime) else round(float(value), 6)
+
+    @field_validator("watch_time")
+    @classmethod
+    def _milliseconds(cls, value: Any) -> Any:
+        # DynamoDB numbers stop at 1e-130: keep watch time to the millisecond, as the stores do.
+        return None if value is None else round(float(value), 3)
 
     def to_record(self, now: float | None = None) -> dict[str, Any]:
         """The event as it goes onto the stream: string ids, epoch seconds, a new event id."""
@@ -91,16 +108,40 @@ class Invalidator(Protocol):
     def invalidate(self, user_id: str) -> bool: ...
 
 
+_local_put_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _serialised(settings: Settings) -> Iterator[None]:
+    """Locally, one put at a time across every process of the stack's home: moto's Kinesis `put_record`
+    numbers records without a lock, so two concurrent puts can get one sequence number and one is lost."""
+    if not settings.is_local:
+        yield
+        return
+    with _local_put_lock:
+        settings.home.mkdir(parents=True, exist_ok=True)
+        with open(settings.home / "stream-put.lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def put_on_stream(settings: Settings, record: dict[str, Any]) -> str:
     """Put one event record onto the events stream (partitioned by user); returns the sequence number."""
+    data = json.dumps(record, separators=(",", ":"), allow_nan=False).encode()
     try:
-        response = client("kinesis", settings).put_record(
-            StreamName=settings.names.streams["events"],
-            Data=json.dumps(record, separators=(",", ":")).encode(),
-            PartitionKey=record["user_id"],
-        )
+        with _serialised(settings):
+            response = request_client("kinesis", settings).put_record(
+                StreamName=settings.names.streams["events"], Data=data, PartitionKey=record["user_id"]
+            )
     except Exception as exc:
-        raise UnavailableError(f"the event stream is unavailable: {exc}", hint="retry the request") from exc
+        _throttled.warning("kinesis", "the event stream is unavailable, refusing events: %s", describe(exc))
+        raise UnavailableError(
+            f"the event stream is unavailable ({type(exc).__name__}); the event was not recorded",
+            hint="retry the request later",
+        ) from None
     return str(response.get("SequenceNumber", ""))
 
 
@@ -116,8 +157,10 @@ def publish_interaction(
     if feature_store is not None:
         try:
             feature_store.record_activity(record)
-        except Exception as exc:  # the stream consumer records it too
-            log.warning("recording activity of event %s failed: %s", record["event_id"], exc)
+        except Exception as exc:  # the event is on the stream: its consumer records the activity too
+            _throttled.warning(
+                "activity", "recording recent activity failed (on the stream): %s", describe(exc)
+            )
     if cache is not None:
         cache.invalidate(record["user_id"])
     return record

@@ -34,7 +34,18 @@ class SecretStore:
             hit = self._cache.get(name)
             if hit and now - hit[0] < self._ttl_s:
                 return hit[1]
-        value = self._fetch(name)
+        try:
+            value = self._fetch(name)
+        except MissingSecretError:
+            raise
+        except Exception as exc:  # Secrets Manager unreachable: the last value read, else a clean error
+            if hit:
+                return hit[1]
+            if isinstance(exc, UnavailableError):
+                raise
+            raise UnavailableError(
+                f"cannot read secret {name!r}: {type(exc).__name__}", hint="check the endpoint and IAM"
+            ) from None
         with self._lock:
             self._cache[name] = (now, value)
         return value

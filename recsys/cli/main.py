@@ -21,6 +21,7 @@ from recsys.cli.recommend import cache_app, recommend
 from recsys.cli.serve import serve
 from recsys.cli.smoke import smoke_test
 from recsys.cli.up import bootstrap_cmd, up_cmd, validate_cmd
+from recsys.cli.users import users_app
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF reports real failures as Python exceptions
 
@@ -55,6 +56,7 @@ app.command("smoke-test")(smoke_test)
 app.command("serve")(serve)
 app.command("recommend")(recommend)
 app.add_typer(cache_app, name="cache")
+app.add_typer(users_app, name="users")
 app.command("package")(package_cmd)
 app.command("plan")(plan_cmd)
 app.command("deploy")(deploy_cmd)

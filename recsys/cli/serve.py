@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import socket
+import sys
 import warnings
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -10,7 +12,8 @@ from typing import Annotated, Any
 import typer
 
 from recsys.cli.common import EnvOption, JsonOption, emit, info, progress, settings_for
-from recsys.errors import ConflictError
+from recsys.errors import ConflictError, ErrorCode, RecsysError
+from recsys.serving.resilience import redact
 
 
 def api_handlers(service: Any, count: int, verbose: bool = False) -> tuple[list[Callable[..., Any]], Any]:
@@ -37,6 +40,17 @@ def api_handlers(service: Any, count: int, verbose: bool = False) -> tuple[list[
     return handlers, apps[0]
 
 
+def port_free(host: str, port: int) -> bool:
+    """True when nothing listens on host:port (gunicorn would retry binding for a while instead)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def serve(
     env: EnvOption = "local",
     port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port on 127.0.0.1.")] = 8080,
@@ -44,7 +58,22 @@ def serve(
     poll_interval: Annotated[
         float | None, typer.Option(min=0, max=300, help="Seconds between model-registry checks (hot reload).")
     ] = None,
-    workers: Annotated[int, typer.Option(min=1, max=32, help="Requests handled concurrently.")] = 4,
+    workers: Annotated[
+        int, typer.Option(min=1, max=32, help="Requests handled concurrently by each process (threads).")
+    ] = 4,
+    processes: Annotated[
+        int, typer.Option(min=1, max=16, help="Server processes (gunicorn workers), each with the model.")
+    ] = 2,
+    server: Annotated[
+        str,
+        typer.Option(
+            help="gunicorn (processes, backlog, timeouts) or threaded (one process, for debugging)."
+        ),
+    ] = "gunicorn",
+    require_key: Annotated[
+        bool,
+        typer.Option(help="Require the api-keys secret's external_api_key in x-api-key (all but /health)."),
+    ] = False,
     verbose: Annotated[
         bool, typer.Option(help="Structured logs and EMF metrics of each request on stdout.")
     ] = False,
@@ -53,16 +82,24 @@ def serve(
     """Serve the recommendation API (the same routes as the Lambda) over HTTP until Ctrl-C.
 
     Endpoints: GET /health, GET /recommendations/{user_id}?k=&category=&exclude_watched=,
-    POST /interactions, GET /cached/{user_id}, and GET /openapi.json (the OpenAPI description).
+    POST /interactions, GET /cached/{user_id}, DELETE /users/{user_id} (operator key), and GET
+    /openapi.json (the OpenAPI description). By default gunicorn serves it with --processes worker
+    processes of --workers threads each.
 
     **Examples**
 
         recsys serve --env local
 
-        recsys serve --env local --port 9000 --poll-interval 5
+        recsys serve --env local --port 9000 --poll-interval 5 --processes 4
+
+        recsys serve --env local --require-key
 
         curl -s 127.0.0.1:8080/recommendations/12345?k=5
     """
+    if server not in ("gunicorn", "threaded"):
+        raise RecsysError(
+            f"unknown --server {server!r}", hint="use gunicorn or threaded", code=ErrorCode.USAGE
+        )
     settings = settings_for(env)
     if poll_interval is not None:
         settings = settings.model_copy(
@@ -72,26 +109,86 @@ def serve(
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
     if not verbose:
         os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
+    url = f"http://{host}:{port}"
+    if server == "threaded":
+        _serve_threaded(settings, host, port, workers, verbose, require_key, json_output)
+        return
+    try:
+        from recsys.serving.wsgi import serve as gunicorn_serve
+    except ImportError:
+        raise RecsysError(
+            "gunicorn is not installed",
+            hint="pip install gunicorn (or use --server threaded)",
+            code=ErrorCode.MISSING_TOOL,
+        ) from None
+    if not port_free(host, port):
+        raise ConflictError(f"cannot listen on {host}:{port}: address in use", hint="choose another --port")
+    workers_state: dict[str, Any] = {}
+
+    def build() -> Callable:
+        # In each worker process, after the fork: its own clients, service, model and handlers.
+        from recsys.aws import reset_clients
+        from recsys.secrets import reset_secret_stores
+        from recsys.serving.wsgi import wsgi_app
+
+        reset_clients()
+        reset_secret_stores()
+        service, handler, spec = _build(settings, workers, verbose, require_key, quiet=True)
+        workers_state["service"] = service
+        return wsgi_app(handler, lambda: spec)
+
+    def on_exit() -> None:
+        if "service" in workers_state:
+            workers_state["service"].tracker.flush()
+
+    info(
+        f"Serving the recommendation API on {url} (OpenAPI: {url}/openapi.json) with {processes} processes "
+        f"x {workers} threads{'; API key required' if require_key else ''}. Ctrl-C stops."
+    )
+    emit({"url": url, "env": settings.env, "openapi": f"{url}/openapi.json"}, lambda: None)
+    sys.stdout.flush()
+    sys.argv = sys.argv[:1]  # gunicorn parses the command line too: give it nothing of ours
+    gunicorn_serve(build, host, port, processes, workers, on_exit)
+    info("Stopped.")
+
+
+def _build(
+    settings: Any, workers: int, verbose: bool, require_key: bool, quiet: bool = False
+) -> tuple[Any, Callable[..., Any], str]:
+    """A service, one handler over `workers` resolvers (behind the key check) and the OpenAPI text."""
+    from recsys.serving.access import key_matches
     from recsys.serving.api import openapi_json
-    from recsys.serving.http_server import make_server
+    from recsys.serving.http_server import pooled, require_api_key
     from recsys.serving.service import RecommendationService
 
-    warnings.filterwarnings("ignore", message="No application metrics to publish")
     service = RecommendationService(settings)
     handlers, app = api_handlers(service, workers, verbose)
-    with progress("Loading the production model…"):
-        try:
-            model = service.models.current()
-            # what the first request would pay: the catalogue's online features and the AWS clients
-            service.features.warm(model, service.config.warm_features_max_videos)
-            service.store.recent_activity("__warmup__", 1)
-            info(f"Model {model.version}: {model.n_videos} videos, {model.index.kind} retrieval, "
-                 f"ranker {'on' if model.ranker else 'off'}")  # fmt: skip
-        except Exception as exc:  # serve anyway: /health says why, and a later promotion is picked up
-            info(f"[yellow]No model loaded yet:[/] {exc}")
-    spec = openapi_json(app)
+    say = (lambda _msg: None) if quiet else info
     try:
-        server = make_server(handlers, lambda: spec, host, port)
+        model = service.models.current()
+        # what the first request would pay: the catalogue's online features and the AWS clients
+        service.features.warm(model, service.config.warm_features_max_videos)
+        service.store.recent_activity("__warmup__", 1)
+        say(f"Model {model.version}: {model.n_videos} videos, {model.index.kind} retrieval, "
+            f"ranker {'on' if model.ranker else 'off'}")  # fmt: skip
+    except Exception as exc:  # serve anyway: /health says why, and a later promotion is picked up
+        info(f"[yellow]No model loaded yet:[/] {redact(str(exc))}")
+    handler = pooled(handlers)
+    if require_key:
+        handler = require_api_key(handler, lambda presented: key_matches(settings, presented))
+    return service, handler, openapi_json(app)
+
+
+def _serve_threaded(
+    settings: Any, host: str, port: int, workers: int, verbose: bool, require_key: bool, json_output: bool
+) -> None:
+    from recsys.serving.http_server import make_server
+
+    with progress("Loading the production model…"):
+        service, handler, spec = _build(settings, workers, verbose, require_key)
+    try:
+        server = make_server(handler, lambda: spec, host, port)
     except OSError as exc:
         raise ConflictError(
             f"cannot listen on {host}:{port}: {exc.strerror}", hint="choose another --port"

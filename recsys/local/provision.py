@@ -184,7 +184,10 @@ def initial_secret_value(
     if key == "redis_credentials":
         return {"host": redis_host or "127.0.0.1", "port": redis_port or 6379, "auth_token": "", "tls": False}
     if key == "api_keys":
-        return {"external_api_key": pysecrets.token_urlsafe(24)}
+        return {
+            "external_api_key": pysecrets.token_urlsafe(24),
+            "operator_api_key": pysecrets.token_urlsafe(24),
+        }
     return {"feature_flags": {"ranking_enabled": True, "diversity_enabled": True}}
 
 

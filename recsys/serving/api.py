@@ -4,11 +4,14 @@ Each route declares one response model as its return annotation (`-> Recommendat
 `-> Response[HealthResponse]` where the status varies). Powertools validates every response against it
 on the way out and documents it in `/openapi.json`, together with the route's error responses.
 
-Every error is a JSON body `{"error": {"code", "message"}}`: 400 malformed JSON, 413 body too large,
-422 a missing/wrong-typed field or a parameter out of range, 404 unknown route or user without
-precomputed items, 405 wrong method, 503 no model deployed or the stream unavailable, 500 an internal
-error, including a response that does not fit its route's model (a programming error, logged with the
-offending fields; the client gets a 500, never a malformed 200 nor a 422 that would blame its request).
+Every error is a JSON body `{"error": {"code", "message"}}`: 400 malformed JSON (also NaN, an integer of
+thousands of digits, nesting deeper than 16), 403 a missing or wrong operator key, 413 body too large,
+415 a body that is not application/json, 422 a missing/wrong-typed field, a parameter out of range or a
+body that is not one object, 404 unknown route or user without precomputed items, 405 wrong method, 503
+no model deployed or a write that cannot be made (with Retry-After), 500 an internal error, including a
+response that does not fit its route's model (a programming error, logged with the offending fields; the
+client gets a 500, never a malformed 200 nor a 422 that would blame its request). Error texts never carry
+an endpoint or a secret (`recsys.serving.resilience.redact`). Every response has `nosniff`.
 """
 
 from __future__ import annotations
@@ -29,6 +32,9 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
 from recsys.errors import ErrorCode, RecsysError
 from recsys.events import InteractionEvent
+from recsys.serving.access import OPERATOR_KEY, key_matches, presented_key
+from recsys.serving.request_guard import RequestRefused, check_body
+from recsys.serving.resilience import RETRY_AFTER_S, ThrottledLog, describe, redact
 from recsys.serving.schemas import (
     DEFAULT_K,
     MAX_K,
@@ -37,11 +43,13 @@ from recsys.serving.schemas import (
     HealthResponse,
     InteractionAccepted,
     RecommendationResponse,
+    UserForgotten,
 )
 from recsys.serving.service import RecommendationService
 from recsys.serving.web import WEB_ROUTES, register_web_routes
 
 log = logging.getLogger(__name__)
+_bugs = ThrottledLog(log)
 
 MAX_BODY_BYTES = 16 * 1024
 API_TITLE = "recsys recommendation API"
@@ -59,23 +67,35 @@ _ROUTES: list[tuple[re.Pattern[str], set[str]]] = [
     (re.compile(r"^/cached/[^/]+/?$"), {"GET"}),
     (re.compile(r"^/interactions/?$"), {"POST"}),
     *WEB_ROUTES,  # the page, the docs and the page's JSON routes (recsys.serving.web)
+    (re.compile(r"^/users/[^/]+/?$"), {"DELETE"}),
 ]
 _ERRORS = {
-    400: "malformed JSON body",
+    400: "malformed JSON body (NaN, an over-long integer, nesting deeper than 16)",
+    403: "missing or wrong API key (where the API requires one)",
     404: "not found",
+    405: "method not allowed on this path",
     413: "request body too large",
+    415: "the body is not application/json",
     422: "invalid parameter or body",
     500: "internal error (including a response that did not fit its model)",
-    503: "no model deployed or a dependency unavailable",
+    503: "no model deployed, or a write that cannot be made now (see Retry-After)",
 }
+SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
+
+
+def error_body(code: str, message: str) -> str:
+    """The JSON text of the API's one error shape (the message redacted)."""
+    return json.dumps({"error": {"code": code, "message": redact(message)}})
 
 
 def error_response(status: int, code: str, message: str) -> Response:
-    """The API's one error shape."""
+    """The API's one error shape (503s say when to retry)."""
+    headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None
     return Response(
         status_code=status,
         content_type=content_types.APPLICATION_JSON,
-        body=json.dumps({"error": {"code": code, "message": message}}),
+        body=error_body(code, message),
+        headers=headers,
     )
 
 
@@ -103,15 +123,24 @@ class ApiResolver(APIGatewayRestResolver):
     def resolve(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         start = time.perf_counter()
         body = event.get("body") if isinstance(event, dict) else None
+        refused: RequestRefused | None = None
         if body is not None and len(body) > MAX_BODY_BYTES * (4 / 3 if event.get("isBase64Encoded") else 1):
-            msg = f"request body is larger than {MAX_BODY_BYTES} bytes"
+            refused = RequestRefused(
+                413, "payload_too_large", f"request body is larger than {MAX_BODY_BYTES} bytes"
+            )
+        else:
+            try:
+                check_body(event)
+            except RequestRefused as exc:
+                refused = exc
+        if refused is not None:
             result = {
-                "statusCode": 413, "headers": {"Content-Type": content_types.APPLICATION_JSON},
-                "body": json.dumps({"error": {"code": "payload_too_large", "message": msg}}),
-                "isBase64Encoded": False,
+                "statusCode": refused.status, "headers": {"Content-Type": content_types.APPLICATION_JSON},
+                "body": error_body(refused.code, refused.message), "isBase64Encoded": False,
             }  # fmt: skip
         else:
             result = super().resolve(event, context)
+        result["headers"] = {**(result.get("headers") or {}), **SECURITY_HEADERS}
         if self.metrics is not None:
             self._count(int(result.get("statusCode", 200)), (time.perf_counter() - start) * 1e3)
         return result
@@ -139,7 +168,8 @@ def _documented(func: Callable[..., Any], statuses: tuple[int, ...], errors: tup
         s: {"description": model.__name__, "content": {"application/json": {"model": model}}}
         for s in statuses
     }
-    for code in (*errors, 422, 500):  # 422: Powertools documents one on every validated route
+    # 404: an id with characters the router does not match is no route; 422: Powertools documents one anyway.
+    for code in (*errors, 404, 405, 422, 500):
         docs[code] = {"description": _ERRORS[code], "content": {"application/json": {"model": ErrorResponse}}}
     return docs
 
@@ -179,9 +209,18 @@ def create_app(service: RecommendationService, metrics: Any | None = None) -> Ap
     def health() -> Response[HealthResponse]:
         data = service.health()
         status = 503 if data["status"] == "unhealthy" else 200
+        if not service.settings.is_local and not key_matches(
+            service.settings, presented_key(app.current_event.headers)
+        ):  # on AWS /health is public (load balancers): details only for callers with the API key
+            data = {k: data[k] for k in ("status", "model_version")}
         return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=data)
 
-    @route("GET", "/recommendations/<user_id>", errors=(422, 503), summary="Top-k recommendations for a user")
+    @route(
+        "GET",
+        "/recommendations/<user_id>",
+        errors=(403, 422, 503),
+        summary="Top-k recommendations for a user",
+    )
     def recommendations(
         user_id: UserId,
         k: Annotated[int, Query(ge=1, le=MAX_K, description="How many items")] = DEFAULT_K,
@@ -195,7 +234,7 @@ def create_app(service: RecommendationService, metrics: Any | None = None) -> Ap
     @route(
         "GET",
         "/cached/<user_id>",
-        errors=(404, 422, 503),
+        errors=(403, 404, 422, 503),
         summary="Precomputed recommendations (batch job) for a user",
     )
     def cached(user_id: UserId) -> CachedRecommendations:
@@ -205,7 +244,7 @@ def create_app(service: RecommendationService, metrics: Any | None = None) -> Ap
         "POST",
         "/interactions",
         status=202,
-        errors=(400, 413, 422, 503),
+        errors=(400, 403, 413, 415, 422, 503),
         summary="Record an interaction (202; the event goes onto the stream)",
     )
     def interactions(event: InteractionEvent) -> InteractionAccepted:
@@ -213,6 +252,19 @@ def create_app(service: RecommendationService, metrics: Any | None = None) -> Ap
         return InteractionAccepted(event_id=record["event_id"])
 
     register_web_routes(app, service, route, lambda: openapi_json(app))
+
+    @route(
+        "DELETE",
+        "/users/<user_id>",
+        errors=(403, 422, 503),
+        summary="Erase a user's activity, features, cached recommendations and tracking (operators only)",
+    )
+    def forget(user_id: UserId) -> UserForgotten:
+        if not key_matches(service.settings, presented_key(app.current_event.headers), OPERATOR_KEY):
+            raise RequestRefused(
+                403, "forbidden", f"an operator key ({OPERATOR_KEY}) in x-api-key is required"
+            )
+        return service.forget(user_id)
 
     @app.exception_handler(ResponseValidationError)
     def bad_response(exc: ResponseValidationError) -> Response:
@@ -238,6 +290,10 @@ def create_app(service: RecommendationService, metrics: Any | None = None) -> Ap
     def expected(exc: RecsysError) -> Response:
         return error_response(_STATUS.get(exc.code, 500), exc.code.value, exc.message)
 
+    @app.exception_handler(RequestRefused)
+    def refused(exc: RequestRefused) -> Response:
+        return error_response(exc.status, exc.code, exc.message)
+
     @app.not_found
     def not_found(exc: Exception) -> Response:
         path = app.current_event.path or ""
@@ -251,12 +307,47 @@ def create_app(service: RecommendationService, metrics: Any | None = None) -> Ap
 
     @app.exception_handler(Exception)
     def unexpected(exc: Exception) -> Response:
-        log.exception("unhandled error")
+        # One traceback per kind of error and interval, not one per request.
+        _bugs.warning(
+            type(exc).__name__, "unhandled error: %s", describe(exc), level=logging.ERROR, exc_info=exc
+        )
         return error_response(500, "internal", "internal error")
 
     return app
 
 
 def openapi_json(app: APIGatewayRestResolver) -> str:
-    """The OpenAPI description of the API (what `/openapi.json` of the local server returns)."""
-    return app.get_openapi_json_schema(title=API_TITLE, version="1", description=__doc__.split("\n")[0])
+    """The OpenAPI description of the API (what `/openapi.json` of the local server returns).
+
+    Powertools' own validation-error schemas are left out (every error is `ErrorResponse`), and each 503
+    documents its Retry-After header.
+    """
+    spec = json.loads(
+        app.get_openapi_json_schema(title=API_TITLE, version="1", description=__doc__.split("\n")[0])
+    )
+    for operations in spec.get("paths", {}).values():
+        for operation in operations.values():
+            unavailable = operation.get("responses", {}).get("503")
+            if unavailable is not None and "ErrorResponse" in json.dumps(unavailable):
+                unavailable["headers"] = {
+                    "Retry-After": {
+                        "description": "Seconds to wait before retrying",
+                        "schema": {"type": "integer"},
+                    }
+                }
+    text = json.dumps({k: v for k, v in spec.items() if k != "components"})
+    schemas = spec.get("components", {}).get("schemas", {})
+    referenced = {name for name in schemas if f"#/components/schemas/{name}" in text}
+    while True:  # schemas referenced from the referenced ones
+        more = {
+            name
+            for name in schemas
+            if name not in referenced
+            and any(f"#/components/schemas/{name}" in json.dumps(schemas[r]) for r in referenced)
+        }
+        if not more:
+            break
+        referenced |= more
+    if schemas:
+        spec["components"]["schemas"] = {k: v for k, v in schemas.items() if k in referenced}
+    return json.dumps(spec)

@@ -15,6 +15,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from recsys.secrets import redis_settings
+from recsys.serving.resilience import describe
 
 if TYPE_CHECKING:
     from recsys.config import Settings
@@ -82,8 +83,8 @@ class RecommendationCache:
 
     def _failed(self, op: str, exc: Exception) -> None:
         self._down_until = self._clock() + self.retry_after_s
-        self.last_error = f"{op}: {type(exc).__name__}: {exc}"
-        log.warning("redis %s failed, serving uncached for %.0fs: %s", op, self.retry_after_s, exc)
+        self.last_error = f"{op}: {describe(exc)}"
+        log.warning("redis %s failed, serving uncached for %.0fs: %s", op, self.retry_after_s, describe(exc))
 
     @property
     def enabled(self) -> bool:

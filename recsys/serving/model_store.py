@@ -19,11 +19,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from recsys import artifacts
-from recsys.aws import client
+from recsys.aws import client, request_client
 from recsys.errors import UnavailableError
 from recsys.registry import ModelRegistry
 from recsys.serving.bundle import load_bundle
 from recsys.serving.ranking import Ranker
+from recsys.serving.resilience import describe
 from recsys.serving.retrieval import DEFAULT_ANN_THRESHOLD, ExactIndex, HnswIndex, build_index
 from recsys.storage import get_bytes_if_exists
 
@@ -107,9 +108,9 @@ class ServingModel:
         return np.asarray([r for v in video_ids if (r := self.video_row.get(v)) is not None], dtype=np.int64)
 
 
-def production_version(settings: Settings) -> str | None:
+def production_version(settings: Settings, dynamodb: Any | None = None) -> str | None:
     """The registry's production version (None when nothing is in production)."""
-    found = ModelRegistry(settings).production()
+    found = ModelRegistry(settings, dynamodb=dynamodb).production()
     return None if found is None else str(found.version)
 
 
@@ -189,10 +190,10 @@ class ModelStore:
                 return False
             self._checked_at = self._clock()
             try:
-                version = production_version(self.settings)
+                version = production_version(self.settings, request_client("dynamodb", self.settings))
             except Exception as exc:
-                self.last_error = f"registry unreachable: {exc}"
-                log.warning("model registry check failed: %s", exc)
+                self.last_error = f"registry unreachable: {describe(exc)}"
+                log.warning("model registry check failed, serving the model in memory: %s", describe(exc))
                 return False
             if version is None or (self._model is not None and self._model.version == version):
                 self.last_error = None if version else self.last_error
@@ -200,8 +201,8 @@ class ModelStore:
             try:
                 model = load_model(self.settings, version, self.ann_threshold)
             except Exception as exc:
-                self.last_error = f"loading {version} failed: {exc}"
-                log.error("loading model version %s failed: %s", version, exc)
+                self.last_error = f"loading {version} failed: {describe(exc)}"
+                log.error("loading model version %s failed: %s", version, describe(exc))
                 return False
             self._model = model
             self.last_error = None

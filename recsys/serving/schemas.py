@@ -26,6 +26,9 @@ class RecommendationResponse(BaseModel):
     source: Source = Field(description="model (computed now), cache (Redis) or popular (cold start)")
     items: list[RecommendationItem]
     generated_at: float = Field(description="Epoch seconds when the items were computed")
+    degraded: bool = Field(
+        False, description="True when a dependency was down and the answer lacks some input (recent activity)"
+    )
 
 
 class DependencyStatus(BaseModel):
@@ -36,8 +39,15 @@ class DependencyStatus(BaseModel):
 class HealthResponse(BaseModel):
     status: Literal["healthy", "degraded", "unhealthy"]
     model_version: str | None
-    model: dict
-    dependencies: dict[str, DependencyStatus]
+    registry_version: str | None = Field(None, description="The registry's production version")
+    degraded: list[str] = Field(
+        default_factory=list, description="Dependencies that are down, or `registry` when it disagrees"
+    )
+    detail: str | None = Field(None, description="Why the model served differs from the registry's")
+    model: dict | None = None
+    dependencies: dict[str, DependencyStatus] | None = Field(
+        None, description="Each dependency (only for callers with an API key on AWS)"
+    )
 
 
 class InteractionAccepted(BaseModel):
@@ -49,9 +59,22 @@ class CachedRecommendations(BaseModel):
     user_id: str
     model_version: str | None
     recommendation_id: str
-    source: Literal["precomputed"] = "precomputed"
+    source: Literal["precomputed", "model", "cache", "popular"] = Field(
+        "precomputed", description="precomputed; computed now (degraded) when the table is unreachable"
+    )
     items: list[RecommendationItem]
     generated_at: float
+    degraded: bool = False
+
+
+class UserForgotten(BaseModel):
+    user_id: str
+    activity: int = Field(description="Recent-activity items deleted")
+    tracking: int = Field(description="Inference-tracking items deleted")
+    features: int = Field(description="1 when an online user-feature item was deleted")
+    precomputed: int = Field(description="1 when precomputed recommendations were deleted")
+    cached: Literal["deleted", "none", "unavailable"] = Field(description="Computed recommendations in Redis")
+    raw_events: str = Field(description="What happens to the raw events (they age out)")
 
 
 class ErrorDetail(BaseModel):

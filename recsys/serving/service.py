@@ -15,13 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from recsys.aws import client
+from recsys.aws import request_client
 from recsys.config import ServingConfig
-from recsys.errors import NotFoundError, ValidationError
+from recsys.errors import NotFoundError, UnavailableError, ValidationError
 from recsys.feature_store.online import OnlineFeatureStore, deserialize_item
 from recsys.serving.cache import RecommendationCache, cache_field
 from recsys.serving.filters import Pick, apply_rules, max_per_category
-from recsys.serving.model_store import ModelStore, ServingModel
+from recsys.serving.model_store import ModelStore, ServingModel, production_version
+from recsys.serving.resilience import DependencyMonitor, degradation, describe
 from recsys.serving.schemas import DEFAULT_K, MAX_K
 from recsys.serving.tracking import InferenceTracker, tracking_item
 from recsys.serving.user_vector import blend_user_vector, event_weights, with_recent_activity
@@ -46,8 +47,15 @@ RANKER_VIDEO_ATTRIBUTES = (
 class FeatureCache:
     """Online-store items kept in process for `ttl_s` (video features change at deployment, not per request)."""
 
-    def __init__(self, store: OnlineFeatureStore, ttl_s: float, max_items: int = 200_000) -> None:
+    def __init__(
+        self,
+        store: OnlineFeatureStore,
+        ttl_s: float,
+        max_items: int = 200_000,
+        monitor: DependencyMonitor | None = None,
+    ) -> None:
         self.store = store
+        self.monitor = monitor or DependencyMonitor()
         self.ttl_s = ttl_s
         self.max_items = max_items
         self._videos: dict[str, tuple[float, dict[str, Any] | None]] = {}
@@ -72,7 +80,14 @@ class FeatureCache:
             else:
                 missing.append(i)
         if missing:
-            fetched = fetch([ids[i] for i in missing])
+            try:
+                fetched = fetch([ids[i] for i in missing])
+            except Exception as exc:  # the store is down: what we held before (expired or not), else nothing
+                self.monitor.failed("dynamodb", exc, "ranking with the features held in memory")
+                for i in missing:
+                    stale = cache.get(ids[i])
+                    out[i] = stale[1] if stale is not None else None
+                return out
             if len(cache) + len(missing) > self.max_items:
                 cache.clear()
             for i, item in zip(missing, fetched, strict=True):
@@ -128,8 +143,9 @@ class RecommendationService:
         self.models = model_store or ModelStore(
             settings, self.config.poll_interval_s, self.config.ann_threshold
         )
-        self.store = feature_store or OnlineFeatureStore(settings)
-        self.features = FeatureCache(self.store, self.config.feature_ttl_s)
+        self.store = feature_store or OnlineFeatureStore(settings, request_client("dynamodb", settings))
+        self.monitor = DependencyMonitor()
+        self.features = FeatureCache(self.store, self.config.feature_ttl_s, monitor=self.monitor)
         self.cache = cache or RecommendationCache(settings, ttl_s=self.config.cache_ttl_s)
         self.tracker = tracker or InferenceTracker(settings)
         self.precomputed_table = settings.names.table("recommendations_cache")
@@ -147,18 +163,24 @@ class RecommendationService:
         """Top-k recommendations for a user (`source` model, cache or popular)."""
         user_id = str(user_id)
         validate_request(user_id, k, category)
-        model = self.models.current()
-        self.features.warm(model, self.config.warm_features_max_videos)
-        field = cache_field(model.version, k, category, exclude_watched)
-        response = self.cache.get(user_id, field) if use_cache else None
-        if response is not None:
-            response = {**response, "source": "cache", "recommendation_id": uuid.uuid4().hex}
-        else:
-            activity = self.store.recent_activity(user_id, self.config.activity_limit)
-            picks, source, reasons = self.compute(model, user_id, k, category, exclude_watched, activity)
-            response = self._response(model, user_id, picks, source, reasons)
-            if use_cache:
-                self.cache.set(user_id, field, response)
+        with degradation() as missing:
+            model = self.models.current()
+            self.features.warm(model, self.config.warm_features_max_videos)
+            field = cache_field(model.version, k, category, exclude_watched)
+            response = self.cache.get(user_id, field) if use_cache else None
+            if response is not None:
+                response = {**response, "source": "cache", "recommendation_id": uuid.uuid4().hex}
+            else:
+                # Without the store, the user's embedding and the model's items still answer (degraded).
+                activity = self.monitor.guard(
+                    "dynamodb", lambda: self.store.recent_activity(user_id, self.config.activity_limit), []
+                )
+                picks, source, reasons = self.compute(model, user_id, k, category, exclude_watched, activity)
+                response = self._response(model, user_id, picks, source, reasons)
+                if missing:
+                    response["degraded"] = True
+                elif use_cache:  # a degraded answer is never cached
+                    self.cache.set(user_id, field, response)
         if track and self.config.tracking:
             self.tracker.record(
                 tracking_item(
@@ -299,11 +321,16 @@ class RecommendationService:
     def cached(self, user_id: str | int) -> dict[str, Any]:
         """The precomputed recommendations of a user from the recommendations cache table."""
         user_id = str(user_id)
-        raw = (
-            client("dynamodb", self.settings)
-            .get_item(TableName=self.precomputed_table, Key={"user_id": {"S": user_id}})
-            .get("Item")
-        )
+        try:
+            raw = (
+                request_client("dynamodb", self.settings)
+                .get_item(TableName=self.precomputed_table, Key={"user_id": {"S": user_id}})
+                .get("Item")
+            )
+        except Exception as exc:  # the table is unreachable: answer from the model in memory, and say so
+            self.monitor.failed("dynamodb", exc, "answering /cached from the model in memory")
+            live = self.recommend(user_id, track=False)
+            return {**live, "degraded": True}
         item = deserialize_item(raw) if raw else None
         if item is None or item.get("expires_at", float("inf")) < time.time():
             raise NotFoundError(
@@ -328,29 +355,84 @@ class RecommendationService:
 
         return publish_interaction(self.settings, event, self.store, self.cache)
 
+    # ----- privacy
+    def forget(self, user_id: str | int) -> dict[str, Any]:
+        """Erase the user's online data (`recsys.serving.forget`); 503 when a store cannot be reached."""
+        from recsys.serving.forget import forget_user
+
+        try:
+            return forget_user(self.settings, str(user_id), self.cache)
+        except Exception as exc:
+            self.monitor.failed("dynamodb", exc, "refusing to erase")
+            raise UnavailableError(
+                f"the user's data could not be erased now ({type(exc).__name__})", hint="retry the request"
+            ) from None
+
     # ----- health
     def health(self) -> dict[str, Any]:
-        """Model and dependency status: unhealthy without a model or store, degraded when the cache is down."""
+        """Model and dependency status: unhealthy without a model; degraded when a dependency is down,
+        failed recently, or the registry's production version is not the one served."""
         try:
             self.models.current()
         except Exception as exc:
-            log.warning("health: no model: %s", exc)
+            self.monitor.log.warning("model", "health: no model: %s", describe(exc))
         model = self.models.status()
+        ddb = request_client("dynamodb", self.settings)
         deps: dict[str, dict[str, Any]] = {}
-        try:
-            client("dynamodb", self.settings).describe_table(TableName=self.store.video_table)
-            deps["store"] = {"status": "ok", "detail": None}
-        except Exception as exc:
-            deps["store"] = {"status": "down", "detail": type(exc).__name__}
+        registry_version: str | None = None
+
+        def probe(name: str, dependency: str, call) -> Any:
+            try:
+                found = call()
+            except Exception as exc:
+                deps[name] = {"status": "down", "detail": describe(exc)}
+                return None
+            deps[name] = {"status": "ok", "detail": None}
+            self.monitor.recovered(dependency)
+            return found
+
+        probe("store", "dynamodb", lambda: ddb.describe_table(TableName=self.store.video_table))
+        probe(
+            "stream",
+            "kinesis",
+            lambda: request_client("kinesis", self.settings).describe_stream_summary(
+                StreamName=self.settings.names.streams["events"]
+            ),
+        )
+        registry_version = probe("registry", "registry", lambda: production_version(self.settings, ddb))
         redis_state = self.cache.ping()
         deps["cache"] = {
             "status": redis_state,
             "detail": self.cache.last_error if redis_state == "down" else None,
         }
-        if model["version"] is None or deps["store"]["status"] != "ok":
+        mismatch = None
+        if (
+            deps["registry"]["status"] == "ok"
+            and model["version"] is not None
+            and registry_version != model["version"]
+        ):
+            mismatch = (
+                f"serving {model['version']} from memory, but the registry's production version is "
+                f"{registry_version or 'none'}"
+            )
+        names = {"store": "dynamodb", "stream": "kinesis", "cache": "redis", "registry": "registry"}
+        recent = self.monitor.recent()
+        for name, dependency in names.items():
+            if deps[name]["status"] == "ok" and dependency in recent:
+                deps[name] = {"status": "down", "detail": f"failed recently: {recent[dependency]}"}
+        degraded = sorted(name for name, d in deps.items() if d["status"] == "down")
+        if model["version"] is None:
             status = "unhealthy"
-        elif redis_state == "down":
+        elif degraded or mismatch:
             status = "degraded"
         else:
             status = "healthy"
-        return {"status": status, "model_version": model["version"], "model": model, "dependencies": deps}
+        return {
+            "status": status,
+            "model_version": model["version"],
+            "registry_version": registry_version,
+            "degraded": degraded + (["registry"] if mismatch and "registry" not in degraded else []),
+            "detail": mismatch,
+            "model": model,
+            "dependencies": deps,
+        }

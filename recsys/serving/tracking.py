@@ -17,11 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 from recsys.aws import client
 from recsys.feature_store.online import BATCH_WRITE_SIZE, serialize_item
+from recsys.serving.resilience import ThrottledLog, describe
 
 if TYPE_CHECKING:
     from recsys.config import Settings
 
 log = logging.getLogger(__name__)
+_throttled = ThrottledLog(log)
 
 TRACKING_TTL_S = 90 * 24 * 3600
 DEFAULT_FLUSH_INTERVAL_S = 1.0
@@ -94,7 +96,7 @@ class InferenceTracker:
             try:
                 self.flush()
             except Exception as exc:  # never let the thread die
-                log.warning("inference tracking flush failed: %s", exc)
+                _throttled.warning("flush", "inference tracking flush failed: %s", describe(exc))
 
     def pending(self) -> int:
         """Items queued and not yet written."""
@@ -114,7 +116,7 @@ class InferenceTracker:
                     try:
                         response = ddb.batch_write_item(RequestItems=request)
                     except Exception as exc:
-                        log.warning("inference tracking write failed (attempt %d): %s", attempt + 1, exc)
+                        _throttled.warning("write", "inference tracking write failed: %s", describe(exc))
                         time.sleep(0.1 * 2**attempt)
                         continue
                     request = response.get("UnprocessedItems") or {}

@@ -33,6 +33,7 @@ module "storage" {
     for key, b in local.catalog.buckets : key => {
       name            = module.naming.buckets[key]
       noncurrent_days = b.noncurrent_days
+      expiration_days = try(b.expiration_days, null)
     }
   }
 
@@ -159,6 +160,7 @@ module "api" {
   function_invoke_arn = module.compute.function_invoke_arns["api"]
   rate_limit_rps      = var.api_rate_limit_rps
   burst_limit         = var.api_burst_limit
+  quota_per_day       = var.api_quota_per_day
   kms_key_arn         = module.storage.kms_key_arn
   log_retention_days  = var.log_retention_days
   tags                = var.tags

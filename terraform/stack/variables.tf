@@ -37,6 +37,12 @@ variable "api_burst_limit" {
   type        = number
 }
 
+variable "api_quota_per_day" {
+  description = "Requests per day allowed to the default API key (null: no quota; prod sets one)."
+  type        = number
+  default     = null
+}
+
 variable "dynamodb_billing_mode" {
   description = "DynamoDB billing: PAY_PER_REQUEST (on-demand: dev, staging) or PROVISIONED with autoscaling (prod)."
   type        = string

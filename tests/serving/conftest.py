@@ -86,15 +86,23 @@ def _parquet(df: pl.DataFrame) -> bytes:
 
 
 def publish_tiny_version(
-    settings, version: str, seed: int = 0, ranker: bool = True, flip: bool = False
+    settings,
+    version: str,
+    seed: int = 0,
+    ranker: bool = True,
+    flip: bool = False,
+    per_category: int = PER_CATEGORY,
+    n_users: int = N_USERS,
 ) -> TinyWorld:
-    """Write a version's artifacts and online features (no registry change). `flip` reverses user tastes."""
+    """Write a version's artifacts and online features (no registry change). `flip` reverses user tastes.
+
+    `per_category` and `n_users` size it (benchmarks publish a larger one)."""
     rng = np.random.default_rng(seed)
     directions = np.linalg.qr(rng.normal(size=(DIM, len(CATEGORIES))))[0].T.astype(np.float32)
     video_ids, cats, emb = [], [], []
     for c, cat in enumerate(CATEGORIES):
-        for j in range(PER_CATEGORY):
-            video_ids.append(str(1000 + c * 100 + j))
+        for j in range(per_category):
+            video_ids.append(str(1000 + c * max(100, per_category) + j))
             cats.append(cat)
             emb.append(directions[c] + 0.15 * rng.normal(size=DIM))
     emb_arr = np.asarray(emb, dtype=np.float32)
@@ -103,14 +111,14 @@ def publish_tiny_version(
     trending = np.round(rng.uniform(0.0, 1.0, n), 4)
     now = int(time.time())
     user_ids, preferred, watched, uemb = [], {}, {}, []
-    for u in range(N_USERS):
+    for u in range(n_users):
         uid = str(u + 1)
         c = (u % len(CATEGORIES)) if not flip else (len(CATEGORIES) - 1 - u % len(CATEGORIES))
         user_ids.append(uid)
         preferred[uid] = CATEGORIES[c]
-        watched[uid] = [video_ids[c * PER_CATEGORY + (u % 3)], video_ids[c * PER_CATEGORY + 3]]
+        watched[uid] = [video_ids[c * per_category + (u % 3)], video_ids[c * per_category + 3]]
         uemb.append(2.0 * directions[c])
-    cold_video = video_ids[PER_CATEGORY - 1]
+    cold_video = video_ids[per_category - 1]
     _put(
         settings,
         artifacts.two_tower_key(version, "video_embeddings.npz"),

@@ -173,7 +173,10 @@ class _StubService:
     """A service whose answers are whatever the test says (no local stack)."""
 
     def __init__(self, **answers):
+        from recsys.config import load_settings
+
         self.answers = answers
+        self.settings = load_settings("local")
 
     def _answer(self, name):
         value = self.answers[name]
@@ -201,6 +204,7 @@ _GOOD = {
         "source": "model",
         "items": [_ITEM],
         "generated_at": 1.0,
+        "degraded": False,
     },
     "cached": {
         "user_id": "u1",
@@ -209,10 +213,14 @@ _GOOD = {
         "source": "precomputed",
         "items": [_ITEM],
         "generated_at": 1.0,
+        "degraded": False,
     },
     "health": {
         "status": "unhealthy",
         "model_version": None,
+        "registry_version": None,
+        "degraded": ["store"],
+        "detail": None,
         "model": {},
         "dependencies": {"store": {"status": "down", "detail": "x"}},
     },

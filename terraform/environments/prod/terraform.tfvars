@@ -4,6 +4,7 @@ lambda_memory_mb      = 2048
 lambda_timeout_s      = 30
 api_rate_limit_rps    = 1000
 api_burst_limit       = 2000
+api_quota_per_day     = 50000000 # the usage plan's daily quota (the stage's 1000 req/s is ~86M a day)
 dynamodb_billing_mode = "PROVISIONED"
 vpc_enabled           = true
 redis_enabled         = true

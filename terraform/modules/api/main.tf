@@ -3,7 +3,7 @@ data "aws_region" "current" {}
 locals {
   # Top-level path parts; every route is a Lambda proxy integration to the API function.
   # model, catalog: the page's JSON routes; docs, openapi.json, static: the API docs and the page's files.
-  top_paths = toset(["health", "recommendations", "interactions", "cached", "model", "catalog", "docs", "openapi.json", "static"])
+  top_paths = toset(["health", "recommendations", "interactions", "cached", "users", "model", "catalog", "docs", "openapi.json", "static"])
 }
 
 resource "aws_api_gateway_rest_api" "this" {
@@ -28,9 +28,9 @@ resource "aws_api_gateway_resource" "top" {
   path_part   = each.key
 }
 
-# /recommendations/{user_id} and /cached/{user_id}
+# /recommendations/{user_id}, /cached/{user_id} and /users/{user_id}
 resource "aws_api_gateway_resource" "user" {
-  for_each = toset(["recommendations", "cached"])
+  for_each = toset(["recommendations", "cached", "users"])
 
   rest_api_id = aws_api_gateway_rest_api.this.id
   parent_id   = aws_api_gateway_resource.top[each.key].id
@@ -65,10 +65,13 @@ locals {
     docs            = { resource_id = aws_api_gateway_resource.top["docs"].id, method = "GET", api_key = false }
     openapi         = { resource_id = aws_api_gateway_resource.top["openapi.json"].id, method = "GET", api_key = false }
     static          = { resource_id = aws_api_gateway_resource.static_file.id, method = "GET", api_key = false }
+    # Erasure: the client key gets through the gateway; the Lambda also demands the operator key.
+    users = { resource_id = aws_api_gateway_resource.user["users"].id, method = "DELETE", api_key = true }
   }
   path_parameters = {
     recommendations = "user_id"
     cached          = "user_id"
+    users           = "user_id"
     static          = "name"
   }
 }
@@ -135,7 +138,6 @@ resource "aws_cloudwatch_log_group" "access" {
 
 resource "aws_api_gateway_stage" "this" {
   #checkov:skip=CKV2_AWS_51:Client certificates authenticate API Gateway to an HTTP backend; the backend here is Lambda.
-  #checkov:skip=CKV2_AWS_29:WAF is an account-level choice with its own cost; throttling and API keys bound abuse here.
   #checkov:skip=CKV_AWS_120:Responses are personalised per user and already cached in Redis/DynamoDB; a stage cache would serve stale recommendations.
   deployment_id        = aws_api_gateway_deployment.this.id
   rest_api_id          = aws_api_gateway_rest_api.this.id
@@ -197,6 +199,15 @@ resource "aws_api_gateway_usage_plan" "this" {
     rate_limit  = var.rate_limit_rps
     burst_limit = var.burst_limit
   }
+
+  dynamic "quota_settings" {
+    for_each = var.quota_per_day == null ? [] : [var.quota_per_day]
+
+    content {
+      limit  = quota_settings.value
+      period = "DAY"
+    }
+  }
 }
 
 resource "aws_api_gateway_usage_plan_key" "this" {
@@ -236,4 +247,144 @@ resource "aws_api_gateway_account" "this" {
   count = var.manage_account_logging_role ? 1 : 0
 
   cloudwatch_role_arn = aws_iam_role.cloudwatch[0].arn
+}
+
+# WAF on the stage: a per-IP rate-based rule, AWS's common rule set and known bad inputs (Log4j and the like).
+resource "aws_wafv2_web_acl" "api" {
+  name        = "${var.name_prefix}-api"
+  description = "Rate limit per IP and AWS managed rules in front of ${var.name_prefix}-api"
+  scope       = "REGIONAL"
+  tags        = var.tags
+
+  default_action {
+    allow {}
+  }
+
+  rule {
+    name     = "rate-limit-per-ip"
+    priority = 0
+
+    action {
+      block {}
+    }
+
+    statement {
+      rate_based_statement {
+        limit              = var.waf_rate_limit_per_5min
+        aggregate_key_type = "IP"
+      }
+    }
+
+    visibility_config {
+      cloudwatch_metrics_enabled = true
+      metric_name                = "${var.name_prefix}-api-rate-limit"
+      sampled_requests_enabled   = true
+    }
+  }
+
+  rule {
+    name     = "aws-common-rules"
+    priority = 1
+
+    override_action {
+      none {}
+    }
+
+    statement {
+      managed_rule_group_statement {
+        name        = "AWSManagedRulesCommonRuleSet"
+        vendor_name = "AWS"
+      }
+    }
+
+    visibility_config {
+      cloudwatch_metrics_enabled = true
+      metric_name                = "${var.name_prefix}-api-common"
+      sampled_requests_enabled   = true
+    }
+  }
+
+  rule {
+    name     = "aws-known-bad-inputs"
+    priority = 2
+
+    override_action {
+      none {}
+    }
+
+    statement {
+      managed_rule_group_statement {
+        name        = "AWSManagedRulesKnownBadInputsRuleSet"
+        vendor_name = "AWS"
+      }
+    }
+
+    visibility_config {
+      cloudwatch_metrics_enabled = true
+      metric_name                = "${var.name_prefix}-api-bad-inputs"
+      sampled_requests_enabled   = true
+    }
+  }
+
+  # Anonymising proxies (Tor, VPN exits) are blocked; cloud hosting addresses are only counted, since
+  # server-side clients of the API legitimately run there.
+  rule {
+    name     = "aws-anonymous-ip"
+    priority = 3
+
+    override_action {
+      none {}
+    }
+
+    statement {
+      managed_rule_group_statement {
+        name        = "AWSManagedRulesAnonymousIpList"
+        vendor_name = "AWS"
+
+        rule_action_override {
+          name = "HostingProviderIPList"
+
+          action_to_use {
+            count {}
+          }
+        }
+      }
+    }
+
+    visibility_config {
+      cloudwatch_metrics_enabled = true
+      metric_name                = "${var.name_prefix}-api-anonymous-ip"
+      sampled_requests_enabled   = true
+    }
+  }
+
+  visibility_config {
+    cloudwatch_metrics_enabled = true
+    metric_name                = "${var.name_prefix}-api"
+    sampled_requests_enabled   = true
+  }
+}
+
+resource "aws_wafv2_web_acl_association" "api" {
+  resource_arn = aws_api_gateway_stage.this.arn
+  web_acl_arn  = aws_wafv2_web_acl.api.arn
+}
+
+resource "aws_cloudwatch_log_group" "waf" {
+  #checkov:skip=CKV_AWS_338:Retention follows the environment table (7/30/90 days), not a fixed year.
+  name              = "aws-waf-logs-${var.name_prefix}-api" # WAF requires the aws-waf-logs- prefix
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.kms_key_arn
+  tags              = var.tags
+}
+
+resource "aws_wafv2_web_acl_logging_configuration" "api" {
+  log_destination_configs = [aws_cloudwatch_log_group.waf.arn]
+  resource_arn            = aws_wafv2_web_acl.api.arn
+
+  redacted_fields {
+    single_header {
+      name = "x-api-key"
+    }
+  }
 }

@@ -28,6 +28,18 @@ variable "burst_limit" {
   type        = number
 }
 
+variable "quota_per_day" {
+  description = "Requests per day for the usage plan's key (null: no quota; prod sets one)."
+  type        = number
+  default     = null
+}
+
+variable "waf_rate_limit_per_5min" {
+  description = "Requests one IP may make in 5 minutes before the WAF blocks it."
+  type        = number
+  default     = 20000
+}
+
 variable "kms_key_arn" {
   description = "KMS key for the access-log group."
   type        = string

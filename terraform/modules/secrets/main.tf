@@ -2,7 +2,7 @@ locals {
   # Initial values only: api-keys and config are edited by operators afterwards (ignore_changes keeps
   # those edits); redis-credentials is owned by Terraform and follows the cluster.
   initial_values = {
-    api_keys = jsonencode({ external_api_key = "" })
+    api_keys = jsonencode({ external_api_key = "", operator_api_key = "" })
     config   = jsonencode({})
   }
   has_redis_secret = contains(keys(var.secrets), "redis_credentials")

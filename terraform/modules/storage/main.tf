@@ -95,6 +95,26 @@ resource "aws_s3_bucket_lifecycle_configuration" "this" {
     }
   }
 
+  # Raw events age out (a user's erasure reaches them here): current objects expire, then their versions.
+  dynamic "rule" {
+    for_each = each.value.expiration_days == null ? [] : [each.value.expiration_days]
+
+    content {
+      id     = "expire-objects"
+      status = "Enabled"
+
+      filter {}
+
+      expiration {
+        days = rule.value
+      }
+
+      abort_incomplete_multipart_upload {
+        days_after_initiation = 7
+      }
+    }
+  }
+
   depends_on = [aws_s3_bucket_versioning.this]
 }
 

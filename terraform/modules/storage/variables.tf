@@ -4,10 +4,11 @@ variable "name_prefix" {
 }
 
 variable "buckets" {
-  description = "S3 buckets by catalogue key: the full bucket name and the days noncurrent versions are kept."
+  description = "S3 buckets by catalogue key: the full bucket name, the days noncurrent versions are kept, and the days after which objects expire (null: never)."
   type = map(object({
     name            = string
     noncurrent_days = number
+    expiration_days = optional(number)
   }))
 }
 

@@ -1,0 +1,225 @@
+"""Reliability benchmark: `recsys serve` under mixed load, faults, and a soak, on a local stack of its own.
+
+    .venv/bin/python bench/reliability_bench.py load  [--duration 20 --repeat 3 --concurrency 32]
+    .venv/bin/python bench/reliability_bench.py soak  [--duration 600]
+    .venv/bin/python bench/reliability_bench.py faults
+
+Each run starts its own local stack (moto + Redis on free ports, state in a temporary directory), publishes
+a synthetic model (6 categories x 100 videos, 2,000 users, the tests' hand-written ranker), promotes it,
+and starts `recsys serve` as a separate process. `load` drives mixed traffic (bench/http_load.py: 80 % cache
+hits, 15 % misses, 5 % POST /interactions) against gunicorn and, for comparison, the threaded server;
+`soak` drives it for --duration seconds and samples the server processes' RSS; `faults` kills Redis and
+then the AWS emulator under load and counts the answers. Prints JSON; bench/results/reliability.md holds
+the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import http_load  # noqa: E402
+
+N_USERS = 2000
+PER_CATEGORY = 100
+
+
+def start_world(home: Path) -> tuple[Any, Any, Any]:
+    """A local stack of its own with a published, promoted synthetic model: (stack, settings, world)."""
+    from recsys.config import load_settings
+    from tests.conftest import start_stack
+    from tests.serving.conftest import promote, publish_tiny_version
+
+    stack, _env = start_stack(home)
+    os.environ["RECSYS_REDIS_URL"] = stack.redis_url()
+    settings = load_settings("local")
+    world = publish_tiny_version(
+        settings, "v20260101-000000-bench0", per_category=PER_CATEGORY, n_users=N_USERS
+    )
+    promote(settings, world.version)
+    return stack, settings, world
+
+
+def start_server(
+    port: int, server: str = "gunicorn", processes: int = 2, threads: int = 8
+) -> subprocess.Popen:
+    """`recsys serve` in a process of its own; returns once /health answers."""
+    argv = [sys.executable, "-m", "recsys.cli.main", "serve", "--env", "local", "--port", str(port),
+            "--server", server, "--processes", str(processes), "--workers", str(threads)]  # fmt: skip
+    with open(Path(tempfile.gettempdir()) / f"recsys-bench-serve-{port}.log", "ab") as log:
+        proc = subprocess.Popen(
+            argv, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL,
+            stderr=log, start_new_session=True,
+        )  # fmt: skip
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as resp:
+                if resp.status == 200:
+                    return proc
+        except OSError:
+            time.sleep(0.3)
+    stop_server(proc)
+    raise SystemExit(f"the server on port {port} did not come up")
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    """SIGTERM the server's process group (master and workers), then wait."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def users() -> list[str]:
+    """The model's users first (hot users are known), then new ones (cold start)."""
+    return [str(i) for i in range(1, N_USERS + 1)] + [f"new{i}" for i in range(1, 3001)]
+
+
+def load_phase(args: argparse.Namespace, world: Any) -> dict[str, Any]:
+    from recsys.local.processes import free_port
+
+    results: dict[str, Any] = {}
+    for server in args.servers.split(","):
+        port = free_port()
+        proc = start_server(port, server, args.processes, args.threads)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            http_load.run(url, "mixed", 3, args.concurrency, users(), 20, videos=world.video_ids)  # warm-up
+            runs = [
+                http_load.run(
+                    url, "mixed", args.duration, args.concurrency, users(), 20, videos=world.video_ids
+                )
+                for _ in range(args.repeat)
+            ]
+        finally:
+            stop_server(proc)
+        results[server] = {
+            "runs": runs,
+            "median_rps": statistics.median(r["rps"] for r in runs),
+            "median_p99_ms": statistics.median(r["p99_ms"] for r in runs),
+            "median_hit_p99_ms": statistics.median(r["by_kind"]["hit"]["p99_ms"] for r in runs),
+            "errors": sum(r["errors"] for r in runs),
+        }
+    return results
+
+
+def _rss_mb(pid: int) -> float:
+    import psutil
+
+    proc = psutil.Process(pid)
+    return sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)]) / 2**20
+
+
+def soak_phase(args: argparse.Namespace, world: Any) -> dict[str, Any]:
+    from recsys.local.processes import free_port
+
+    port = free_port()
+    proc = start_server(port, "gunicorn", args.processes, args.threads)
+    url = f"http://127.0.0.1:{port}"
+    samples: list[tuple[float, float]] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        began = time.time()
+        while not stop.wait(10):
+            samples.append((round(time.time() - began), round(_rss_mb(proc.pid), 1)))
+
+    try:
+        http_load.run(url, "mixed", 10, args.concurrency, users(), 20, videos=world.video_ids)  # warm-up
+        first = _rss_mb(proc.pid)
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        result = http_load.run(
+            url, "mixed", args.duration, args.soak_concurrency, users(), 20, videos=world.video_ids
+        )
+        stop.set()
+        last = _rss_mb(proc.pid)
+    finally:
+        stop_server(proc)
+    return {
+        "load": {k: v for k, v in result.items() if k != "sources"},
+        "rss_after_warmup_mb": round(first, 1),
+        "rss_end_mb": round(last, 1),
+        "rss_growth_pct": round(100 * (last - first) / first, 2),
+        "samples": samples,
+    }
+
+
+def faults_phase(args: argparse.Namespace, stack: Any, world: Any) -> dict[str, Any]:
+    from recsys.local.processes import free_port
+
+    port = free_port()
+    proc = start_server(port, "gunicorn", args.processes, args.threads)
+    url = f"http://127.0.0.1:{port}"
+    out: dict[str, Any] = {}
+    try:
+        http_load.run(url, "mixed", 3, args.concurrency, users(), 20, videos=world.video_ids)
+        killer = threading.Timer(2.0, stack.redis.stop)
+        killer.start()
+        out["redis_killed"] = http_load.run(
+            url, "mixed", 8, args.concurrency, users(), 20, videos=world.video_ids
+        )
+        killer = threading.Timer(2.0, stack.moto.stop)
+        killer.start()
+        out["aws_killed"] = http_load.run(
+            url, "mixed", 8, args.concurrency, users(), 20, videos=world.video_ids
+        )
+        with urllib.request.urlopen(f"{url}/health", timeout=10) as resp:
+            out["health_after"] = json.loads(resp.read())
+    finally:
+        stop_server(proc)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("phase", choices=["load", "soak", "faults"])
+    parser.add_argument("--duration", type=float, default=20.0)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--soak-concurrency", type=int, default=16)
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--servers", default="gunicorn,threaded")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    with tempfile.TemporaryDirectory(prefix="recsys-bench-") as home:
+        stack, _settings, world = start_world(Path(home))
+        try:
+            if args.phase == "load":
+                result = load_phase(args, world)
+            elif args.phase == "soak":
+                result = soak_phase(args, world)
+            else:
+                result = faults_phase(args, stack, world)
+        finally:
+            stack.down()
+    result = {"phase": args.phase, "cpus": os.cpu_count(), "load_average": os.getloadavg(), **result}
+    text = json.dumps(result, indent=2)
+    if args.out:
+        args.out.write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
