@@ -19,12 +19,14 @@ from recsys.aws import client
 from recsys.config import ServingConfig
 from recsys.errors import NotFoundError, ValidationError
 from recsys.feature_store.online import OnlineFeatureStore, deserialize_item
+from recsys.serving import compute as steps
 from recsys.serving.cache import RecommendationCache, cache_field
-from recsys.serving.filters import Pick, apply_rules, max_per_category
+from recsys.serving.filters import Pick
 from recsys.serving.model_store import ModelStore, ServingModel
+from recsys.serving.rules import Selection
 from recsys.serving.schemas import DEFAULT_K, MAX_K
 from recsys.serving.tracking import InferenceTracker, tracking_item
-from recsys.serving.user_vector import blend_user_vector, event_weights, with_recent_activity
+from recsys.serving.video_features import RANKER_VIDEO_ATTRIBUTES, VideoFeatureTable
 
 if TYPE_CHECKING:
     from recsys.config import Settings
@@ -32,73 +34,53 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# What `recsys.features.video_columns` reads from a video item (not the embedding: serving has it).
-RANKER_VIDEO_ATTRIBUTES = (
-    "category",
-    "popularity",
-    "interaction_count",
-    "avg_watch_ratio",
-    "duration",
-    "upload_ts",
-)
-
 
 class FeatureCache:
-    """Online-store items kept in process for `ttl_s` (video features change at deployment, not per request)."""
+    """Online-store features kept in process: users for `ttl_s`, videos as a per-version array table."""
 
     def __init__(self, store: OnlineFeatureStore, ttl_s: float, max_items: int = 200_000) -> None:
         self.store = store
         self.ttl_s = ttl_s
         self.max_items = max_items
-        self._videos: dict[str, tuple[float, dict[str, Any] | None]] = {}
         self._users: dict[str, tuple[float, dict[str, Any] | None]] = {}
+        self.table: VideoFeatureTable | None = None
         self.version: str | None = None
         self.warmed: str | None = None
 
-    def for_version(self, version: str) -> FeatureCache:
-        """Forget everything when the model version changes (deployment rewrote the online store)."""
-        if version != self.version:
-            self._videos, self._users, self.version = {}, {}, version
-        return self
-
-    def _get(self, cache: dict, ids: list[str], fetch) -> list[dict[str, Any] | None]:
-        now = time.monotonic()
-        out: list[dict[str, Any] | None] = [None] * len(ids)
-        missing: list[int] = []
-        for i, key in enumerate(ids):
-            hit = cache.get(key)
-            if hit is not None and hit[0] > now:
-                out[i] = hit[1]
-            else:
-                missing.append(i)
-        if missing:
-            fetched = fetch([ids[i] for i in missing])
-            if len(cache) + len(missing) > self.max_items:
-                cache.clear()
-            for i, item in zip(missing, fetched, strict=True):
-                out[i] = item
-                cache[ids[i]] = (now + self.ttl_s, item)
-        return out
+    def for_model(self, model: ServingModel) -> VideoFeatureTable:
+        """The video feature table of `model`'s version (a new one when the version changes)."""
+        table = self.table
+        if table is None or table.version != model.version:
+            table = VideoFeatureTable(
+                model.version,
+                model.video_ids,
+                model.categories,
+                lambda ids: self.store.get_videos(ids, RANKER_VIDEO_ATTRIBUTES),
+                self.ttl_s,
+            )
+            self.table, self.version, self._users = table, model.version, {}
+        return table
 
     def warm(self, model: ServingModel, max_videos: int) -> None:
         """Read every video's features once per version when the catalogue is small (first request pays)."""
         if self.warmed == model.version:
             return
-        self.for_version(model.version)
+        table = self.for_model(model)
         self.warmed = model.version
-        if model.n_videos <= max_videos:
-            self.videos(model.video_ids.tolist())
-
-    def videos(self, ids: list[str]) -> list[dict[str, Any] | None]:
-        return self._get(self._videos, ids, lambda keys: self.store.get_videos(keys, RANKER_VIDEO_ATTRIBUTES))
+        if model.ranker is not None and model.n_videos <= max_videos:
+            table.warm()
 
     def user(self, user_id: str) -> dict[str, Any] | None:
-        return self._get(self._users, [user_id], self.store.get_users)[0]
-
-
-def _newest_ts(events: list[dict[str, Any]]) -> float | None:
-    stamps = [float(e["timestamp"]) for e in events if e.get("timestamp") is not None]
-    return max(stamps) if stamps else None
+        """The user's online features (kept `ttl_s`)."""
+        now = time.monotonic()
+        hit = self._users.get(user_id)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        item = self.store.get_users([user_id])[0]
+        if len(self._users) >= self.max_items:
+            self._users.clear()
+        self._users[user_id] = (now + self.ttl_s, item)
+        return item
 
 
 def validate_request(user_id: str, k: int, category: str | None) -> None:
@@ -155,8 +137,10 @@ class RecommendationService:
             response = {**response, "source": "cache", "recommendation_id": uuid.uuid4().hex}
         else:
             activity = self.store.recent_activity(user_id, self.config.activity_limit)
-            picks, source, reasons = self.compute(model, user_id, k, category, exclude_watched, activity)
-            response = self._response(model, user_id, picks, source, reasons)
+            chosen, source, reasons = self.compute_selection(
+                model, user_id, k, category, exclude_watched, activity
+            )
+            response = self._response(model, user_id, chosen, source, reasons)
             if use_cache:
                 self.cache.set(user_id, field, response)
         if track and self.config.tracking:
@@ -184,114 +168,46 @@ class RecommendationService:
         now_ts: int | None = None,
     ) -> tuple[list[Pick], str, list[str]]:
         """The items for one request from prefetched recent `activity` (newest first): picks, source, reasons."""
+        chosen, source, why = self.compute_selection(
+            model, user_id, k, category, exclude_watched, activity, now_ts
+        )
+        rows, scores = chosen.rows.tolist(), chosen.scores.tolist()
+        return [Pick(r, s, o) for r, s, o in zip(rows, scores, chosen.origins, strict=True)], source, why
+
+    def compute_selection(
+        self,
+        model: ServingModel,
+        user_id: str,
+        k: int,
+        category: str | None,
+        exclude_watched: bool,
+        activity: list[dict[str, Any]],
+        now_ts: int | None = None,
+    ) -> tuple[Selection, str, list[str]]:
+        """`compute` as arrays (the steps of `recsys.serving.compute`, one user)."""
         now_ts = int(time.time()) if now_ts is None else now_ts
-        act_ids = [str(a["video_id"]) for a in activity]
-        act_rows_all = model.rows_of(act_ids)
-        recent = [
-            a for a in activity[: self.config.activity_vector_events] if str(a["video_id"]) in model.video_row
-        ]
-        recent_rows = model.rows_of([str(a["video_id"]) for a in recent])
-        watched = model.watched_rows(user_id)
-        excluded_rows = (
-            np.unique(np.concatenate([watched.astype(np.int64), act_rows_all]))
-            if (exclude_watched)
-            else np.zeros(0, dtype=np.int64)
-        )
-        excluded = set(excluded_rows.tolist())
-        if category is not None and category not in model.category_masks:
-            return [], "popular", []
-        preferred = model.top_categories(user_id)
-        user_emb = model.user_embedding(user_id)
-        act_rows, act_weights = recent_rows, event_weights(recent)
-        if user_emb is None and not len(recent_rows) and len(watched):
-            # Known only through the training history (no trained embedding): that history is the activity.
-            act_rows = watched[-self.config.activity_vector_events :].astype(np.int64)[::-1]
-            act_weights = event_weights([{}] * len(act_rows))
-        uv = blend_user_vector(
-            user_emb, model.video_embeddings[act_rows], act_weights, self.config.activity_weight
-        )
-        cap = max_per_category(k, self.config.max_category_share)
-        if uv is None:  # cold start
-            fill_rows, origin = self._cold_start_rows(model, category, preferred)
-            scores = 0.5 * model.trending + 0.5 * model.popularity
-            picks = apply_rules([], [], model.category, k, excluded, fill_rows, scores, origin, category, cap)
-            return picks, "popular", [self._reason(model, p, preferred, np.zeros(0, np.int64)) for p in picks]
-        allowed = model.category_masks[category] if category is not None else None
-        cand = model.index.search(uv.vector, self.config.candidates, allowed, excluded_rows)
-        rows, scores = cand.rows, cand.scores
-        if model.ranker is not None and len(rows):
-            ids = model.video_ids[rows].tolist()
-            features = self.features.for_version(model.version)
-            user = with_recent_activity(
-                features.user(user_id),
-                [str(c) for c in model.category[recent_rows]],
-                event_weights(recent),
-                _newest_ts(recent),
-                self.config.activity_weight,
-            )
-            ranked = model.ranker.score(user, features.videos(ids), scores, now_ts)
-            order = np.argsort(-ranked, kind="stable")
-            rows, scores = rows[order], ranked[order]
-        fill = model.popular_by_category[category] if category is not None else model.popular_rows
-        picks = apply_rules(
-            rows.tolist(),
-            scores.tolist(),
-            model.category,
-            k,
-            excluded,
-            fill,
-            model.popularity,
-            "popular",
-            category,
-            cap,
-        )
-        anchors = np.concatenate([recent_rows[:10], watched[-10:].astype(np.int64)])
-        return picks, "model", [self._reason(model, p, preferred, anchors) for p in picks]
-
-    @staticmethod
-    def _cold_start_rows(model: ServingModel, category: str | None, preferred: list[str]) -> tuple[Any, str]:
-        if category is not None:
-            return model.popular_by_category[category], "popular"
-        if preferred:
-            lists = [model.popular_by_category[c][:50] for c in preferred if c in model.popular_by_category]
-            first = np.concatenate(lists) if lists else np.zeros(0, np.int64)
-            return np.concatenate([first, model.trending_rows]), "popular"
-        return model.trending_rows, "trending"
-
-    @staticmethod
-    def _reason(model: ServingModel, pick: Pick, preferred: list[str], anchors: np.ndarray) -> str:
-        cat = str(model.category[pick.row])
-        if pick.origin == "model" and len(anchors):
-            sims = model.video_embeddings[anchors] @ model.video_embeddings[pick.row]
-            best = int(np.argmax(sims))
-            if sims[best] > 0:
-                return f"similar to watched video {model.video_ids[anchors[best]]}"
-        if pick.origin == "model":
-            return f"matches your interest in {cat}" if cat in preferred else "recommended for you"
-        if pick.origin == "trending":
-            return "trending"
-        return f"popular in {cat}, a category you like" if cat in preferred else f"popular in {cat}"
+        if category is not None and category not in model.category_index:
+            return Selection(np.zeros(0, np.int64), np.zeros(0), []), "popular", []
+        query = steps.user_query(model, self.config, user_id, activity, exclude_watched)
+        rows, scores = np.zeros(0, np.int64), np.zeros(0)
+        if query.vector is not None:
+            cand = steps.candidates(model, self.config, [query], category)[0]
+            videos = self.features.for_model(model)
+            user_item = self.features.user(user_id) if model.ranker is not None else None
+            rows, scores = steps.rank(model, self.config, query, cand, user_item, videos, now_ts)
+        chosen, source = steps.choose(model, self.config, query, rows, scores, k, category)
+        return chosen, source, steps.reasons(model, query, chosen)
 
     @staticmethod
     def _response(
-        model: ServingModel, user_id: str, picks: list[Pick], source: str, reasons: list[str]
+        model: ServingModel, user_id: str, chosen: Selection, source: str, reasons: list[str]
     ) -> dict[str, Any]:
-        items = [
-            {
-                "video_id": str(model.video_ids[p.row]),
-                "score": round(float(p.score), 6),
-                "rank": i + 1,
-                "category": str(model.category[p.row]),
-                "reason": reasons[i],
-            }
-            for i, p in enumerate(picks)
-        ]
         return {
             "user_id": user_id,
             "model_version": model.version,
             "recommendation_id": uuid.uuid4().hex,
             "source": source,
-            "items": items,
+            "items": steps.items(model, chosen, reasons),
             "generated_at": time.time(),
         }
 
