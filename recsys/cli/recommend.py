@@ -2,18 +2,53 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from recsys.cli.common import EnvOption, JsonOption, emit, group, info, progress, settings_for, table
+from recsys.cli.common import (
+    OUTPUT,
+    EnvOption,
+    JsonOption,
+    emit,
+    err_console,
+    group,
+    info,
+    progress,
+    settings_for,
+    table,
+)
 from recsys.errors import ErrorCode, RecsysError
 
 cache_app = group("Precomputed recommendations (GET /cached) and serving bundles.")
 
 UsersFile = Annotated[Path | None, typer.Option("--users", help="File with one user id per line.")]
 AllUsers = Annotated[bool, typer.Option("--all", help="Every user the production model knows.")]
+
+
+@contextmanager
+def progress_bar(label: str, total: int) -> Iterator[Callable[[int], None]]:
+    """A progress bar on stderr (users done / total, users per second, time left); yields `advance(done)`."""
+    if OUTPUT.json or not err_console.is_terminal:
+        yield lambda _done: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("users"),
+               TextColumn("{task.fields[rate]} users/s"), TimeRemainingColumn())  # fmt: skip
+    with Progress(*columns, console=err_console, transient=True) as bar:
+        task = bar.add_task(label, total=total, rate="-")
+        started = time.perf_counter()
+
+        def advance(done: int) -> None:
+            rate = done / max(time.perf_counter() - started, 1e-9)
+            bar.update(task, completed=done, rate=f"{rate:,.0f}")
+
+        yield advance
 
 
 def _service(env: str):
@@ -60,20 +95,21 @@ def recommend(
 
         recsys recommend --env dev --users users.txt --category gaming --output recs.csv --json
     """
-    from recsys.serving.batch import recommend_many, write_rows
+    from recsys.serving.batch import recommend_many, write_recommendations
 
     if output is not None and output.suffix.lower() not in (".parquet", ".csv"):
         raise RecsysError(f"unsupported output {output.name!r}", hint="use .parquet or .csv",
                           code=ErrorCode.VALIDATION)  # fmt: skip
     service = _service(env)
     ids = _users(service, user, users, all_users)
-    with progress(f"Recommending for {len(ids)} users…"):
-        rows = recommend_many(service, ids, k, category, exclude_watched=not include_watched)
     if output is not None:
-        write_rows(rows, output)
-        info(f"Wrote {len(rows)} rows for {len(ids)} users to {output}")
-        emit({"users": len(ids), "rows": len(rows), "output": str(output)}, lambda: None)
+        with progress_bar("Recommending", len(ids)) as advance:
+            n_rows = write_recommendations(service, ids, k, output, category, not include_watched, advance)
+        info(f"Wrote {n_rows} rows for {len(ids)} users to {output}")
+        emit({"users": len(ids), "rows": n_rows, "output": str(output)}, lambda: None)
         return
+    with progress_bar("Recommending", len(ids)) as advance:
+        rows = recommend_many(service, ids, k, category, not include_watched, advance)
     emit(rows, lambda: table(
         f"Recommendations ({len(ids)} users, k={k})",
         ["user", "rank", "video", "score", "category", "reason", "source"],
@@ -106,8 +142,8 @@ def fill(
 
     service = _service(env)
     ids = _users(service, None, users, users is None)
-    with progress(f"Precomputing for {len(ids)} users…"):
-        written = fill_cache(service, ids, k=k, ttl_s=int(ttl_hours * 3600))
+    with progress_bar("Precomputing", len(ids)) as advance:
+        written = fill_cache(service, ids, k=k, ttl_s=int(ttl_hours * 3600), on_progress=advance)
     info(f"Stored precomputed recommendations for {written} users.")
     emit({"users": written, "k": k, "table": service.precomputed_table,
           "model_version": service.models.current().version}, lambda: None)  # fmt: skip
