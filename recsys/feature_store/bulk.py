@@ -10,7 +10,7 @@ Both give what `OnlineFeatureStore.recent_activity` / `get_users` give for the s
 from __future__ import annotations
 
 import heapq
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -19,19 +19,6 @@ from recsys.feature_store.online import OnlineFeatureStore, deserialize_item
 SCAN_FROM_USERS = 2_000  # from this many users a Scan beats one Query per user
 QUERY_THREADS = 8
 ACTIVITY_ATTRIBUTES = ("user_id", "event_ts", "video_id", "event_type", "timestamp", "category")
-
-
-def _scan(store: OnlineFeatureStore, table: str, attributes: Sequence[str] | None = None):
-    request: dict[str, Any] = {"TableName": table}
-    if attributes:
-        request["ProjectionExpression"] = ", ".join(f"#a{i}" for i in range(len(attributes)))
-        request["ExpressionAttributeNames"] = {f"#a{i}": a for i, a in enumerate(attributes)}
-    while True:
-        page = store._ddb.scan(**request)
-        yield from page.get("Items", [])
-        if "LastEvaluatedKey" not in page:
-            return
-        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 def recent_activity_many(
@@ -48,7 +35,7 @@ def recent_activity_many(
             return {u: events for u, events in zip(users, found, strict=True) if events}
     wanted = user_ids if isinstance(user_ids, set | frozenset | dict) else set(user_ids)
     heaps: dict[str, list[tuple[str, int, dict[str, Any]]]] = {}
-    for n, raw in enumerate(_scan(store, store.activity_table, ACTIVITY_ATTRIBUTES)):
+    for n, raw in enumerate(store.scan(store.activity_table, ACTIVITY_ATTRIBUTES)):
         user = raw["user_id"]["S"]
         if user not in wanted:
             continue
@@ -77,6 +64,6 @@ def users_many(
     wanted = user_ids if isinstance(user_ids, set | frozenset | dict) else set(user_ids)
     return {
         raw["user_id"]["S"]: deserialize_item(raw)
-        for raw in _scan(store, store.user_table)
+        for raw in store.scan(store.user_table)
         if raw["user_id"]["S"] in wanted
     }
