@@ -132,17 +132,22 @@ class RecommendationService:
         model = self.models.current()
         self.features.warm(model, self.config.warm_features_max_videos)
         field = cache_field(model.version, k, category, exclude_watched)
-        response = self.cache.get(user_id, field) if use_cache else None
+        limit = self.config.activity_limit
+        response, activity = (
+            self.cache.get_with_activity(user_id, field, limit) if use_cache else (None, None)
+        )
         if response is not None:
             response = {**response, "source": "cache", "recommendation_id": uuid.uuid4().hex}
         else:
-            activity = self.store.recent_activity(user_id, self.config.activity_limit)
+            fresh = activity is None  # not in Redis: read it from the store and keep it there
+            if fresh:
+                activity = self.store.recent_activity(user_id, limit)
             chosen, source, reasons = self.compute_selection(
                 model, user_id, k, category, exclude_watched, activity
             )
             response = self._response(model, user_id, chosen, source, reasons)
             if use_cache:
-                self.cache.set(user_id, field, response)
+                self.cache.set(user_id, field, response, activity if fresh else None)
         if track and self.config.tracking:
             self.tracker.record(
                 tracking_item(
