@@ -217,6 +217,7 @@ SERVING_ROOTS = [
     "aws-lambda-powertools",
     "aws-xray-sdk",
     "chroma-hnswlib",
+    "threadpoolctl",
 ]
 LAMBDA_RUNTIME_PROVIDES = {"boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six", "urllib3"}
 

@@ -165,7 +165,9 @@ def choose(
         empty = np.zeros(0, dtype=np.int64)
         return select(empty, np.zeros(0), codes, n_cat, k, query.excluded, fills, cap, allowed), "popular"
     fills = [Fill(model.fill_popular, model.popularity, "popular")]
-    return select(rows, scores, codes, n_cat, k, query.excluded, fills, cap, allowed), "model"
+    return select(
+        rows, scores, codes, n_cat, k, query.excluded, fills, cap, allowed, ranked_unique=True
+    ), "model"
 
 
 def reasons(model: ServingModel, query: UserQuery, chosen: Selection) -> list[str]:

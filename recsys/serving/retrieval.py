@@ -93,7 +93,11 @@ class ExactIndex:
         self, queries: np.ndarray, n: int, excludes: list[np.ndarray], allowed: np.ndarray | None = None
     ) -> list[Candidates]:
         """`search` for a block of queries [users, dim]: one matmul, one argpartition, one scatter."""
-        scores = np.asarray(queries, dtype=np.float32) @ self.embeddings.T
+        queries = np.asarray(queries, dtype=np.float32).reshape(len(excludes), -1)
+        if queries.shape[0] == 1:  # one request: a matrix-vector product (no BLAS threads to wake)
+            scores = (self.embeddings @ queries[0])[None, :]
+        else:
+            scores = queries @ self.embeddings.T
         if allowed is not None:
             scores[:, ~allowed] = -np.inf
         _exclude_block(scores, excludes)

@@ -93,15 +93,23 @@ class _State:
         return self.k - self.n_picks
 
     def blocked(self, rows: np.ndarray) -> np.ndarray:
-        out = np.isin(rows, self.excluded) if len(self.excluded) else np.zeros(rows.shape[0], dtype=bool)
+        out = _member(rows, self.excluded)
         if self.taken:
-            out |= np.isin(rows, np.concatenate(self.taken))
+            out |= _member(rows, np.sort(np.concatenate(self.taken)))
         if self.allowed is not None:
             out |= self.codes[rows] != self.allowed
         return out
 
     def n_blocked_upper(self) -> int:
         return len(self.excluded) + sum(len(t) for t in self.taken)
+
+
+def _member(rows: np.ndarray, sorted_rows: np.ndarray) -> np.ndarray:
+    """Which of `rows` are in `sorted_rows` (ascending): a binary search each, no sort of `rows`."""
+    if sorted_rows.shape[0] == 0:
+        return np.zeros(rows.shape[0], dtype=bool)
+    at = np.minimum(np.searchsorted(sorted_rows, rows), sorted_rows.shape[0] - 1)
+    return sorted_rows[at] == rows
 
 
 def _cumcount(codes: np.ndarray) -> np.ndarray:
@@ -124,11 +132,13 @@ def _first_occurrences(rows: np.ndarray) -> np.ndarray:
     return keep
 
 
-def _walk(state: _State, rows: np.ndarray, scores: np.ndarray, origin: str) -> None:
+def _walk(state: _State, rows: np.ndarray, scores: np.ndarray, origin: str, unique: bool = False) -> None:
     """Consider `rows` in order (as the reference walk does) until k items are picked."""
     if state.need <= 0 or rows.shape[0] == 0:
         return
-    ok = ~state.blocked(rows) & _first_occurrences(rows)
+    ok = ~state.blocked(rows)
+    if not unique:
+        ok &= _first_occurrences(rows)
     rows, scores = rows[ok], scores[ok]
     if rows.shape[0] == 0:
         return
@@ -168,7 +178,7 @@ def _fill_from_order(state: _State, fill: Fill) -> None:
         chunk = max(2 * state.need + 16, 64)
         end = min(limit, pos + chunk)
         rows = order.rows[pos:end]
-        _walk(state, rows, fill.scores[rows], fill.origin)
+        _walk(state, rows, fill.scores[rows], fill.origin, unique=True)
         pos = end
     if state.need <= 0 or pos >= len(order):
         return
@@ -217,23 +227,26 @@ def select(
     fills: list[Fill],
     cap: int | None,
     allowed: int | None = None,
+    ranked_unique: bool = False,
 ) -> Selection:
     """Pick k items: ranked candidates under the cap, then each fill source in order, then the cap relaxed.
 
     A FillOrder may only be the last fill source (the walk over it stops early).
 
     `excluded`: rows that never appear (sorted or not); `allowed`: the only category code allowed (a
-    request for one category); `cap`: items per category, None for no cap.
+    request for one category); `cap`: items per category, None for no cap; `ranked_unique`: the ranked
+    rows hold no row twice (retrieval's output), so the walk need not check.
     """
     state = _State(
         codes=codes,
         k=k,
         cap=k if cap is None else cap,
         allowed=allowed,
-        excluded=np.asarray(excluded, dtype=np.int64),
+        excluded=np.unique(np.asarray(excluded, dtype=np.int64)),
         counts=np.zeros(max(n_categories, 1), dtype=np.int64),
     )
-    _walk(state, np.asarray(ranked_rows, dtype=np.int64), np.asarray(ranked_scores, np.float64), "model")
+    ranked_rows = np.asarray(ranked_rows, dtype=np.int64)
+    _walk(state, ranked_rows, np.asarray(ranked_scores, np.float64), "model", unique=ranked_unique)
     for i, fill in enumerate(fills):
         if state.need <= 0:
             break

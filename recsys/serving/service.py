@@ -25,6 +25,7 @@ from recsys.serving.filters import Pick
 from recsys.serving.model_store import ModelStore, ServingModel
 from recsys.serving.rules import Selection
 from recsys.serving.schemas import DEFAULT_K, MAX_K
+from recsys.serving.threads import limit_blas_threads
 from recsys.serving.tracking import InferenceTracker, tracking_item
 from recsys.serving.video_features import RANKER_VIDEO_ATTRIBUTES, VideoFeatureTable
 
@@ -107,6 +108,7 @@ class RecommendationService:
     ) -> None:
         self.settings = settings
         self.config = config or settings.serving
+        limit_blas_threads(self.config.blas_threads)
         self.models = model_store or ModelStore(
             settings, self.config.poll_interval_s, self.config.ann_threshold
         )
