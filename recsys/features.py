@@ -214,5 +214,7 @@ def user_ranker_features(
     top = ucols["top_category"][0]
     top_code = category_index.get(str(top), -2) if top is not None else -2
     is_top = ((codes == top_code) & (codes >= 0)).astype(np.float64)
-    users = {key: np.repeat(ucols[key], n) for key in ("interaction_count", "total_weight", "last_interaction_ts")}
+    users = {
+        key: np.repeat(ucols[key], n) for key in ("interaction_count", "total_weight", "last_interaction_ts")
+    }
     return _matrix(scores, videos, users, affinity, is_top, float(now_ts))
