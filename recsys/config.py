@@ -154,6 +154,9 @@ class ServingConfig(BaseModel):
     warm_features_max_videos: int = Field(20_000, ge=0)
     precomputed_ttl_s: int = Field(7 * 24 * 3600, ge=0)
     tracking: bool = True
+    blas_threads: int = Field(
+        1, ge=0, description="BLAS threads per serving process (0: the library's choice)"
+    )
 
 
 class SageMakerOptions(BaseModel):

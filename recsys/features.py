@@ -114,6 +114,17 @@ def ranker_feature_matrix(
         dtype=np.float64,
         count=n,
     )
+    return _matrix(scores, videos, users, affinity, is_top, now_ts)
+
+
+def _matrix(
+    scores: np.ndarray,
+    videos: Mapping[str, Any],
+    users: Mapping[str, Any],
+    affinity: np.ndarray,
+    is_top: np.ndarray,
+    now_ts: float | np.ndarray,
+) -> np.ndarray:
     upload = np.asarray(videos["upload_ts"], dtype=np.float64)
     age = np.where(np.isnan(upload), MISSING_DAYS, np.clip((now_ts - upload) / SECONDS_PER_DAY, 0.0, None))
     last = np.asarray(users["last_interaction_ts"], dtype=np.float64)
@@ -174,3 +185,36 @@ def _num(value: Any, default: float) -> float:
     except (TypeError, ValueError):
         return default
     return out if np.isfinite(out) else default
+
+
+def user_ranker_features(
+    user: Mapping[str, Any] | None,
+    videos: Mapping[str, np.ndarray],
+    category_codes: np.ndarray,
+    category_index: Mapping[str, int],
+    two_tower_scores: np.ndarray,
+    now_ts: float,
+) -> np.ndarray:
+    """`ranker_features` for one user's candidates given as arrays: no Python loop over candidates.
+
+    `videos` holds the numeric video columns of `video_columns` as arrays aligned with the candidates;
+    `category_codes` their categories as indices into `category_index` (-1: the video or its category is
+    unknown). Equal to `ranker_features` on the same items (tests/serving/test_units.py).
+    """
+    scores = np.asarray(two_tower_scores, dtype=np.float64).reshape(-1)
+    n = scores.shape[0]
+    ucols = user_columns([user])
+    codes = np.asarray(category_codes, dtype=np.int64)
+    by_code = np.zeros(len(category_index) + 1)  # the last slot stands for "unknown" (code -1)
+    for cat, value in ucols["category_affinity"][0].items():
+        code = category_index.get(str(cat))
+        if code is not None:
+            by_code[code] = _num(value, 0.0)
+    affinity = by_code[codes]
+    top = ucols["top_category"][0]
+    top_code = category_index.get(str(top), -2) if top is not None else -2
+    is_top = ((codes == top_code) & (codes >= 0)).astype(np.float64)
+    users = {
+        key: np.repeat(ucols[key], n) for key in ("interaction_count", "total_weight", "last_interaction_ts")
+    }
+    return _matrix(scores, videos, users, affinity, is_top, float(now_ts))

@@ -70,22 +70,21 @@ def recommend(
 
         recsys recommend --env dev --users users.txt --category gaming --output recs.csv --json
     """
-    from recsys.serving.batch import recommend_many, write_rows
+    from recsys.serving.batch import recommend_many, write_recommendations
 
     if output is not None and output.suffix.lower() not in (".parquet", ".csv"):
         raise RecsysError(f"unsupported output {output.name!r}", hint="use .parquet or .csv",
                           code=ErrorCode.VALIDATION)  # fmt: skip
     service = _service(env)
     ids = _users(service, user, users, all_users)
-    with progress_bar("Recommending", total=len(ids), unit="users") as update:
-        rows = recommend_many(
-            service, ids, k, category, exclude_watched=not include_watched, on_progress=update
-        )
     if output is not None:
-        write_rows(rows, output)
-        info(f"Wrote {len(rows)} rows for {len(ids)} users to {output}")
-        emit({"users": len(ids), "rows": len(rows), "output": str(output)}, lambda: None)
+        with progress_bar("Recommending", len(ids), unit="users") as advance:
+            n_rows = write_recommendations(service, ids, k, output, category, not include_watched, advance)
+        info(f"Wrote {n_rows} rows for {len(ids)} users to {output}")
+        emit({"users": len(ids), "rows": n_rows, "output": str(output)}, lambda: None)
         return
+    with progress_bar("Recommending", len(ids), unit="users") as advance:
+        rows = recommend_many(service, ids, k, category, not include_watched, advance)
     emit(rows, lambda: table(
         f"Recommendations ({len(ids)} users, k={k})",
         ["user", "rank", "video", "score", "category", "reason", "source"],
@@ -118,8 +117,8 @@ def fill(
 
     service = _service(env)
     ids = _users(service, None, users, users is None)
-    with progress_bar("Precomputing", total=len(ids), unit="users") as update:
-        written = fill_cache(service, ids, k=k, ttl_s=int(ttl_hours * 3600), on_progress=update)
+    with progress_bar("Precomputing", len(ids), unit="users") as advance:
+        written = fill_cache(service, ids, k=k, ttl_s=int(ttl_hours * 3600), on_progress=advance)
     info(f"Stored precomputed recommendations for {written} users.")
     emit({"users": written, "k": k, "table": service.precomputed_table,
           "model_version": service.models.current().version}, lambda: None)  # fmt: skip

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -134,6 +134,19 @@ class OnlineFeatureStore:
                     break
                 time.sleep(min(0.05 * 2**attempt, 1.0))
         return [found.get(i) for i in wanted]
+
+    def scan(self, table: str, attributes: Sequence[str] | None = None) -> Iterator[dict[str, Any]]:
+        """Every item of one of these tables in wire form, page by page (bulk reads, `feature_store.bulk`)."""
+        request: dict[str, Any] = {"TableName": table}
+        if attributes:
+            request["ProjectionExpression"] = ", ".join(f"#a{i}" for i in range(len(attributes)))
+            request["ExpressionAttributeNames"] = {f"#a{i}": a for i, a in enumerate(attributes)}
+        while True:
+            page = self._ddb.scan(**request)
+            yield from page.get("Items", [])
+            if "LastEvaluatedKey" not in page:
+                return
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     # ----- writes
     def put_users(self, items: Iterable[dict[str, Any]]) -> int:

@@ -9,7 +9,8 @@ within 1e-5 (tests/ml/test_json_ranker.py), and to a tree-by-tree walk kept as a
 
 All trees are evaluated at once: their splits are stacked into [trees, depth] arrays (shallower trees
 padded with never-true splits), so scoring 100 candidates with 300 trees takes a few numpy calls
-(one gather per split level) instead of a Python loop over the trees.
+(one gather of whole feature rows per split level, then one gather of the leaves) instead of a Python
+loop over the trees.
 """
 
 from __future__ import annotations
@@ -65,8 +66,8 @@ class TreeEnsemble:
             if leaves.ndim != 1 or leaves.shape[0] != 2 ** len(splits):
                 raise ValueError("multi-dimensional leaf values are not supported")
             self.leaves[i, : leaves.shape[0]] = leaves
-        self._weights = 1 << np.arange(depth, dtype=np.int64)
-        self._tree_index = np.arange(self.n_trees)[None, :]
+        self._flat_leaves = self.leaves.reshape(-1)
+        self._leaf_offsets = (np.arange(self.n_trees, dtype=np.intp) * self.leaves.shape[1])[:, None]
         scale, bias = model.get("scale_and_bias", [1.0, [0.0]])
         self.scale = float(scale)
         self.bias = float(bias[0] if isinstance(bias, list) else bias)
@@ -97,11 +98,16 @@ class TreeEnsemble:
             )
         if self.n_trees == 0:
             return np.full(x32.shape[0], self.bias)
-        vals = x32[:, self.features]  # [n, trees, depth]
-        bits = vals > self.borders
-        nan = np.isnan(vals)
-        if nan.any():
-            bits = np.where(nan, self.nan_true, bits)
-        index = bits.astype(np.int64) @ self._weights  # [n, trees]
-        total = self.leaves[self._tree_index, index].sum(axis=1)
+        # Feature-major: each split level gathers whole feature rows [trees, n] and compares them at once.
+        xt = np.ascontiguousarray(x32.T)
+        index = np.zeros((self.n_trees, xt.shape[1]), dtype=np.intp)
+        nan = bool(np.isnan(xt).any())
+        for d in range(self.depth):
+            vals = xt[self.features[:, d]]
+            bits = vals > self.borders[:, d, None]
+            if nan:
+                bits = np.where(np.isnan(vals), self.nan_true[:, d, None], bits)
+            index |= bits.astype(np.intp) << d
+        index += self._leaf_offsets
+        total = np.take(self._flat_leaves, index).sum(axis=0)
         return self.scale * total + self.bias

@@ -1,26 +1,49 @@
 """Batch recommendations: many users at once (`recsys recommend`), and the job that fills the
 recommendations cache table behind `GET /cached/{user_id}` (`recsys cache fill`).
 
-Both go through `RecommendationService.recommend` (no Redis, no inference tracking), so batch results
-follow exactly the API's rules: watched items excluded by default, category filter, diversity, fill-up.
+Users go in blocks: the block's user state is read in bulk (`recsys.feature_store.bulk`), the query
+vectors form one matrix and retrieval answers the whole block with one matmul or one ANN batch query
+(`recsys.serving.compute.candidates`); ranking, rules and reasons are the API's steps, each vectorised
+over the user's candidates. So batch results are the API's results (watched items excluded by default,
+category filter, diversity, fill-up; tests/serving/test_batch.py compares them), without Redis or
+inference tracking. Rows stream to the output file block by block, so memory does not grow with users.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from recsys.aws import client
-from recsys.errors import ValidationError
+from recsys.errors import UnavailableError, ValidationError
+from recsys.feature_store.bulk import SCAN_FROM_USERS, recent_activity_many, users_many
 from recsys.feature_store.online import BATCH_WRITE_SIZE, serialize_item
+from recsys.serving import compute as steps
 
 if TYPE_CHECKING:
+    from recsys.serving.model_store import ServingModel
     from recsys.serving.service import RecommendationService
 
 ROW_COLUMNS = ("user_id", "rank", "video_id", "score", "category", "reason", "source", "model_version")
+BLOCK_SCORES = 2**25  # users x videos scored at once (128 MB of float32)
+MAX_BLOCK_USERS = 2_048
+WRITE_THREADS = 4
+
+
+@dataclass
+class UserResult:
+    """One user's recommendations: what the API's response holds, without ids and timestamps."""
+
+    user_id: str
+    source: str
+    items: list[dict[str, Any]]
 
 
 def all_users(service: RecommendationService) -> list[str]:
@@ -39,50 +62,187 @@ def read_user_file(path: Path) -> list[str]:
     return list(dict.fromkeys(users))
 
 
+def block_size(model: ServingModel) -> int:
+    """Users per block: as many as keep one block's score matrix near BLOCK_SCORES."""
+    return int(np.clip(BLOCK_SCORES // max(model.n_videos, 1), 16, MAX_BLOCK_USERS))
+
+
+def recommend_blocks(
+    service: RecommendationService,
+    users: Sequence[str],
+    k: int,
+    category: str | None = None,
+    exclude_watched: bool = True,
+    users_per_block: int | None = None,
+) -> Iterator[list[UserResult]]:
+    """The recommendations of `users`, one list per block of users (in the order given)."""
+    from recsys.serving.service import validate_request
+
+    for user in users:
+        validate_request(str(user), k, category)
+    model = service.models.current()
+    config = service.config
+    service.features.warm(model, config.warm_features_max_videos)
+    videos = service.features.for_model(model) if model.ranker is not None else None
+    size = users_per_block or block_size(model)
+    activity = user_items = None
+    if len(users) >= SCAN_FROM_USERS:  # one Scan per table instead of a read per user
+        wanted = {str(u) for u in users}
+        activity = recent_activity_many(service.store, wanted, config.activity_limit, scan=True)
+        user_items = users_many(service.store, wanted, scan=True) if model.ranker is not None else None
+    known_category = category is None or category in model.category_index
+    for start in range(0, len(users), size):
+        block = [str(u) for u in users[start : start + size]]
+        if not known_category:
+            yield [UserResult(u, "popular", []) for u in block]
+            continue
+        block_activity = activity if activity is not None else recent_activity_many(
+            service.store, block, config.activity_limit, scan=False
+        )  # fmt: skip
+        block_items = user_items
+        if block_items is None and model.ranker is not None:
+            block_items = users_many(service.store, block, scan=False)
+        now_ts = int(time.time())
+        queries = [
+            steps.user_query(model, config, u, block_activity.get(u, []), exclude_watched) for u in block
+        ]
+        with_vector = [q for q in queries if q.vector is not None]
+        found = dict(
+            zip(
+                [id(q) for q in with_vector],
+                steps.candidates(model, config, with_vector, category),
+                strict=True,
+            )
+        )
+        out = []
+        for q in queries:
+            rows, scores = np.zeros(0, np.int64), np.zeros(0)
+            if q.vector is not None:
+                item = block_items.get(q.user_id) if block_items is not None else None
+                rows, scores = steps.rank(model, config, q, found[id(q)], item, videos, now_ts)
+            chosen, source = steps.choose(model, config, q, rows, scores, k, category)
+            out.append(
+                UserResult(q.user_id, source, steps.items(model, chosen, steps.reasons(model, q, chosen)))
+            )
+        yield out
+
+
+def result_rows(results: Iterable[UserResult], model_version: str) -> list[dict[str, Any]]:
+    """One row per (user, item): user_id, rank, video_id, score, category, reason, source, model_version."""
+    return [
+        {"user_id": r.user_id, "rank": i["rank"], "video_id": i["video_id"], "score": i["score"],
+         "category": i["category"], "reason": i["reason"], "source": r.source, "model_version": model_version}
+        for r in results
+        for i in r.items
+    ]  # fmt: skip
+
+
 def recommend_many(
     service: RecommendationService,
-    users: Iterable[str],
+    users: Sequence[str],
     k: int,
     category: str | None = None,
     exclude_watched: bool = True,
     on_progress: Callable[[int], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """One row per (user, item): user_id, rank, video_id, score, category, reason, source, model_version."""
+    """All rows in memory (small runs, `--json`); `write_recommendations` streams large runs to a file."""
     rows: list[dict[str, Any]] = []
-    for n, user in enumerate(users, start=1):
-        resp = service.recommend(user, k=k, category=category, exclude_watched=exclude_watched,
-                                 use_cache=False, track=False)  # fmt: skip
-        for item in resp["items"]:
-            rows.append({"user_id": resp["user_id"], "rank": item["rank"], "video_id": item["video_id"],
-                         "score": item["score"], "category": item["category"], "reason": item["reason"],
-                         "source": resp["source"], "model_version": resp["model_version"]})  # fmt: skip
+    version = service.models.current().version
+    done = 0
+    for block in recommend_blocks(service, users, k, category, exclude_watched):
+        rows.extend(result_rows(block, version))
+        done += len(block)
         if on_progress is not None:
-            on_progress(n)
+            on_progress(done)
     return rows
+
+
+class RowWriter:
+    """Rows appended block by block to a .parquet (one row group per block) or .csv file."""
+
+    SCHEMA = (("user_id", "string"), ("rank", "int64"), ("video_id", "string"), ("score", "float64"),
+              ("category", "string"), ("reason", "string"), ("source", "string"),
+              ("model_version", "string"))  # fmt: skip
+
+    def __init__(self, output: Path) -> None:
+        suffix = output.suffix.lower()
+        if suffix not in (".parquet", ".csv"):
+            raise ValidationError(
+                f"unsupported output {output.name!r}", hint="use a .parquet or .csv file name"
+            )
+        import pyarrow as pa  # batch runs on a workstation or the training image, not in the serving Lambda
+
+        self.output = output
+        self.schema = pa.schema([(name, getattr(pa, kind)()) for name, kind in self.SCHEMA])
+        output.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = output.with_name(output.name + ".tmp")
+        self.rows = 0
+        if suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            self._writer: Any = pq.ParquetWriter(self.tmp, self.schema)
+        else:
+            import pyarrow.csv as pcsv
+
+            self._writer = pcsv.CSVWriter(self.tmp, self.schema)
+
+    def write(self, rows: list[dict[str, Any]]) -> None:
+        """Append rows (dicts with ROW_COLUMNS)."""
+        import pyarrow as pa
+
+        if rows:
+            self._writer.write_table(pa.Table.from_pylist(rows, schema=self.schema))
+            self.rows += len(rows)
+
+    def close(self, ok: bool = True) -> None:
+        """Finish the file; only a complete file gets the final name."""
+        self._writer.close()
+        if ok:
+            self.tmp.replace(self.output)
+        else:
+            self.tmp.unlink(missing_ok=True)
 
 
 def write_rows(rows: list[dict[str, Any]], output: Path) -> None:
     """Write batch rows to .parquet or .csv (chosen by the suffix)."""
-    suffix = output.suffix.lower()
-    if suffix not in (".parquet", ".csv"):
-        raise ValidationError(f"unsupported output {output.name!r}", hint="use a .parquet or .csv file name")
-    import polars as pl  # batch runs on a workstation or the training image, not in the serving Lambda
+    writer = RowWriter(output)
+    try:
+        writer.write(rows)
+    except BaseException:
+        writer.close(ok=False)
+        raise
+    writer.close()
 
-    schema = {"user_id": pl.Utf8, "rank": pl.Int64, "video_id": pl.Utf8, "score": pl.Float64,
-              "category": pl.Utf8, "reason": pl.Utf8, "source": pl.Utf8, "model_version": pl.Utf8}  # fmt: skip
-    df = pl.DataFrame(rows, schema=schema)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(output.name + ".tmp")
-    if suffix == ".parquet":
-        df.write_parquet(tmp)
-    else:
-        df.write_csv(tmp)
-    tmp.replace(output)  # nothing half-written under the final name
+
+def write_recommendations(
+    service: RecommendationService,
+    users: Sequence[str],
+    k: int,
+    output: Path,
+    category: str | None = None,
+    exclude_watched: bool = True,
+    on_progress: Callable[[int], None] | None = None,
+) -> int:
+    """Stream the recommendations of `users` to `output` block by block; returns the number of rows."""
+    writer = RowWriter(output)
+    version = service.models.current().version
+    done = 0
+    try:
+        for block in recommend_blocks(service, users, k, category, exclude_watched):
+            writer.write(result_rows(block, version))
+            done += len(block)
+            if on_progress is not None:
+                on_progress(done)
+    except BaseException:
+        writer.close(ok=False)
+        raise
+    writer.close()
+    return writer.rows
 
 
 def fill_cache(
     service: RecommendationService,
-    users: Iterable[str],
+    users: Sequence[str],
     k: int = 20,
     ttl_s: int | None = None,
     on_progress: Callable[[int], None] | None = None,
@@ -91,21 +251,20 @@ def fill_cache(
     ttl_s = service.config.precomputed_ttl_s if ttl_s is None else ttl_s
     table = service.precomputed_table
     ddb = client("dynamodb", service.settings)
-    batch: list[dict[str, Any]] = []
+    version = service.models.current().version
     written = 0
-    for n, user in enumerate(users, start=1):
-        resp = service.recommend(user, k=k, use_cache=False, track=False)
-        now = time.time()
-        batch.append({"user_id": resp["user_id"], "recommendation_id": uuid.uuid4().hex,
-                      "model_version": resp["model_version"], "items": resp["items"], "k": k,
-                      "generated_at": now, "expires_at": int(now) + ttl_s})  # fmt: skip
-        if len(batch) == BATCH_WRITE_SIZE:
-            written += _write(ddb, table, batch)
-            batch = []
-        if on_progress is not None:
-            on_progress(n)
-    if batch:
-        written += _write(ddb, table, batch)
+    done = 0
+    with ThreadPoolExecutor(WRITE_THREADS) as pool:
+        for block in recommend_blocks(service, users, k):
+            now = time.time()
+            items = [{"user_id": r.user_id, "recommendation_id": uuid.uuid4().hex, "model_version": version,
+                      "items": r.items, "k": k, "generated_at": now, "expires_at": int(now) + ttl_s}
+                     for r in block]  # fmt: skip
+            chunks = [items[i : i + BATCH_WRITE_SIZE] for i in range(0, len(items), BATCH_WRITE_SIZE)]
+            written += sum(pool.map(lambda chunk: _write(ddb, table, chunk), chunks))
+            done += len(block)
+            if on_progress is not None:
+                on_progress(done)
     return written
 
 
@@ -116,6 +275,4 @@ def _write(ddb: Any, table: str, items: list[dict[str, Any]]) -> int:
         if not request:
             return len(items)
         time.sleep(min(0.05 * 2**attempt, 1.0))
-    from recsys.errors import UnavailableError
-
     raise UnavailableError("DynamoDB left precomputed items unwritten", hint="run the job again")

@@ -26,6 +26,7 @@ from recsys.serving.bundle import load_bundle
 from recsys.serving.ranking import Ranker
 from recsys.serving.resilience import describe
 from recsys.serving.retrieval import DEFAULT_ANN_THRESHOLD, ExactIndex, HnswIndex, build_index
+from recsys.serving.rules import FillOrder
 from recsys.storage import get_bytes_if_exists
 
 if TYPE_CHECKING:
@@ -66,14 +67,26 @@ class ServingModel:
     popular_rows: np.ndarray = field(init=False)
     trending_rows: np.ndarray = field(init=False)
     popular_by_category: dict[str, np.ndarray] = field(init=False)
+    category_codes: np.ndarray = field(init=False)  # code of each row's category (index into categories)
+    category_index: dict[str, int] = field(init=False)
+    trending_score: np.ndarray = field(init=False)
+    fill_popular: FillOrder = field(init=False)  # fill-up lists, precomputed once per version
+    fill_trending: FillOrder = field(init=False)
 
     def __post_init__(self) -> None:
         self.video_row = {v: i for i, v in enumerate(self.video_ids.tolist())}
         self.user_row = {u: i for i, u in enumerate(self.user_ids.tolist())}
-        self.categories = sorted(set(self.category.tolist()))
-        self.category_masks = {c: self.category == c for c in self.categories}
+        names, codes = np.unique(self.category, return_inverse=True)
+        self.categories = [str(c) for c in names]
+        self.category_codes = codes.astype(np.int64).reshape(-1)
+        self.category_index = {c: i for i, c in enumerate(self.categories)}
+        self.category_masks = {c: self.category_codes == i for i, c in enumerate(self.categories)}
         self.popular_rows = np.argsort(-self.popularity, kind="stable")
-        self.trending_rows = np.argsort(-(0.5 * self.trending + 0.5 * self.popularity), kind="stable")
+        self.trending_score = 0.5 * self.trending + 0.5 * self.popularity
+        self.trending_rows = np.argsort(-self.trending_score, kind="stable")
+        n_cat = len(self.categories)
+        self.fill_popular = FillOrder.build(self.popular_rows, self.category_codes, n_cat)
+        self.fill_trending = FillOrder.build(self.trending_rows, self.category_codes, n_cat)
         cat_of_popular = self.category[self.popular_rows]
         self.popular_by_category = {c: self.popular_rows[cat_of_popular == c] for c in self.categories}
 

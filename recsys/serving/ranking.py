@@ -46,5 +46,8 @@ class Ranker:
         """Ranker scores of the candidates (higher is better), aligned with `videos`."""
         if not videos:
             return np.zeros(0)
-        features = ranker_features(user, list(videos), two_tower_scores, now_ts)
+        return self.predict(ranker_features(user, list(videos), two_tower_scores, now_ts))
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        """Ranker scores of a feature matrix [n, len(RANKER_FEATURES)] (higher is better)."""
         return np.asarray(self.model.predict(features), dtype=np.float64).reshape(-1)

@@ -35,13 +35,40 @@ class Candidates:
 
 
 def _top(scores: np.ndarray, n: int) -> np.ndarray:
-    """Indices of the `n` largest finite scores, best first."""
-    n = min(n, scores.shape[0])
-    if n <= 0:
-        return np.zeros(0, dtype=np.int64)
-    part = np.argpartition(-scores, n - 1)[:n] if n < scores.shape[0] else np.arange(scores.shape[0])
-    order = part[np.argsort(-scores[part], kind="stable")]
-    return order[np.isfinite(scores[order])]
+    """Indices of the `n` largest finite scores, best first (ties: lower row first)."""
+    return _top_block(scores[None, :], n)[0]
+
+
+def _top_block(scores: np.ndarray, n: int) -> list[np.ndarray]:
+    """`_top` of each row of a [users, videos] score block.
+
+    One value partition finds each row's n-th largest score; the rows at or above it (n, or a few more on
+    ties) are sorted by score, then row, and cut to n. Cheaper than an argpartition (no index array), and
+    the same answer for one request and a block.
+    """
+    b, m = scores.shape
+    n = min(n, m)
+    if n <= 0 or b == 0:
+        return [np.zeros(0, dtype=np.int64) for _ in range(b)]
+    threshold = np.partition(scores, m - n, axis=1)[:, m - n] if n < m else scores.min(axis=1)
+    users, rows = np.nonzero(scores >= threshold[:, None])
+    vals = scores[users, rows]
+    order = np.lexsort((rows, -vals, users))
+    users, rows, vals = users[order], rows[order], vals[order]
+    bounds = np.searchsorted(users, np.arange(b + 1))
+    out = []
+    for i in range(b):
+        r, v = rows[bounds[i] : bounds[i + 1]][:n], vals[bounds[i] : bounds[i + 1]][:n]
+        out.append(r[np.isfinite(v)].astype(np.int64))
+    return out
+
+
+def _exclude_block(scores: np.ndarray, excludes: list[np.ndarray]) -> None:
+    """Set each user's excluded rows to -inf in a [users, videos] score block (one scatter)."""
+    lens = [len(e) for e in excludes]
+    if sum(lens):
+        users = np.repeat(np.arange(len(excludes)), lens)
+        scores[users, np.concatenate([np.asarray(e, dtype=np.int64) for e in excludes])] = -np.inf
 
 
 class ExactIndex:
@@ -66,6 +93,20 @@ class ExactIndex:
             scores[exclude] = -np.inf
         rows = _top(scores, n)
         return Candidates(rows, scores[rows].astype(np.float64))
+
+    def search_many(
+        self, queries: np.ndarray, n: int, excludes: list[np.ndarray], allowed: np.ndarray | None = None
+    ) -> list[Candidates]:
+        """`search` for a block of queries [users, dim]: one matmul, one argpartition, one scatter."""
+        queries = np.asarray(queries, dtype=np.float32).reshape(len(excludes), -1)
+        if queries.shape[0] == 1:  # one request: a matrix-vector product (no BLAS threads to wake)
+            scores = (self.embeddings @ queries[0])[None, :]
+        else:
+            scores = queries @ self.embeddings.T
+        if allowed is not None:
+            scores[:, ~allowed] = -np.inf
+        _exclude_block(scores, excludes)
+        return [Candidates(r, scores[i, r].astype(np.float64)) for i, r in enumerate(_top_block(scores, n))]
 
 
 class HnswIndex:
@@ -115,6 +156,8 @@ class HnswIndex:
         """Approximate top `n`; masks go through hnswlib's filter (falls back to exact when too few match)."""
         q = np.asarray(query, dtype=np.float32).reshape(1, -1)
         n_excl = 0 if exclude is None else len(exclude)
+        if allowed is None:
+            return self.search_many(q, n, [np.zeros(0, np.int64) if exclude is None else exclude])[0]
         filt: Callable[[int], bool] | None = None
         fetch = min(n + n_excl, len(self))
         if allowed is not None:
@@ -136,6 +179,43 @@ class HnswIndex:
             keep = ~np.isin(rows, exclude)
             rows, scores = rows[keep], scores[keep]
         return Candidates(rows[:n], scores[:n])
+
+    def _fetch(self, n: int, n_excl: int) -> int:
+        # Powers of two: one request and a batch block ask hnswlib the same k (and ef), so they agree.
+        return min(len(self), 1 << max(0, int(n + n_excl - 1).bit_length()))
+
+    def search_many(
+        self, queries: np.ndarray, n: int, excludes: list[np.ndarray], allowed: np.ndarray | None = None
+    ) -> list[Candidates]:
+        """`search` for a block of queries: one hnswlib batch query per fetch size (filtered: one by one)."""
+        queries = np.asarray(queries, dtype=np.float32).reshape(len(excludes), -1)
+        if allowed is not None:
+            return [self.search(q, n, allowed, e) for q, e in zip(queries, excludes, strict=True)]
+        out: list[Candidates | None] = [None] * len(excludes)
+        fetches = np.asarray([self._fetch(n, len(e)) for e in excludes], dtype=np.int64)
+        for fetch in np.unique(fetches).tolist():
+            users = np.flatnonzero(fetches == fetch)
+            if fetch <= 0:
+                for u in users.tolist():
+                    out[u] = Candidates(np.zeros(0, dtype=np.int64), np.zeros(0))
+                continue
+            self.index.set_ef(max(self.ef_search, fetch))
+            threads = 1 if len(users) == 1 else -1
+            try:
+                labels, distances = self.index.knn_query(queries[users], k=fetch, num_threads=threads)
+            except RuntimeError:  # fewer reachable than asked: the exact answer is cheap then
+                exact = ExactIndex(self.embeddings)
+                for u in users.tolist():
+                    out[u] = exact.search(queries[u], n, None, excludes[u])
+                continue
+            for j, u in enumerate(users.tolist()):
+                rows = labels[j].astype(np.int64)
+                scores = 1.0 - distances[j].astype(np.float64)  # hnswlib's ip distance is 1 - <q, x>
+                if len(excludes[u]):
+                    keep = ~np.isin(rows, excludes[u])
+                    rows, scores = rows[keep], scores[keep]
+                out[u] = Candidates(rows[:n], scores[:n])
+        return [c for c in out if c is not None]
 
 
 def build_index(

@@ -19,13 +19,16 @@ from recsys.aws import request_client
 from recsys.config import ServingConfig
 from recsys.errors import NotFoundError, UnavailableError, ValidationError
 from recsys.feature_store.online import OnlineFeatureStore, deserialize_item
+from recsys.serving import compute as steps
 from recsys.serving.cache import RecommendationCache, cache_field
-from recsys.serving.filters import Pick, apply_rules, max_per_category
+from recsys.serving.filters import Pick
 from recsys.serving.model_store import ModelStore, ServingModel, production_version
 from recsys.serving.resilience import DependencyMonitor, degradation, describe
+from recsys.serving.rules import Selection
 from recsys.serving.schemas import DEFAULT_K, MAX_K
+from recsys.serving.threads import limit_blas_threads
 from recsys.serving.tracking import InferenceTracker, tracking_item
-from recsys.serving.user_vector import blend_user_vector, event_weights, with_recent_activity
+from recsys.serving.video_features import RANKER_VIDEO_ATTRIBUTES, VideoFeatureTable
 
 if TYPE_CHECKING:
     from recsys.config import Settings
@@ -33,19 +36,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# What `recsys.features.video_columns` reads from a video item (not the embedding: serving has it).
-RANKER_VIDEO_ATTRIBUTES = (
-    "category",
-    "popularity",
-    "interaction_count",
-    "avg_watch_ratio",
-    "duration",
-    "upload_ts",
-)
-
 
 class FeatureCache:
-    """Online-store items kept in process for `ttl_s` (video features change at deployment, not per request)."""
+    """Online-store features kept in process: users for `ttl_s`, videos as a per-version array table."""
 
     def __init__(
         self,
@@ -58,62 +51,56 @@ class FeatureCache:
         self.monitor = monitor or DependencyMonitor()
         self.ttl_s = ttl_s
         self.max_items = max_items
-        self._videos: dict[str, tuple[float, dict[str, Any] | None]] = {}
         self._users: dict[str, tuple[float, dict[str, Any] | None]] = {}
+        self.table: VideoFeatureTable | None = None
         self.version: str | None = None
         self.warmed: str | None = None
 
-    def for_version(self, version: str) -> FeatureCache:
-        """Forget everything when the model version changes (deployment rewrote the online store)."""
-        if version != self.version:
-            self._videos, self._users, self.version = {}, {}, version
-        return self
+    def for_model(self, model: ServingModel) -> VideoFeatureTable:
+        """The video feature table of `model`'s version (a new one when the version changes).
 
-    def _get(self, cache: dict, ids: list[str], fetch) -> list[dict[str, Any] | None]:
-        now = time.monotonic()
-        out: list[dict[str, Any] | None] = [None] * len(ids)
-        missing: list[int] = []
-        for i, key in enumerate(ids):
-            hit = cache.get(key)
-            if hit is not None and hit[0] > now:
-                out[i] = hit[1]
-            else:
-                missing.append(i)
-        if missing:
-            try:
-                fetched = fetch([ids[i] for i in missing])
-            except Exception as exc:  # the store is down: what we held before (expired or not), else nothing
-                self.monitor.failed("dynamodb", exc, "ranking with the features held in memory")
-                for i in missing:
-                    stale = cache.get(ids[i])
-                    out[i] = stale[1] if stale is not None else None
-                return out
-            if len(cache) + len(missing) > self.max_items:
-                cache.clear()
-            for i, item in zip(missing, fetched, strict=True):
-                out[i] = item
-                cache[ids[i]] = (now + self.ttl_s, item)
-        return out
+        When the store cannot be read, rows keep what they held (zeros before the first read) and stay
+        due for a read on the next request; the request is noted as degraded.
+        """
+        table = self.table
+        if table is None or table.version != model.version:
+            table = VideoFeatureTable(
+                model.version,
+                model.video_ids,
+                model.categories,
+                lambda ids: self.store.get_videos(ids, RANKER_VIDEO_ATTRIBUTES),
+                self.ttl_s,
+                on_error=lambda exc: self.monitor.failed(
+                    "dynamodb", exc, "ranking with the features held in memory"
+                ),
+            )
+            self.table, self.version, self._users = table, model.version, {}
+        return table
 
     def warm(self, model: ServingModel, max_videos: int) -> None:
         """Read every video's features once per version when the catalogue is small (first request pays)."""
         if self.warmed == model.version:
             return
-        self.for_version(model.version)
+        table = self.for_model(model)
         self.warmed = model.version
-        if model.n_videos <= max_videos:
-            self.videos(model.video_ids.tolist())
-
-    def videos(self, ids: list[str]) -> list[dict[str, Any] | None]:
-        return self._get(self._videos, ids, lambda keys: self.store.get_videos(keys, RANKER_VIDEO_ATTRIBUTES))
+        if model.ranker is not None and model.n_videos <= max_videos:
+            table.warm()
 
     def user(self, user_id: str) -> dict[str, Any] | None:
-        return self._get(self._users, [user_id], self.store.get_users)[0]
-
-
-def _newest_ts(events: list[dict[str, Any]]) -> float | None:
-    stamps = [float(e["timestamp"]) for e in events if e.get("timestamp") is not None]
-    return max(stamps) if stamps else None
+        """The user's online features (kept `ttl_s`; when the store is down, what was held, else None)."""
+        now = time.monotonic()
+        hit = self._users.get(user_id)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        try:
+            item = self.store.get_users([user_id])[0]
+        except Exception as exc:
+            self.monitor.failed("dynamodb", exc, "ranking without the user's features")
+            return hit[1] if hit is not None else None
+        if len(self._users) >= self.max_items:
+            self._users.clear()
+        self._users[user_id] = (now + self.ttl_s, item)
+        return item
 
 
 def validate_request(user_id: str, k: int, category: str | None) -> None:
@@ -140,6 +127,7 @@ class RecommendationService:
     ) -> None:
         self.settings = settings
         self.config = config or settings.serving
+        limit_blas_threads(self.config.blas_threads)
         self.models = model_store or ModelStore(
             settings, self.config.poll_interval_s, self.config.ann_threshold
         )
@@ -167,20 +155,27 @@ class RecommendationService:
             model = self.models.current()
             self.features.warm(model, self.config.warm_features_max_videos)
             field = cache_field(model.version, k, category, exclude_watched)
-            response = self.cache.get(user_id, field) if use_cache else None
+            limit = self.config.activity_limit
+            response, activity = (
+                self.cache.get_with_activity(user_id, field, limit) if use_cache else (None, None)
+            )
             if response is not None:
                 response = {**response, "source": "cache", "recommendation_id": uuid.uuid4().hex}
             else:
-                # Without the store, the user's embedding and the model's items still answer (degraded).
-                activity = self.monitor.guard(
-                    "dynamodb", lambda: self.store.recent_activity(user_id, self.config.activity_limit), []
+                fresh = activity is None  # not in Redis: read it from the store and keep it there
+                if fresh:
+                    # Without the store, the user's embedding and the model's items still answer (degraded).
+                    activity = self.monitor.guard(
+                        "dynamodb", lambda: self.store.recent_activity(user_id, limit), []
+                    )
+                chosen, source, reasons = self.compute_selection(
+                    model, user_id, k, category, exclude_watched, activity
                 )
-                picks, source, reasons = self.compute(model, user_id, k, category, exclude_watched, activity)
-                response = self._response(model, user_id, picks, source, reasons)
+                response = self._response(model, user_id, chosen, source, reasons)
                 if missing:
                     response["degraded"] = True
                 elif use_cache:  # a degraded answer is never cached
-                    self.cache.set(user_id, field, response)
+                    self.cache.set(user_id, field, response, activity if fresh else None)
         if track and self.config.tracking:
             self.tracker.record(
                 tracking_item(
@@ -206,114 +201,46 @@ class RecommendationService:
         now_ts: int | None = None,
     ) -> tuple[list[Pick], str, list[str]]:
         """The items for one request from prefetched recent `activity` (newest first): picks, source, reasons."""
+        chosen, source, why = self.compute_selection(
+            model, user_id, k, category, exclude_watched, activity, now_ts
+        )
+        rows, scores = chosen.rows.tolist(), chosen.scores.tolist()
+        return [Pick(r, s, o) for r, s, o in zip(rows, scores, chosen.origins, strict=True)], source, why
+
+    def compute_selection(
+        self,
+        model: ServingModel,
+        user_id: str,
+        k: int,
+        category: str | None,
+        exclude_watched: bool,
+        activity: list[dict[str, Any]],
+        now_ts: int | None = None,
+    ) -> tuple[Selection, str, list[str]]:
+        """`compute` as arrays (the steps of `recsys.serving.compute`, one user)."""
         now_ts = int(time.time()) if now_ts is None else now_ts
-        act_ids = [str(a["video_id"]) for a in activity]
-        act_rows_all = model.rows_of(act_ids)
-        recent = [
-            a for a in activity[: self.config.activity_vector_events] if str(a["video_id"]) in model.video_row
-        ]
-        recent_rows = model.rows_of([str(a["video_id"]) for a in recent])
-        watched = model.watched_rows(user_id)
-        excluded_rows = (
-            np.unique(np.concatenate([watched.astype(np.int64), act_rows_all]))
-            if (exclude_watched)
-            else np.zeros(0, dtype=np.int64)
-        )
-        excluded = set(excluded_rows.tolist())
-        if category is not None and category not in model.category_masks:
-            return [], "popular", []
-        preferred = model.top_categories(user_id)
-        user_emb = model.user_embedding(user_id)
-        act_rows, act_weights = recent_rows, event_weights(recent)
-        if user_emb is None and not len(recent_rows) and len(watched):
-            # Known only through the training history (no trained embedding): that history is the activity.
-            act_rows = watched[-self.config.activity_vector_events :].astype(np.int64)[::-1]
-            act_weights = event_weights([{}] * len(act_rows))
-        uv = blend_user_vector(
-            user_emb, model.video_embeddings[act_rows], act_weights, self.config.activity_weight
-        )
-        cap = max_per_category(k, self.config.max_category_share)
-        if uv is None:  # cold start
-            fill_rows, origin = self._cold_start_rows(model, category, preferred)
-            scores = 0.5 * model.trending + 0.5 * model.popularity
-            picks = apply_rules([], [], model.category, k, excluded, fill_rows, scores, origin, category, cap)
-            return picks, "popular", [self._reason(model, p, preferred, np.zeros(0, np.int64)) for p in picks]
-        allowed = model.category_masks[category] if category is not None else None
-        cand = model.index.search(uv.vector, self.config.candidates, allowed, excluded_rows)
-        rows, scores = cand.rows, cand.scores
-        if model.ranker is not None and len(rows):
-            ids = model.video_ids[rows].tolist()
-            features = self.features.for_version(model.version)
-            user = with_recent_activity(
-                features.user(user_id),
-                [str(c) for c in model.category[recent_rows]],
-                event_weights(recent),
-                _newest_ts(recent),
-                self.config.activity_weight,
-            )
-            ranked = model.ranker.score(user, features.videos(ids), scores, now_ts)
-            order = np.argsort(-ranked, kind="stable")
-            rows, scores = rows[order], ranked[order]
-        fill = model.popular_by_category[category] if category is not None else model.popular_rows
-        picks = apply_rules(
-            rows.tolist(),
-            scores.tolist(),
-            model.category,
-            k,
-            excluded,
-            fill,
-            model.popularity,
-            "popular",
-            category,
-            cap,
-        )
-        anchors = np.concatenate([recent_rows[:10], watched[-10:].astype(np.int64)])
-        return picks, "model", [self._reason(model, p, preferred, anchors) for p in picks]
-
-    @staticmethod
-    def _cold_start_rows(model: ServingModel, category: str | None, preferred: list[str]) -> tuple[Any, str]:
-        if category is not None:
-            return model.popular_by_category[category], "popular"
-        if preferred:
-            lists = [model.popular_by_category[c][:50] for c in preferred if c in model.popular_by_category]
-            first = np.concatenate(lists) if lists else np.zeros(0, np.int64)
-            return np.concatenate([first, model.trending_rows]), "popular"
-        return model.trending_rows, "trending"
-
-    @staticmethod
-    def _reason(model: ServingModel, pick: Pick, preferred: list[str], anchors: np.ndarray) -> str:
-        cat = str(model.category[pick.row])
-        if pick.origin == "model" and len(anchors):
-            sims = model.video_embeddings[anchors] @ model.video_embeddings[pick.row]
-            best = int(np.argmax(sims))
-            if sims[best] > 0:
-                return f"similar to watched video {model.video_ids[anchors[best]]}"
-        if pick.origin == "model":
-            return f"matches your interest in {cat}" if cat in preferred else "recommended for you"
-        if pick.origin == "trending":
-            return "trending"
-        return f"popular in {cat}, a category you like" if cat in preferred else f"popular in {cat}"
+        if category is not None and category not in model.category_index:
+            return Selection(np.zeros(0, np.int64), np.zeros(0), []), "popular", []
+        query = steps.user_query(model, self.config, user_id, activity, exclude_watched)
+        rows, scores = np.zeros(0, np.int64), np.zeros(0)
+        if query.vector is not None:
+            cand = steps.candidates(model, self.config, [query], category)[0]
+            videos = self.features.for_model(model)
+            user_item = self.features.user(user_id) if model.ranker is not None else None
+            rows, scores = steps.rank(model, self.config, query, cand, user_item, videos, now_ts)
+        chosen, source = steps.choose(model, self.config, query, rows, scores, k, category)
+        return chosen, source, steps.reasons(model, query, chosen)
 
     @staticmethod
     def _response(
-        model: ServingModel, user_id: str, picks: list[Pick], source: str, reasons: list[str]
+        model: ServingModel, user_id: str, chosen: Selection, source: str, reasons: list[str]
     ) -> dict[str, Any]:
-        items = [
-            {
-                "video_id": str(model.video_ids[p.row]),
-                "score": round(float(p.score), 6),
-                "rank": i + 1,
-                "category": str(model.category[p.row]),
-                "reason": reasons[i],
-            }
-            for i, p in enumerate(picks)
-        ]
         return {
             "user_id": user_id,
             "model_version": model.version,
             "recommendation_id": uuid.uuid4().hex,
             "source": source,
-            "items": items,
+            "items": steps.items(model, chosen, reasons),
             "generated_at": time.time(),
         }
 

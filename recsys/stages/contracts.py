@@ -99,3 +99,23 @@ class DeploymentOutput(Contract):
     version: str = Field(pattern=ID_PATTERN)
     status: str
     previous_version: str | None = None
+
+
+class PrecomputeInput(BaseModel):
+    """The version just deployed, and what to precompute for it (the step after Deployment)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: str = Field(pattern=ID_PATTERN)
+    k: int = Field(20, ge=1, le=100)
+    max_users: int | None = Field(None, ge=1, description="The most active users first; None: every user")
+
+
+class PrecomputeOutput(Contract):
+    """How many users' recommendations were stored for GET /cached, or why none were."""
+
+    version: str = Field(pattern=ID_PATTERN)
+    status: str = Field(description='"filled", or "skipped" when production moved on')
+    users: int = Field(ge=0)
+    k: int
+    seconds: float

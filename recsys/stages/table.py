@@ -79,6 +79,8 @@ STAGES: dict[str, Stage] = {
               c.EvaluationInput, c.EvaluationOutput),
         Stage("deployment", "deployment", "recsys.stages.deployment",
               c.DeploymentInput, c.DeploymentOutput),
+        Stage("precompute_cache", "precompute_cache", "recsys.stages.precompute_cache",
+              c.PrecomputeInput, c.PrecomputeOutput),
     )
 }  # fmt: skip
 BY_FUNCTION: dict[str, Stage] = {s.function: s for s in STAGES.values()}

@@ -68,6 +68,7 @@ def stubs(gates_passed: bool = True, failing: str | None = None) -> dict[str, An
             "report_key": "report.html",
         },
         "deployment": {"version": "v1", "status": "production"},
+        "precompute_cache": {"version": "v1", "status": "filled", "users": 5, "k": 20, "seconds": 0.1},
     }
     if failing is not None:
         results[failing] = Failure("ValueError", f"{failing} failed")
@@ -227,8 +228,19 @@ def run_moto(monkeypatch: pytest.MonkeyPatch):
 def test_gates_pass_deploys_in_both_engines(run_moto) -> None:
     ours, moto = run_ours(DEFINITION, stubs()), run_moto(DEFINITION, stubs())
     assert differences(ours, moto) == []
-    assert moto.status == "SUCCEEDED" and moto.visits[-2:] == ["Deployment", "Summary"]
+    assert moto.status == "SUCCEEDED" and moto.visits[-3:] == ["Deployment", "PrecomputeCache", "Summary"]
     assert moto.output["deployment"] == {"version": "v1", "status": "production"}
+    assert moto.output["precompute"]["precompute"]["users"] == 5
+    assert moto.payloads["precompute_cache"] == [{"version": "v1"}]
+
+
+def test_failing_precompute_still_ends_in_the_summary_in_both_engines(run_moto) -> None:
+    # production has already changed when the cache is filled: the run succeeds and says what failed
+    results = stubs(failing="precompute_cache")
+    ours, moto = run_ours(DEFINITION, results), run_moto(DEFINITION, results)
+    assert differences(ours, moto) == []
+    assert moto.status == "SUCCEEDED" and moto.visits[-2:] == ["PrecomputeCache", "Summary"]
+    assert moto.output["precompute"]["Error"] == "ValueError"
 
 
 def test_gates_fail_does_not_deploy_in_both_engines(run_moto) -> None:

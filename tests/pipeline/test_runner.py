@@ -63,6 +63,11 @@ STAND_INS = {
             assert set(event) == {"preprocessing", "two_tower", "ranker", "evaluation"}
             return {"version": event["evaluation"]["version"], "status": "production"}
     """,
+    "precompute_cache": """
+        def run(event, settings):
+            assert event == {"version": "v1"}
+            return {"version": event["version"], "status": "filled", "users": 3, "k": 20, "seconds": 0.1}
+    """,
 }
 
 
@@ -105,6 +110,7 @@ def test_definition_is_sound_and_every_placeholder_is_a_catalogue_function():
         "feature_ingestion",
         "evaluation",
         "deployment",
+        "precompute_cache",
     }
     assert all(k in functions for k in keys)
     definition = render({k: f"arn:aws:lambda:us-east-1:1:function:{k}" for k in keys})
@@ -118,6 +124,7 @@ def test_pipeline_succeeds_passes_data_and_records_history(local_stack, tmp_path
     out = result.output
     assert out["version"] == "v1" and out["job_id"] == "job-1"
     assert out["deployment"] == {"version": "v1", "status": "production"}
+    assert out["precompute"]["precompute"]["status"] == "filled"
     assert out["artifacts"]["two_tower"] == {"emb": "e.npz"}
     assert out["artifacts"]["features"]["video_features"] == 4
     assert slept == []
@@ -131,6 +138,7 @@ def test_pipeline_succeeds_passes_data_and_records_history(local_stack, tmp_path
         "Evaluation": "SUCCEEDED",
         "GatesPassed": "SUCCEEDED",
         "Deployment": "SUCCEEDED",
+        "PrecomputeCache": "SUCCEEDED",
         "Summary": "SUCCEEDED",
     }
     store = ExecutionStore(local_stack)

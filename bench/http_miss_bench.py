@@ -1,0 +1,107 @@
+"""Cache misses through today's `recsys serve` on a fresh local stack: requests/s and latency, medians of runs.
+
+    .venv/bin/python bench/http_miss_bench.py [--videos 500] [--users 1000] [--concurrency 32] [--runs 3]
+
+Starts a local stack (moto + Redis on free ports, state in a temporary folder), publishes a synthetic version
+with a 300-tree ranker and its online features (`bench/batch_bench.publish`), starts `recsys serve` on it in
+a second process and drives it from this one with `bench/http_load.run` in `miss` mode (every request a new
+(user, k) pair, so every answer is computed). Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.batch_bench import publish, start_stack  # noqa: E402
+from bench.http_load import run as load  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--videos", type=int, default=500)
+    parser.add_argument("--users", type=int, default=1000)
+    parser.add_argument("--categories", type=int, default=20)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--baseline", type=Path, default=None,
+                        help="a checkout of other code (e.g. `git archive` of main) served first, same stack")  # fmt: skip
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as home:
+        stack, settings = start_stack(Path(home))
+        server = None
+        try:
+            publish(settings, args.videos, args.users, args.categories, online=True)
+            users = [str(i + 1) for i in range(args.users)]
+            results = {}
+            for name, code in ([("baseline", args.baseline)] if args.baseline else []) + [("this", ROOT)]:
+                server = serve(code)
+                url = f"http://127.0.0.1:{server.port}"
+                # Warm-up: model load, video features, and each user's state once (a steady-state server
+                # has seen its users); the measured requests are still new (user, k) pairs, so misses.
+                for u in users:
+                    load_one(url, f"/recommendations/{u}?k=100")
+                runs = []
+                for i in range(args.runs):
+                    runs.append(load(url, "miss", args.duration, args.concurrency, users, 20))
+                    runs[-1]["load_avg"] = os.getloadavg()[0]
+                    print(f"{name} run {i + 1}: {json.dumps(runs[-1])}", file=sys.stderr)
+                    time.sleep(1)
+                server.terminate()
+                server.wait(timeout=30)
+                server = None
+                results[name] = {"runs": runs, "median": {key: statistics.median(r[key] for r in runs)
+                                                          for key in ("rps", "p50_ms", "p99_ms")}}  # fmt: skip
+        finally:
+            if server is not None:
+                server.terminate()
+                server.wait(timeout=30)
+            stack.down()
+    print(json.dumps({"cpus": os.cpu_count(), "args": {**vars(args), "baseline": str(args.baseline)},
+                      "results": results}, indent=2))  # fmt: skip
+
+
+def serve(code: Path) -> subprocess.Popen:
+    """`recsys serve` of the code in `code` on a free port (`.port` set), once it answers."""
+    from recsys.local.processes import free_port, port_open, wait_until
+
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "recsys.cli.main", "serve", "--env", "local", "--port", str(port)],
+        cwd=code,
+        env={**os.environ, "PYTHONPATH": str(code)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    if not wait_until(lambda: port_open("127.0.0.1", port), 120):
+        server.terminate()
+        raise SystemExit("recsys serve did not start")
+    server.port = port  # type: ignore[attr-defined]
+    return server
+
+
+def load_one(url: str, path: str) -> None:
+    """One GET (warm-up)."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    conn.request("GET", path)
+    conn.getresponse().read()
+    conn.close()
+
+
+if __name__ == "__main__":
+    main()

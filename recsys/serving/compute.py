@@ -1,0 +1,212 @@
+"""The recommendation computation as steps over arrays, shared by one request and a batch block.
+
+    user_query -> candidates -> rank -> choose -> reasons
+
+`RecommendationService.compute` runs them for one user; `recsys.serving.batch` runs `candidates` for a
+block of users at once (one matmul or one ANN batch query) and the other steps per user, each of them
+vectorised over the candidates. Both paths therefore give the same items for the same user.
+
+`candidates` is the retrieval step: today the two-tower index. More candidate sources slot in there
+(they return rows and scores per user; `rank` and `choose` take any rows).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from recsys.features import user_ranker_features
+from recsys.serving.filters import max_per_category
+from recsys.serving.retrieval import Candidates
+from recsys.serving.rules import Fill, Selection, select
+from recsys.serving.user_vector import blend_user_vector, event_weights, with_recent_activity
+
+if TYPE_CHECKING:
+    from recsys.config import ServingConfig
+    from recsys.serving.model_store import ServingModel
+    from recsys.serving.video_features import VideoFeatureTable
+
+COLD_START_PREFERRED_HEAD = 50  # popular items per preferred category tried first for a cold-start user
+
+
+@dataclass
+class UserQuery:
+    """What one request knows about its user: query vector, rows to leave out, recent activity."""
+
+    user_id: str
+    vector: np.ndarray | None  # None: cold start
+    excluded: np.ndarray  # sorted unique catalogue rows
+    watched: np.ndarray
+    recent_rows: np.ndarray
+    recent: list[dict[str, Any]]
+    preferred: list[str]
+
+    @property
+    def anchors(self) -> np.ndarray:
+        """Rows a "similar to watched video" reason may point at."""
+        return np.concatenate([self.recent_rows[:10], self.watched[-10:].astype(np.int64)])
+
+
+def _newest_ts(events: list[dict[str, Any]]) -> float | None:
+    stamps = [float(e["timestamp"]) for e in events if e.get("timestamp") is not None]
+    return max(stamps) if stamps else None
+
+
+def user_query(
+    model: ServingModel,
+    config: ServingConfig,
+    user_id: str,
+    activity: list[dict[str, Any]],
+    exclude_watched: bool,
+) -> UserQuery:
+    """The query of one user from their recent `activity` (newest first) and the model's history."""
+    act_rows_all = model.rows_of([str(a["video_id"]) for a in activity])
+    recent = [a for a in activity[: config.activity_vector_events] if str(a["video_id"]) in model.video_row]
+    recent_rows = model.rows_of([str(a["video_id"]) for a in recent])
+    watched = model.watched_rows(user_id)
+    excluded = (
+        np.unique(np.concatenate([watched.astype(np.int64), act_rows_all]))
+        if exclude_watched
+        else np.zeros(0, dtype=np.int64)
+    )
+    user_emb = model.user_embedding(user_id)
+    act_rows, act_weights = recent_rows, event_weights(recent)
+    if user_emb is None and not len(recent_rows) and len(watched):
+        # Known only through the training history (no trained embedding): that history is the activity.
+        act_rows = watched[-config.activity_vector_events :].astype(np.int64)[::-1]
+        act_weights = event_weights([{}] * len(act_rows))
+    uv = blend_user_vector(user_emb, model.video_embeddings[act_rows], act_weights, config.activity_weight)
+    return UserQuery(
+        user_id,
+        None if uv is None else uv.vector,
+        excluded,
+        watched,
+        recent_rows,
+        recent,
+        model.top_categories(user_id),
+    )
+
+
+def candidates(
+    model: ServingModel, config: ServingConfig, queries: list[UserQuery], category: str | None
+) -> list[Candidates]:
+    """Retrieved candidates of each query (with a vector), best first: one index call for all of them."""
+    if not queries:
+        return []
+    allowed = model.category_masks[category] if category is not None else None
+    block = np.stack([q.vector for q in queries]).astype(np.float32)
+    return model.index.search_many(block, config.candidates, [q.excluded for q in queries], allowed)
+
+
+def rank(
+    model: ServingModel,
+    config: ServingConfig,
+    query: UserQuery,
+    cand: Candidates,
+    user_item: dict[str, Any] | None,
+    videos: VideoFeatureTable | None,
+    now_ts: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Candidates re-ranked by the ranker (rows, scores, best first); unchanged without a ranker."""
+    rows, scores = cand.rows, cand.scores
+    if model.ranker is None or not len(rows) or videos is None:
+        return rows, scores
+    user = with_recent_activity(
+        user_item,
+        [str(c) for c in model.category[query.recent_rows]],
+        event_weights(query.recent),
+        _newest_ts(query.recent),
+        config.activity_weight,
+    )
+    videos.ensure(rows)
+    cols, codes = videos.gather(rows)
+    features = user_ranker_features(user, cols, codes, videos.category_index, scores, now_ts)
+    ranked = model.ranker.predict(features)
+    order = np.argsort(-ranked, kind="stable")
+    return rows[order], ranked[order]
+
+
+def _cap(model: ServingModel, config: ServingConfig, k: int, category: str | None) -> int | None:
+    # One category in the catalogue, or one asked for: a cap could only be relaxed again (no cap).
+    if category is not None or len(model.categories) <= 1:
+        return None
+    return max_per_category(k, config.max_category_share)
+
+
+def choose(
+    model: ServingModel,
+    config: ServingConfig,
+    query: UserQuery,
+    rows: np.ndarray,
+    scores: np.ndarray,
+    k: int,
+    category: str | None,
+) -> tuple[Selection, str]:
+    """The business rules over ranked rows (or the cold-start lists when the query has no vector)."""
+    allowed = model.category_index[category] if category is not None else None
+    cap = _cap(model, config, k, category)
+    codes, n_cat = model.category_codes, len(model.categories)
+    if query.vector is None:  # cold start: popular/trending, preferred categories first
+        score = model.trending_score
+        if category is not None:
+            fills = [Fill(model.fill_popular, score, "popular")]
+        elif query.preferred:
+            heads = [
+                model.popular_by_category[c][:COLD_START_PREFERRED_HEAD]
+                for c in query.preferred
+                if c in model.popular_by_category
+            ]
+            first = np.concatenate(heads) if heads else np.zeros(0, np.int64)
+            fills = [Fill(first, score, "popular"), Fill(model.fill_trending, score, "popular")]
+        else:
+            fills = [Fill(model.fill_trending, score, "trending")]
+        empty = np.zeros(0, dtype=np.int64)
+        return select(empty, np.zeros(0), codes, n_cat, k, query.excluded, fills, cap, allowed), "popular"
+    fills = [Fill(model.fill_popular, model.popularity, "popular")]
+    return select(
+        rows, scores, codes, n_cat, k, query.excluded, fills, cap, allowed, ranked_unique=True
+    ), "model"
+
+
+def reasons(model: ServingModel, query: UserQuery, chosen: Selection) -> list[str]:
+    """Why each chosen item is there (one similarity product for all of them)."""
+    if not len(chosen):
+        return []
+    cats = model.category[chosen.rows].tolist()
+    anchors = query.anchors if query.vector is not None else np.zeros(0, np.int64)
+    similar: list[str | None] = [None] * len(chosen)
+    is_model = np.asarray([o == "model" for o in chosen.origins])
+    if len(anchors) and is_model.any():
+        picked = chosen.rows[is_model]
+        sims = model.video_embeddings[anchors] @ model.video_embeddings[picked].T  # [anchors, picks]
+        best = np.argmax(sims, axis=0)
+        best_sim = sims[best, np.arange(picked.shape[0])]
+        anchor_ids = model.video_ids[anchors[best]]
+        for j, i in enumerate(np.flatnonzero(is_model).tolist()):
+            if best_sim[j] > 0:
+                similar[i] = f"similar to watched video {anchor_ids[j]}"
+    preferred = set(query.preferred)
+    out = []
+    for i, (origin, cat) in enumerate(zip(chosen.origins, cats, strict=True)):
+        if similar[i] is not None:
+            out.append(similar[i])
+        elif origin == "model":
+            out.append(f"matches your interest in {cat}" if cat in preferred else "recommended for you")
+        elif origin == "trending":
+            out.append("trending")
+        else:
+            out.append(f"popular in {cat}, a category you like" if cat in preferred else f"popular in {cat}")
+    return out
+
+
+def items(model: ServingModel, chosen: Selection, why: list[str]) -> list[dict[str, Any]]:
+    """The response items of a selection (video id, rounded score, rank, category, reason)."""
+    ids = model.video_ids[chosen.rows].tolist()
+    cats = model.category[chosen.rows].tolist()
+    scores = np.round(chosen.scores, 6).tolist()
+    return [
+        {"video_id": str(v), "score": s, "rank": i + 1, "category": str(c), "reason": r}
+        for i, (v, s, c, r) in enumerate(zip(ids, scores, cats, why, strict=True))
+    ]

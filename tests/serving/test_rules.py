@@ -1,0 +1,138 @@
+"""The array rules (`recsys.serving.rules.select`) pick exactly what the reference walk picks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from recsys.serving.filters import apply_rules, max_per_category
+from recsys.serving.rules import Fill, FillOrder, select
+
+
+def _world(rng: np.random.Generator, n: int, n_cats: int, skew: float):
+    # `skew` > 0 makes category 0 dominate the head of the popularity order
+    codes = rng.integers(0, n_cats, n)
+    popularity = rng.uniform(0, 1, n) + skew * (codes == 0)
+    return codes, popularity
+
+
+def _reference(ranked, scores, codes, k, excluded, fills, cap, allowed):
+    names = np.asarray([f"c{c}" for c in codes])
+    fill_rows = np.concatenate([np.asarray(r, dtype=np.int64) for r, _, _ in fills]) if fills else []
+    # the reference takes one fill list with one score array and origin: compare fills one at a time
+    assert len({o for _, _, o in fills}) <= 1
+    picks = apply_rules(ranked.tolist(), scores.tolist(), names, k, set(excluded.tolist()), fill_rows,
+                        fills[0][1] if fills else np.zeros(len(codes)), fills[0][2] if fills else "popular",
+                        None if allowed is None else f"c{allowed}", cap)  # fmt: skip
+    return [p.row for p in picks], [p.score for p in picks], [p.origin for p in picks]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_select_equals_the_reference_walk(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(30, 3000))
+    n_cats = int(rng.choice([1, 2, 3, 8, 20]))
+    codes, popularity = _world(rng, n, n_cats, skew=float(rng.choice([0.0, 5.0])))
+    k = int(rng.integers(1, 60))
+    ranked = rng.choice(n, size=min(n, int(rng.integers(0, 120))), replace=False).astype(np.int64)
+    scores = np.sort(rng.normal(size=ranked.shape[0]))[::-1]
+    excluded = rng.choice(n, size=min(n, int(rng.integers(0, 300))), replace=False).astype(np.int64)
+    allowed = int(rng.integers(0, n_cats)) if rng.uniform() < 0.25 else None
+    cap = max_per_category(k, float(rng.choice([0.2, 0.5, 1.0])))
+    order = np.argsort(-popularity, kind="stable")
+    ref_rows, ref_scores, ref_origins = _reference(
+        ranked, scores, codes, k, excluded, [(order, popularity, "popular")], cap, allowed
+    )
+    # one category (or one allowed) needs no cap: same result, by the rules' module docstring
+    use_cap = None if (n_cats == 1 or allowed is not None) and rng.uniform() < 0.5 else cap
+    got = select(ranked, scores, codes, n_cats, k, excluded, [Fill(FillOrder.build(order, codes, n_cats),
+                 popularity, "popular")], use_cap, allowed)  # fmt: skip
+    assert got.rows.tolist() == ref_rows
+    assert got.scores.tolist() == pytest.approx(ref_scores)
+    assert got.origins == ref_origins
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_short_prefix_then_long_order_equals_one_walk(seed):
+    rng = np.random.default_rng(100 + seed)
+    n, n_cats = 500, 5
+    codes, popularity = _world(rng, n, n_cats, skew=3.0)
+    order = np.argsort(-popularity, kind="stable")
+    prefix = np.concatenate([order[codes[order] == c][:10] for c in (1, 2)])
+    k = 30
+    excluded = rng.choice(n, size=40, replace=False).astype(np.int64)
+    cap = max_per_category(k)
+    ref = apply_rules([], [], np.asarray([f"c{c}" for c in codes]), k, set(excluded.tolist()),
+                      np.concatenate([prefix, order]), popularity, "trending", None, cap)  # fmt: skip
+    got = select(np.zeros(0, np.int64), np.zeros(0), codes, n_cats, k, excluded,
+                 [Fill(prefix, popularity, "trending"), Fill(FillOrder.build(order, codes, n_cats), popularity,
+                  "trending")], cap)  # fmt: skip
+    assert got.rows.tolist() == [p.row for p in ref]
+
+
+def test_a_catalogue_of_one_category_does_not_walk_it():
+    n = 200_000
+    codes = np.zeros(n, dtype=np.int64)
+    order = np.arange(n)
+    fill = Fill(FillOrder.build(order, codes, 1), np.linspace(1, 0, n), "popular")
+    ranked = np.arange(n - 100, n)
+    got = select(ranked, np.linspace(1, 0, 100), codes, 1, 20, np.zeros(0, np.int64), [fill], None)
+    assert got.rows.tolist() == ranked[:20].tolist()
+    assert got.origins == ["model"] * 20
+
+
+def test_fill_order_must_be_last():
+    codes = np.zeros(10, dtype=np.int64)
+    order = FillOrder.build(np.arange(10), codes, 1)
+    with pytest.raises(ValueError):
+        select(np.zeros(0, np.int64), np.zeros(0), codes, 1, 5, np.zeros(0, np.int64),
+               [Fill(order, np.ones(10), "popular"), Fill(np.arange(3), np.ones(10), "popular")], None)  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_one_category_dominating_the_head_equals_the_reference(seed):
+    # category 0 fills the first ~19k places of the popularity order: the head walk stops early and
+    # the rest comes from the per-category lists (with a relaxed cap when the others run out)
+    rng = np.random.default_rng(200 + seed)
+    n = 20_000
+    codes = np.where(rng.uniform(size=n) < 0.97, 0, rng.integers(1, 4, n))
+    popularity = rng.uniform(0, 1, n) + 5.0 * (codes == 0)
+    order = np.argsort(-popularity, kind="stable")
+    k = int(rng.choice([10, 20, 100, 400]))
+    ranked = order[: int(rng.integers(0, 50))]
+    excluded = rng.choice(n, size=int(rng.integers(0, 500)), replace=False).astype(np.int64)
+    cap = max_per_category(k)
+    ref = apply_rules(ranked.tolist(), np.ones(ranked.shape[0]).tolist(), np.asarray([f"c{c}" for c in codes]),
+                      k, set(excluded.tolist()), order, popularity, "popular", None, cap)  # fmt: skip
+    got = select(ranked, np.ones(ranked.shape[0]), codes, 4, k, excluded,
+                 [Fill(FillOrder.build(order, codes, 4), popularity, "popular")], cap)  # fmt: skip
+    assert got.rows.tolist() == [p.row for p in ref]
+    assert got.origins == [p.origin for p in ref]
+
+
+def test_user_ranker_features_equal_the_dict_form():
+    from recsys.features import ranker_features, user_ranker_features
+
+    rng = np.random.default_rng(7)
+    names = ["gaming", "music", "news"]
+    index = {c: i for i, c in enumerate(names)}
+    videos = []
+    for i in range(50):
+        if i % 7 == 0:
+            videos.append(None)  # a video the store lacks
+            continue
+        videos.append({"category": "other" if i % 11 == 0 else names[i % 3], "popularity": float(rng.uniform()),
+                       "interaction_count": int(rng.integers(0, 100)), "avg_watch_ratio": float(rng.uniform()),
+                       "duration": float(rng.uniform(10, 900)), "upload_ts": 1_700_000_000 - i * 3600})  # fmt: skip
+    user = {"interaction_count": 12, "total_weight": 30.0, "last_interaction_ts": 1_700_000_000 - 600,
+            "top_category": "music", "category_affinity": {"music": 0.7, "news": 0.2, "other": 0.1}}  # fmt: skip
+    scores = rng.normal(size=50)
+    cols = {c: np.asarray([np.nan if v is None and c == "upload_ts" else (v or {}).get(c, 0.0) for v in videos],
+                          dtype=np.float64) for c in ("popularity", "interaction_count", "avg_watch_ratio",
+                                                      "duration", "upload_ts")}  # fmt: skip
+    extended = {**index, "other": 3}
+    codes = np.asarray([-1 if v is None else extended[v["category"]] for v in videos])
+    for u in (user, None):
+        want = ranker_features(u, videos, scores, 1_700_000_100)
+        got = user_ranker_features(u, cols, codes, extended, scores, 1_700_000_100)
+        np.testing.assert_array_equal(got, want)
