@@ -154,6 +154,9 @@ class ServingConfig(BaseModel):
     warm_features_max_videos: int = Field(20_000, ge=0)
     precomputed_ttl_s: int = Field(7 * 24 * 3600, ge=0)
     tracking: bool = True
+    ranking: bool = Field(True, description="Re-rank candidates with the ranker (flag `ranking_enabled`)")
+    diversity: bool = Field(True, description="Cap one category's share (flag `diversity_enabled`)")
+    live_metrics: bool = Field(True, description="Count responses per version for the release guard")
     blas_threads: int = Field(
         1, ge=0, description="BLAS threads per serving process (0: the library's choice)"
     )

@@ -113,12 +113,14 @@ class ApiResolver(APIGatewayRestResolver):
     With a Powertools `Metrics`, each request adds EMF metrics `Requests`, `Latency` (ms), `Errors4xx`, `Errors5xx`.
     """
 
-    def __init__(self, metrics: Any | None = None, **kwargs: Any) -> None:
+    def __init__(self, metrics: Any | None = None, live_metrics: Any | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
         # Powertools flushes a full metric set even when disabled (POWERTOOLS_METRICS_DISABLED): skip them.
         self.metrics = None if is_metrics_disabled() else metrics
+        self.live_metrics = live_metrics
+        self.served: tuple[str, bool] | None = None  # (version, empty list) of the recommendation answered
 
     def resolve(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         start = time.perf_counter()
@@ -141,14 +143,26 @@ class ApiResolver(APIGatewayRestResolver):
         else:
             result = super().resolve(event, context)
         result["headers"] = {**(result.get("headers") or {}), **SECURITY_HEADERS}
+        status, latency_ms = int(result.get("statusCode", 200)), (time.perf_counter() - start) * 1e3
+        served, self.served = self.served, None
         if self.metrics is not None:
-            self._count(int(result.get("statusCode", 200)), (time.perf_counter() - start) * 1e3)
+            self._count(status, latency_ms, served is not None and served[1])
+        if self.live_metrics is not None and (served is not None or status >= 500):
+            # Recommendation answers and server errors count for the release guard (recsys.release_guard).
+            version = served[0] if served is not None else self.current_version()
+            self.live_metrics.record(version, status, latency_ms, served is not None and served[1])
         return result
 
-    def _count(self, status: int, latency_ms: float) -> None:
+    def current_version(self) -> str | None:
+        """The version being served (set by `create_app`; None before a model is loaded)."""
+        return None
+
+    def _count(self, status: int, latency_ms: float, empty: bool = False) -> None:
         from aws_lambda_powertools.metrics import MetricUnit
 
         self.metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
+        if empty:  # the empty-results alarm (share of empty lists) reads this
+            self.metrics.add_metric(name="EmptyResults", unit=MetricUnit.Count, value=1)
         self.metrics.add_metric(name="Latency", unit=MetricUnit.Milliseconds, value=latency_ms)
         if status >= 400:
             name = "Errors5xx" if status >= 500 else "Errors4xx"
@@ -180,7 +194,9 @@ def create_app(service: RecommendationService, metrics: Any | None = None) -> Ap
     The Lambda handler builds one at cold start; the local server builds one per concurrent request slot
     (a resolver holds its current request), all over the same service.
     """
-    app = ApiResolver(metrics, enable_validation=True)
+    app = ApiResolver(metrics, getattr(service, "live_metrics", None), enable_validation=True)
+    if hasattr(service, "models"):
+        app.current_version = lambda: service.models.status().get("version")  # type: ignore[method-assign]
 
     def route(
         method: str,
@@ -229,7 +245,10 @@ def create_app(service: RecommendationService, metrics: Any | None = None) -> Ap
         ] = None,
         exclude_watched: Annotated[bool, Query(description="Leave out what the user watched")] = True,
     ) -> RecommendationResponse:
-        return service.recommend(user_id, k=k, category=category, exclude_watched=exclude_watched)
+        response = service.recommend(user_id, k=k, category=category, exclude_watched=exclude_watched)
+        if isinstance(response, dict):  # anything else fails its response model next (a 500)
+            app.served = (str(response.get("model_version")), not response.get("items"))
+        return response
 
     @route(
         "GET",

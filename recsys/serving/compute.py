@@ -111,7 +111,7 @@ def rank(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Candidates re-ranked by the ranker (rows, scores, best first); unchanged without a ranker."""
     rows, scores = cand.rows, cand.scores
-    if model.ranker is None or not len(rows) or videos is None:
+    if model.ranker is None or not config.ranking or not len(rows) or videos is None:
         return rows, scores
     user = with_recent_activity(
         user_item,
@@ -130,7 +130,7 @@ def rank(
 
 def _cap(model: ServingModel, config: ServingConfig, k: int, category: str | None) -> int | None:
     # One category in the catalogue, or one asked for: a cap could only be relaxed again (no cap).
-    if category is not None or len(model.categories) <= 1:
+    if category is not None or len(model.categories) <= 1 or not config.diversity:
         return None
     return max_per_category(k, config.max_category_share)
 

@@ -19,9 +19,11 @@ from recsys.aws import request_client
 from recsys.config import ServingConfig
 from recsys.errors import NotFoundError, UnavailableError, ValidationError
 from recsys.feature_store.online import OnlineFeatureStore, deserialize_item
+from recsys.secrets import feature_flags
 from recsys.serving import compute as steps
 from recsys.serving.cache import RecommendationCache, cache_field
 from recsys.serving.filters import Pick
+from recsys.serving.live_metrics import LiveMetrics
 from recsys.serving.model_store import ModelStore, ServingModel, production_version
 from recsys.serving.resilience import DependencyMonitor, degradation, describe
 from recsys.serving.rules import Selection
@@ -137,6 +139,8 @@ class RecommendationService:
         self.cache = cache or RecommendationCache(settings, ttl_s=self.config.cache_ttl_s)
         self.tracker = tracker or InferenceTracker(settings)
         self.precomputed_table = settings.names.table("recommendations_cache")
+        self._flagged: dict[tuple[bool, bool], ServingConfig] = {}
+        self.live_metrics = LiveMetrics(settings) if self.config.live_metrics else None
 
     # ----- recommendations
     def recommend(
@@ -221,15 +225,41 @@ class RecommendationService:
         now_ts = int(time.time()) if now_ts is None else now_ts
         if category is not None and category not in model.category_index:
             return Selection(np.zeros(0, np.int64), np.zeros(0), []), "popular", []
-        query = steps.user_query(model, self.config, user_id, activity, exclude_watched)
+        config = self.request_config()
+        query = steps.user_query(model, config, user_id, activity, exclude_watched)
         rows, scores = np.zeros(0, np.int64), np.zeros(0)
         if query.vector is not None:
-            cand = steps.candidates(model, self.config, [query], category)[0]
+            cand = steps.candidates(model, config, [query], category)[0]
             videos = self.features.for_model(model)
-            user_item = self.features.user(user_id) if model.ranker is not None else None
-            rows, scores = steps.rank(model, self.config, query, cand, user_item, videos, now_ts)
-        chosen, source = steps.choose(model, self.config, query, rows, scores, k, category)
+            user_item = self.features.user(user_id) if model.ranker is not None and config.ranking else None
+            rows, scores = steps.rank(model, config, query, cand, user_item, videos, now_ts)
+        chosen, source = steps.choose(model, config, query, rows, scores, k, category)
         return chosen, source, steps.reasons(model, query, chosen)
+
+    def request_config(self) -> ServingConfig:
+        """The serving knobs with the config secret's feature flags applied.
+
+        `{"feature_flags": {"ranking_enabled": false, "diversity_enabled": false}}` in `{stack}/config` switches
+        the ranker or the diversity cap off at serving time, seen within the secrets cache TTL (no redeploy).
+        A flag can only switch off what the settings switch on; without Secrets Manager the settings stand.
+        """
+        flags = self.monitor.guard(
+            "secretsmanager", lambda: feature_flags(self.settings).get("feature_flags"), None
+        )
+        if not isinstance(flags, dict):
+            return self.config
+        wanted = (
+            self.config.ranking and bool(flags.get("ranking_enabled", True)),
+            self.config.diversity and bool(flags.get("diversity_enabled", True)),
+        )
+        if wanted == (self.config.ranking, self.config.diversity):
+            return self.config
+        found = self._flagged.get(wanted)
+        if found is None:
+            found = self._flagged[wanted] = self.config.model_copy(
+                update={"ranking": wanted[0], "diversity": wanted[1]}
+            )
+        return found
 
     @staticmethod
     def _response(
