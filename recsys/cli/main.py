@@ -11,6 +11,8 @@ import typer
 
 from recsys.cli.common import RecsysGroup
 from recsys.cli.data import data_app
+from recsys.cli.events import events_app
+from recsys.cli.features import features_app
 from recsys.cli.infra import deploy_cmd, destroy_cmd, outputs_cmd, package_cmd, plan_cmd
 from recsys.cli.local import local_app
 from recsys.cli.model import model_app
@@ -33,6 +35,8 @@ app.add_typer(local_app, name="local")
 app.add_typer(data_app, name="data")
 app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(model_app, name="model")
+app.add_typer(events_app, name="events")
+app.add_typer(features_app, name="features")
 app.command("smoke-test")(smoke_test)
 app.command("serve")(serve)
 app.command("recommend")(recommend)
