@@ -14,11 +14,15 @@ What one event changes (the event processor Lambda on AWS, `recsys events worker
 - `inference_tracking`: the recommendation the event answers (`recommendation_id`) records the engaged
   video (`engaged_video_ids`, `engaged_at`): an impression became an engagement.
 
-Exactly once: the event id's marker (`processed_events`) is written in the same DynamoDB transaction as the
-changes the event causes, with the condition that it does not exist yet; the features are read, updated in
-memory and written back with the condition that nobody changed them meanwhile (a revision number). A
-redelivered or replayed event finds its marker and changes nothing; a conflict re-reads and retries. Events
-are applied in groups of up to 100 transaction items.
+Exactly once: an event's activity item (its key is the user and `<time>#<event id>`) is its marker. It is
+written with `applied_at` in the same DynamoDB transaction as the changes the event causes, on the condition
+that it has no `applied_at` yet (the API writes the same item first, without it, so that serving sees the
+event at once). The features are read whole, updated in memory and put back on the condition that nobody
+changed them meanwhile (a revision number, and the model version, so a deployment's rewrite is never
+overwritten with older values). A redelivered or replayed event finds its marker and changes nothing; a
+conflict re-reads and retries. Events are applied in groups of up to 100 transaction items, a user's events
+together (their order kept). The marker lives as long as the activity item (ACTIVITY_TTL_S, 30 days):
+`recsys events replay` refuses to start earlier than that.
 
 A malformed record (not JSON, a missing or invalid field, an unknown event type, larger than
 MAX_RECORD_BYTES) is stored with its reason under the raw-events bucket's dead-letter prefix and counts as
@@ -45,6 +49,7 @@ from recsys.feature_store.online import (
     ENGAGED_SORT_KEY,
     activity_item,
     deserialize_item,
+    event_sort_key,
     serialize_item,
 )
 from recsys.pipeline_config import WeightsConfig
@@ -60,14 +65,9 @@ ENGAGING_TYPES = frozenset({"view", "click", "watch", "complete", "like", "share
 MAX_RECORD_BYTES = 16 * 1024  # the API's body limit
 MAX_TRANSACTION_ITEMS = 100
 MAX_ATTEMPTS = 8
-PROCESSED_TTL_S = 400 * 24 * 3600
 TRENDING_HALF_LIFE_S = 7 * 24 * 3600
 MAX_AFFINITY_CATEGORIES = 10
 BATCH_GET_SIZE = 100
-VIDEO_ATTRIBUTES = (
-    "video_id", "category", "duration", "interaction_count", "trending_score", "trending_at",
-    "last_event_ts", "rev", "model_version",
-)  # fmt: skip
 ID_MAX = 128
 
 
@@ -259,7 +259,6 @@ class EventApplier:
         self.videos_table = names.table("video_features")
         self.activity_table = names.table("user_activity")
         self.tracking_table = names.table("inference_tracking")
-        self.processed_table = names.table("processed_events")
         self.cache = cache
         self.weights = weights or WeightsConfig()
         self.clock = clock
@@ -301,9 +300,10 @@ class EventApplier:
                 result.duplicates += 1
             else:
                 unique[event["event_id"]] = event
-        done = self._processed(list(unique))
+        done = self._processed(list(unique.values()))
         result.duplicates += len(done)
         pending = [e for i, e in unique.items() if i not in done]
+        pending.sort(key=lambda e: e["user_id"])  # a user's events together (stable: their order is kept)
         if not pending:
             return result
         state = _State()
@@ -311,15 +311,21 @@ class EventApplier:
         for group in self._groups(pending, state):
             self._apply_group(group, state, result)
         if self.cache is not None:
-            for user in dict.fromkeys(e["user_id"] for e in pending if e["event_id"] in set(result.applied)):
+            applied = set(result.applied)
+            for user in dict.fromkeys(e["user_id"] for e in pending if e["event_id"] in applied):
                 self.cache.invalidate(user)
         return result
 
-    def _processed(self, event_ids: list[str]) -> set[str]:
-        found = self._batch_get(
-            self.processed_table, [{"event_id": {"S": i}} for i in event_ids], ["event_id"]
-        )
-        return {str(item["event_id"]) for item in found}
+    def _processed(self, events: list[dict[str, Any]]) -> set[str]:
+        """Event ids whose activity item carries `applied_at` (applied before)."""
+        keys = [
+            serialize_item(
+                {"user_id": e["user_id"], "event_ts": event_sort_key(e["timestamp"], e["event_id"])}
+            )
+            for e in events
+        ]
+        found = self._batch_get(self.activity_table, keys, ["event_ts", "applied_at"])
+        return {str(i["event_ts"]).rsplit("#", 1)[1] for i in found if i.get("applied_at") is not None}
 
     def _batch_get(self, table: str, keys: list[dict[str, Any]], attributes: list[str] | None) -> list[dict]:
         out: list[dict[str, Any]] = []
@@ -361,7 +367,7 @@ class EventApplier:
         for vid in videos:
             state.videos[vid] = None
         video_keys = [{"video_id": {"S": v}} for v in videos]
-        for item in self._batch_get(self.videos_table, video_keys, list(VIDEO_ATTRIBUTES)):
+        for item in self._batch_get(self.videos_table, video_keys, None):  # whole items: they are put back
             state.videos[str(item["video_id"])] = item
         for uid in engaged:
             state.engaged[uid] = None
@@ -382,13 +388,13 @@ class EventApplier:
         return keys
 
     def _groups(self, events: list[dict[str, Any]], state: _State) -> list[list[dict[str, Any]]]:
-        """Consecutive events whose transaction (2 items per event + 1 per entity) fits MAX_TRANSACTION_ITEMS."""
+        """Consecutive events whose transaction (1 item per event + 1 per entity) fits MAX_TRANSACTION_ITEMS."""
         groups: list[list[dict[str, Any]]] = []
         current: list[dict[str, Any]] = []
         entities: set[tuple[str, str]] = set()
         for event in events:
             new = self._entities(event, state) - entities
-            if current and 2 * (len(current) + 1) + len(entities) + len(new) > MAX_TRANSACTION_ITEMS:
+            if current and len(current) + 1 + len(entities) + len(new) > MAX_TRANSACTION_ITEMS:
                 groups.append(current)
                 current, entities = [], set()
                 new = self._entities(event, state)
@@ -459,7 +465,7 @@ class EventApplier:
                 stale.add((kind, key))
         if not reasons or (not already and not stale):
             stale = {(kind, key) for kind, key, _ in writes if kind != "event"}
-            already = self._processed([e["event_id"] for e in group])
+            already = self._processed(group)
         result.duplicates += len(already)
         remaining = [e for e in group if e["event_id"] not in already]
         if stale and remaining:
@@ -474,27 +480,17 @@ class EventApplier:
         items: list[dict[str, Any]] = []
         writes: list[tuple[str, str, Any]] = []
         for event in group:
+            marker = {**activity_item(event), "applied_at": round(now, 3)}
             items.append(
                 {
                     "Put": {
-                        "TableName": self.processed_table,
-                        "Item": serialize_item(
-                            {
-                                "event_id": event["event_id"],
-                                "user_id": event["user_id"],
-                                "applied_at": round(now, 3),
-                                "expires_at": int(now) + PROCESSED_TTL_S,
-                            }
-                        ),
-                        "ConditionExpression": "attribute_not_exists(event_id)",
+                        "TableName": self.activity_table,
+                        "Item": serialize_item(marker),
+                        "ConditionExpression": "attribute_not_exists(applied_at)",
                     }
                 }
             )
             writes.append(("event", event["event_id"], None))
-            items.append(
-                {"Put": {"TableName": self.activity_table, "Item": serialize_item(activity_item(event))}}
-            )
-            writes.append(("activity", event["event_id"], None))
         by_user: dict[str, list[dict[str, Any]]] = defaultdict(list)
         by_video: dict[str, list[dict[str, Any]]] = defaultdict(list)
         by_rec: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -510,19 +506,34 @@ class EventApplier:
                 video = state.videos.get(event["video_id"]) or {}
                 category = str(video.get("category") or event.get("category") or "unknown")
                 weighted.append((event, event_weight(event, video.get("duration"), self.weights), category))
-            new = user_after(old, weighted)
-            items.append(self._update(self.users_table, {"user_id": uid}, old, new, now))
-            writes.append(("user", uid, {**(old or {"user_id": uid}), **new, "rev": _rev(old) + 1}))
+            item = {
+                **(old or {"user_id": uid}),
+                **user_after(old, weighted),
+                "rev": _rev(old) + 1,
+                "updated_at": int(now),
+            }
+            items.append(self._put(self.users_table, item, old))
+            writes.append(("user", uid, item))
             old_engaged = state.engaged.get(uid)
             videos = engaged_after(list((old_engaged or {}).get("video_ids") or []), events)
-            key = {"user_id": uid, "event_ts": ENGAGED_SORT_KEY}
-            items.append(self._update(self.activity_table, key, old_engaged, {"video_ids": videos}, now))
-            writes.append(("engaged", uid, {**key, "video_ids": videos, "rev": _rev(old_engaged) + 1}))
+            engaged_item = {
+                **(old_engaged or {"user_id": uid, "event_ts": ENGAGED_SORT_KEY}),
+                "video_ids": videos,
+                "rev": _rev(old_engaged) + 1,
+                "updated_at": int(now),
+            }
+            items.append(self._put(self.activity_table, engaged_item, old_engaged))
+            writes.append(("engaged", uid, engaged_item))
         for vid, events in by_video.items():
             old = state.videos.get(vid)
-            new = video_after(old, events)
-            items.append(self._update(self.videos_table, {"video_id": vid}, old, new, now))
-            writes.append(("video", vid, {**(old or {"video_id": vid}), **new, "rev": _rev(old) + 1}))
+            item = {
+                **(old or {"video_id": vid}),
+                **video_after(old, events),
+                "rev": _rev(old) + 1,
+                "updated_at": int(now),
+            }
+            items.append(self._put(self.videos_table, item, old))
+            writes.append(("video", vid, item))
         for rid, events in by_rec.items():
             shown = set((state.recs.get(rid) or {}).get("video_ids") or [])
             engaged = sorted({e["video_id"] for e in events if e["video_id"] in shown})
@@ -546,36 +557,29 @@ class EventApplier:
         return items, writes
 
     @staticmethod
-    def _update(
-        table: str, key: dict[str, Any], old: dict[str, Any] | None, new: dict[str, Any], now: float
-    ) -> dict[str, Any]:
-        """An Update of `new`'s attributes, conditional on the item being as it was read."""
-        values = {**new, "rev": _rev(old) + 1, "updated_at": int(now)}
-        names = {f"#n{i}": name for i, name in enumerate(values)}
-        expr_values = serialize_item({f":v{i}": value for i, value in enumerate(values.values())})
-        update = "SET " + ", ".join(f"#n{i} = :v{i}" for i in range(len(values)))
-        names["#rev"] = "rev"
-        names["#mv"] = "model_version"
+    def _put(table: str, item: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any]:
+        """A Put of the whole new item, conditional on the stored item being the one that was read."""
+        names = {"#rev": "rev", "#mv": "model_version"}
+        values: dict[str, Any] = {}
         if old is None or old.get("rev") is None:
             condition = "attribute_not_exists(#rev)"
         else:
             condition = "#rev = :old_rev"
-            expr_values[":old_rev"] = {"N": str(int(old["rev"]))}
+            values[":old_rev"] = {"N": str(int(old["rev"]))}
         if old is not None and old.get("model_version") is not None:
             condition += " AND #mv = :old_mv"
-            expr_values[":old_mv"] = {"S": str(old["model_version"])}
+            values[":old_mv"] = {"S": str(old["model_version"])}
         else:
             condition += " AND attribute_not_exists(#mv)"
-        return {
-            "Update": {
-                "TableName": table,
-                "Key": serialize_item(key),
-                "UpdateExpression": update,
-                "ConditionExpression": condition,
-                "ExpressionAttributeNames": names,
-                "ExpressionAttributeValues": expr_values,
-            }
+        put: dict[str, Any] = {
+            "TableName": table,
+            "Item": serialize_item(item),
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": names,
         }
+        if values:
+            put["ExpressionAttributeValues"] = values
+        return {"Put": put}
 
 
 def _rev(item: dict[str, Any] | None) -> int:

@@ -186,10 +186,17 @@ def replay(
     settings = settings_for(env)
     from recsys import raw_events
     from recsys.event_processing import EventApplier, validate
+    from recsys.feature_store.online import ACTIVITY_TTL_S
     from recsys.serving.cache import RecommendationCache
 
     since_ts = parse_time(from_)
     until_ts = parse_time(to) if to else None
+    if since_ts < time.time() - ACTIVITY_TTL_S + 3600:
+        raise ValidationError(
+            f"events older than {ACTIVITY_TTL_S // 86400} days cannot be replayed exactly once "
+            "(their markers, the activity items, have expired)",
+            hint="replay from a more recent time, e.g. --from 7d",
+        )
     collected = raw_events.read_events(settings, since_ts=since_ts, until_ts=until_ts)
     applier = EventApplier(settings, cache=RecommendationCache(settings))
     totals = {"read": len(collected), "applied": 0, "already_applied": 0, "invalid": 0, "failed": 0}

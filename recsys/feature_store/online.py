@@ -14,6 +14,7 @@ it with the recent activity in one round trip (`activity_and_engaged`).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Iterable, Sequence
@@ -197,7 +198,13 @@ class OnlineFeatureStore:
     def record_activity(self, event: dict[str, Any]) -> dict[str, Any]:
         """Store one interaction event (needs user_id, video_id, event_id, timestamp); returns the item."""
         item = activity_item(event)
-        self._ddb.put_item(TableName=self.activity_table, Item=serialize_item(item))
+        # Never replace the stream processor's copy: it carries `applied_at`, the exactly-once marker.
+        with contextlib.suppress(self._ddb.exceptions.ConditionalCheckFailedException):
+            self._ddb.put_item(
+                TableName=self.activity_table,
+                Item=serialize_item(item),
+                ConditionExpression="attribute_not_exists(event_ts)",
+            )
         return item
 
     def record_activities(self, events: Iterable[dict[str, Any]]) -> int:

@@ -5,7 +5,8 @@
   can iterate a shard while a put changes it). Every read and write of a shard's records takes one lock.
 - DynamoDB transactions: moto deep-copies every table a `TransactWriteItems` touches (to roll back on a
   failed condition), so a transaction costs time in proportion to the tables' sizes. Here it copies only
-  the items the transaction names, restores those on failure, and runs one transaction at a time.
+  the items the transaction names, restores those on failure, and runs one transaction at a time; and a
+  condition expression is parsed once, not once per item.
 
 `recsys local up` starts moto through this module, which applies both before it runs moto's own server
 entry point. A LocalStack (or any other endpoint you run yourself) is used as it is.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
 import sys
 import threading
 from collections.abc import Callable
@@ -36,10 +38,21 @@ def _locked(method: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
+def _first_sequence_number(shard: Any) -> int:
+    return next(iter(shard.records), 0)
+
+
+def _last_sequence_number(shard: Any) -> int:
+    return next(reversed(shard.records), 0)  # moto lists every key to take the last one
+
+
 def patch_kinesis() -> None:
-    """Serialise moto's Kinesis shard operations (idempotent)."""
+    """Serialise moto's Kinesis shard operations (idempotent); sequence number bounds in O(1)."""
     from moto.kinesis import models
 
+    if not getattr(models.Shard.get_max_sequence_number, "__recsys_locked__", False):
+        models.Shard.get_min_sequence_number = _first_sequence_number
+        models.Shard.get_max_sequence_number = _last_sequence_number
     for name in ("put_record", "get_records", "get_min_sequence_number", "get_max_sequence_number"):
         method = getattr(models.Shard, name)
         if not getattr(method, "__recsys_locked__", False):
@@ -77,7 +90,7 @@ def patch_dynamodb_transactions() -> None:
         with lock:
             saved = []
             for entry in transact_items:
-                _, op = next(iter(entry.items()))
+                kind, op = next(iter(entry.items()))
                 try:
                     table = self.get_table(op["TableName"])
                     key = op.get("Key") or op["Item"]
@@ -85,7 +98,11 @@ def patch_dynamodb_transactions() -> None:
                     range_key = DynamoType(key[table.range_key_attr]) if table.range_key_attr else None
                 except Exception:  # moto reports the malformed entry itself
                     continue
-                saved.append((table, hash_key, range_key, copy.deepcopy(table.get_item(hash_key, range_key))))
+                current = table.get_item(hash_key, range_key)
+                # A Put or Delete replaces the stored item object; only an Update changes it in place.
+                saved.append(
+                    (table, hash_key, range_key, copy.deepcopy(current) if kind == "Update" else current)
+                )
             try:
                 return original(self, transact_items)
             except Exception:
@@ -103,10 +120,40 @@ def patch_dynamodb_transactions() -> None:
     models.DynamoDBBackend.transact_write_items = transact_write_items
 
 
+def patch_condition_parsing(max_entries: int = 4096) -> None:
+    """Parse each distinct condition expression once (moto parses it again for every item, twice in a
+    transaction); the parsed condition is a pure function of the expression, its names and its values."""
+    from moto.dynamodb import models
+    from moto.dynamodb.comparisons import get_filter_expression
+    from moto.dynamodb.models import table
+
+    if getattr(models.get_filter_expression, "__recsys_locked__", False):
+        return
+    parsed: dict[str, Any] = {}
+    lock = threading.Lock()
+
+    def cached(expr: Any, names: Any, values: Any) -> Any:
+        key = json.dumps([expr, names, values], sort_keys=True, default=str)
+        with lock:
+            hit = parsed.get(key)
+        if hit is None:
+            hit = get_filter_expression(expr, names, values)
+            with lock:
+                if len(parsed) >= max_entries:
+                    parsed.clear()
+                parsed[key] = hit
+        return hit
+
+    cached.__recsys_locked__ = True  # type: ignore[attr-defined]
+    models.get_filter_expression = cached
+    table.get_filter_expression = cached
+
+
 def main(argv: list[str]) -> None:
     """Apply the fixes, then run moto's server with `argv`."""
     patch_kinesis()
     patch_dynamodb_transactions()
+    patch_condition_parsing()
     from moto.server import main as moto_main
 
     moto_main(argv)
