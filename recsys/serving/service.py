@@ -11,13 +11,15 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from recsys.aws import client
+from recsys.catalogue_live import LiveOverlay, VideoIn, add_video, remove_video
 from recsys.config import ServingConfig
-from recsys.errors import NotFoundError, ValidationError
+from recsys.errors import NotFoundError, UnavailableError, ValidationError
 from recsys.feature_store.online import OnlineFeatureStore, deserialize_item
 from recsys.serving.cache import RecommendationCache, cache_field
 from recsys.serving.filters import Pick, apply_rules, max_per_category
@@ -133,6 +135,7 @@ class RecommendationService:
         self.cache = cache or RecommendationCache(settings, ttl_s=self.config.cache_ttl_s)
         self.tracker = tracker or InferenceTracker(settings)
         self.precomputed_table = settings.names.table("recommendations_cache")
+        self.live = LiveOverlay(settings, ann_threshold=self.config.ann_threshold)
 
     # ----- recommendations
     def recommend(
@@ -147,15 +150,17 @@ class RecommendationService:
         """Top-k recommendations for a user (`source` model, cache or popular)."""
         user_id = str(user_id)
         validate_request(user_id, k, category)
-        model = self.models.current()
+        model = self.live.apply(self.models.current())  # videos added or removed since training
         self.features.warm(model, self.config.warm_features_max_videos)
-        field = cache_field(model.version, k, category, exclude_watched)
+        field = cache_field(self.live.cache_tag(model), k, category, exclude_watched)
         response = self.cache.get(user_id, field) if use_cache else None
         if response is not None:
             response = {**response, "source": "cache", "recommendation_id": uuid.uuid4().hex}
         else:
-            activity = self.store.recent_activity(user_id, self.config.activity_limit)
-            picks, source, reasons = self.compute(model, user_id, k, category, exclude_watched, activity)
+            activity, engaged = self.store.activity_and_engaged(user_id, self.config.activity_limit)
+            picks, source, reasons = self.compute(
+                model, user_id, k, category, exclude_watched, activity, engaged=engaged
+            )
             response = self._response(model, user_id, picks, source, reasons)
             if use_cache:
                 self.cache.set(user_id, field, response)
@@ -182,10 +187,12 @@ class RecommendationService:
         exclude_watched: bool,
         activity: list[dict[str, Any]],
         now_ts: int | None = None,
+        engaged: Sequence[str] = (),
     ) -> tuple[list[Pick], str, list[str]]:
-        """The items for one request from prefetched recent `activity` (newest first): picks, source, reasons."""
+        """The items for one request from prefetched recent `activity` (newest first) and the user's
+        `engaged` video ids since training (both left out with the training history): picks, source, reasons."""
         now_ts = int(time.time()) if now_ts is None else now_ts
-        act_ids = [str(a["video_id"]) for a in activity]
+        act_ids = [str(a["video_id"]) for a in activity] + list(engaged)
         act_rows_all = model.rows_of(act_ids)
         recent = [
             a for a in activity[: self.config.activity_vector_events] if str(a["video_id"]) in model.video_row
@@ -310,6 +317,7 @@ class RecommendationService:
                 f"no precomputed recommendations for user {user_id!r}",
                 hint="run `recsys cache fill --env ENV` (the batch job) or use /recommendations/{user_id}",
             )
+        item["items"] = [i for i in item["items"] if not self.live.removed(str(i["video_id"]))]
         for i in item["items"]:
             i["rank"] = int(i["rank"])
         return {
@@ -327,6 +335,27 @@ class RecommendationService:
         from recsys.events import publish_interaction
 
         return publish_interaction(self.settings, event, self.store, self.cache)
+
+    # ----- the live catalogue
+    def add_video(self, video: VideoIn) -> dict[str, Any]:
+        """Add a video now: embedded by the production version's video tower, served from the next request."""
+        model = self.models.current()
+        tower = self.live.tower(model.version)
+        if tower is None:
+            raise UnavailableError(
+                f"model version {model.version!r} has no saved video tower, so it cannot embed a new video",
+                hint="retrain (recsys pipeline run): versions trained now save their video tower",
+            )
+        item = add_video(self.settings, video, model.version, tower)
+        self.live.note(item)
+        return item
+
+    def remove_video(self, video_id: str) -> dict[str, Any]:
+        """Take a video out of every answer now (cached ones included)."""
+        model = self.live.apply(self.models.current())
+        item = remove_video(self.settings, video_id, known=video_id in model.video_row)
+        self.live.note(item)
+        return item
 
     # ----- health
     def health(self) -> dict[str, Any]:
