@@ -144,3 +144,35 @@ def day_to_merge(event: dict[str, Any]) -> date:
         else datetime.now(UTC)
     )
     return (now - timedelta(days=1)).date()
+
+
+def feedback_report(settings: Settings) -> dict[str, list[dict[str, Any]]]:
+    """Online click-through of every merged day: impressions, engagements and CTR per model version and per
+    source (model, cache, popular, ...), from `s3://{data}/feedback/date=*/feedback.parquet`."""
+    import polars as pl
+
+    from recsys.storage import get_parquet, list_keys
+
+    bucket = settings.names.bucket("data")
+    frames = [
+        get_parquet(settings, bucket, k)
+        for k in list_keys(settings, bucket, FEEDBACK_PREFIX)
+        if k.endswith(".parquet")
+    ]
+    if not frames:
+        return {"by_model_version": [], "by_source": [], "days": []}
+    rows = pl.concat(frames, how="diagonal_relaxed")
+
+    def per(column: str) -> list[dict[str, Any]]:
+        table = (
+            rows.group_by(column)
+            .agg(pl.len().alias("impressions"), pl.col("label").sum().alias("engaged"))
+            .with_columns((pl.col("engaged") / pl.col("impressions")).round(4).alias("ctr"))
+            .sort(column)
+        )
+        return table.to_dicts()
+
+    days = sorted(
+        {k.split("date=", 1)[1][:10] for k in list_keys(settings, bucket, FEEDBACK_PREFIX) if "date=" in k}
+    )
+    return {"by_model_version": per("model_version"), "by_source": per("source"), "days": days}
