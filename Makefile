@@ -45,13 +45,19 @@ format: install ## Format Python and Terraform
 	$(BIN)/ruff check --fix .
 	@if command -v terraform >/dev/null; then terraform fmt -recursive terraform; fi
 
-demo: install ## The main job on the local stack: provision, train and gate, deploy, serve, call the API
+demo: install ## The main job on the local stack: provision, train and gate, deploy, serve, close the loop
 	$(RECSYS) local up
 	$(RECSYS) pipeline run --env local
 	$(RECSYS) model list --env local
 	$(RECSYS) cache fill --env local
 	$(RECSYS) local serve --env local --port $(PORT)
 	$(RECSYS) smoke-test --env local --url http://127.0.0.1:$(PORT)
+	@echo "The loop: post events, the events worker applies them and delivers them to S3, retrain on them"
+	$(BIN)/python -m recsys.local.demo_loop --url http://127.0.0.1:$(PORT) --user u1 > /dev/null
+	$(RECSYS) features get --env local --user u1 --json
+	$(RECSYS) feedback merge --env local --date today
+	$(RECSYS) pipeline run --env local --source events
+	$(RECSYS) feedback report --env local
 	@echo
 	@echo "The API is served on http://127.0.0.1:$(PORT) (OpenAPI: /openapi.json). Try:"
 	@echo "  curl -s 'http://127.0.0.1:$(PORT)/recommendations/u1?k=5'"
