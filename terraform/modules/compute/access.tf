@@ -6,9 +6,10 @@ locals {
     api = {
       s3_read = ["models"]
       # The first cold start of a version caches its HNSW index next to the embeddings.
-      s3_write      = ["models:models/two_tower/*/hnsw_index.bin"]
-      tables_read   = ["user_features", "video_features", "recommendations_cache", "model_registry", "user_activity"]
-      tables_write  = ["inference_tracking", "user_activity"] # recommendations_cache is written by `recsys cache`
+      s3_write    = ["models:models/two_tower/*/hnsw_index.bin"]
+      tables_read = ["user_features", "video_features", "recommendations_cache", "model_registry", "user_activity", "live_catalogue"]
+      # recommendations_cache is written by `recsys cache`; POST /videos writes live_catalogue and video_features.
+      tables_write  = ["inference_tracking", "user_activity", "live_catalogue", "video_features"]
       streams_read  = []
       streams_write = ["events"]
       secrets       = ["api_keys", "config", "redis_credentials"]
@@ -17,7 +18,7 @@ locals {
     }
     event_processor = {
       s3_read       = []
-      s3_write      = []
+      s3_write      = ["raw_events:dead-letter/*"] # malformed records, with their reason
       tables_read   = ["user_features", "video_features", "inference_tracking", "user_activity"]
       tables_write  = ["user_features", "video_features", "inference_tracking", "user_activity"]
       streams_read  = ["events"]
@@ -49,9 +50,9 @@ locals {
       failure_queue = false
     }
     preprocessing = {
-      s3_read       = ["data"]
+      s3_read       = ["data", "raw_events"] # the events source: collected events and feedback impressions
       s3_write      = ["artifacts"]
-      tables_read   = []
+      tables_read   = ["model_registry", "live_catalogue"] # the production version's base data; live videos
       tables_write  = []
       streams_read  = []
       streams_write = []
