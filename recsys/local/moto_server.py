@@ -123,8 +123,8 @@ def patch_dynamodb_transactions() -> None:
 def patch_condition_parsing(max_entries: int = 4096) -> None:
     """Parse each distinct condition expression once (moto parses it again for every item, twice in a
     transaction); the parsed condition is a pure function of the expression, its names and its values."""
-    from moto.dynamodb import models
-    from moto.dynamodb.comparisons import get_filter_expression
+    from moto.dynamodb import models, responses
+    from moto.dynamodb.comparisons import create_condition_expression_parser, get_filter_expression
     from moto.dynamodb.models import table
 
     if getattr(models.get_filter_expression, "__recsys_locked__", False):
@@ -144,9 +144,38 @@ def patch_condition_parsing(max_entries: int = 4096) -> None:
                 parsed[key] = hit
         return hit
 
+    class _Parsed:
+        """What moto's transaction validation reads of a parser: its result and the names it found."""
+
+        def __init__(self, op: Any, names_found: list[str]) -> None:
+            self._op, self._names = op, names_found
+
+        def parse(self) -> Any:
+            return self._op
+
+        @property
+        def expr_attr_names_found(self) -> list[str]:
+            return list(self._names)  # moto extends the list it gets
+
+    validated: dict[str, _Parsed] = {}
+
+    def cached_parser(expr: Any, names: Any, values: Any) -> Any:
+        key = json.dumps([expr, names, values], sort_keys=True, default=str)
+        with lock:
+            hit = validated.get(key)
+        if hit is None:
+            parser = create_condition_expression_parser(expr, names, values)
+            hit = _Parsed(parser.parse(), list(parser.expr_attr_names_found))
+            with lock:
+                if len(validated) >= max_entries:
+                    validated.clear()
+                validated[key] = hit
+        return hit
+
     cached.__recsys_locked__ = True  # type: ignore[attr-defined]
     models.get_filter_expression = cached
     table.get_filter_expression = cached
+    responses.create_condition_expression_parser = cached_parser
 
 
 def main(argv: list[str]) -> None:
