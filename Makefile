@@ -45,9 +45,15 @@ format: install ## Format Python and Terraform
 	$(BIN)/ruff check --fix .
 	@if command -v terraform >/dev/null; then terraform fmt -recursive terraform; fi
 
-demo: install ## The main job on the local stack: provision, starter data, train and gate, deploy, serve the page
+demo: install ## The main job on the local stack: starter data, train and gate, deploy, serve the page, close the loop
 	$(RECSYS) up --env local --port $(PORT)
 	$(RECSYS) model list --env local
+	@echo "The loop: post events, the events worker applies them and delivers them to S3, retrain on them"
+	$(BIN)/python -m recsys.local.demo_loop --url http://127.0.0.1:$(PORT) --user 12345 > /dev/null
+	$(RECSYS) features get --env local --user 12345 --json
+	$(RECSYS) feedback merge --env local --date today
+	$(RECSYS) pipeline run --env local --source events
+	$(RECSYS) feedback report --env local
 	@echo
 	@echo "Open http://127.0.0.1:$(PORT)/ to try it (API docs: /docs, OpenAPI: /openapi.json). Or:"
 	@echo "  curl -s 'http://127.0.0.1:$(PORT)/recommendations/12345?k=5'"

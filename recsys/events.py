@@ -1,9 +1,9 @@
 """Interaction events: the schema of `POST /interactions`, and publishing onto the Kinesis stream.
 
 Publishing also records the event in the user_activity table and drops the user's cached
-recommendations, so the next recommendation reflects it at once even where no stream consumer runs
-(locally). The event processor Lambda writes the same activity item again from the stream; the key
-(`event_ts` = time + event id) makes that idempotent.
+recommendations, so the next recommendation reflects it at once, before the stream processor
+(`recsys.event_processing`) applies it; that writes the same activity item again (the key, time + event
+id, makes it idempotent) and updates the features.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, field_validator
 
-from recsys.aws import client, request_client
+from recsys.aws import request_client
 from recsys.errors import UnavailableError
 from recsys.serving.resilience import ThrottledLog, describe
 
@@ -164,45 +164,3 @@ def publish_interaction(
     if cache is not None:
         cache.invalidate(record["user_id"])
     return record
-
-
-class EventConsumer:
-    """What the stream's processing Lambda does with each event: record the activity, count the view,
-    invalidate the user's cached recommendations. Idempotent for the activity item (same key)."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        feature_store: OnlineFeatureStore | None = None,
-        cache: Invalidator | None = None,
-    ) -> None:
-        from recsys.feature_store.online import OnlineFeatureStore
-
-        self.settings = settings
-        self.store = feature_store or OnlineFeatureStore(settings)
-        if cache is None:
-            from recsys.serving.cache import RecommendationCache
-
-            cache = RecommendationCache(settings)
-        self.cache = cache
-
-    def process(self, data: dict[str, Any]) -> dict[str, Any]:
-        """Handle one decoded stream record; a malformed record raises (the batch reports it as failed)."""
-        missing = [f for f in ("event_id", "user_id", "video_id", "timestamp") if data.get(f) in (None, "")]
-        if missing:
-            raise ValueError(f"event lacks {', '.join(missing)}")
-        item = self.store.record_activity(data)
-        self._count_view(str(data["video_id"]))
-        self.cache.invalidate(str(data["user_id"]))
-        return item
-
-    def _count_view(self, video_id: str) -> None:
-        ddb = client("dynamodb", self.settings)
-        with contextlib.suppress(ddb.exceptions.ConditionalCheckFailedException):
-            ddb.update_item(
-                TableName=self.store.video_table,
-                Key={"video_id": {"S": video_id}},
-                UpdateExpression="ADD interaction_count :one",
-                ConditionExpression="attribute_exists(video_id)",  # no partial items for unknown videos
-                ExpressionAttributeValues={":one": {"N": "1"}},
-            )

@@ -8,15 +8,14 @@ train on these impressions later; the counts give the online click-through rate 
 
 from __future__ import annotations
 
-import gzip
-import json
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from recsys import raw_events
 from recsys.aws import client
-from recsys.storage import get_bytes, list_keys, put_parquet
+from recsys.storage import put_parquet
 
 if TYPE_CHECKING:
     from recsys.config import Settings
@@ -43,42 +42,22 @@ class MergeResult:
         return asdict(self)
 
 
-def parse_records(body: bytes) -> list[dict[str, Any]]:
-    """JSON records of one Firehose object: gzip or not, newline-separated or concatenated."""
-    if body[:2] == b"\x1f\x8b":
-        body = gzip.decompress(body)
-    text = body.decode("utf-8", errors="replace")
-    decoder = json.JSONDecoder()
-    records: list[dict[str, Any]] = []
-    pos = 0
-    while pos < len(text):
-        while pos < len(text) and text[pos].isspace():
-            pos += 1
-        if pos >= len(text):
-            break
-        try:
-            obj, pos = decoder.raw_decode(text, pos)
-        except json.JSONDecodeError:
-            nxt = text.find("\n", pos)  # skip a corrupt line, keep the rest
-            if nxt < 0:
-                break
-            pos = nxt + 1
-            continue
-        if isinstance(obj, dict):
-            records.append(obj)
-    return records
-
-
 def raw_event_prefix(day: date) -> str:
-    """Where Firehose puts a day's events (the catalogue's `events/date=.../hour=.../` layout)."""
-    return f"events/date={day.isoformat()}/"
+    """Where a day's events arrive (the catalogue's `events/date=.../hour=.../` layout)."""
+    return raw_events.day_prefix(day)
 
 
 def load_events(settings: Settings, day: date) -> list[dict[str, Any]]:
-    bucket = settings.names.bucket("raw_events")
+    """The events that arrived on `day`, deduplicated by event id (Firehose delivers at least once)."""
+    seen: set[str] = set()
     events: list[dict[str, Any]] = []
-    for key in list_keys(settings, bucket, raw_event_prefix(day)):
-        events.extend(parse_records(get_bytes(settings, bucket, key)))
+    for event in raw_events.iter_events(settings, raw_events.event_keys(settings, day, day)):
+        event_id = event.get("event_id")
+        if isinstance(event_id, str) and event_id in seen:
+            continue
+        if isinstance(event_id, str):
+            seen.add(event_id)
+        events.append(event)
     return events
 
 
@@ -165,3 +144,35 @@ def day_to_merge(event: dict[str, Any]) -> date:
         else datetime.now(UTC)
     )
     return (now - timedelta(days=1)).date()
+
+
+def feedback_report(settings: Settings) -> dict[str, list[dict[str, Any]]]:
+    """Online click-through of every merged day: impressions, engagements and CTR per model version and per
+    source (model, cache, popular, ...), from `s3://{data}/feedback/date=*/feedback.parquet`."""
+    import polars as pl
+
+    from recsys.storage import get_parquet, list_keys
+
+    bucket = settings.names.bucket("data")
+    frames = [
+        get_parquet(settings, bucket, k)
+        for k in list_keys(settings, bucket, FEEDBACK_PREFIX)
+        if k.endswith(".parquet")
+    ]
+    if not frames:
+        return {"by_model_version": [], "by_source": [], "days": []}
+    rows = pl.concat(frames, how="diagonal_relaxed")
+
+    def per(column: str) -> list[dict[str, Any]]:
+        table = (
+            rows.group_by(column)
+            .agg(pl.len().alias("impressions"), pl.col("label").sum().alias("engaged"))
+            .with_columns((pl.col("engaged") / pl.col("impressions")).round(4).alias("ctr"))
+            .sort(column)
+        )
+        return table.to_dicts()
+
+    days = sorted(
+        {k.split("date=", 1)[1][:10] for k in list_keys(settings, bucket, FEEDBACK_PREFIX) if "date=" in k}
+    )
+    return {"by_model_version": per("model_version"), "by_source": per("source"), "days": days}

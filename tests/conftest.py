@@ -52,7 +52,7 @@ def start_stack(home) -> tuple[object, dict[str, str]]:
     os.environ.pop("RECSYS_REDIS_URL", None)
     reset_caches()
     stack = LocalStack(load_settings("local"))
-    stack.up()
+    stack.up(worker=False)  # tests that need the events worker start their own
     return stack, env
 
 

@@ -1,34 +1,28 @@
-"""Processing Lambda: Kinesis interaction events -> user activity, video counters, cache invalidation.
+"""Processing Lambda: Kinesis interaction events -> the online stores, exactly once per event id.
 
-Failed records are reported back (partial batch response) so that only they are retried; the event
-source mapping needs `function_response_types = ["ReportBatchItemFailures"]`.
+`recsys.event_processing` applies the batch (activity, user and video features, the user's engaged set, the
+inference tracking item each event answers) and reports failed records through a Powertools BatchProcessor
+(the event source mapping has `function_response_types = ["ReportBatchItemFailures"]`). Malformed records
+go to the raw-events bucket's dead-letter prefix and never block their batch.
 """
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 
 from recsys.config import load_settings
-from recsys.events import EventConsumer
+from recsys.event_processing import EventApplier, handle_kinesis_event
+from recsys.serving.cache import RecommendationCache
 
 logger = Logger(service="recsys-event-processor")
 tracer = Tracer(service="recsys-event-processor")
 metrics = Metrics(namespace="RecSys", service="recsys-event-processor")
 processor = BatchProcessor(event_type=EventType.KinesisDataStreams)
-consumer = EventConsumer(load_settings())
-
-
-def record_handler(record: KinesisStreamRecord) -> dict:
-    item = consumer.process(record.kinesis.data_as_json())
-    metrics.add_metric(name="EventsProcessed", unit=MetricUnit.Count, value=1)
-    return item
+settings = load_settings()
+applier = EventApplier(settings, cache=RecommendationCache(settings))
 
 
 @logger.inject_lambda_context
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def handler(event: dict, context: object) -> dict:
-    return process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
-    )
+    return handle_kinesis_event(event, applier, processor, context)

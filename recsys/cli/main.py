@@ -12,6 +12,9 @@ import typer
 
 from recsys.cli.common import RecsysGroup, version_callback
 from recsys.cli.data import data_app
+from recsys.cli.events import events_app
+from recsys.cli.features import features_app
+from recsys.cli.feedback import feedback_app
 from recsys.cli.infra import deploy_cmd, destroy_cmd, outputs_cmd, package_cmd, plan_cmd
 from recsys.cli.local import local_app
 from recsys.cli.model import model_app
@@ -22,6 +25,7 @@ from recsys.cli.serve import serve
 from recsys.cli.smoke import smoke_test
 from recsys.cli.up import bootstrap_cmd, up_cmd, validate_cmd
 from recsys.cli.users import users_app
+from recsys.cli.videos import videos_app
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF reports real failures as Python exceptions
 
@@ -52,6 +56,10 @@ app.add_typer(data_app, name="data")
 app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(model_app, name="model")
 app.add_typer(monitor_app, name="monitor")
+app.add_typer(events_app, name="events")
+app.add_typer(features_app, name="features")
+app.add_typer(feedback_app, name="feedback")
+app.add_typer(videos_app, name="videos")
 app.command("smoke-test")(smoke_test)
 app.command("serve")(serve)
 app.command("recommend")(recommend)

@@ -187,6 +187,21 @@ def run(
     dataset: Annotated[
         str | None, typer.Option("--dataset", help="Train on a dataset imported with `recsys data import`.")
     ] = None,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            "--source", help="events: the production version's data plus the events collected since."
+        ),
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="--source events: events from this time.")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", help="--source events: events before this time.")
+    ] = None,
+    base: Annotated[
+        bool, typer.Option("--base/--no-base", help="--source events: add the events to the production data.")
+    ] = True,
     config: Annotated[
         Path | None, typer.Option("--config", help="JSON file of pipeline config overrides.", exists=True)
     ] = None,
@@ -210,11 +225,14 @@ def run(
         recsys data import --interactions events.csv --name my-events && recsys pipeline run --dataset my-events
 
         recsys pipeline run --env dev --no-follow
+
+        recsys pipeline run --source events --since 2026-11-01T00:00:00Z
     """
     settings = settings_for(env)
     from recsys.pipeline.results import download_report, failure_error, pipeline_input, success_summary
 
-    event = pipeline_input(users, videos, interactions, seed, dataset, config)
+    events = _events_options(source, since, until, base)
+    event = pipeline_input(users, videos, interactions, seed, dataset, config, events)
     if settings.is_local:
         record = _run_local(settings, event)
     else:
@@ -228,6 +246,29 @@ def run(
     data = success_summary(record, settings, report_path)
     info(f"Execution {record['execution_id']} succeeded: version {data['version']} is in production.")
     emit(data, lambda: _render_success(data))
+
+
+def _events_options(
+    source: str | None, since: str | None, until: str | None, base: bool
+) -> dict[str, Any] | None:
+    from recsys.errors import ValidationError
+
+    if source is None:
+        if since or until or not base:
+            raise ValidationError("--since, --until and --no-base need --source events")
+        return None
+    if source != "events":
+        raise ValidationError(f"unknown --source {source!r}", hint="--source events (or --dataset NAME)")
+    from recsys.cli.events import parse_time
+
+    options: dict[str, Any] = {}
+    if since:
+        options["since"] = parse_time(since)
+    if until:
+        options["until"] = parse_time(until)
+    if not base:
+        options["base"] = None
+    return options
 
 
 def _run_local(settings: Any, event: dict[str, Any]) -> dict[str, Any]:

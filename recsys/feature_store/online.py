@@ -6,10 +6,15 @@ numpy scalars/arrays) into Decimals, as boto3 requires.
 
 user_activity items: `user_id` (S), `event_ts` (S, `<ISO-8601 UTC, microseconds>Z#<event_id>`, unique and
 sorting by time), `video_id`, `event_type`, `category`, `watch_time`, `recommendation_id`, `expires_at` (TTL).
+One more item per user, `event_ts = "~engaged"` (it sorts after every time), holds `video_ids`: the last
+ENGAGED_BOUND videos the user interacted with since the model was trained, newest last (the stream
+processor, `recsys.event_processing`, keeps it); a newest-first query returns it first, so serving reads
+it with the recent activity in one round trip (`activity_and_engaged`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -29,6 +34,8 @@ BATCH_GET_SIZE = 100
 BATCH_WRITE_SIZE = 25
 ACTIVITY_TTL_S = 30 * 24 * 3600
 MAX_UNPROCESSED_RETRIES = 8
+ENGAGED_SORT_KEY = "~engaged"
+ENGAGED_BOUND = 5_000
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -80,6 +87,26 @@ def event_sort_key(timestamp: float, event_id: str) -> str:
     """The user_activity range key: ISO-8601 UTC with microseconds, `#`, the event id."""
     iso = datetime.fromtimestamp(timestamp, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     return f"{iso}#{event_id}"
+
+
+def activity_item(event: dict[str, Any]) -> dict[str, Any]:
+    """The user_activity item of one event (needs user_id, video_id, event_id, timestamp)."""
+    for name in ("user_id", "video_id", "event_id", "timestamp"):
+        if event.get(name) in (None, ""):
+            raise ValidationError(f"an activity event lacks {name!r}")
+    ts = float(event["timestamp"])
+    item = {
+        "user_id": str(event["user_id"]),
+        "event_ts": event_sort_key(ts, str(event["event_id"])),
+        "video_id": str(event["video_id"]),
+        "event_type": str(event.get("event_type") or "view"),
+        "timestamp": ts,
+        "expires_at": int(ts) + ACTIVITY_TTL_S,
+    }
+    for optional in ("category", "watch_time", "recommendation_id"):
+        if event.get(optional) is not None:
+            item[optional] = event[optional]
+    return item
 
 
 class OnlineFeatureStore:
@@ -181,34 +208,21 @@ class OnlineFeatureStore:
         raise UnavailableError("DynamoDB left items unprocessed after retries", hint="retry later")
 
     # ----- activity
-    def activity_item(self, event: dict[str, Any]) -> dict[str, Any]:
-        """The activity item of one interaction event (needs user_id, video_id, event_id, timestamp)."""
-        for field in ("user_id", "video_id", "event_id", "timestamp"):
-            if event.get(field) in (None, ""):
-                raise ValidationError(f"an activity event lacks {field!r}")
-        ts = float(event["timestamp"])
-        item = {
-            "user_id": str(event["user_id"]),
-            "event_ts": event_sort_key(ts, str(event["event_id"])),
-            "video_id": str(event["video_id"]),
-            "event_type": str(event.get("event_type") or "view"),
-            "timestamp": ts,
-            "expires_at": int(ts) + ACTIVITY_TTL_S,
-        }
-        for optional in ("category", "watch_time", "recommendation_id"):
-            if event.get(optional) is not None:
-                item[optional] = event[optional]
-        return item
-
     def record_activity(self, event: dict[str, Any]) -> dict[str, Any]:
         """Store one interaction event (needs user_id, video_id, event_id, timestamp); returns the item."""
-        item = self.activity_item(event)
-        self._ddb.put_item(TableName=self.activity_table, Item=serialize_item(item))
+        item = activity_item(event)
+        # Never replace the stream processor's copy: it carries `applied_at`, the exactly-once marker.
+        with contextlib.suppress(self._ddb.exceptions.ConditionalCheckFailedException):
+            self._ddb.put_item(
+                TableName=self.activity_table,
+                Item=serialize_item(item),
+                ConditionExpression="attribute_not_exists(event_ts)",
+            )
         return item
 
     def record_activities(self, events: Iterable[dict[str, Any]]) -> int:
         """Store many events with batch writes (an event seen twice is written once); returns how many."""
-        by_key = {(i["user_id"], i["event_ts"]): i for i in map(self.activity_item, events)}
+        by_key = {(i["user_id"], i["event_ts"]): i for i in map(activity_item, events)}
         rows = list(by_key.values())
         for start in range(0, len(rows), BATCH_WRITE_SIZE):
             chunk = rows[start : start + BATCH_WRITE_SIZE]
@@ -223,9 +237,24 @@ class OnlineFeatureStore:
             return []
         response = self._ddb.query(
             TableName=self.activity_table,
-            KeyConditionExpression="user_id = :u",
-            ExpressionAttributeValues={":u": {"S": str(user_id)}},
+            KeyConditionExpression="user_id = :u AND event_ts < :engaged",
+            ExpressionAttributeValues={":u": {"S": str(user_id)}, ":engaged": {"S": ENGAGED_SORT_KEY}},
             ScanIndexForward=False,
             Limit=int(limit),
         )
         return [deserialize_item(raw) for raw in response.get("Items", [])]
+
+    def activity_and_engaged(self, user_id: str, limit: int = 20) -> tuple[list[dict[str, Any]], list[str]]:
+        """The user's most recent `limit` events (newest first) and engaged video ids, in one query."""
+        response = self._ddb.query(
+            TableName=self.activity_table,
+            KeyConditionExpression="user_id = :u",
+            ExpressionAttributeValues={":u": {"S": str(user_id)}},
+            ScanIndexForward=False,
+            Limit=max(int(limit), 0) + 1,
+        )
+        items = [deserialize_item(raw) for raw in response.get("Items", [])]
+        engaged: list[str] = []
+        if items and items[0].get("event_ts") == ENGAGED_SORT_KEY:
+            engaged = [str(v) for v in items.pop(0).get("video_ids") or []]
+        return items[: max(int(limit), 0)], engaged

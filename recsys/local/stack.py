@@ -24,10 +24,12 @@ from botocore.config import Config
 
 from recsys.config import RedisSettings, Settings
 from recsys.errors import ConflictError, ErrorCode, RecsysError, UnavailableError
+from recsys.local.moto_server import MARKER as MOTO_MARKER
 from recsys.local.processes import ManagedProcess, port_open, wait_until
 from recsys.local.provision import ProvisionReport, missing_resources, provision
 
 STATE_FILE = "state.json"
+WORKER_MARKER = "events worker"  # in the worker's command line: `recsys events worker --env local`
 LOOPBACK = ("localhost", "127.0.0.1", "::1")
 _PROBE_CONFIG = Config(retries={"max_attempts": 1}, connect_timeout=1, read_timeout=3)
 
@@ -78,9 +80,10 @@ class LocalStack:
             )
         self.settings = settings
         self.home = settings.home
-        self.moto = ManagedProcess("moto", self.home, "moto.server")
+        self.moto = ManagedProcess("moto", self.home, MOTO_MARKER)
         self.redis = ManagedProcess("redis", self.home, "redis-server")
         self.api = ManagedProcess("api", self.home, "serve")
+        self.worker = ManagedProcess("events-worker", self.home, WORKER_MARKER)
 
     # -- state ---------------------------------------------------------------------------------
     @property
@@ -139,8 +142,9 @@ class LocalStack:
             return False
 
     # -- up / down / status --------------------------------------------------------------------
-    def up(self, do_provision: bool = True) -> dict[str, Any]:
-        """Start what is not running, provision the catalogue, and return the stack's status."""
+    def up(self, do_provision: bool = True, worker: bool = True) -> dict[str, Any]:
+        """Start what is not running, provision the catalogue, start the events worker (`worker`), and
+        return the stack's status."""
         state = self._state()
         aws_managed = self._ensure_aws(state)
         redis_managed = self._ensure_redis(state)
@@ -158,7 +162,30 @@ class LocalStack:
             from recsys.secrets import reset_secret_stores
 
             reset_secret_stores()
+        if worker and do_provision:
+            self.start_worker()
         return {"provisioned": report.to_dict(), "status": self.status().to_dict()}
+
+    def _cli_argv(self) -> list[str]:
+        recsys_exe = Path(sys.executable).with_name("recsys")
+        return [str(recsys_exe)] if recsys_exe.exists() else [sys.executable, "-m", "recsys.cli.main"]
+
+    def start_worker(self) -> dict[str, Any]:
+        """Run `recsys events worker` in the background (unless it runs already); `down` stops it."""
+        if not self.worker.is_running():
+            self.worker.start([*self._cli_argv(), "events", "worker", "--env", "local"], env=dict(os.environ))
+        state = self._state()
+        state["events_worker"] = {"managed": True}
+        self._write_state(state)
+        return {"pid": self.worker.recorded_pid(), "log": str(self.worker.log_file)}
+
+    def stop_worker(self) -> bool:
+        """Stop the events worker `start_worker` started (True if one ran)."""
+        stopped = self.worker.stop()
+        state = self._state()
+        state.pop("events_worker", None)
+        self._write_state(state)
+        return stopped
 
     def _ensure_aws(self, state: dict[str, Any]) -> bool:
         if self.moto.is_running() and self.aws_healthy():
@@ -178,7 +205,7 @@ class LocalStack:
                 hint="free the port, or set RECSYS_AWS_ENDPOINT=http://127.0.0.1:<free port>",
             )
         self.moto.stop()
-        self.moto.start([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)])
+        self.moto.start([sys.executable, "-m", MOTO_MARKER, "-H", "127.0.0.1", "-p", str(port)])
         if not wait_until(self.aws_healthy, timeout_s=60):
             self.moto.stop()
             raise UnavailableError(
@@ -257,8 +284,7 @@ class LocalStack:
             raise ConflictError(
                 f"port {port} is already taken", hint="stop what listens there, or pass --port"
             )
-        recsys_exe = Path(sys.executable).with_name("recsys")
-        argv = [str(recsys_exe)] if recsys_exe.exists() else [sys.executable, "-m", "recsys.cli.main"]
+        argv = self._cli_argv()
         pid = self.api.start([*argv, "serve", "--env", "local", "--port", str(port)], env=dict(os.environ))
         if not wait_until(lambda: self.api_healthy(port), timeout_s=timeout_s, interval_s=0.25):
             self.api.stop()
@@ -270,7 +296,12 @@ class LocalStack:
 
     def down(self) -> dict[str, Any]:
         """Stop the processes `up` started (by pid); leave anything else running."""
-        stopped = {"api": self.api.stop(), "moto": self.moto.stop(), "redis": self.redis.stop()}
+        stopped = {
+            "api": self.api.stop(),
+            "events_worker": self.worker.stop(),
+            "moto": self.moto.stop(),
+            "redis": self.redis.stop(),
+        }
         (self.home / STATE_FILE).unlink(missing_ok=True)
         return {"stopped": stopped}
 
@@ -330,6 +361,22 @@ class LocalStack:
                     healthy=api_ok,
                     detail="recsys serve" if api_ok else f"recsys serve (pid {api_pid}) is not running",
                     hint="" if api_ok else "run `recsys local serve` (see .recsys/api.log)",
+                )
+            )
+        if state.get("events_worker"):
+            worker_pid = self.worker.recorded_pid()
+            worker_ok = self.worker.is_running()
+            status.components.append(
+                ComponentStatus(
+                    name="events_worker",
+                    endpoint=self.settings.names.streams["events"],
+                    managed=True,
+                    pid=worker_pid,
+                    healthy=worker_ok,
+                    detail="recsys events worker"
+                    if worker_ok
+                    else f"the events worker (pid {worker_pid}) is not running",
+                    hint="" if worker_ok else "run `recsys local up` (see .recsys/events-worker.log)",
                 )
             )
         if aws_ok:

@@ -24,17 +24,27 @@ def pipeline_input(
     seed: int | None,
     dataset: str | None,
     config: Path | None,
+    events: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The state machine input for a synthetic or an imported-dataset run (sizes as the CLI options name them)."""
+    """The state machine input for a synthetic, an imported-dataset or an events run (`events`: the events
+    source's options; sizes as the CLI options name them)."""
     synthetic = {"n_users": users, "n_videos": videos, "n_interactions": interactions, "seed": seed}
-    if dataset is not None:
+    if events is not None:
+        given = [f"--{k.removeprefix('n_')}" for k, v in synthetic.items() if v is not None]
+        if given or dataset is not None:
+            raise ValidationError(
+                f"--source events cannot be combined with {', '.join(given or ['--dataset'])}",
+                hint="the events source adds the collected events to the production version's data",
+            )
+        source: dict[str, Any] = {"kind": "events", **events}
+    elif dataset is not None:
         given = [f"--{k.removeprefix('n_')}" for k, v in synthetic.items() if v is not None]
         if given:
             raise ValidationError(
                 f"--dataset cannot be combined with {', '.join(given)}",
                 hint="use either --dataset NAME or the synthetic sizes",
             )
-        source: dict[str, Any] = {"kind": "dataset", "name": dataset}
+        source = {"kind": "dataset", "name": dataset}
     else:
         defaults = {k: DEFAULT_SOURCE[k] for k in ("n_users", "n_videos", "n_interactions")}
         source = {"kind": "synthetic"}

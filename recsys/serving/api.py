@@ -30,6 +30,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 )
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
+from recsys.catalogue_live import VideoChange, VideoIn
 from recsys.errors import ErrorCode, RecsysError
 from recsys.events import InteractionEvent
 from recsys.serving.access import OPERATOR_KEY, key_matches, presented_key
@@ -68,6 +69,8 @@ _ROUTES: list[tuple[re.Pattern[str], set[str]]] = [
     (re.compile(r"^/interactions/?$"), {"POST"}),
     *WEB_ROUTES,  # the page, the docs and the page's JSON routes (recsys.serving.web)
     (re.compile(r"^/users/[^/]+/?$"), {"DELETE"}),
+    (re.compile(r"^/videos/?$"), {"POST"}),
+    (re.compile(r"^/videos/[^/]+/?$"), {"DELETE"}),
 ]
 _ERRORS = {
     400: "malformed JSON body (NaN, an over-long integer, nesting deeper than 16)",
@@ -284,6 +287,20 @@ def create_app(service: RecommendationService, metrics: Any | None = None) -> Ap
                 403, "forbidden", f"an operator key ({OPERATOR_KEY}) in x-api-key is required"
             )
         return service.forget(user_id)
+
+    @route(
+        "POST",
+        "/videos",
+        status=201,
+        errors=(400, 413, 422, 503),
+        summary="Add a video to the live catalogue",
+    )
+    def add_video(video: VideoIn) -> VideoChange:
+        return VideoChange(**service.add_video(video))
+
+    @route("DELETE", "/videos/<video_id>", errors=(404, 422), summary="Remove a video from every answer now")
+    def remove_video(video_id: UserId) -> VideoChange:
+        return VideoChange(**service.remove_video(video_id))
 
     @app.exception_handler(ResponseValidationError)
     def bad_response(exc: ResponseValidationError) -> Response:

@@ -12,6 +12,7 @@ vectorised over the candidates. Both paths therefore give the same items for the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -60,9 +61,11 @@ def user_query(
     user_id: str,
     activity: list[dict[str, Any]],
     exclude_watched: bool,
+    engaged: Sequence[str] = (),
 ) -> UserQuery:
-    """The query of one user from their recent `activity` (newest first) and the model's history."""
-    act_rows_all = model.rows_of([str(a["video_id"]) for a in activity])
+    """The query of one user from their recent `activity` (newest first), the videos they `engaged` with since
+    training (left out, like the training history) and the model's history."""
+    act_rows_all = model.rows_of([str(a["video_id"]) for a in activity] + [str(v) for v in engaged])
     recent = [a for a in activity[: config.activity_vector_events] if str(a["video_id"]) in model.video_row]
     recent_rows = model.rows_of([str(a["video_id"]) for a in recent])
     watched = model.watched_rows(user_id)

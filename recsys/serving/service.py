@@ -11,11 +11,13 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from recsys.aws import request_client
+from recsys.catalogue_live import LiveOverlay, VideoIn, add_video, remove_video
 from recsys.config import ServingConfig
 from recsys.errors import NotFoundError, UnavailableError, ValidationError
 from recsys.feature_store.online import OnlineFeatureStore, deserialize_item
@@ -141,6 +143,7 @@ class RecommendationService:
         self.precomputed_table = settings.names.table("recommendations_cache")
         self._flagged: dict[tuple[bool, bool], ServingConfig] = {}
         self.live_metrics = LiveMetrics(settings) if self.config.live_metrics else None
+        self.live = LiveOverlay(settings, ann_threshold=self.config.ann_threshold)
 
     # ----- recommendations
     def recommend(
@@ -156,30 +159,28 @@ class RecommendationService:
         user_id = str(user_id)
         validate_request(user_id, k, category)
         with degradation() as missing:
-            model = self.models.current()
+            model = self.live.apply(self.models.current())  # videos added or removed since training
             self.features.warm(model, self.config.warm_features_max_videos)
-            field = cache_field(model.version, k, category, exclude_watched)
-            limit = self.config.activity_limit
-            response, activity = (
-                self.cache.get_with_activity(user_id, field, limit) if use_cache else (None, None)
-            )
+            field = cache_field(self.live.cache_tag(model), k, category, exclude_watched)
+            response = self.cache.get(user_id, field) if use_cache else None
             if response is not None:
                 response = {**response, "source": "cache", "recommendation_id": uuid.uuid4().hex}
             else:
-                fresh = activity is None  # not in Redis: read it from the store and keep it there
-                if fresh:
-                    # Without the store, the user's embedding and the model's items still answer (degraded).
-                    activity = self.monitor.guard(
-                        "dynamodb", lambda: self.store.recent_activity(user_id, limit), []
-                    )
+                # One query: the recent events and every video engaged with since training (left out).
+                # Without the store, the user's embedding and the model's items still answer (degraded).
+                activity, engaged = self.monitor.guard(
+                    "dynamodb",
+                    lambda: self.store.activity_and_engaged(user_id, self.config.activity_limit),
+                    ([], []),
+                )
                 chosen, source, reasons = self.compute_selection(
-                    model, user_id, k, category, exclude_watched, activity
+                    model, user_id, k, category, exclude_watched, activity, engaged=engaged
                 )
                 response = self._response(model, user_id, chosen, source, reasons)
                 if missing:
                     response["degraded"] = True
                 elif use_cache:  # a degraded answer is never cached
-                    self.cache.set(user_id, field, response, activity if fresh else None)
+                    self.cache.set(user_id, field, response)
         if track and self.config.tracking:
             self.tracker.record(
                 tracking_item(
@@ -203,10 +204,12 @@ class RecommendationService:
         exclude_watched: bool,
         activity: list[dict[str, Any]],
         now_ts: int | None = None,
+        engaged: Sequence[str] = (),
     ) -> tuple[list[Pick], str, list[str]]:
-        """The items for one request from prefetched recent `activity` (newest first): picks, source, reasons."""
+        """The items for one request from prefetched recent `activity` (newest first) and the user's
+        `engaged` video ids since training (both left out with the training history): picks, source, reasons."""
         chosen, source, why = self.compute_selection(
-            model, user_id, k, category, exclude_watched, activity, now_ts
+            model, user_id, k, category, exclude_watched, activity, now_ts, engaged
         )
         rows, scores = chosen.rows.tolist(), chosen.scores.tolist()
         return [Pick(r, s, o) for r, s, o in zip(rows, scores, chosen.origins, strict=True)], source, why
@@ -220,13 +223,14 @@ class RecommendationService:
         exclude_watched: bool,
         activity: list[dict[str, Any]],
         now_ts: int | None = None,
+        engaged: Sequence[str] = (),
     ) -> tuple[Selection, str, list[str]]:
         """`compute` as arrays (the steps of `recsys.serving.compute`, one user)."""
         now_ts = int(time.time()) if now_ts is None else now_ts
         if category is not None and category not in model.category_index:
             return Selection(np.zeros(0, np.int64), np.zeros(0), []), "popular", []
         config = self.request_config()
-        query = steps.user_query(model, config, user_id, activity, exclude_watched)
+        query = steps.user_query(model, config, user_id, activity, exclude_watched, engaged)
         rows, scores = np.zeros(0, np.int64), np.zeros(0)
         if query.vector is not None:
             cand = steps.candidates(model, config, [query], category)[0]
@@ -294,6 +298,7 @@ class RecommendationService:
                 f"no precomputed recommendations for user {user_id!r}",
                 hint="run `recsys cache fill --env ENV` (the batch job) or use /recommendations/{user_id}",
             )
+        item["items"] = [i for i in item["items"] if not self.live.removed(str(i["video_id"]))]
         for i in item["items"]:
             i["rank"] = int(i["rank"])
         return {
@@ -324,6 +329,27 @@ class RecommendationService:
             raise UnavailableError(
                 f"the user's data could not be erased now ({type(exc).__name__})", hint="retry the request"
             ) from None
+
+    # ----- the live catalogue
+    def add_video(self, video: VideoIn) -> dict[str, Any]:
+        """Add a video now: embedded by the production version's video tower, served from the next request."""
+        model = self.models.current()
+        tower = self.live.tower(model.version)
+        if tower is None:
+            raise UnavailableError(
+                f"model version {model.version!r} has no saved video tower, so it cannot embed a new video",
+                hint="retrain (recsys pipeline run): versions trained now save their video tower",
+            )
+        item = add_video(self.settings, video, model.version, tower)
+        self.live.note(item)
+        return item
+
+    def remove_video(self, video_id: str) -> dict[str, Any]:
+        """Take a video out of every answer now (cached ones included)."""
+        model = self.live.apply(self.models.current())
+        item = remove_video(self.settings, video_id, known=video_id in model.video_row)
+        self.live.note(item)
+        return item
 
     # ----- health
     def health(self) -> dict[str, Any]:

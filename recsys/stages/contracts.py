@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from recsys.ids import ID_PATTERN
 
@@ -28,8 +28,21 @@ class PreprocessingInput(BaseModel):
 
     job_id: str | None = Field(None, pattern=ID_PATTERN)
     version: str | None = Field(None, pattern=ID_PATTERN)
-    source: dict[str, Any] | None = Field(None, description='{"kind": "synthetic" | "dataset", ...}')
+    source: dict[str, Any] | None = Field(
+        None,
+        description='{"kind": "synthetic", sizes...} | {"kind": "dataset", "name"} | {"kind": "events", '
+        '"base": "production" | source | null, "since", "until", "min_events", "feedback"}',
+    )
     config: dict[str, Any] | None = Field(None, description="PipelineConfig overrides")
+
+    @field_validator("source")
+    @classmethod
+    def _events_source(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if isinstance(value, dict) and value.get("kind") == "events":
+            from recsys.data.events_source import EventsSource
+
+            EventsSource.model_validate(value)  # a bad option fails here, naming the field
+        return value
 
 
 class PreprocessingOutput(Contract):

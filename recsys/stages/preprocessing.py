@@ -1,8 +1,9 @@
-"""Stage 1: load the source (synthetic or an imported dataset), preprocess, write the artifacts.
+"""Stage 1: load the source (synthetic, an imported dataset, or collected events), preprocess, write the artifacts.
 
 Output: {"job_id", "version", "source", "config", "artifacts": {name: key in the artifacts bucket},
-"stats", "reference_ts"}. Everything is written under preprocessing/{job_id}/; a failure before the
-end leaves no stage output, so nothing downstream reads a half-written job.
+"stats", "reference_ts"}. Everything is written under preprocessing/{job_id}/ (with `source.json`, the
+resolved source, which the events source reads back as the production version's base data); a failure
+before the end leaves no stage output, so nothing downstream reads a half-written job.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 from recsys import artifacts as paths
 from recsys.config import Settings
 from recsys.data.datasets import load_dataset
+from recsys.data.events_source import SOURCE_FILE, add_impression_negatives, load_events_source
 from recsys.data.preprocessing import preprocess
 from recsys.data.synthetic import Dataset, SyntheticSpec, generate
 from recsys.errors import ValidationError
@@ -57,7 +59,7 @@ def load_source(source: dict[str, Any], settings: Settings) -> Dataset:
         return generate(spec)
     if kind == "dataset":
         return load_dataset(settings, check_id(source.get("name"), "dataset name"))
-    raise ValidationError(f"unknown source kind {kind!r}", hint='use "synthetic" or "dataset"')
+    raise ValidationError(f"unknown source kind {kind!r}", hint='use "synthetic", "dataset" or "events"')
 
 
 def run(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
@@ -68,8 +70,22 @@ def run(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
     version = check_id(event.get("version") or new_version(), "version")
     source = event.get("source") or dict(DEFAULT_SOURCE)
     config = resolve_config(event.get("config"))
-    data = load_source(source, settings)
+    negatives = None
+    if isinstance(source, dict) and source.get("kind") == "events":
+        data, resolved, negatives = load_events_source(
+            source, settings, lambda base: load_source(base, settings)
+        )
+    else:
+        data, resolved = load_source(source, settings), source
     pre = preprocess(data.interactions, data.videos, config)
+    if negatives is not None and not negatives.is_empty():
+        before = pre.ranker_train.height
+        pre.ranker_train = add_impression_negatives(
+            pre.ranker_train, negatives, pre.train, pre.test, pre.catalog
+        )
+        pre.stats["ranker_impression_negatives"] = pre.ranker_train.height - before
+    if resolved.get("kind") == "events":
+        pre.stats["events"] = resolved["events"]
 
     bucket = settings.names.bucket("artifacts")
     tables = {
@@ -91,6 +107,7 @@ def run(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
         settings, bucket, paths.preprocessing_key(job_id, "vocabularies.json"), pre.vocabularies
     )
     artifacts["stats"] = put_json(settings, bucket, paths.preprocessing_key(job_id, "stats.json"), pre.stats)
+    artifacts["source"] = put_json(settings, bucket, paths.preprocessing_key(job_id, SOURCE_FILE), resolved)
     return {
         "job_id": job_id,
         "version": version,

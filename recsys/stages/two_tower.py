@@ -1,8 +1,8 @@
 """Stage 2a: train the two-tower model and export what serving needs (no TensorFlow at serving time).
 
 Input: the preprocessing output. Writes under s3://{models}/models/two_tower/{version}/:
-video_embeddings.npz, user_embeddings.npz, model_config.json, vocabularies.json, serving_catalog.parquet,
-user_history.parquet. Output: {"model": "two_tower", "version", "artifacts", "train"}.
+video_embeddings.npz, user_embeddings.npz, video_tower.npz, model_config.json, vocabularies.json, serving_catalog.parquet,
+user_history.parquet (each user's watched videos: the training period and the held-out window). Output: {"model": "two_tower", "version", "artifacts", "train"}.
 """
 
 from __future__ import annotations
@@ -47,7 +47,14 @@ def run(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
     version = check_id(event["version"], "version")
     config = PipelineConfig.model_validate(event["config"])
     data = load_inputs(
-        event, settings, "train_interactions", "video_catalog", "user_features", "vocabularies", "seen"
+        event,
+        settings,
+        "train_interactions",
+        "video_catalog",
+        "user_features",
+        "vocabularies",
+        "seen",
+        "test_interactions",
     )
     inputs = (
         data["train_interactions"],
@@ -64,7 +71,11 @@ def run(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
     result.model_config["temperature_selection"] = choice.to_dict() if choice else None
     bucket = settings.names.bucket("models")
     catalog: pl.DataFrame = data["video_catalog"]
-    history = user_history(data["train_interactions"], data["seen"], data["user_features"])
+    # Serving leaves out what a user watched: the training period and the held-out (most recent) items too.
+    watched = pl.concat(
+        [data["seen"].select(s.USER_ID, s.VIDEO_ID), data["test_interactions"].select(s.USER_ID, s.VIDEO_ID)]
+    ).unique()
+    history = user_history(data["train_interactions"], watched, data["user_features"])
     artifacts = {
         "video_embeddings": put_npz(
             settings,
@@ -105,6 +116,10 @@ def run(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
         ),
         "user_history": put_parquet(
             settings, bucket, paths.two_tower_key(version, "user_history.parquet"), history
+        ),
+        # The video tower in numpy (recsys.serving.video_tower): serving embeds videos added after training.
+        "video_tower": put_npz(
+            settings, bucket, paths.two_tower_key(version, "video_tower.npz"), **result.video_tower
         ),
     }
     return {

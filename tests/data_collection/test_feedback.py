@@ -10,7 +10,8 @@ from datetime import date
 import polars as pl
 
 from recsys.aws import client
-from recsys.feedback import day_to_merge, merge_feedback, parse_records
+from recsys.feedback import day_to_merge, merge_feedback
+from recsys.raw_events import parse_records
 
 DAY = date(2026, 11, 23)
 

@@ -72,10 +72,17 @@ def test_up_twice_down_and_status(own_stack) -> None:
     assert again["provisioned"]["created"] == []  # the fixture's `up` already made everything
     moto_pid = own_stack.moto.recorded_pid()
     assert again["status"]["components"]["aws"]["pid"] == moto_pid
+    worker = again["status"]["components"]["events_worker"]  # `up` starts the events worker
+    assert worker["healthy"] is True and worker["pid"] == own_stack.worker.recorded_pid()
 
     down = runner.invoke(app, ["local", "down", "--json"])
     assert down.exit_code == 0
-    assert json.loads(down.stdout)["data"]["stopped"] == {"api": False, "moto": True, "redis": True}
+    assert json.loads(down.stdout)["data"]["stopped"] == {
+        "api": False,
+        "events_worker": True,
+        "moto": True,
+        "redis": True,
+    }
     status = runner.invoke(app, ["local", "status", "--json"])
     assert status.exit_code != 0
     assert json.loads(status.stdout)["data"]["components"]["aws"]["healthy"] is False

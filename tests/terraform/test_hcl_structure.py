@@ -149,3 +149,20 @@ def test_module_readme_lists_every_input_and_output(module: str) -> None:
     names += [*blocks(load_hcl(MODULES / module / "outputs.tf"), "output")]
     missing = [n for n in names if f"`{n}`" not in readme]
     assert not missing, f"modules/{module}/README.md does not mention {missing}"
+
+
+def test_every_function_has_an_explicit_least_privilege_entry() -> None:
+    """compute/access.tf: one entry per catalogue function, each naming every kind of grant (no silent default),
+    and each kind computed exactly once in the grants."""
+    import re
+
+    from recsys.catalog import load_catalog
+
+    path = MODULES / "compute" / "access.tf"
+    found = load_hcl(path)["locals"][0]
+    access, kinds = found["access"], set(found["default_access"])
+    assert sorted(access) == sorted(load_catalog()["functions"])
+    assert {k: sorted(set(v) ^ kinds) for k, v in access.items() if set(v) != kinds} == {}
+    grants = path.read_text().split("grants = {", 1)[1]
+    counts = {kind: len(re.findall(rf"^\s+{kind}\s+=", grants, flags=re.M)) for kind in kinds}
+    assert counts == dict.fromkeys(kinds, 1)

@@ -3,7 +3,7 @@ data "aws_region" "current" {}
 locals {
   # Top-level path parts; every route is a Lambda proxy integration to the API function.
   # model, catalog: the page's JSON routes; docs, openapi.json, static: the API docs and the page's files.
-  top_paths = toset(["health", "recommendations", "interactions", "cached", "users", "model", "catalog", "docs", "openapi.json", "static"])
+  top_paths = toset(["health", "recommendations", "interactions", "cached", "users", "videos", "model", "catalog", "docs", "openapi.json", "static"])
 }
 
 resource "aws_api_gateway_rest_api" "this" {
@@ -44,6 +44,13 @@ resource "aws_api_gateway_resource" "static_file" {
   path_part   = "{name}"
 }
 
+# /videos/{video_id} (the live catalogue: DELETE takes a video out of every answer)
+resource "aws_api_gateway_resource" "video" {
+  rest_api_id = aws_api_gateway_rest_api.this.id
+  parent_id   = aws_api_gateway_resource.top["videos"].id
+  path_part   = "{video_id}"
+}
+
 resource "aws_api_gateway_resource" "model_report" {
   rest_api_id = aws_api_gateway_rest_api.this.id
   parent_id   = aws_api_gateway_resource.top["model"].id
@@ -67,11 +74,15 @@ locals {
     static          = { resource_id = aws_api_gateway_resource.static_file.id, method = "GET", api_key = false }
     # Erasure: the client key gets through the gateway; the Lambda also demands the operator key.
     users = { resource_id = aws_api_gateway_resource.user["users"].id, method = "DELETE", api_key = true }
+    # The live catalogue (POST /videos, DELETE /videos/{video_id}).
+    videos       = { resource_id = aws_api_gateway_resource.top["videos"].id, method = "POST", api_key = true }
+    video_remove = { resource_id = aws_api_gateway_resource.video.id, method = "DELETE", api_key = true }
   }
   path_parameters = {
     recommendations = "user_id"
     cached          = "user_id"
     users           = "user_id"
+    video_remove    = "video_id"
     static          = "name"
   }
 }

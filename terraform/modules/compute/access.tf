@@ -1,16 +1,16 @@
 # What each function's code touches, by catalogue key. Each role gets exactly these grants on the
 # named resources (least privilege); keys missing from this environment (e.g. redis_credentials in dev)
-# are dropped (secrets_rotate: secrets the function rotates; elasticache: it changes the Redis auth token;
-# metrics: CloudWatch namespaces it puts metric data into).
-# An s3_write entry "bucket:pattern" limits writes to matching keys.
+# are dropped. An s3_write entry "bucket:pattern" limits writes to matching keys; secrets_rotate: secrets the
+# function rotates; elasticache: it changes the Redis auth token; metrics: CloudWatch namespaces it writes.
 locals {
   access = {
     api = {
       s3_read = ["models"]
       # The first cold start of a version caches its HNSW index next to the embeddings.
-      s3_write       = ["models:models/two_tower/*/hnsw_index.bin"]
-      tables_read    = ["user_features", "video_features", "recommendations_cache", "model_registry", "user_activity"]
-      tables_write   = ["inference_tracking", "user_activity"] # recommendations_cache is written by `recsys cache`
+      s3_write    = ["models:models/two_tower/*/hnsw_index.bin"]
+      tables_read = ["user_features", "video_features", "recommendations_cache", "model_registry", "user_activity", "live_catalogue"]
+      # recommendations_cache is written by `recsys cache`; POST /videos writes live_catalogue and video_features.
+      tables_write   = ["inference_tracking", "user_activity", "live_catalogue", "video_features"]
       streams_read   = []
       streams_write  = ["events"]
       secrets        = ["api_keys", "config", "redis_credentials"]
@@ -22,7 +22,7 @@ locals {
     }
     event_processor = {
       s3_read        = []
-      s3_write       = []
+      s3_write       = ["raw_events:dead-letter/*"] # malformed records, with their reason
       tables_read    = ["user_features", "video_features", "inference_tracking", "user_activity"]
       tables_write   = ["user_features", "video_features", "inference_tracking", "user_activity"]
       streams_read   = ["events"]
@@ -63,9 +63,9 @@ locals {
       failure_queue  = false
     }
     preprocessing = {
-      s3_read        = ["data"]
+      s3_read        = ["data", "raw_events"] # the events source: collected events and feedback impressions
       s3_write       = ["artifacts"]
-      tables_read    = []
+      tables_read    = ["model_registry", "live_catalogue"] # the production version's base data; live videos
       tables_write   = []
       streams_read   = []
       streams_write  = []
@@ -118,6 +118,34 @@ locals {
       sagemaker      = true
       failure_queue  = false
     }
+    deployment = {
+      s3_read        = ["artifacts", "models"]
+      s3_write       = ["models"]
+      tables_read    = ["model_registry"]
+      tables_write   = ["model_registry", "user_features", "video_features"]
+      streams_read   = []
+      streams_write  = []
+      secrets        = ["config"]
+      secrets_rotate = []
+      elasticache    = false
+      metrics        = []
+      sagemaker      = false
+      failure_queue  = false
+    }
+    precompute_cache = {
+      s3_read        = ["models"]
+      s3_write       = ["models:models/two_tower/*/hnsw_index.bin"]
+      tables_read    = ["model_registry", "user_features", "video_features", "user_activity", "live_catalogue"]
+      tables_write   = ["recommendations_cache"]
+      streams_read   = []
+      streams_write  = []
+      secrets        = ["config", "redis_credentials"]
+      secrets_rotate = []
+      elasticache    = false
+      metrics        = []
+      sagemaker      = false
+      failure_queue  = false
+    }
     quality_monitor = {
       s3_read        = []
       s3_write       = []
@@ -160,20 +188,6 @@ locals {
       sagemaker      = false
       failure_queue  = false
     }
-    deployment = {
-      s3_read        = ["artifacts", "models"]
-      s3_write       = ["models"]
-      tables_read    = ["model_registry"]
-      tables_write   = ["model_registry", "user_features", "video_features"]
-      streams_read   = []
-      streams_write  = []
-      secrets        = ["config"]
-      secrets_rotate = []
-      elasticache    = false
-      metrics        = []
-      sagemaker      = false
-      failure_queue  = false
-    }
   }
 
   default_access = {
@@ -194,16 +208,11 @@ locals {
       streams_read   = [for s in lookup(local.access, key, local.default_access).streams_read : var.stream_arns[s] if contains(keys(var.stream_arns), s)]
       streams_write  = [for s in lookup(local.access, key, local.default_access).streams_write : var.stream_arns[s] if contains(keys(var.stream_arns), s)]
       secrets        = [for s in lookup(local.access, key, local.default_access).secrets : var.secret_arns[s] if contains(keys(var.secret_arns), s)]
-      secrets_rotate = []
-      elasticache    = false
-      metrics        = []
-      secrets_rotate = [
-        for s in lookup(merge(local.default_access, lookup(local.access, key, {})), "secrets_rotate", []) :
-        var.secret_arns[s] if contains(keys(var.secret_arns), s)
-      ]
-      elasticache   = lookup(merge(local.default_access, lookup(local.access, key, {})), "elasticache", false) && var.redis_replication_group_arn != null
-      sagemaker     = lookup(local.access, key, local.default_access).sagemaker
-      failure_queue = lookup(local.access, key, local.default_access).failure_queue
+      secrets_rotate = [for s in lookup(local.access, key, local.default_access).secrets_rotate : var.secret_arns[s] if contains(keys(var.secret_arns), s)]
+      elasticache    = lookup(local.access, key, local.default_access).elasticache && var.redis_replication_group_arn != null
+      metrics        = lookup(local.access, key, local.default_access).metrics
+      sagemaker      = lookup(local.access, key, local.default_access).sagemaker
+      failure_queue  = lookup(local.access, key, local.default_access).failure_queue
     }
   }
 }

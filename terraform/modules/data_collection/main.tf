@@ -120,6 +120,15 @@ resource "aws_kinesis_firehose_delivery_stream" "this" {
     compression_format  = "GZIP"
     kms_key_arn         = var.kms_key_arn
 
+    # One JSON event per line (Athena's JSON SerDe and recsys.raw_events read it that way).
+    processing_configuration {
+      enabled = true
+
+      processors {
+        type = "AppendDelimiterToRecord"
+      }
+    }
+
     cloudwatch_logging_options {
       enabled         = true
       log_group_name  = aws_cloudwatch_log_group.firehose.name

