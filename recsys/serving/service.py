@@ -67,7 +67,8 @@ class FeatureCache:
         due for a read on the next request; the request is noted as degraded.
         """
         table = self.table
-        if table is None or table.version != model.version:
+        # A new version, or the live catalogue added videos to this one: a table of the model's rows.
+        if table is None or table.version != model.version or len(table.video_ids) != len(model.video_ids):
             table = VideoFeatureTable(
                 model.version,
                 model.video_ids,
