@@ -13,10 +13,10 @@ def test_require_key_guards_every_route_but_health(service, tiny_world):
 
     _, handler, _ = _build(service.settings, 1, verbose=False, require_key=True, quiet=True)
     key = api_key(service.settings, "external_api_key")
-    user = tiny_world.user_ids[0]
+    user = tiny_world.user_ids[-2]  # a user and k no other test asks for: its cached answer meets no one
 
     def status(path: str, headers: dict) -> tuple[int, dict]:
-        result = handler(proxy_event("GET", path, "k=3", headers), LocalContext())
+        result = handler(proxy_event("GET", path, "k=17", headers), LocalContext())
         return result["statusCode"], json.loads(result["body"])
 
     assert status(f"/recommendations/{user}", {})[0] == 403
