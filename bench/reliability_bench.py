@@ -143,6 +143,9 @@ def soak_phase(args: argparse.Namespace, world: Any) -> dict[str, Any]:
 
     try:
         http_load.run(url, "mixed", 10, args.concurrency, users(), 20, videos=world.video_ids)  # warm-up
+        if args.warm_every_user:  # each process's online-feature cache holds every user: steady state
+            for _ in range(2 * args.processes):
+                http_load.run(url, "miss", 30, args.concurrency, users(), 20, videos=world.video_ids)
         first = _rss_mb(proc.pid)
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
@@ -198,6 +201,9 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--servers", default="gunicorn,threaded")
+    parser.add_argument(
+        "--warm-every-user", action="store_true", help="soak: warm every user's features first (steady state)"
+    )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")

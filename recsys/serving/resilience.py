@@ -130,8 +130,3 @@ class DependencyMonitor:
         horizon = self._clock() - self.recent_s
         with self._lock:
             return {name: detail for name, (at, detail) in self._failures.items() if at >= horizon}
-
-    def recovered(self, dependency: str) -> None:
-        """Forget a dependency's failure (a health probe just reached it)."""
-        with self._lock:
-            self._failures.pop(dependency, None)

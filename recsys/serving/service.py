@@ -354,8 +354,8 @@ class RecommendationService:
 
     # ----- health
     def health(self) -> dict[str, Any]:
-        """Model and dependency status: unhealthy without a model; degraded when a dependency is down,
-        failed recently, or the registry's production version is not the one served."""
+        """Model and dependency status: unhealthy without a model; degraded when a dependency is down or
+        the registry's production version is not the one served."""
         try:
             self.models.current()
         except Exception as exc:
@@ -365,25 +365,23 @@ class RecommendationService:
         deps: dict[str, dict[str, Any]] = {}
         registry_version: str | None = None
 
-        def probe(name: str, dependency: str, call) -> Any:
+        def probe(name: str, call) -> Any:
             try:
                 found = call()
             except Exception as exc:
                 deps[name] = {"status": "down", "detail": describe(exc)}
                 return None
             deps[name] = {"status": "ok", "detail": None}
-            self.monitor.recovered(dependency)
             return found
 
-        probe("store", "dynamodb", lambda: ddb.describe_table(TableName=self.store.video_table))
+        probe("store", lambda: ddb.describe_table(TableName=self.store.video_table))
         probe(
             "stream",
-            "kinesis",
             lambda: request_client("kinesis", self.settings).describe_stream_summary(
                 StreamName=self.settings.names.streams["events"]
             ),
         )
-        registry_version = probe("registry", "registry", lambda: production_version(self.settings, ddb))
+        registry_version = probe("registry", lambda: production_version(self.settings, ddb))
         redis_state = self.cache.ping()
         deps["cache"] = {
             "status": redis_state,
@@ -399,11 +397,6 @@ class RecommendationService:
                 f"serving {model['version']} from memory, but the registry's production version is "
                 f"{registry_version or 'none'}"
             )
-        names = {"store": "dynamodb", "stream": "kinesis", "cache": "redis", "registry": "registry"}
-        recent = self.monitor.recent()
-        for name, dependency in names.items():
-            if deps[name]["status"] == "ok" and dependency in recent:
-                deps[name] = {"status": "down", "detail": f"failed recently: {recent[dependency]}"}
         degraded = sorted(name for name, d in deps.items() if d["status"] == "down")
         if model["version"] is None:
             status = "unhealthy"

@@ -82,3 +82,30 @@ def test_a_body_without_content_type_is_still_checked():
     with pytest.raises(RequestRefused) as refused:
         check_body({"httpMethod": "POST", "body": "[1, 2]", "headers": {}})
     assert refused.value.status == 422
+
+
+def test_health_on_aws_shows_details_only_to_key_holders():
+    """On AWS /health is public; a caller without the API key sees the status, not the dependencies."""
+    import json
+
+    from recsys.config import load_settings
+    from recsys.serving.api import create_app
+    from recsys.serving.http_server import LocalContext, proxy_event
+
+    class Service:
+        settings = load_settings("dev")  # resource names unresolved: no key can be read, none matches
+
+        @staticmethod
+        def health():
+            return {
+                "status": "degraded", "model_version": "v1", "registry_version": "v1", "degraded": ["cache"],
+                "detail": None, "model": {"version": "v1"},
+                "dependencies": {"cache": {"status": "down", "detail": "get: ConnectionError"}},
+            }  # fmt: skip
+
+    result = create_app(Service()).resolve(
+        proxy_event("GET", "/health", "", {"x-api-key": "guess"}), LocalContext()
+    )
+    body = json.loads(result["body"])
+    assert result["statusCode"] == 200 and body["status"] == "degraded"
+    assert body["dependencies"] is None and body["model"] is None and body["degraded"] == []
