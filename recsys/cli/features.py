@@ -12,6 +12,17 @@ from recsys.errors import NotFoundError, ValidationError
 features_app = group("The online feature store: what serving reads for a user or a video.")
 
 
+def _plain(value: Any) -> Any:
+    """Whole numbers as ints (DynamoDB returns every number as a Decimal, read as float)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
 def user_features(settings: Any, user_id: str, activity: int = 5) -> dict[str, Any]:
     """The user's online features, engaged set size and latest events (NotFoundError when there are none)."""
     from recsys.feature_store.online import OnlineFeatureStore
@@ -25,11 +36,11 @@ def user_features(settings: Any, user_id: str, activity: int = 5) -> dict[str, A
         )
     return {
         "user_id": user_id,
-        "features": item,
+        "features": _plain(item),
         "engaged_videos": len(engaged),
         "latest_engaged": engaged[-10:][::-1],
         "recent_activity": [
-            {k: a.get(k) for k in ("video_id", "event_type", "timestamp", "category")} for a in recent
+            {k: _plain(a.get(k)) for k in ("video_id", "event_type", "timestamp", "category")} for a in recent
         ],
     }
 
@@ -47,7 +58,7 @@ def video_features(settings: Any, video_id: str) -> dict[str, Any]:
         item = {**item, "embedding": f"<{len(item['embedding'])} numbers>"}
     if live and "embedding" in live:
         live = {**live, "embedding": f"<{len(live['embedding'])} numbers>"}
-    return {"video_id": video_id, "features": item, "live_catalogue": live}
+    return {"video_id": video_id, "features": _plain(item), "live_catalogue": _plain(live)}
 
 
 @features_app.command("get")

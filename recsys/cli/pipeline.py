@@ -244,8 +244,24 @@ def run(
     output = record.get("output") or {}
     report_path = download_report(settings, output.get("report_key"), output.get("version", ""))
     data = success_summary(record, settings, report_path)
+    if events is not None and data.get("job_id"):
+        data["source"] = _resolved_source(settings, data["job_id"])
+        info(
+            f"Trained on {data['source'].get('events', 0)} collected events"
+            f" and {data['source'].get('base_interactions', 0)} base interactions."
+        )
     info(f"Execution {record['execution_id']} succeeded: version {data['version']} is in production.")
     emit(data, lambda: _render_success(data))
+
+
+def _resolved_source(settings: Any, job_id: str) -> dict[str, Any]:
+    from recsys import artifacts
+    from recsys.data.events_source import SOURCE_FILE
+    from recsys.storage import get_json
+
+    return get_json(
+        settings, settings.names.bucket("artifacts"), artifacts.preprocessing_key(job_id, SOURCE_FILE)
+    )
 
 
 def _events_options(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -220,8 +221,12 @@ def test_10000_posted_events_are_delivered_and_applied_exactly_once_across_a_wor
         e.get("event_id") for e in raw_events.iter_events(local_stack, raw_events.event_keys(local_stack))
     )
     assert all(delivered[i] == 1 for i in posted), [i for i in posted if delivered[i] != 1][:5]
-    keys = raw_events.event_keys(local_stack)
-    assert all(k.startswith("events/date=") and "/hour=" in k and k.endswith(".gz") for k in keys)
+    stream = local_stack.names.firehose["raw_events"]
+    keys = [k for k in raw_events.event_keys(local_stack) if f"/{stream}-1-" in k]  # the worker's objects
+    assert keys and all(
+        re.fullmatch(rf"events/date=\d{{4}}-\d\d-\d\d/hour=\d\d/{stream}-1-[\d-]+-shardId-\d+-\d+\.gz", k)
+        for k in keys
+    )
 
     # Each event is applied exactly once: counters equal what the posted events add up to.
     weight = {"view": 1.0, "like": 2.0, "skip": 0.0, "share": 3.0}
