@@ -86,7 +86,7 @@ def serve(
             service.features.warm(model, service.config.warm_features_max_videos)
             service.store.recent_activity("__warmup__", 1)
             info(f"Model {model.version}: {model.n_videos} videos, {model.index.kind} retrieval, "
-                 f"ranker {'on' if model.ranker else 'off'}")  # fmt: skip
+                 f"ranker {'on' if model.candidate_ranker else 'off'}")  # fmt: skip
         except Exception as exc:  # serve anyway: /health says why, and a later promotion is picked up
             info(f"[yellow]No model loaded yet:[/] {exc}")
     spec = openapi_json(app)

@@ -1,9 +1,10 @@
 """The RecommendationService: what the API handler and the batch commands call.
 
-recommend = cache lookup -> user vector (trained embedding + recent activity) -> retrieval (top 100)
--> ranking (CatBoost JSON over online-store features) -> rules (watched out, category, diversity,
-fill-up from popular) -> reasons -> cache store + inference tracking. A user with no vector gets
-cold-start items (popular/trending, by category when known).
+recommend = cache lookup -> user vector (trained embedding + recent activity) -> candidates (the union of
+the two-tower, item-item, recent-activity and popularity sources, `recsys.serving.sources`) -> ranking
+(CatBoost JSON over per-source features, or the source the evaluation chose) -> rules (watched out,
+category, diversity, fill-up from popular) -> a reason per item from its source -> cache store + inference
+tracking. A user with no vector gets cold-start items (popular/trending, by category when known).
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ from recsys.feature_store.online import OnlineFeatureStore, deserialize_item
 from recsys.serving.cache import RecommendationCache, cache_field
 from recsys.serving.filters import Pick, apply_rules, max_per_category
 from recsys.serving.model_store import ModelStore, ServingModel
+from recsys.serving.reasons import reason
 from recsys.serving.schemas import DEFAULT_K, MAX_K
+from recsys.serving.sources import rank_candidates
 from recsys.serving.tracking import InferenceTracker, tracking_item
-from recsys.serving.user_vector import blend_user_vector, event_weights, with_recent_activity
+from recsys.serving.user_vector import blend_user_vector, event_weights
 
 if TYPE_CHECKING:
     from recsys.config import Settings
@@ -215,27 +218,21 @@ class RecommendationService:
             fill_rows, origin = self._cold_start_rows(model, category, preferred)
             scores = 0.5 * model.trending + 0.5 * model.popularity
             picks = apply_rules([], [], model.category, k, excluded, fill_rows, scores, origin, category, cap)
-            return picks, "popular", [self._reason(model, p, preferred, np.zeros(0, np.int64)) for p in picks]
-        allowed = model.category_masks[category] if category is not None else None
-        cand = model.index.search(uv.vector, self.config.candidates, allowed, excluded_rows)
-        rows, scores = cand.rows, cand.scores
-        if model.ranker is not None and len(rows):
-            ids = model.video_ids[rows].tolist()
-            features = self.features.for_version(model.version)
-            user = with_recent_activity(
-                features.user(user_id),
-                [str(c) for c in model.category[recent_rows]],
-                event_weights(recent),
-                _newest_ts(recent),
-                self.config.activity_weight,
+            return (
+                picks,
+                "popular",
+                [reason(model, p.row, p.origin, watched, preferred, now_ts) for p in picks],
             )
-            ranked = model.ranker.score(user, features.videos(ids), scores, now_ts)
-            order = np.argsort(-ranked, kind="stable")
-            rows, scores = rows[order], ranked[order]
+        allowed = model.category_masks[category] if category is not None else None
+        # Candidate step: the sources' union ranked by the served choice (recsys.serving.sources).
+        history = np.concatenate([watched.astype(np.int64), recent_rows[::-1].astype(np.int64)])
+        ranked = rank_candidates(
+            model, history, uv.vector, excluded_rows, now_ts, allowed, _newest_ts(recent)
+        )
         fill = model.popular_by_category[category] if category is not None else model.popular_rows
         picks = apply_rules(
-            rows.tolist(),
-            scores.tolist(),
+            ranked.rows.tolist(),
+            ranked.scores.tolist(),
             model.category,
             k,
             excluded,
@@ -245,8 +242,11 @@ class RecommendationService:
             category,
             cap,
         )
-        anchors = np.concatenate([recent_rows[:10], watched[-10:].astype(np.int64)])
-        return picks, "model", [self._reason(model, p, preferred, anchors) for p in picks]
+        source_of = dict(zip(ranked.rows.tolist(), ranked.sources, strict=True))
+        for p in picks:  # each item names the source that brought it
+            if p.origin == "model":
+                p.origin = source_of.get(p.row, "two_tower")
+        return picks, "model", [reason(model, p.row, p.origin, history, preferred, now_ts) for p in picks]
 
     @staticmethod
     def _cold_start_rows(model: ServingModel, category: str | None, preferred: list[str]) -> tuple[Any, str]:
@@ -259,20 +259,6 @@ class RecommendationService:
         return model.trending_rows, "trending"
 
     @staticmethod
-    def _reason(model: ServingModel, pick: Pick, preferred: list[str], anchors: np.ndarray) -> str:
-        cat = str(model.category[pick.row])
-        if pick.origin == "model" and len(anchors):
-            sims = model.video_embeddings[anchors] @ model.video_embeddings[pick.row]
-            best = int(np.argmax(sims))
-            if sims[best] > 0:
-                return f"similar to watched video {model.video_ids[anchors[best]]}"
-        if pick.origin == "model":
-            return f"matches your interest in {cat}" if cat in preferred else "recommended for you"
-        if pick.origin == "trending":
-            return "trending"
-        return f"popular in {cat}, a category you like" if cat in preferred else f"popular in {cat}"
-
-    @staticmethod
     def _response(
         model: ServingModel, user_id: str, picks: list[Pick], source: str, reasons: list[str]
     ) -> dict[str, Any]:
@@ -283,6 +269,7 @@ class RecommendationService:
                 "rank": i + 1,
                 "category": str(model.category[p.row]),
                 "reason": reasons[i],
+                "source": p.origin,
             }
             for i, p in enumerate(picks)
         ]

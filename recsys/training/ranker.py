@@ -26,8 +26,15 @@ class RankerResult:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def train_ranker(X: np.ndarray, y: np.ndarray, groups: np.ndarray, cfg: RankerConfig) -> RankerResult:
+def train_ranker(
+    X: np.ndarray,
+    y: np.ndarray,
+    groups: np.ndarray,
+    cfg: RankerConfig,
+    feature_names: list[str] | None = None,
+) -> RankerResult:
     """Train on rows grouped by user (`groups` must be contiguous: sort by user first)."""
+    names = list(feature_names) if feature_names is not None else list(RANKER_FEATURES)
     from catboost import CatBoost, Pool
 
     started = time.perf_counter()
@@ -41,7 +48,7 @@ def train_ranker(X: np.ndarray, y: np.ndarray, groups: np.ndarray, cfg: RankerCo
         "verbose": False,
         "allow_writing_files": False,
     }
-    pool = Pool(X, label=y, group_id=groups, feature_names=list(RANKER_FEATURES))
+    pool = Pool(X, label=y, group_id=groups, feature_names=names)
     model = CatBoost(params)
     model.fit(pool)
     with tempfile.TemporaryDirectory() as tmp:
@@ -62,7 +69,7 @@ def train_ranker(X: np.ndarray, y: np.ndarray, groups: np.ndarray, cfg: RankerCo
             "groups": int(np.unique(groups).size),
             "positives": int(np.asarray(y).sum()),
             "feature_importance": {
-                n: round(float(v), 4) for n, v in zip(RANKER_FEATURES, importance, strict=True)
+                n: round(float(v), 4) for n, v in zip(names, importance, strict=True)
             },
             "seconds": round(time.perf_counter() - started, 3),
         },
