@@ -67,6 +67,12 @@ def stubs(gates_passed: bool = True, failing: str | None = None) -> dict[str, An
             "metrics_key": "metrics.json",
             "report_key": "report.html",
         },
+        "refit_models": {
+            "version": "v1",
+            "two_tower": {"version": "v1", "artifacts": {"embeddings": "all.npz"}},
+            "sources": {"key": "sources.npz"},
+            "served": "ranker",
+        },
         "deployment": {"version": "v1", "status": "production"},
     }
     if failing is not None:
