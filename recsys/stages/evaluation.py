@@ -148,7 +148,7 @@ def run(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
     summary = {
         k: v
         for k, v in metrics.items()
-        if k not in ("definitions", "train", "preprocessing", "segments", "ranker_baselines")
+        if k not in ("definitions", "train", "preprocessing", "segments", "ranker_baselines", "protocol")
     }
     return {
         "version": version,
