@@ -68,9 +68,7 @@ def train_ranker(
             "rows": int(X.shape[0]),
             "groups": int(np.unique(groups).size),
             "positives": int(np.asarray(y).sum()),
-            "feature_importance": {
-                n: round(float(v), 4) for n, v in zip(names, importance, strict=True)
-            },
+            "feature_importance": {n: round(float(v), 4) for n, v in zip(names, importance, strict=True)},
             "seconds": round(time.perf_counter() - started, 3),
         },
     )

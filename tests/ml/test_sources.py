@@ -149,7 +149,9 @@ def test_random_label_window_keeps_every_user_in_the_fit_window():
 
 
 def test_time_label_window_cuts_at_one_time():
-    train = pl.DataFrame({"user_id": ["u"] * 10, "video_id": [str(i) for i in range(10)], "first_ts": list(range(10))})
+    train = pl.DataFrame(
+        {"user_id": ["u"] * 10, "video_id": [str(i) for i in range(10)], "first_ts": list(range(10))}
+    )
     config = PipelineConfig.model_validate({"split": {"strategy": "last_n"}, "sources": {"label_share": 0.3}})
     fit, label, how, cutoff = label_window(train, config, True)
     assert how == "time" and fit["first_ts"].max() <= cutoff < label["first_ts"].min()

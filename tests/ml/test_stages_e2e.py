@@ -179,11 +179,15 @@ def test_refit_knows_the_held_out_interactions(pipeline_run):
     s3 = client("s3", settings)
     models = settings.names.bucket("models")
     history = pl.read_parquet(
-        io.BytesIO(s3.get_object(Bucket=models, Key=fit["two_tower"]["artifacts"]["user_history"])["Body"].read())
+        io.BytesIO(
+            s3.get_object(Bucket=models, Key=fit["two_tower"]["artifacts"]["user_history"])["Body"].read()
+        )
     )
     test = pl.read_parquet(
         io.BytesIO(
-            s3.get_object(Bucket=pre["artifacts_bucket"], Key=pre["artifacts"]["test_interactions"])["Body"].read()
+            s3.get_object(Bucket=pre["artifacts_bucket"], Key=pre["artifacts"]["test_interactions"])[
+                "Body"
+            ].read()
         )
     )
     watched = dict(zip(history["user_id"].to_list(), history["watched"].to_list(), strict=True))

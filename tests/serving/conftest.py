@@ -150,7 +150,9 @@ def publish_tiny_version(
             json.dumps({"features": CANDIDATE_FEATURES}).encode(),
         )
     # item-item neighbours: every video's neighbours are the other videos of its category
-    rows, cols = zip(*[(i, j) for i in range(n) for j in range(n) if i != j and cats[i] == cats[j]], strict=True)
+    rows, cols = zip(
+        *[(i, j) for i in range(n) for j in range(n) if i != j and cats[i] == cats[j]], strict=True
+    )
     offsets = np.zeros(n + 1, dtype=np.int64)
     offsets[1:] = np.cumsum(np.bincount(np.asarray(rows), minlength=n))
     table = NeighbourTable(offsets, np.asarray(cols, np.int32), np.full(len(cols), 0.5, np.float32))

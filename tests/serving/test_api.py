@@ -192,7 +192,14 @@ class _StubService:
         return self._answer("record_interaction")
 
 
-_ITEM = {"video_id": "101", "score": 0.5, "rank": 1, "category": "music", "reason": "trending", "source": "popular"}
+_ITEM = {
+    "video_id": "101",
+    "score": 0.5,
+    "rank": 1,
+    "category": "music",
+    "reason": "trending",
+    "source": "popular",
+}
 _GOOD = {
     "recommend": {
         "user_id": "u1",
