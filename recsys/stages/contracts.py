@@ -94,6 +94,9 @@ class EvaluationOutput(Contract):
 class RefitInput(EvaluationInput):
     """Everything the evaluation saw, and its verdict (the refit runs only after the gates passed)."""
 
+    version: str | None = Field(
+        None, pattern=ID_PATTERN, description="the run's version (names a training job)"
+    )
     evaluation: EvaluationOutput
 
 

@@ -60,7 +60,7 @@ STAND_INS = {
     """,
     "refit_models": """
         def run(event, settings):
-            assert set(event) == {"preprocessing", "two_tower", "ranker", "evaluation"}
+            assert set(event) == {"version", "preprocessing", "two_tower", "ranker", "evaluation"}
             assert event["evaluation"]["gates"]["passed"] is True
             refit = {**event["two_tower"], "train": {"window": "all"}}
             return {"version": event["evaluation"]["version"], "two_tower": refit,
