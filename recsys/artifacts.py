@@ -9,6 +9,7 @@ The pipeline writes these, deployment copies them, serving reads them: all three
     s3://{models}/models/ranker/{version}/ranker_model.cbm          CatBoost native model (training side)
     s3://{models}/models/ranker/{version}/ranker_model.json         CatBoost JSON export (serving, no catboost)
     s3://{models}/models/ranker/{version}/ranker_features.json      feature names in model order
+    s3://{models}/models/sources/{version}/sources.npz             neighbour table, popularity, trending (served)
     s3://{models}/vector_store/video_embeddings.npz                 production embeddings (serving)
     s3://{artifacts}/preprocessing/{job_id}/vocabularies.json
     s3://{artifacts}/preprocessing/{job_id}/video_catalog.parquet
@@ -44,6 +45,11 @@ def ranker_prefix(version: str) -> str:
 def ranker_key(version: str, name: str) -> str:
     """`name` is one of ranker_model.cbm, ranker_model.json, ranker_features.json."""
     return ranker_prefix(version) + name
+
+
+def sources_key(version: str, name: str) -> str:
+    """`name` is sources_eval.npz (fitted on the training split) or sources.npz (refit on all data, served)."""
+    return f"models/sources/{version}/{name}"
 
 
 def preprocessing_prefix(job_id: str) -> str:

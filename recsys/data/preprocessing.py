@@ -17,6 +17,7 @@ import polars as pl
 from recsys.data import schema as s
 from recsys.data.negatives import EVENT_TS, sample_negatives
 from recsys.data.split import ORDER, split_pairs
+from recsys.data.windows import label_window
 from recsys.errors import ValidationError
 from recsys.pipeline_config import PipelineConfig
 
@@ -31,13 +32,16 @@ class Preprocessed:
     """Every table preprocessing produces (see docs/ml.md for the columns)."""
 
     train: pl.DataFrame  # positive train pairs: user_id, video_id, weight, first_ts, last_ts, _order
-    test: pl.DataFrame  # held-out positive pairs: user_id, video_id, weight
+    test: pl.DataFrame  # held-out positive pairs: user_id, video_id, weight, first_ts, last_ts, _order
     seen: pl.DataFrame  # every train-period pair incl. non-positive ones (skips): user_id, video_id
     catalog: pl.DataFrame  # video_catalog: video_id, category, duration, upload_ts, popularity, trending, ...
     user_features: pl.DataFrame  # online user items (category_affinity as a JSON string)
     video_features: pl.DataFrame  # online video items without the embedding
     ranker_train: pl.DataFrame  # user_id, video_id, label
     ranker_test: pl.DataFrame  # user_id, video_id, label (held-out positives + sampled negatives)
+    window_fit: pl.DataFrame  # train pairs the sources fit on for the ranker (train minus window_label)
+    window_label: pl.DataFrame  # train pairs the ranker learns to find
+    window_user_features: pl.DataFrame  # user features of window_fit (the two-tower trains on that window)
     vocabularies: dict[str, list[str]]
     reference_ts: int  # "now" of the training data: the last train timestamp
     stats: dict[str, Any] = field(default_factory=dict)
@@ -98,6 +102,7 @@ def preprocess(
     reference_ts = _reference_ts(train_events, catalog_meta, has_ts)
     catalog = _catalog(catalog_meta, train, train_events, reference_ts, has_ts)
     user_features = _user_features(train, catalog, has_ts)
+    window_fit, window_label, window_how, window_cutoff = label_window(train, config, has_ts)
     video_features = catalog.select(
         s.VIDEO_ID, s.CATEGORY, s.DURATION, s.UPLOAD_TS, s.INTERACTION_COUNT, s.POPULARITY, s.AVG_WATCH_RATIO
     )
@@ -127,6 +132,12 @@ def preprocess(
         "ranker_train_rows": ranker_train.height,
         "ranker_test_rows": ranker_test.height,
         "reference_ts": reference_ts,
+        "window": {
+            "how": window_how,
+            "cutoff_ts": window_cutoff,
+            "fit_pairs": window_fit.height,
+            "label_pairs": window_label.height,
+        },
     }
     if test.is_empty():
         raise ValidationError(
@@ -136,13 +147,16 @@ def preprocess(
         )
     return Preprocessed(
         train=train.select(s.USER_ID, s.VIDEO_ID, s.WEIGHT, "first_ts", "last_ts", ORDER),
-        test=test.select(s.USER_ID, s.VIDEO_ID, s.WEIGHT),
+        test=test.select(s.USER_ID, s.VIDEO_ID, s.WEIGHT, "first_ts", "last_ts", ORDER),
         seen=seen,
         catalog=catalog,
         user_features=user_features,
         video_features=video_features,
         ranker_train=ranker_train,
         ranker_test=ranker_test,
+        window_fit=window_fit.select(s.USER_ID, s.VIDEO_ID, s.WEIGHT, "first_ts", "last_ts", ORDER),
+        window_label=window_label.select(s.USER_ID, s.VIDEO_ID, s.WEIGHT, "first_ts", "last_ts", ORDER),
+        window_user_features=_user_features(window_fit, catalog, has_ts),
         vocabularies=vocabularies,
         reference_ts=reference_ts,
         stats=stats,
@@ -256,6 +270,11 @@ def _catalog(
     )
 
 
+def user_features(pairs: pl.DataFrame, catalog: pl.DataFrame, has_ts: bool) -> pl.DataFrame:
+    """Per-user features of positive pairs (needs user_id, video_id, weight, last_ts): the online user items."""
+    return _user_features(pairs, catalog, has_ts)
+
+
 def _user_features(train: pl.DataFrame, catalog: pl.DataFrame, has_ts: bool) -> pl.DataFrame:
     with_cat = train.join(catalog.select(s.VIDEO_ID, s.CATEGORY), on=s.VIDEO_ID, how="left")
     per_cat = (
@@ -340,8 +359,22 @@ def _ranker_sets(
 
 
 def user_history(train: pl.DataFrame, seen: pl.DataFrame, user_features: pl.DataFrame) -> pl.DataFrame:
-    """Serving's user_history table: user_id, watched (every train-period video), top_categories."""
-    watched = seen.group_by(s.USER_ID).agg(pl.col(s.VIDEO_ID).sort().alias("watched"))
+    """Serving's user_history table: user_id, watched (every train-period video, oldest first), top_categories.
+
+    Order: non-positive pairs (skips) first, then positives by first interaction (`_order`, else `first_ts`),
+    so the newest positives are last (serving's recent-activity source reads the tail).
+    """
+    key = ORDER if ORDER in train.columns else ("first_ts" if "first_ts" in train.columns else None)
+    ordered = seen.select(s.USER_ID, s.VIDEO_ID)
+    if key is not None:
+        ordered = ordered.join(
+            train.select(s.USER_ID, s.VIDEO_ID, pl.col(key).alias("_key")),
+            on=[s.USER_ID, s.VIDEO_ID],
+            how="left",
+        ).sort([s.USER_ID, "_key", s.VIDEO_ID], nulls_last=False)
+    else:
+        ordered = ordered.sort(s.USER_ID, s.VIDEO_ID)
+    watched = ordered.group_by(s.USER_ID, maintain_order=True).agg(pl.col(s.VIDEO_ID).alias("watched"))
     return (
         watched.join(user_features.select(s.USER_ID, "top_categories"), on=s.USER_ID, how="left")
         .with_columns(pl.col("top_categories").fill_null([]))

@@ -23,13 +23,18 @@ def split_pairs(pairs: pl.DataFrame, config: SplitConfig) -> tuple[pl.DataFrame,
         n_before = before.cast(pl.Int64).sum().over(s.USER_ID)
         # Users with no history before the cutoff cannot be evaluated: all their items train.
         is_test = ~before & (n_before >= config.min_train_items)
-    else:
+    else:  # random: n_test items per user, or a share of them (test_share)
         if config.strategy == "random":
             key = pl.int_range(pl.len()).shuffle(seed=config.seed).over(s.USER_ID)
         else:
             key = pl.col(ORDER).rank("ordinal").over(s.USER_ID)
         n = pl.len().over(s.USER_ID)
-        n_test = pl.min_horizontal(pl.lit(config.n_test), n - config.min_train_items).clip(lower_bound=0)
+        wanted = (
+            (n.cast(pl.Float64) * config.test_share).round().cast(pl.Int64)
+            if config.strategy == "random" and config.test_share is not None
+            else pl.lit(config.n_test)
+        )
+        n_test = pl.min_horizontal(wanted, n - config.min_train_items).clip(lower_bound=0)
         rank_from_end = n - pl.col("_k") + 1  # 1 = newest
         pairs = pairs.with_columns(
             _k=key.rank("ordinal").over(s.USER_ID) if config.strategy == "random" else key

@@ -1,4 +1,4 @@
-"""Deployment gates: thresholds from configuration checked against the evaluation metrics."""
+"""Deployment gates: the served list against popularity on the same split, plus optional absolute thresholds."""
 
 from __future__ import annotations
 
@@ -9,17 +9,28 @@ from recsys.pipeline_config import GatesConfig
 
 
 def check_gates(metrics: dict[str, Any], gates: GatesConfig) -> dict[str, Any]:
-    """{"passed": bool, "checks": [{"name", "value", "threshold", "passed"}]}; a NaN metric fails."""
-    tt, rk = metrics["two_tower"], metrics["ranker"]
-    checks = [
+    """{"passed": bool, "served": choice, "checks": [{"name", "value", "threshold", "passed"}]}; NaN fails.
+
+    Default: the served list's nDCG@10 >= popularity's x (1 + min_ndcg_lift_over_popularity). The reference
+    system's absolute thresholds (two-tower Recall/NDCG@100, ranker AUC / list nDCG) are checked when set.
+    """
+    tt, rk, pop = metrics["two_tower"], metrics["ranker"], metrics["popularity"]
+    served = metrics.get("served") or {"choice": "two_tower", **tt}
+    checks: list[tuple[str, float, float]] = []
+    if gates.min_ndcg_lift_over_popularity is not None:
+        threshold = pop["ndcg@10"] * (1.0 + gates.min_ndcg_lift_over_popularity)
+        checks.append(("served_ndcg_at_10_vs_popularity", served["ndcg@10"], round(threshold, 6)))
+    for name, value, threshold in (
         ("two_tower_recall_at_100", tt["recall@100"], gates.two_tower_recall_at_100),
         ("two_tower_ndcg_at_100", tt["ndcg@100"], gates.two_tower_ndcg_at_100),
         ("ranker_auc", rk["auc"], gates.ranker_auc),
         ("ranker_ndcg", rk["ndcg"], gates.ranker_ndcg),
-    ]
+    ):
+        if threshold is not None:
+            checks.append((name, value, threshold))
     if gates.min_recall_lift_over_popularity is not None:
-        pop = metrics["popularity"]["recall@100"]
-        lift = tt["recall@100"] / pop if pop > 0 else (math.inf if tt["recall@100"] > 0 else 0.0)
+        p = pop["recall@100"]
+        lift = tt["recall@100"] / p if p > 0 else (math.inf if tt["recall@100"] > 0 else 0.0)
         checks.append(
             ("two_tower_recall_at_100_lift_over_popularity", lift, gates.min_recall_lift_over_popularity)
         )
@@ -32,7 +43,7 @@ def check_gates(metrics: dict[str, Any], gates: GatesConfig) -> dict[str, Any]:
         }
         for name, value, threshold in checks
     ]
-    return {"passed": all(c["passed"] for c in out), "checks": out}
+    return {"passed": all(c["passed"] for c in out), "served": served["choice"], "checks": out}
 
 
 def _clean(value: float) -> float | None:

@@ -128,3 +128,15 @@ def grouped_ndcg(groups: np.ndarray, labels: np.ndarray, scores: np.ndarray, k: 
         idcg = float(disc[: min(n_pos, kk)].sum())
         values.append(dcg / idcg)
     return float(np.mean(values)) if values else 0.0
+
+
+def map_at_k(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> float:
+    """MAP@k: mean over users of (sum of precision@r at each hit r <= k) / min(held-out items, k)."""
+    _check(hits, k)
+    n_rel = np.asarray(n_relevant, dtype=np.float64)
+    mask = n_rel > 0
+    if not mask.any():
+        return 0.0
+    h = hits[mask, :k].astype(np.float64)
+    precision = np.cumsum(h, axis=1) / np.arange(1, k + 1)
+    return float(np.mean((precision * h).sum(axis=1) / np.minimum(n_rel[mask], k)))

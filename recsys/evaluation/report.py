@@ -23,27 +23,17 @@ def _plots(metrics: dict[str, Any], scores: dict[str, np.ndarray]) -> dict[str, 
     import matplotlib.pyplot as plt
 
     out: dict[str, str] = {}
-    curve = metrics["recall_curve"]
-    fig, ax = plt.subplots(figsize=(6, 3.6))
-    ax.plot(curve["k"], curve["two_tower"], label="two-tower")
-    ax.plot(curve["k"], curve["popularity"], label="popularity", linestyle="--")
-    ax.set_xlabel("k")
-    ax.set_ylabel("Recall@k")
-    ax.set_title("Recall@k on held-out interactions")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    out["recall_curve"] = _png(fig)
-    plt.close(fig)
-
-    names = [n for n in ("recall@10", "recall@100", "ndcg@10", "ndcg@100") if n in metrics["two_tower"]]
-    fig, ax = plt.subplots(figsize=(6, 3.6))
+    lists = _lists(metrics)
+    names = [n for n in ("ndcg@10", "recall@10", "recall@100", "map@10") if n in metrics["final"]]
+    fig, ax = plt.subplots(figsize=(7, 3.6))
     x = np.arange(len(names))
-    ax.bar(x - 0.2, [metrics["two_tower"][n] for n in names], 0.4, label="two-tower")
-    ax.bar(x + 0.2, [metrics["popularity"][n] for n in names], 0.4, label="popularity")
+    width = 0.8 / max(1, len(lists))
+    for j, (label, block) in enumerate(lists):
+        ax.bar(x - 0.4 + width * (j + 0.5), [block[n] for n in names], width, label=label)
     ax.set_xticks(x, names)
-    ax.set_title("Model vs popularity baseline")
-    ax.legend()
-    out["model_vs_popularity"] = _png(fig)
+    ax.set_title("Ranked list, each source alone, popularity")
+    ax.legend(fontsize=8)
+    out["lists_vs_popularity"] = _png(fig)
     plt.close(fig)
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -51,12 +41,19 @@ def _plots(metrics: dict[str, Any], scores: dict[str, np.ndarray]) -> dict[str, 
         pos, neg = scores[f"{name}_positive"], scores[f"{name}_negative"]
         both = np.concatenate([pos, neg]) if pos.size + neg.size else np.zeros(1)
         bins = np.linspace(float(both.min()), float(both.max()) + 1e-9, 40)
-        ax.hist(neg, bins=bins, alpha=0.6, density=True, label="sampled negatives")
-        ax.hist(pos, bins=bins, alpha=0.6, density=True, label="held-out positives")
+        ax.hist(neg, bins=bins, alpha=0.6, density=True, label="other candidates")
+        ax.hist(pos, bins=bins, alpha=0.6, density=True, label="held-out candidates")
         ax.set_title(f"{name.replace('_', '-')} score distribution")
         ax.legend()
     out["score_distributions"] = _png(fig)
     plt.close(fig)
+    return out
+
+
+def _lists(metrics: dict[str, Any]) -> list[tuple[str, dict[str, float]]]:
+    """(label, metrics) of the ranked list, each source alone and popularity."""
+    out = [("ranked list (final)", metrics["final"])]
+    out += [(f"{name.replace('_', '-')} alone", block) for name, block in metrics["sources"].items()]
     return out
 
 
@@ -79,8 +76,22 @@ def _fmt(value: Any) -> str:
 def render_report(metrics: dict[str, Any], scores: dict[str, np.ndarray]) -> str:
     """The report of one evaluation: gates, metric tables and plots."""
     plots = _plots(metrics, scores)
-    tt, pop = metrics["two_tower"], metrics["popularity"]
-    retrieval_rows = [[k, tt[k], pop[k], (tt[k] / pop[k]) if pop[k] else None] for k in tt]
+    pop = metrics["popularity"]
+    names = list(metrics["final"])
+    list_rows = [
+        [
+            label,
+            *[block.get(n) for n in names],
+            (block["ndcg@10"] / pop["ndcg@10"] - 1) if pop["ndcg@10"] else None,
+        ]
+        for label, block in _lists(metrics)
+    ]
+    seg_rows = []
+    for seg, values in metrics.get("segments", {}).items():
+        size = ", ".join(f"{k} {v}" for k, v in values.items() if not isinstance(v, dict))
+        for name, block in values.items():
+            if isinstance(block, dict):
+                seg_rows.append([f"{seg} ({size})", name, block.get("ndcg@10"), block.get("recall@100")])
     rk, base = metrics["ranker"], metrics["ranker_baselines"]
     ranking_rows = [
         ["ranker (served JSON form)", rk["auc"], rk["ndcg"], rk["ndcg@10"]],
@@ -119,10 +130,15 @@ figure {{ display: inline-block; margin: 0.5rem; }} img {{ max-width: 100%; }}
 <p>{metrics["users_evaluated"]} test users, {metrics["held_out_items"]} held-out videos,
 catalogue of {metrics["catalog_size"]} videos.</p>
 <h2>Gates</h2>{_table(gate_rows, ["gate", "value", "threshold", "result"])}
-<h2>Retrieval: two-tower vs popularity</h2>
-{_table(retrieval_rows, ["metric", "two-tower", "popularity", "lift"])}
-<h2>Ranking of candidate lists</h2>
-<p>{rk["lists"]} lists, {rk["rows"]} rows, {rk["positives"]} held-out positives.</p>
+<p>Served: <b>{html.escape(str(metrics["served"]["choice"]))}</b> (the list with the best nDCG@10: the ranked
+list or the best single source).</p>
+<h2>Lists: ranked, each source alone, popularity</h2>
+{_table(list_rows, ["list", *names, "nDCG@10 lift over popularity"])}
+<h2>Segments</h2>
+{_table(seg_rows, ["segment", "list", "nDCG@10", "Recall@100"])}
+<h2>Ranking of the candidates</h2>
+<p>{rk["lists"]} users, {rk["rows"]} candidates, {rk["positives"]} held-out videos among them
+(candidate recall {_fmt(rk.get("candidate_recall"))}).</p>
 {_table(ranking_rows, ["scorer", "AUC", "nDCG (whole list)", "nDCG@10"])}
 <h2>Plots</h2>{imgs}
 <h2>Definitions</h2><ul>{defs}</ul>

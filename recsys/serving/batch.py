@@ -23,7 +23,7 @@ import numpy as np
 
 from recsys.aws import client
 from recsys.errors import UnavailableError, ValidationError
-from recsys.feature_store.bulk import SCAN_FROM_USERS, recent_activity_many, users_many
+from recsys.feature_store.bulk import SCAN_FROM_USERS, recent_activity_many
 from recsys.feature_store.online import BATCH_WRITE_SIZE, serialize_item
 from recsys.serving import compute as steps
 
@@ -81,15 +81,12 @@ def recommend_blocks(
     for user in users:
         validate_request(str(user), k, category)
     model = service.models.current()
-    config = service.config
-    service.features.warm(model, config.warm_features_max_videos)
-    videos = service.features.for_model(model) if model.ranker is not None else None
+    config = service.request_config()
     size = users_per_block or block_size(model)
-    activity = user_items = None
+    activity = None
     if len(users) >= SCAN_FROM_USERS:  # one Scan per table instead of a read per user
         wanted = {str(u) for u in users}
         activity = recent_activity_many(service.store, wanted, config.activity_limit, scan=True)
-        user_items = users_many(service.store, wanted, scan=True) if model.ranker is not None else None
     known_category = category is None or category in model.category_index
     for start in range(0, len(users), size):
         block = [str(u) for u in users[start : start + size]]
@@ -99,30 +96,21 @@ def recommend_blocks(
         block_activity = activity if activity is not None else recent_activity_many(
             service.store, block, config.activity_limit, scan=False
         )  # fmt: skip
-        block_items = user_items
-        if block_items is None and model.ranker is not None:
-            block_items = users_many(service.store, block, scan=False)
         now_ts = int(time.time())
         queries = [
             steps.user_query(model, config, u, block_activity.get(u, []), exclude_watched) for u in block
         ]
-        with_vector = [q for q in queries if q.vector is not None]
-        found = dict(
-            zip(
-                [id(q) for q in with_vector],
-                steps.candidates(model, config, with_vector, category),
-                strict=True,
-            )
-        )
         out = []
-        for q in queries:
-            rows, scores = np.zeros(0, np.int64), np.zeros(0)
+        for q in queries:  # the API's steps per user: the same candidates, ranker, rules and reasons
+            rows, scores, sources = np.zeros(0, np.int64), np.zeros(0), []
             if q.vector is not None:
-                item = block_items.get(q.user_id) if block_items is not None else None
-                rows, scores = steps.rank(model, config, q, found[id(q)], item, videos, now_ts)
+                rows, scores, sources = steps.rank_sources(model, config, q, category, now_ts)
             chosen, source = steps.choose(model, config, q, rows, scores, k, category)
+            steps.label_sources(chosen, rows, sources)
             out.append(
-                UserResult(q.user_id, source, steps.items(model, chosen, steps.reasons(model, q, chosen)))
+                UserResult(
+                    q.user_id, source, steps.items(model, chosen, steps.reasons(model, q, chosen, now_ts))
+                )
             )
         yield out
 

@@ -18,8 +18,13 @@ refused with a ValidationError naming the model version and the format: when ser
 Arrays (row i of the catalogue arrays is video `video_ids[i]`; embeddings aligned with it):
     video_ids, video_embeddings, category, popularity, trending, duration, upload_ts,
     user_ids, user_embeddings,
-    history_offsets / history_video_idx (CSR: watched video rows of user j),
-    topcat_offsets / topcat_values (CSR: preferred categories of user j, most preferred first).
+    history_offsets / history_video_idx (CSR: watched video rows of user j, oldest first),
+    topcat_offsets / topcat_values (CSR: preferred categories of user j, most preferred first),
+    neighbour_offsets / neighbour_idx / neighbour_weight (format 2: CSR item-item table, the top-N neighbours
+    of row i, from `models/sources/{version}/sources.npz`; empty when the version has none),
+    sources_meta (format 2: JSON text, the served choice and the candidate settings).
+
+Format history: 1 = two-tower retrieval only; 2 = + the candidate sources (neighbour table, sources_meta).
 """
 
 from __future__ import annotations
@@ -42,8 +47,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 BUNDLE_NAME = "serving_bundle.npz"
-BUNDLE_FORMAT = 1  # the format this code writes
-READABLE_FORMATS = frozenset({1})  # the formats this code loads (see the module docstring)
+BUNDLE_FORMAT = 2  # the format this code writes
+READABLE_FORMATS = frozenset({2})  # the formats this code loads (see the module docstring)
 CATALOG_NAME = "serving_catalog.parquet"
 HISTORY_NAME = "user_history.parquet"
 VIDEO_EMBEDDINGS_NAME = "video_embeddings.npz"
@@ -51,7 +56,9 @@ USER_EMBEDDINGS_NAME = "user_embeddings.npz"
 BUNDLE_KEYS = (
     "video_ids", "video_embeddings", "category", "popularity", "trending", "duration", "upload_ts",
     "user_ids", "user_embeddings", "history_offsets", "history_video_idx", "topcat_offsets", "topcat_values",
+    "neighbour_offsets", "neighbour_idx", "neighbour_weight", "sources_meta",
 )  # fmt: skip
+SOURCES_NAME = "sources.npz"
 
 
 def bundle_key(version: str) -> str:
@@ -82,8 +89,12 @@ def assemble_bundle(
     user_ids: np.ndarray | None = None,
     user_embeddings: np.ndarray | None = None,
     history: dict[str, list[Any]] | None = None,
+    sources: dict[str, Any] | None = None,
 ) -> dict[str, np.ndarray]:
     """Arrays of a bundle from in-memory artifacts (catalog/history as column dicts, e.g. `df.to_dict(as_series=False)`).
+
+    `sources` holds the arrays of a version's sources.npz (video_ids, neighbour_offsets, neighbour_idx,
+    neighbour_weight) and its `info`; None gives an empty neighbour table (serving uses the other sources).
 
     The catalogue's videos define the rows; a catalogue video without an embedding is dropped, and an
     embedded video missing from the catalogue gets category "unknown" and zero popularity.
@@ -156,7 +167,34 @@ def assemble_bundle(
         per_user_c[u_index[u]] = tc
     out["history_offsets"], out["history_video_idx"] = _csr(per_user_w, np.int32)
     out["topcat_offsets"], out["topcat_values"] = _csr(per_user_c, str)
+    out.update(_neighbours(sources, row_of, len(ids)))
     return out
+
+
+def _neighbours(sources: dict[str, Any] | None, row_of: dict[str, int], n: int) -> dict[str, np.ndarray]:
+    """The sources' neighbour table re-indexed to the bundle's rows (videos the bundle lacks dropped)."""
+    meta = {} if sources is None else dict(sources.get("info") or {})
+    if sources is None:
+        offsets, idx, weight = np.zeros(n + 1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.float32)
+    else:
+        ids = [str(v) for v in sources["video_ids"]]
+        to_row = np.asarray([row_of.get(v, -1) for v in ids], dtype=np.int64)
+        src_off = np.asarray(sources["neighbour_offsets"], dtype=np.int64)
+        owner = to_row[np.repeat(np.arange(len(ids)), np.diff(src_off))]
+        target = to_row[np.asarray(sources["neighbour_idx"], dtype=np.int64)]
+        weight = np.asarray(sources["neighbour_weight"], dtype=np.float32)
+        keep = (owner >= 0) & (target >= 0)
+        owner, target, weight = owner[keep], target[keep], weight[keep]
+        order = np.argsort(owner, kind="stable")
+        owner, idx, weight = owner[order], target[order].astype(np.int32), weight[order]
+        offsets = np.zeros(n + 1, np.int64)
+        offsets[1:] = np.cumsum(np.bincount(owner, minlength=n))
+    return {
+        "neighbour_offsets": offsets,
+        "neighbour_idx": idx,
+        "neighbour_weight": weight,
+        "sources_meta": np.asarray(json.dumps(meta)),
+    }
 
 
 def build_bundle(settings: Settings, version: str) -> dict[str, np.ndarray]:
@@ -175,7 +213,23 @@ def build_bundle(settings: Settings, version: str) -> dict[str, np.ndarray]:
         user_ids, user_emb = _load_npz(raw, artifacts.NPZ_IDS_USER)
     catalog = _read_parquet(settings, bucket, artifacts.two_tower_key(version, CATALOG_NAME))
     history = _read_parquet(settings, bucket, artifacts.two_tower_key(version, HISTORY_NAME))
-    return assemble_bundle(video_ids, video_emb, catalog, user_ids, user_emb, history)
+    return assemble_bundle(
+        video_ids, video_emb, catalog, user_ids, user_emb, history, _read_sources(settings, version)
+    )
+
+
+def _read_sources(settings: Settings, version: str) -> dict[str, Any] | None:
+    raw = get_bytes_if_exists(
+        settings, settings.names.bucket("models"), artifacts.sources_key(version, SOURCES_NAME)
+    )
+    if raw is None:
+        return None
+    with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
+        out: dict[str, Any] = {
+            k: npz[k] for k in ("video_ids", "neighbour_offsets", "neighbour_idx", "neighbour_weight")
+        }
+        out["info"] = json.loads(str(npz["info"])) if "info" in npz.files else {}
+    return out
 
 
 def _read_parquet(settings: Settings, bucket: str, key: str) -> dict[str, list[Any]] | None:

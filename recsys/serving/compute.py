@@ -12,6 +12,7 @@ vectorised over the candidates. Both paths therefore give the same items for the
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -20,8 +21,10 @@ import numpy as np
 
 from recsys.features import user_ranker_features
 from recsys.serving.filters import max_per_category
+from recsys.serving.reasons import reason
 from recsys.serving.retrieval import Candidates
 from recsys.serving.rules import Fill, Selection, select
+from recsys.serving.sources import rank_candidates
 from recsys.serving.user_vector import blend_user_vector, event_weights, with_recent_activity
 
 if TYPE_CHECKING:
@@ -131,6 +134,41 @@ def rank(
     return rows[order], ranked[order]
 
 
+def history_rows(query: UserQuery) -> np.ndarray:
+    """The user's history rows, oldest first: the training history, then the recent events."""
+    return np.concatenate([query.watched.astype(np.int64), query.recent_rows[::-1].astype(np.int64)])
+
+
+def rank_sources(
+    model: ServingModel, config: ServingConfig, query: UserQuery, category: str | None, now_ts: int
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """The candidate step: the union of the sources' top lists ordered by the served choice (the ranker over
+    per-source features, or the single source the evaluation chose; `recsys.serving.sources`). Without the
+    ranker (flag `ranking_enabled` off) the two-tower order stands. Returns rows, scores and each row's source."""
+    allowed = model.category_masks[category] if category is not None else None
+    ranked = rank_candidates(
+        model,
+        history_rows(query),
+        query.vector,
+        query.excluded,
+        now_ts,
+        allowed,
+        _newest_ts(query.recent),
+        use_ranker=config.ranking,
+    )
+    return ranked.rows, ranked.scores, ranked.sources
+
+
+def label_sources(chosen: Selection, rows: np.ndarray, sources: list[str]) -> Selection:
+    """Each chosen item's origin is the source that brought it (fill-ups keep "popular" / "trending")."""
+    source_of = dict(zip(rows.tolist(), sources, strict=True))
+    chosen.origins = [
+        source_of.get(r, "two_tower") if o == "model" else o
+        for r, o in zip(chosen.rows.tolist(), chosen.origins, strict=True)
+    ]
+    return chosen
+
+
 def _cap(model: ServingModel, config: ServingConfig, k: int, category: str | None) -> int | None:
     # One category in the catalogue, or one asked for: a cap could only be relaxed again (no cap).
     if category is not None or len(model.categories) <= 1 or not config.diversity:
@@ -168,48 +206,27 @@ def choose(
         empty = np.zeros(0, dtype=np.int64)
         return select(empty, np.zeros(0), codes, n_cat, k, query.excluded, fills, cap, allowed), "popular"
     fills = [Fill(model.fill_popular, model.popularity, "popular")]
-    return select(
-        rows, scores, codes, n_cat, k, query.excluded, fills, cap, allowed, ranked_unique=True
-    ), "model"
+    return select(rows, scores, codes, n_cat, k, query.excluded, fills, cap, allowed), "model"
 
 
-def reasons(model: ServingModel, query: UserQuery, chosen: Selection) -> list[str]:
-    """Why each chosen item is there (one similarity product for all of them)."""
+def reasons(model: ServingModel, query: UserQuery, chosen: Selection, now_ts: int | None = None) -> list[str]:
+    """Why each chosen item is there, from the source that brought it (`recsys.serving.reasons`)."""
     if not len(chosen):
         return []
-    cats = model.category[chosen.rows].tolist()
-    anchors = query.anchors if query.vector is not None else np.zeros(0, np.int64)
-    similar: list[str | None] = [None] * len(chosen)
-    is_model = np.asarray([o == "model" for o in chosen.origins])
-    if len(anchors) and is_model.any():
-        picked = chosen.rows[is_model]
-        sims = model.video_embeddings[anchors] @ model.video_embeddings[picked].T  # [anchors, picks]
-        best = np.argmax(sims, axis=0)
-        best_sim = sims[best, np.arange(picked.shape[0])]
-        anchor_ids = model.video_ids[anchors[best]]
-        for j, i in enumerate(np.flatnonzero(is_model).tolist()):
-            if best_sim[j] > 0:
-                similar[i] = f"similar to watched video {anchor_ids[j]}"
-    preferred = set(query.preferred)
-    out = []
-    for i, (origin, cat) in enumerate(zip(chosen.origins, cats, strict=True)):
-        if similar[i] is not None:
-            out.append(similar[i])
-        elif origin == "model":
-            out.append(f"matches your interest in {cat}" if cat in preferred else "recommended for you")
-        elif origin == "trending":
-            out.append("trending")
-        else:
-            out.append(f"popular in {cat}, a category you like" if cat in preferred else f"popular in {cat}")
-    return out
+    now_ts = int(time.time()) if now_ts is None else now_ts
+    history = history_rows(query)
+    return [
+        reason(model, row, origin, history, query.preferred, now_ts)
+        for row, origin in zip(chosen.rows.tolist(), chosen.origins, strict=True)
+    ]
 
 
 def items(model: ServingModel, chosen: Selection, why: list[str]) -> list[dict[str, Any]]:
-    """The response items of a selection (video id, rounded score, rank, category, reason)."""
+    """The response items of a selection (video id, rounded score, rank, category, reason, source)."""
     ids = model.video_ids[chosen.rows].tolist()
     cats = model.category[chosen.rows].tolist()
     scores = np.round(chosen.scores, 6).tolist()
     return [
-        {"video_id": str(v), "score": s, "rank": i + 1, "category": str(c), "reason": r}
-        for i, (v, s, c, r) in enumerate(zip(ids, scores, cats, why, strict=True))
+        {"video_id": str(v), "score": s, "rank": i + 1, "category": str(c), "reason": r, "source": o}
+        for i, (v, s, c, r, o) in enumerate(zip(ids, scores, cats, why, chosen.origins, strict=True))
     ]

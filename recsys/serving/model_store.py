@@ -21,12 +21,13 @@ import numpy as np
 from recsys import artifacts
 from recsys.aws import client, request_client
 from recsys.errors import UnavailableError
+from recsys.ranking.candidates import Catalogue
 from recsys.registry import ModelRegistry
 from recsys.serving.bundle import load_bundle
-from recsys.serving.ranking import Ranker
 from recsys.serving.resilience import describe
 from recsys.serving.retrieval import DEFAULT_ANN_THRESHOLD, ExactIndex, HnswIndex, build_index
 from recsys.serving.rules import FillOrder
+from recsys.serving.sources import CandidateRanker, serving_catalogue, sources_meta
 from recsys.storage import get_bytes_if_exists
 
 if TYPE_CHECKING:
@@ -58,7 +59,11 @@ class ServingModel:
     topcat_offsets: np.ndarray
     topcat_values: np.ndarray
     index: ExactIndex | HnswIndex
-    ranker: Ranker | None = None
+    neighbour_offsets: np.ndarray | None = None
+    neighbour_idx: np.ndarray | None = None
+    neighbour_weight: np.ndarray | None = None
+    sources_meta: np.ndarray | None = None
+    ranker: CandidateRanker | None = None  # over the candidates' per-source features
     loaded_at: float = field(default_factory=time.time)
     video_row: dict[str, int] = field(init=False)
     user_row: dict[str, int] = field(init=False)
@@ -72,8 +77,16 @@ class ServingModel:
     trending_score: np.ndarray = field(init=False)
     fill_popular: FillOrder = field(init=False)  # fill-up lists, precomputed once per version
     fill_trending: FillOrder = field(init=False)
+    catalogue: Catalogue = field(init=False)
+    sources_info: dict[str, Any] = field(init=False)
 
     def __post_init__(self) -> None:
+        if self.neighbour_offsets is None:  # no item-item table: the other sources still serve
+            self.neighbour_offsets = np.zeros(self.video_ids.shape[0] + 1, dtype=np.int64)
+            self.neighbour_idx = np.zeros(0, dtype=np.int32)
+            self.neighbour_weight = np.zeros(0, dtype=np.float32)
+        self.sources_info = sources_meta(self.sources_meta)
+        self.catalogue = serving_catalogue(self)
         self.video_row = {v: i for i, v in enumerate(self.video_ids.tolist())}
         self.user_row = {u: i for i, u in enumerate(self.user_ids.tolist())}
         names, codes = np.unique(self.category, return_inverse=True)
@@ -148,7 +161,7 @@ def load_model(settings: Settings, version: str, ann_threshold: int = DEFAULT_AN
     if model_json is not None:
         feats = get_bytes_if_exists(settings, bucket, artifacts.ranker_key(version, "ranker_features.json"))
         names = json.loads(feats)["features"] if feats else None
-        ranker = Ranker.from_json_bytes(model_json, names)
+        ranker = CandidateRanker.from_json_bytes(model_json, names)
     return ServingModel(version=version, index=index, ranker=ranker, **arrays)
 
 
@@ -239,5 +252,6 @@ class ModelStore:
             "videos": m.n_videos if m else 0,
             "index": m.index.kind if m else None,
             "ranker": bool(m and m.ranker),
+            "served": m.sources_info.get("served") if m else None,
             "error": self.last_error,
         }

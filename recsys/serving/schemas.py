@@ -16,7 +16,12 @@ class RecommendationItem(BaseModel):
     score: float
     rank: int = Field(ge=1)
     category: str
-    reason: str = Field(description="Why it is shown, e.g. 'similar to watched video 101', 'trending'")
+    reason: str = Field(
+        description="Why it is shown, e.g. 'because you watched 101', 'popular in news this week'"
+    )
+    source: str | None = Field(
+        None, description="What brought it: two_tower, item_item, recent, popularity, or the popular fill-up"
+    )
 
 
 class RecommendationResponse(BaseModel):

@@ -1,9 +1,10 @@
 """The RecommendationService: what the API handler and the batch commands call.
 
-recommend = cache lookup -> user vector (trained embedding + recent activity) -> retrieval (top 100)
--> ranking (CatBoost JSON over online-store features) -> rules (watched out, category, diversity,
-fill-up from popular) -> reasons -> cache store + inference tracking. A user with no vector gets
-cold-start items (popular/trending, by category when known).
+recommend = cache lookup -> user vector (trained embedding + recent activity) -> candidates (the union of
+the two-tower, item-item, recent-activity and popularity sources, `recsys.serving.sources`) -> ranking
+(CatBoost JSON over per-source features, or the source the evaluation chose) -> rules (watched out,
+category, diversity, fill-up from popular) -> a reason per item from its source -> cache store + inference
+tracking. A user with no vector gets cold-start items (popular/trending, by category when known).
 """
 
 from __future__ import annotations
@@ -232,14 +233,12 @@ class RecommendationService:
             return Selection(np.zeros(0, np.int64), np.zeros(0), []), "popular", []
         config = self.request_config()
         query = steps.user_query(model, config, user_id, activity, exclude_watched, engaged)
-        rows, scores = np.zeros(0, np.int64), np.zeros(0)
+        rows, scores, sources = np.zeros(0, np.int64), np.zeros(0), []
         if query.vector is not None:
-            cand = steps.candidates(model, config, [query], category)[0]
-            videos = self.features.for_model(model)
-            user_item = self.features.user(user_id) if model.ranker is not None and config.ranking else None
-            rows, scores = steps.rank(model, config, query, cand, user_item, videos, now_ts)
+            rows, scores, sources = steps.rank_sources(model, config, query, category, now_ts)
         chosen, source = steps.choose(model, config, query, rows, scores, k, category)
-        return chosen, source, steps.reasons(model, query, chosen)
+        steps.label_sources(chosen, rows, sources)
+        return chosen, source, steps.reasons(model, query, chosen, now_ts)
 
     def request_config(self) -> ServingConfig:
         """The serving knobs with the config secret's feature flags applied.

@@ -104,8 +104,27 @@ class EvaluationOutput(Contract):
     artifacts_bucket: str | None = None
 
 
+class RefitInput(EvaluationInput):
+    """Everything the evaluation saw, and its verdict (the refit runs only after the gates passed)."""
+
+    version: str | None = Field(
+        None, pattern=ID_PATTERN, description="the run's version (names a training job)"
+    )
+    evaluation: EvaluationOutput
+
+
+class RefitOutput(Contract):
+    """The refit two-tower (same version, files replaced), the served sources and the served choice."""
+
+    version: str = Field(pattern=ID_PATTERN)
+    two_tower: ModelOutput
+    sources: dict[str, Any] = Field(description='{"key", "models_bucket", "info"}: sources.npz of all data')
+    served: str = Field(description="ranker or one source's name: what serving orders candidates by")
+
+
 class DeploymentInput(EvaluationInput):
     evaluation: EvaluationOutput
+    refit: RefitOutput | None = None
 
 
 class DeploymentOutput(Contract):

@@ -1,8 +1,11 @@
-"""Stage 3: evaluate the run's models against the popularity baseline, check the gates, write the report.
+"""Stage 3: evaluate the ranked list, each candidate source and popularity; choose what to serve; check gates.
 
-Input: {"preprocessing", "two_tower", "ranker"}. Writes s3://{artifacts}/evaluation/{version}/metrics.json
-and report.html. Output: {"version", "metrics", "gates", "metrics_key", "report_key"}. The ranker is
-evaluated in its serving form (the JSON export run by numpy), so the gates judge what will be served.
+Input: {"preprocessing", "two_tower", "ranker"}. The sources fitted on the training split (`sources_eval.npz`)
+and the two-tower of the fit window give every test user's candidates (`recsys.ranking.candidates`, the serving
+code); the ranker (its JSON export, as served) orders them. Lists: the ranked list, each source alone, and
+popularity, on the same users and exclusions (the videos the user saw in the train period). The served choice
+is the list with the best nDCG@10: the ranked list or the best single source. Writes
+s3://{artifacts}/evaluation/{version}/metrics.json and report.html.
 """
 
 from __future__ import annotations
@@ -11,24 +14,29 @@ import time
 from typing import Any
 
 import numpy as np
-import polars as pl
 
 from recsys.artifacts import evaluation_prefix
 from recsys.config import Settings
-from recsys.data import schema as s
-from recsys.data.ranker_rows import feature_matrix, two_tower_scores
+from recsys.errors import ValidationError
+from recsys.evaluation.candidates import list_metrics, segment_metrics
 from recsys.evaluation.gates import check_gates
-from recsys.evaluation.offline import evaluate_ranking, evaluate_retrieval
+from recsys.evaluation.metrics import auc, grouped_ndcg
 from recsys.ids import check_id
 from recsys.pipeline_config import PipelineConfig
+from recsys.ranking.candidates import RANKED, SOURCES, SourceSettings
 from recsys.ranking.tree_ensemble import TreeEnsemble
+from recsys.sources.fit import FittedSources
+from recsys.sources.lists import gather, labels_of, make_lists
 from recsys.stages.embeddings import load_embeddings
+from recsys.stages.sources_common import relevant_rows, run_catalogue, sample_users, states_for
 from recsys.stages.two_tower import load_inputs
-from recsys.storage import get_bytes, put_bytes, put_json
+from recsys.storage import get_bytes, get_json, put_bytes, put_json
+
+DEPTH = 100
 
 
 def run(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    """Compute the metrics, check the gates, and write metrics.json + report.html."""
+    """Compute the metrics, choose the served list, check the gates, and write metrics.json + report.html."""
     from recsys.evaluation.report import render_report
 
     started = time.perf_counter()
@@ -36,56 +44,79 @@ def run(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
     version = check_id(pre["version"], "version")
     config = PipelineConfig.model_validate(pre["config"])
     ev = config.evaluation
-    data = load_inputs(
-        pre,
-        settings,
-        "test_interactions",
-        "seen",
-        "video_catalog",
-        "user_features",
-        "video_features",
-        "ranker_test",
-    )
+    data = load_inputs(pre, settings, "test_interactions", "seen", "train_interactions", "video_catalog")
+    if "sources_eval" not in rk["artifacts"]:
+        raise ValidationError("the ranker output has no sources_eval", hint="re-run the pipeline")
     emb = load_embeddings(tt, settings)
-    catalog: pl.DataFrame = data["video_catalog"]
-    pop_by_id = dict(zip(catalog[s.VIDEO_ID].to_list(), catalog[s.POPULARITY].to_list(), strict=True))
-    popularity = np.array([pop_by_id.get(v, 0.0) for v in emb["video_ids"].tolist()], dtype=np.float64)
-    retrieval = evaluate_retrieval(
-        data["test_interactions"], data["seen"], emb, popularity, ev.ks, ev.curve_max_k, ev.max_users, ev.seed
-    )
+    models = rk.get("models_bucket") or settings.names.bucket("models")
+    fitted = FittedSources.from_bytes(get_bytes(settings, models, rk["artifacts"]["sources_eval"]))
+    ranker = TreeEnsemble.from_bytes(get_bytes(settings, models, rk["artifacts"]["ranker_model_json"]))
+    cand_cfg = SourceSettings(**get_json(settings, models, rk["artifacts"]["ranker_features"])["candidates"])
+    ids = fitted.video_ids.tolist()
+    cat = run_catalogue(fitted, data["video_catalog"], emb)
+    states = states_for(data["train_interactions"], ids, emb, data["seen"])
+    test_users = sample_users(data["test_interactions"]["user_id"].unique().to_list(), ev.max_users, ev.seed)
+    relevant = relevant_rows(data["test_interactions"], ids, test_users)
+    lists = gather(cat, states, relevant, cand_cfg, float(pre.get("reference_ts") or 0))
+    ranker_scores = [ranker.predict(c.features) if len(c) else np.zeros(0) for c in lists.candidates]
+    make_lists(lists, ranker_scores, DEPTH)
+    n_items = len(ids)
+    blocks = {name: list_metrics(recs, lists.relevant, n_items) for name, recs in lists.lists.items()}
+    served = max([RANKED, *SOURCES], key=lambda n: (blocks[n]["ndcg@10"], n == RANKED))
+    train_items = np.array([states[u].history.size if u in states else 0 for u in lists.users])
+    segments = segment_metrics(lists.lists, lists.relevant, train_items, fitted.popularity)
 
-    rows: pl.DataFrame = data["ranker_test"].sort(s.USER_ID, maintain_order=True)
-    tt_scores = two_tower_scores(
-        rows, emb["user_ids"], emb["user_vectors"], emb["video_ids"], emb["video_vectors"]
-    )
-    X = feature_matrix(
-        rows, data["user_features"], data["video_features"], tt_scores, int(pre.get("reference_ts") or 0)
-    )
-    models_bucket = rk.get("models_bucket") or settings.names.bucket("models")
-    ranker = TreeEnsemble.from_bytes(get_bytes(settings, models_bucket, rk["artifacts"]["ranker_model_json"]))
-    ranker_scores = ranker.predict(X)
-    labels = rows[s.LABEL].to_numpy().astype(np.int64)
-    groups = rows[s.USER_ID].rank("dense").to_numpy()
-    pop_scores = np.array([pop_by_id.get(v, 0.0) for v in rows[s.VIDEO_ID].to_list()])
-    ranking = evaluate_ranking(groups, labels, ranker_scores, tt_scores, pop_scores)
+    labels = labels_of(lists)
+    y = np.concatenate(labels) if labels else np.zeros(0)
+    groups = np.concatenate([np.full(v.size, i) for i, v in enumerate(labels)]) if labels else np.zeros(0)
+    flat = np.concatenate(ranker_scores) if ranker_scores else np.zeros(0)
+    tt_flat = np.concatenate([c.scores["two_tower"] for c in lists.candidates]) if labels else np.zeros(0)
+    pop_flat = np.concatenate([c.scores["popularity"] for c in lists.candidates]) if labels else np.zeros(0)
+
+    def ranking_block(scores: np.ndarray) -> dict[str, float]:
+        return {
+            "auc": round(auc(y, scores), 6),
+            "ndcg": round(grouped_ndcg(groups, y, scores), 6),
+            "ndcg@10": round(grouped_ndcg(groups, y, scores, k=10), 6),
+        }
 
     metrics: dict[str, Any] = {
         "version": version,
         "job_id": pre.get("job_id"),
         "definitions": {
-            "recall@k": "held-out videos in the top k / held-out videos, mean over test users; "
-            "the catalogue minus the user's train-period videos is ranked",
-            "ndcg@k": "binary-relevance nDCG over the same top k (1/log2(rank+2) discounts), mean over users",
-            "ranker.auc": "ROC AUC over all candidate rows (held-out positives vs sampled negatives)",
-            "ranker.ndcg": "nDCG of each test user's whole candidate list as ordered by the ranker, mean over users",
+            "lists": "every test user's candidates (the union of the sources' top "
+            f"{cand_cfg.per_source}, videos seen in the train period excluded) ordered by the ranker "
+            "(final), by one source's score (that source alone) or by popularity",
+            "ndcg@k": "binary-relevance nDCG over the top k (1/log2(rank+2) discounts), mean over test users",
+            "recall@k": "held-out videos in the top k / held-out videos, mean over test users",
+            "hit_rate@10": "share of users with a held-out video in their top 10",
+            "map@10": "mean average precision over the top 10 (normalised by min(held-out, 10))",
+            "served": "the list with the best nDCG@10 (the ranked list wins ties): what deployment serves",
+            "ranker.auc": "ROC AUC over every candidate row (held-out videos among the candidates vs the rest)",
         },
-        "users_evaluated": retrieval["users_evaluated"],
-        "held_out_items": retrieval["held_out_items"],
-        "catalog_size": retrieval["catalog_size"],
-        "two_tower": retrieval["two_tower"],
-        "popularity": retrieval["popularity"],
-        **ranking,
-        "recall_curve": retrieval["recall_curve"],
+        "protocol": {
+            "split": config.split.strategy,
+            "test_share": config.split.test_share,
+            "n_test": config.split.n_test,
+            "window": (pre.get("stats") or {}).get("window"),
+        },
+        "users_evaluated": len(lists.users),
+        "held_out_items": int(sum(r.size for r in lists.relevant)),
+        "catalog_size": n_items,
+        "final": blocks[RANKED],
+        "sources": {src: blocks[src] for src in SOURCES},
+        "two_tower": blocks["two_tower"],
+        "popularity": blocks["popularity"],
+        "served": {"choice": served, **blocks[served]},
+        "segments": segments,
+        "ranker": {
+            **ranking_block(flat),
+            "rows": int(y.size),
+            "lists": len(labels),
+            "positives": int(y.sum()),
+            "candidate_recall": round(float(y.sum()) / max(1, sum(r.size for r in lists.relevant)), 6),
+        },
+        "ranker_baselines": {"two_tower": ranking_block(tt_flat), "popularity": ranking_block(pop_flat)},
         "train": {"two_tower": tt.get("train", {}), "ranker": rk.get("train", {})},
         "preprocessing": pre.get("stats", {}),
     }
@@ -97,10 +128,10 @@ def run(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
     html = render_report(
         metrics,
         {
-            "ranker_positive": ranker_scores[labels == 1],
-            "ranker_negative": ranker_scores[labels == 0],
-            "two_tower_positive": tt_scores[labels == 1],
-            "two_tower_negative": tt_scores[labels == 0],
+            "ranker_positive": flat[y == 1],
+            "ranker_negative": flat[y == 0],
+            "two_tower_positive": tt_flat[y == 1],
+            "two_tower_negative": tt_flat[y == 0],
         },
     )
     report_key = put_bytes(
@@ -111,7 +142,9 @@ def run(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
         "text/html; charset=utf-8",
     )
     summary = {
-        k: v for k, v in metrics.items() if k not in ("recall_curve", "definitions", "train", "preprocessing")
+        k: v
+        for k, v in metrics.items()
+        if k not in ("definitions", "train", "preprocessing", "segments", "ranker_baselines", "protocol")
     }
     return {
         "version": version,

@@ -97,6 +97,9 @@ def run(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
         "video_features.parquet": pre.video_features,
         "ranker_train.parquet": pre.ranker_train,
         "ranker_test.parquet": pre.ranker_test,
+        "window_fit.parquet": pre.window_fit,
+        "window_label.parquet": pre.window_label,
+        "window_user_features.parquet": pre.window_user_features,
     }
     artifacts: dict[str, str] = {}
     for name, df in tables.items():

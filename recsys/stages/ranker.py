@@ -1,68 +1,92 @@
-"""Stage 2b: train the CatBoost ranker on the shared features, with the served two-tower's scores.
+"""Stage 2b: fit the candidate sources on the fit window and train the CatBoost ranker on the label window.
 
-Input: {**preprocessing_output, "two_tower": two_tower_output}. Writes under
-s3://{models}/models/ranker/{version}/: ranker_model.cbm, ranker_model.json (numpy-evaluable) and
-ranker_features.json. The JSON form is checked against catboost before anything is written.
+Input: {**preprocessing_output, "two_tower": two_tower_output}. The two-tower was trained on the fit window
+(`window_fit`); here the item-item, recent-activity and popularity sources are fitted on the same window,
+every label-window user's candidates are gathered (the union of the sources' top-N, `recsys.ranking.candidates`)
+and labelled by whether the user took them in the label window, and the ranker learns which source to trust
+from the per-source scores and ranks (features computed at the window's cutoff: point in time). The sources
+are then fitted again on the whole training split for the evaluation stage.
+
+Writes under s3://{models}/models/ranker/{version}/: ranker_model.cbm, ranker_model.json (numpy-evaluable),
+ranker_features.json; and models/sources/{version}/sources_eval.npz. The JSON form is checked against
+catboost before anything is written.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
-import polars as pl
 
 from recsys import artifacts as paths
 from recsys.config import Settings
-from recsys.data import schema as s
-from recsys.data.negatives import EVENT_TS
-from recsys.data.ranker_rows import feature_matrix, two_tower_scores
-from recsys.errors import RecsysError
-from recsys.features import RANKER_FEATURES
+from recsys.errors import RecsysError, ValidationError
 from recsys.ids import check_id
 from recsys.pipeline_config import PipelineConfig
+from recsys.ranking.candidates import CANDIDATE_FEATURES
 from recsys.ranking.tree_ensemble import TreeEnsemble
+from recsys.sources.fit import fit_sources, source_settings
+from recsys.sources.lists import gather, labels_of
 from recsys.stages.embeddings import load_embeddings
+from recsys.stages.sources_common import relevant_rows, run_catalogue, sample_users, states_for
 from recsys.stages.two_tower import load_inputs
 from recsys.storage import put_bytes, put_json
 
 PARITY_TOLERANCE = 1e-5
+SOURCES_EVAL = "sources_eval.npz"
 
 
 def run(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    """Train the ranker for the run in `event`."""
+    """Fit the sources and train the ranker for the run in `event`."""
     from recsys.training.ranker import train_ranker
 
+    started = time.perf_counter()
     version = check_id(event["version"], "version")
     config = PipelineConfig.model_validate(event["config"])
-    data = load_inputs(event, settings, "ranker_train", "user_features", "video_features")
-    emb = load_embeddings(event["two_tower"], settings)
-    rows: pl.DataFrame = data["ranker_train"]
-    if rows.height > config.ranker.max_train_rows:  # subsample whole users, keeping their lists intact
-        users = (
-            rows.select(s.USER_ID)
-            .unique()
-            .sort(s.USER_ID)
-            .sample(fraction=config.ranker.max_train_rows / rows.height, seed=config.ranker.seed)
+    if "window_fit" not in event["artifacts"]:
+        raise ValidationError(
+            "the preprocessing output has no ranker windows (window_fit, window_label)",
+            hint="re-run the pipeline from preprocessing with this code version",
         )
-        rows = rows.join(users, on=s.USER_ID, how="semi")
-    rows = rows.sort(s.USER_ID, maintain_order=True)
-    scores = two_tower_scores(
-        rows, emb["user_ids"], emb["user_vectors"], emb["video_ids"], emb["video_vectors"]
-    )
-    now_ts = int(event.get("reference_ts") or 0)
-    # Point in time: each training row's features are computed at its positive's time (see preprocessing).
-    row_now = rows[EVENT_TS].fill_null(now_ts).to_numpy() if EVENT_TS in rows.columns else now_ts
-    X = feature_matrix(rows, data["user_features"], data["video_features"], scores, row_now)
-    y = rows[s.LABEL].to_numpy()
-    groups = rows[s.USER_ID].rank("dense").to_numpy().astype(np.int64)
-    result = train_ranker(X, y, groups, config.ranker)
+    data = load_inputs(event, settings, "window_fit", "window_label", "train_interactions", "video_catalog")
+    emb = load_embeddings(event["two_tower"], settings)
+    has_ts = (event.get("stats") or {}).get("time_source", "timestamp") == "timestamp"
+    window = (event.get("stats") or {}).get("window") or {}
+    reference_ts = int(event.get("reference_ts") or 0)
+    now_ts = float(window.get("cutoff_ts") or reference_ts)
+    ids = data["video_catalog"].sort("video_id")["video_id"].to_list()
+    cfg = config.sources
+    cand_cfg = source_settings(cfg)
 
-    # The serving form must score exactly like catboost (checked here, on real rows, before any write).
+    fit = fit_sources(data["window_fit"], ids, cfg, has_ts)
+    cat = run_catalogue(fit, data["video_catalog"], emb)
+    states = states_for(data["window_fit"], ids, emb)
+    label_users = sample_users(
+        data["window_label"]["user_id"].unique().to_list(), cfg.max_ranker_users, cfg.seed
+    )
+    lists = gather(cat, states, relevant_rows(data["window_label"], ids, label_users), cand_cfg, now_ts)
+    labels = labels_of(lists)
+    keep = [i for i, y in enumerate(labels) if y.any() and not y.all()]
+    if not keep:
+        raise ValidationError(
+            "no label-window user has a candidate they took: the ranker has nothing to learn from",
+            hint="import more interactions, or raise config.sources.per_source",
+        )
+    X = np.vstack([lists.candidates[i].features for i in keep])
+    y = np.concatenate([labels[i] for i in keep])
+    groups = np.concatenate([np.full(labels[i].size, j, dtype=np.int64) for j, i in enumerate(keep)])
+    if X.shape[0] > config.ranker.max_train_rows:  # whole users, in order
+        cut = int(np.searchsorted(groups, groups[config.ranker.max_train_rows], side="left"))
+        X, y, groups = X[:cut], y[:cut], groups[:cut]
+    result = train_ranker(X, y, groups, config.ranker, CANDIDATE_FEATURES)
+
     parity = _parity(result.cbm, result.json, X[:5000])
     if parity > PARITY_TOLERANCE:
         raise RecsysError(f"JSON ranker differs from catboost by {parity:.2e}", hint="report this as a bug")
 
+    # The sources the evaluation stage measures: fitted on the whole training split.
+    train_fit = fit_sources(data["train_interactions"], ids, cfg, has_ts)
     bucket = settings.names.bucket("models")
     artifacts = {
         "ranker_model": put_bytes(
@@ -80,11 +104,19 @@ def run(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
             bucket,
             paths.ranker_key(version, "ranker_features.json"),
             {
-                "features": list(RANKER_FEATURES),
+                "features": list(CANDIDATE_FEATURES),
+                "candidates": cand_cfg.to_dict(),
                 "loss": config.ranker.loss,
                 "score": "raw formula value (higher = more relevant)",
-                "reference_ts": now_ts,
+                "reference_ts": reference_ts,
             },
+        ),
+        "sources_eval": put_bytes(
+            settings,
+            bucket,
+            paths.sources_key(version, SOURCES_EVAL),
+            train_fit.to_bytes(),
+            "application/octet-stream",
         ),
     }
     return {
@@ -92,7 +124,19 @@ def run(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
         "version": version,
         "models_bucket": bucket,
         "artifacts": artifacts,
-        "train": {**result.info, "parity_max_abs_diff": parity},
+        "train": {
+            **result.info,
+            "parity_max_abs_diff": parity,
+            "window": window,
+            "label_users": len(label_users),
+            "users_with_a_positive_candidate": len(keep),
+            "candidate_recall": round(
+                sum(int(v.sum()) for v in labels) / max(1, sum(r.size for r in lists.relevant)), 4
+            ),
+            "sources_fit": fit.info,
+            "sources_train": train_fit.info,
+            "stage_seconds": round(time.perf_counter() - started, 3),
+        },
     }
 
 

@@ -77,6 +77,8 @@ STAGES: dict[str, Stage] = {
               c.FeaturesExportInput, c.FeaturesExportOutput),
         Stage("evaluation", "evaluation", "recsys.stages.evaluation",
               c.EvaluationInput, c.EvaluationOutput),
+        Stage("refit", "refit_models", "recsys.stages.refit",
+              c.RefitInput, c.RefitOutput, training_job=True),
         Stage("deployment", "deployment", "recsys.stages.deployment",
               c.DeploymentInput, c.DeploymentOutput),
         Stage("precompute_cache", "precompute_cache", "recsys.stages.precompute_cache",

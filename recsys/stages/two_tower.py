@@ -1,8 +1,8 @@
 """Stage 2a: train the two-tower model and export what serving needs (no TensorFlow at serving time).
 
 Input: the preprocessing output. Writes under s3://{models}/models/two_tower/{version}/:
-video_embeddings.npz, user_embeddings.npz, video_tower.npz, model_config.json, vocabularies.json, serving_catalog.parquet,
-user_history.parquet (each user's watched videos: the training period and the held-out window). Output: {"model": "two_tower", "version", "artifacts", "train"}.
+video_embeddings.npz, user_embeddings.npz, model_config.json, vocabularies.json, serving_catalog.parquet,
+user_history.parquet. Output: {"model": "two_tower", "version", "artifacts", "train"}.
 """
 
 from __future__ import annotations
@@ -39,43 +39,73 @@ def load_inputs(event: dict[str, Any], settings: Settings, *names: str) -> dict[
     return out
 
 
+def window_vocabularies(pairs: pl.DataFrame, vocabularies: dict[str, list[str]]) -> dict[str, list[str]]:
+    """The vocabularies of a window of pairs: its users and videos, the run's categories."""
+    return {
+        "user_ids": sorted(pairs[s.USER_ID].unique().to_list()),
+        "video_ids": sorted(pairs[s.VIDEO_ID].unique().to_list()),
+        "categories": vocabularies["categories"],
+    }
+
+
 def run(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    """Train on the preprocessing output `event`; write the embeddings and serving tables."""
+    """Train on the fit window of the preprocessing output `event`; write the embeddings and serving tables.
+
+    The model the ranker learns from and the evaluation measures is trained on the window before the
+    ranker's label window (docs/ml.md, Windows), so its scores of the label pairs are honest; the refit stage
+    retrains it on all data before deployment.
+    """
+    version = check_id(event["version"], "version")
+    config = PipelineConfig.model_validate(event["config"])
+    names = ["train_interactions", "video_catalog", "user_features", "vocabularies", "seen"]
+    windowed = "window_fit" in event["artifacts"]
+    if windowed:
+        names += ["window_fit", "window_user_features"]
+    data = load_inputs(event, settings, *names)
+    pairs = data["window_fit"] if windowed else data["train_interactions"]
+    users = data["window_user_features"] if windowed else data["user_features"]
+    return train_and_export(
+        settings,
+        version,
+        config,
+        pairs,
+        data["video_catalog"],
+        users,
+        window_vocabularies(pairs, data["vocabularies"]) if windowed else data["vocabularies"],
+        int(event.get("reference_ts") or 0),
+        data["seen"],
+        job_id=event.get("job_id"),
+        window="fit" if windowed else "train",
+    )
+
+
+def train_and_export(
+    settings: Settings,
+    version: str,
+    config: PipelineConfig,
+    pairs: pl.DataFrame,
+    catalog: pl.DataFrame,
+    user_features: pl.DataFrame,
+    vocabularies: dict[str, list[str]],
+    reference_ts: int,
+    seen: pl.DataFrame,
+    job_id: str | None,
+    window: str,
+) -> dict[str, Any]:
+    """Train the two-tower on `pairs` and write its files under models/two_tower/{version}/ (a stage output)."""
     from recsys.training.temperature import choose_temperature
     from recsys.training.two_tower import train_two_tower
 
-    version = check_id(event["version"], "version")
-    config = PipelineConfig.model_validate(event["config"])
-    data = load_inputs(
-        event,
-        settings,
-        "train_interactions",
-        "video_catalog",
-        "user_features",
-        "vocabularies",
-        "seen",
-        "test_interactions",
-    )
-    inputs = (
-        data["train_interactions"],
-        data["video_catalog"],
-        data["user_features"],
-        data["vocabularies"],
-        int(event.get("reference_ts") or 0),
-    )
+    inputs = (pairs, catalog, user_features, vocabularies, reference_ts)
     tt_config = config.two_tower
     choice = choose_temperature(*inputs, tt_config)
     if choice is not None:
         tt_config = tt_config.model_copy(update={"temperature": choice.temperature})
     result = train_two_tower(*inputs, tt_config)
     result.model_config["temperature_selection"] = choice.to_dict() if choice else None
+    result.model_config["window"] = window
     bucket = settings.names.bucket("models")
-    catalog: pl.DataFrame = data["video_catalog"]
-    # Serving leaves out what a user watched: the training period and the held-out (most recent) items too.
-    watched = pl.concat(
-        [data["seen"].select(s.USER_ID, s.VIDEO_ID), data["test_interactions"].select(s.USER_ID, s.VIDEO_ID)]
-    ).unique()
-    history = user_history(data["train_interactions"], watched, data["user_features"])
+    history = user_history(pairs, seen, user_features)
     artifacts = {
         "video_embeddings": put_npz(
             settings,
@@ -96,10 +126,10 @@ def run(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
             settings,
             bucket,
             paths.two_tower_key(version, "model_config.json"),
-            {**result.model_config, "version": version, "job_id": event.get("job_id")},
+            {**result.model_config, "version": version, "job_id": job_id},
         ),
         "vocabularies": put_json(
-            settings, bucket, paths.two_tower_key(version, "vocabularies.json"), data["vocabularies"]
+            settings, bucket, paths.two_tower_key(version, "vocabularies.json"), vocabularies
         ),
         "serving_catalog": put_parquet(
             settings,
@@ -116,10 +146,6 @@ def run(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
         ),
         "user_history": put_parquet(
             settings, bucket, paths.two_tower_key(version, "user_history.parquet"), history
-        ),
-        # The video tower in numpy (recsys.serving.video_tower): serving embeds videos added after training.
-        "video_tower": put_npz(
-            settings, bucket, paths.two_tower_key(version, "video_tower.npz"), **result.video_tower
         ),
     }
     return {
@@ -138,5 +164,7 @@ def run(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
             "temperature_selection": result.model_config["temperature_selection"],
             "users": int(result.user_ids.size),
             "videos": int(result.video_ids.size),
+            "window": window,
+            "pairs": pairs.height,
         },
     }

@@ -41,8 +41,15 @@ class _IterationProgress:
         return True  # never stop training early
 
 
-def train_ranker(X: np.ndarray, y: np.ndarray, groups: np.ndarray, cfg: RankerConfig) -> RankerResult:
+def train_ranker(
+    X: np.ndarray,
+    y: np.ndarray,
+    groups: np.ndarray,
+    cfg: RankerConfig,
+    feature_names: list[str] | None = None,
+) -> RankerResult:
     """Train on rows grouped by user (`groups` must be contiguous: sort by user first)."""
+    names = list(feature_names) if feature_names is not None else list(RANKER_FEATURES)
     from catboost import CatBoost, Pool
 
     started = time.perf_counter()
@@ -56,7 +63,7 @@ def train_ranker(X: np.ndarray, y: np.ndarray, groups: np.ndarray, cfg: RankerCo
         "verbose": False,
         "allow_writing_files": False,
     }
-    pool = Pool(X, label=y, group_id=groups, feature_names=list(RANKER_FEATURES))
+    pool = Pool(X, label=y, group_id=groups, feature_names=names)
     model = CatBoost(params)
     model.fit(pool, callbacks=[_IterationProgress(cfg.iterations)])
     with tempfile.TemporaryDirectory() as tmp:
@@ -76,9 +83,7 @@ def train_ranker(X: np.ndarray, y: np.ndarray, groups: np.ndarray, cfg: RankerCo
             "rows": int(X.shape[0]),
             "groups": int(np.unique(groups).size),
             "positives": int(np.asarray(y).sum()),
-            "feature_importance": {
-                n: round(float(v), 4) for n, v in zip(RANKER_FEATURES, importance, strict=True)
-            },
+            "feature_importance": {n: round(float(v), 4) for n, v in zip(names, importance, strict=True)},
             "seconds": round(time.perf_counter() - started, 3),
         },
     )

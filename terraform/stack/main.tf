@@ -8,7 +8,7 @@ locals {
   package_dir = coalesce(var.package_dir, "${local.repo_root}/build/lambda")
   retain      = var.removal_policy == "retain"
 
-  pipeline_functions = ["preprocessing", "train_two_tower", "train_ranker", "feature_ingestion", "evaluation", "deployment", "precompute_cache"]
+  pipeline_functions = ["preprocessing", "train_two_tower", "train_ranker", "feature_ingestion", "evaluation", "refit_models", "deployment", "precompute_cache"]
 }
 
 data "aws_caller_identity" "current" {}

@@ -40,6 +40,7 @@ LAYERS: dict[str, int] = {
     "recsys.ranking": 2,
     "recsys.evaluation": 2,
     "recsys.training": 2,
+    "recsys.sources": 2,
     "recsys.serving": 2,
     "recsys.events": 2,
     "recsys.feedback": 2,

@@ -8,7 +8,14 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-HANDLERS = ("preprocessing", "train_two_tower", "train_ranker", "evaluation", "feature_ingestion")
+HANDLERS = (
+    "preprocessing",
+    "train_two_tower",
+    "train_ranker",
+    "evaluation",
+    "feature_ingestion",
+    "refit_models",
+)
 
 
 def test_handler_bodies_are_one_line():

@@ -67,6 +67,12 @@ def stubs(gates_passed: bool = True, failing: str | None = None) -> dict[str, An
             "metrics_key": "metrics.json",
             "report_key": "report.html",
         },
+        "refit_models": {
+            "version": "v1",
+            "two_tower": {"version": "v1", "artifacts": {"embeddings": "all.npz"}},
+            "sources": {"key": "sources.npz"},
+            "served": "ranker",
+        },
         "deployment": {"version": "v1", "status": "production"},
         "precompute_cache": {"version": "v1", "status": "filled", "users": 5, "k": 20, "seconds": 0.1},
     }

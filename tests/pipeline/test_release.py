@@ -97,7 +97,7 @@ def _rewrite_bundle(settings, version, monkeypatch, fmt):
 
 @pytest.mark.parametrize(
     ("fmt", "message"),
-    [(7, "has format 7, newer than this code's format 1"), (None, "records no format")],
+    [(7, "has format 7, newer than this code's format 2"), (None, "records no format")],
 )
 def test_rollback_to_a_bundle_of_unreadable_format_is_refused_before_production_changes(
     local_stack, model_name, monkeypatch, fmt, message
@@ -116,21 +116,21 @@ def test_rollback_to_a_bundle_of_unreadable_format_is_refused_before_production_
 
 
 def test_a_bundle_of_an_older_readable_format_rolls_back_and_loads(local_stack, model_name, monkeypatch):
-    reg, a, b = _two_deployed_versions(local_stack, model_name)  # bundles of format 1
-    # This code moves on to format 2 and still reads format 1: a's bundle loads as it is.
-    monkeypatch.setattr(bundle, "BUNDLE_FORMAT", 2)
-    monkeypatch.setattr(bundle, "READABLE_FORMATS", frozenset({1, 2}))
-    assert bundle.check_bundle(local_stack, a) == 1
+    reg, a, b = _two_deployed_versions(local_stack, model_name)  # bundles of format 2
+    # This code moves on to format 3 and still reads format 2: a's bundle loads as it is.
+    monkeypatch.setattr(bundle, "BUNDLE_FORMAT", 3)
+    monkeypatch.setattr(bundle, "READABLE_FORMATS", frozenset({2, 3}))
+    assert bundle.check_bundle(local_stack, a) == 2
     back = release.rollback(local_stack, registry=reg, publisher=lambda _v: None)
     assert back.version.version == a and back.previous_version == b
     assert sorted(bundle.load_bundle(local_stack, a)["video_ids"].tolist()) == sorted(
         f"v{i}" for i in range(12)
     )
 
-    # Format 2 no longer reads format 1: b's bundle is refused, naming version and format.
-    monkeypatch.setattr(bundle, "READABLE_FORMATS", frozenset({2}))
+    # Format 3 no longer reads format 2: b's bundle is refused, naming version and format.
+    monkeypatch.setattr(bundle, "READABLE_FORMATS", frozenset({3}))
     with pytest.raises(
-        ValidationError, match=rf"model version '{b}' has format 1, which this code no longer"
+        ValidationError, match=rf"model version '{b}' has format 2, which this code no longer"
     ):
         release.promote(local_stack, b, registry=reg, publisher=lambda _v: None)
     assert reg.production(consistent=True).version == a

@@ -58,9 +58,18 @@ STAND_INS = {
                         {"name": "recall_at_100", "value": 0.4 if passed else 0.01, "threshold": 0.1, "passed": passed}]},
                     "metrics_key": "evaluation/v1/metrics.json", "report_key": "evaluation/v1/report.html"}
     """,
+    "refit_models": """
+        def run(event, settings):
+            assert set(event) == {"version", "preprocessing", "two_tower", "ranker", "evaluation"}
+            assert event["evaluation"]["gates"]["passed"] is True
+            refit = {**event["two_tower"], "train": {"window": "all"}}
+            return {"version": event["evaluation"]["version"], "two_tower": refit,
+                    "sources": {"key": "models/sources/v1/sources.npz"}, "served": "ranker"}
+    """,
     "deployment": """
         def run(event, settings):
-            assert set(event) == {"preprocessing", "two_tower", "ranker", "evaluation"}
+            assert set(event) == {"preprocessing", "two_tower", "ranker", "evaluation", "refit"}
+            assert event["two_tower"]["train"] == {"window": "all"}  # the refit model is deployed
             return {"version": event["evaluation"]["version"], "status": "production"}
     """,
     "precompute_cache": """
@@ -109,6 +118,7 @@ def test_definition_is_sound_and_every_placeholder_is_a_catalogue_function():
         "train_ranker",
         "feature_ingestion",
         "evaluation",
+        "refit_models",
         "deployment",
         "precompute_cache",
     }
@@ -137,6 +147,7 @@ def test_pipeline_succeeds_passes_data_and_records_history(local_stack, tmp_path
         "ExportFeatures": "SUCCEEDED",
         "Evaluation": "SUCCEEDED",
         "GatesPassed": "SUCCEEDED",
+        "Refit": "SUCCEEDED",
         "Deployment": "SUCCEEDED",
         "PrecomputeCache": "SUCCEEDED",
         "Summary": "SUCCEEDED",

@@ -19,7 +19,8 @@ import pytest
 from recsys import artifacts
 from recsys.aws import client
 from recsys.feature_store.online import OnlineFeatureStore
-from recsys.features import RANKER_FEATURES
+from recsys.ranking.candidates import CANDIDATE_FEATURES, NeighbourTable
+from recsys.sources.fit import FittedSources
 
 CATEGORIES = ["gaming", "music", "sports", "news", "comedy", "education"]
 PER_CATEGORY = 12
@@ -41,12 +42,12 @@ class TinyWorld:
 
 
 def ranker_json() -> bytes:
-    """A valid CatBoost JSON export: score rises with the two-tower score; +0.5 for the top category."""
+    """A valid CatBoost JSON export: score rises with the two-tower score; +0.5 for a category the user likes."""
     floats = [
         {"feature_index": i, "flat_feature_index": i, "nan_value_treatment": "AsIs", "borders": []}
-        for i in range(len(RANKER_FEATURES))
+        for i in range(len(CANDIDATE_FEATURES))
     ]
-    top = RANKER_FEATURES.index("is_top_category")
+    top = CANDIDATE_FEATURES.index("category_affinity")
     trees = [
         {
             "splits": [{"float_feature_index": 0, "border": b, "split_type": "FloatFeature"}],
@@ -154,8 +155,17 @@ def publish_tiny_version(
         _put(
             settings,
             artifacts.ranker_key(version, "ranker_features.json"),
-            json.dumps({"features": RANKER_FEATURES}).encode(),
+            json.dumps({"features": CANDIDATE_FEATURES}).encode(),
         )
+    # item-item neighbours: every video's neighbours are the other videos of its category
+    rows, cols = zip(
+        *[(i, j) for i in range(n) for j in range(n) if i != j and cats[i] == cats[j]], strict=True
+    )
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    offsets[1:] = np.cumsum(np.bincount(np.asarray(rows), minlength=n))
+    table = NeighbourTable(offsets, np.asarray(cols, np.int32), np.full(len(cols), 0.5, np.float32))
+    fitted = FittedSources(np.asarray(video_ids), table, popularity, trending, {"served": "ranker"})
+    _put(settings, artifacts.sources_key(version, "sources.npz"), fitted.to_bytes())
     store = OnlineFeatureStore(settings)
     store.put_videos(
         [

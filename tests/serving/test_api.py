@@ -56,7 +56,7 @@ def test_recommendations_contract(call, tiny_world):
     assert set(body) >= {"user_id", "model_version", "recommendation_id", "source", "items"}
     assert body["source"] in ("model", "cache")
     assert len(body["items"]) == 7
-    assert set(body["items"][0]) == {"video_id", "score", "rank", "category", "reason"}
+    assert set(body["items"][0]) == {"video_id", "score", "rank", "category", "reason", "source"}
     status, body = call("GET", "/recommendations/12345", "category=music&k=3")
     assert status == 200 and body["source"] in ("popular", "cache")
     assert {i["category"] for i in body["items"]} == {"music"}
@@ -195,7 +195,14 @@ class _StubService:
         return self._answer("record_interaction")
 
 
-_ITEM = {"video_id": "101", "score": 0.5, "rank": 1, "category": "music", "reason": "trending"}
+_ITEM = {
+    "video_id": "101",
+    "score": 0.5,
+    "rank": 1,
+    "category": "music",
+    "reason": "trending",
+    "source": "popular",
+}
 _GOOD = {
     "recommend": {
         "user_id": "u1",

@@ -17,7 +17,7 @@ TINY = ["--users", "200", "--videos", "200", "--interactions", "4000", "--seed",
 CONFIG = {
     "two_tower": {"epochs": 3, "batch_size": 256},
     "ranker": {"iterations": 60, "depth": 4},
-    "gates": {"two_tower_recall_at_100": 0.0, "two_tower_ndcg_at_100": 0.0, "ranker_auc": 0.0,
+    "gates": {"min_ndcg_lift_over_popularity": None, "two_tower_recall_at_100": 0.0, "two_tower_ndcg_at_100": 0.0, "ranker_auc": 0.0,
               "ranker_ndcg": 0.0, "min_recall_lift_over_popularity": None},
 }  # fmt: skip
 
@@ -39,10 +39,14 @@ def test_serving_the_pipelines_version(local_stack, tiny_world, tmp_path):
                                     tracker=InferenceTracker(local_stack, background=False))  # fmt: skip
         model = svc.models.current()
         assert model.version == version and model.ranker is not None
+        assert model.neighbour_idx.size > 0  # the item-item table travels in the bundle
         user = next(u for u in model.user_ids.tolist() if len(model.watched_rows(u)))
         watched = set(model.video_ids[model.watched_rows(user)].tolist())
         resp = svc.recommend(user, k=10, use_cache=False)
         assert resp["source"] == "model" and len(resp["items"]) == 10
+        sources = {i["source"] for i in resp["items"]}
+        assert sources <= {"two_tower", "item_item", "recent", "popularity", "popular"}
+        assert len({i["reason"] for i in resp["items"]}) > 1  # not one sentence for every item
         assert not watched & {i["video_id"] for i in resp["items"]}
         cold = svc.recommend("someone-brand-new", k=10, use_cache=False)
         assert cold["source"] == "popular" and len(cold["items"]) == 10

@@ -26,7 +26,8 @@ def test_known_user_gets_k_items_of_their_taste_without_watched(service, tiny_wo
     assert [i["rank"] for i in resp["items"]] == list(range(1, 11))
     top = resp["items"][0]
     assert top["category"] == tiny_world.preferred[user]
-    assert top["reason"].startswith("similar to watched video")
+    assert top["reason"].startswith("because you watched ")  # the watched video nearest to it
+    assert top["source"] in ("two_tower", "item_item", "recent")
     # diversity: at most half of k from one category, the rest filled up
     cats = [i["category"] for i in resp["items"]]
     assert max(cats.count(c) for c in set(cats)) <= 5
@@ -61,10 +62,11 @@ def test_new_user_gets_cold_start(service, tiny_world):
     resp = service.recommend(f"new-{uuid.uuid4().hex[:8]}", k=8, use_cache=False)
     assert resp["source"] == "popular"
     assert len(resp["items"]) == 8
-    assert resp["items"][0]["reason"] == "trending"
+    assert resp["items"][0]["reason"].startswith(("popular", "new"))
+    assert {i["source"] for i in resp["items"]} <= {"trending", "popular"}
     by_cat = service.recommend(f"new-{uuid.uuid4().hex[:8]}", k=5, category="music", use_cache=False)
     assert {i["category"] for i in by_cat["items"]} == {"music"}
-    assert by_cat["items"][0]["reason"] == "popular in music"
+    assert by_cat["items"][0]["reason"].startswith("popular in music")
 
 
 def test_interactions_move_recommendations_at_once(service, tiny_world):

@@ -104,6 +104,17 @@ locals {
       sagemaker      = true
       failure_queue  = false
     }
+    refit_models = {
+      s3_read       = ["artifacts", "models"]
+      s3_write      = ["models"]
+      tables_read   = []
+      tables_write  = []
+      streams_read  = []
+      streams_write = []
+      secrets       = ["config"]
+      sagemaker     = true
+      failure_queue = false
+    }
     evaluation = {
       s3_read        = ["artifacts", "models"]
       s3_write       = ["artifacts"]

@@ -1,0 +1,142 @@
+"""Item-item models, fitted on a binary user x video matrix and kept as a sparse top-N neighbour table.
+
+- EASE (Steck 2019): B = I - P diag(1/diag(P)), P = (X'X + lambda I)^-1, diagonal zeroed. Closed form, one
+  dense inverse over the items with at least `min_item_count` interactions: used while they number at most
+  `ease_max_items` (the inverse is O(n^3): see bench/results/quality.md for the times measured).
+- item-kNN above that: cosine similarity of the item columns with a shrink term, from a sparse co-occurrence
+  product (each user's latest `knn_max_history` items only, so heavy users cannot blow it up).
+
+Either way each video keeps its `neighbours` largest weights (by absolute value for EASE, whose negative
+weights matter), so serving reads a CSR table, never a dense matrix.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from recsys.pipeline_config import SourcesConfig
+from recsys.ranking.candidates import NeighbourTable
+
+
+def _matrix(users: np.ndarray, items: np.ndarray, n_users: int, n_items: int):
+    import scipy.sparse as sp
+
+    data = np.ones(users.size, dtype=np.float64)
+    x = sp.csr_matrix((data, (users, items)), shape=(n_users, n_items))
+    x.data[:] = 1.0  # duplicates collapse to one binary entry
+    return x
+
+
+def _table_from_dense_rows(
+    block_rows: np.ndarray, block: np.ndarray, cols: np.ndarray, top: int, by_abs: bool
+):
+    """Top-`top` entries of each row of a dense block (row ids `block_rows`, column ids `cols`)."""
+    key = np.abs(block) if by_abs else block.copy()
+    key[block == 0] = -np.inf
+    k = min(top, block.shape[1])
+    part = (
+        np.argpartition(-key, k - 1, axis=1)[:, :k]
+        if k < block.shape[1]
+        else np.tile(np.arange(block.shape[1]), (block.shape[0], 1))
+    )
+    vals = np.take_along_axis(block, part, axis=1)
+    keep = np.isfinite(np.take_along_axis(key, part, axis=1))
+    out_rows = np.repeat(block_rows, k)[keep.ravel()]
+    return out_rows, cols[part].ravel()[keep.ravel()], vals.ravel()[keep.ravel()]
+
+
+def _csr(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, n: int) -> NeighbourTable:
+    order = np.lexsort((-np.abs(vals), rows))
+    rows, cols, vals = rows[order], cols[order], vals[order]
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.add.at(offsets, rows + 1, 1)
+    return NeighbourTable(np.cumsum(offsets), cols.astype(np.int32), vals.astype(np.float32))
+
+
+def fit_ease(x, eligible: np.ndarray, n_items: int, cfg: SourcesConfig) -> NeighbourTable:
+    """EASE over the `eligible` item columns of `x`, as a top-N neighbour table over all `n_items` rows."""
+    import scipy.linalg as sl
+
+    xk = x[:, eligible]
+    gram = (xk.T @ xk).toarray().astype(np.float32)  # float32: half the memory and time, enough with lambda
+    gram[np.diag_indices_from(gram)] += cfg.ease_lambda
+    factor = sl.cho_factor(gram, overwrite_a=True, check_finite=False)
+    p = sl.cho_solve(factor, np.eye(eligible.size, dtype=np.float32), overwrite_b=True, check_finite=False)
+    b = p / (-np.diag(p))
+    np.fill_diagonal(b, 0.0)
+    rows, cols, vals = _table_from_dense_rows(eligible, b, eligible, cfg.neighbours, by_abs=True)
+    return _csr(rows, cols, vals, n_items)
+
+
+def fit_item_knn(x, n_items: int, cfg: SourcesConfig) -> NeighbourTable:
+    """Shrunk cosine item-kNN from the sparse co-occurrence matrix, top-N neighbours per item."""
+    import scipy.sparse as sp
+
+    counts = np.asarray(x.sum(axis=0)).ravel()
+    co = (x.T @ x).tocsr()
+    co.setdiag(0.0)
+    co.eliminate_zeros()
+    coo = co.tocoo()
+    norm = np.sqrt(counts[coo.row] * counts[coo.col]) + cfg.knn_shrink
+    sim = sp.csr_matrix((coo.data / norm, (coo.row, coo.col)), shape=co.shape)
+    rows_out, cols_out, vals_out = [], [], []
+    for i in range(n_items):
+        lo, hi = sim.indptr[i], sim.indptr[i + 1]
+        if hi == lo:
+            continue
+        idx, val = sim.indices[lo:hi], sim.data[lo:hi]
+        if val.size > cfg.neighbours:
+            keep = np.argpartition(-val, cfg.neighbours - 1)[: cfg.neighbours]
+            idx, val = idx[keep], val[keep]
+        rows_out.append(np.full(idx.size, i))
+        cols_out.append(idx)
+        vals_out.append(val)
+    if not rows_out:
+        return NeighbourTable.empty(n_items)
+    return _csr(np.concatenate(rows_out), np.concatenate(cols_out), np.concatenate(vals_out), n_items)
+
+
+def fit_neighbours(
+    user_idx: np.ndarray, item_idx: np.ndarray, n_users: int, n_items: int, cfg: SourcesConfig
+) -> tuple[NeighbourTable, dict[str, Any]]:
+    """The neighbour table of one window's (user, item) pairs (item_idx = catalogue rows), and facts about it.
+
+    Pairs must come in each user's time order (oldest first): item-kNN keeps each user's latest items.
+    """
+    started = time.perf_counter()
+    x = _matrix(user_idx, item_idx, n_users, n_items)
+    counts = np.asarray(x.sum(axis=0)).ravel()
+    eligible = np.nonzero(counts >= cfg.min_item_count)[0]
+    method = cfg.item_item
+    if method == "auto":
+        method = "ease" if 0 < eligible.size <= cfg.ease_max_items else "knn"
+    if eligible.size == 0:
+        table, method = NeighbourTable.empty(n_items), "none"
+    elif method == "ease":
+        if eligible.size > cfg.ease_max_items:  # forced EASE on a big catalogue: the most popular items
+            eligible = np.sort(np.argsort(-counts, kind="stable")[: cfg.ease_max_items])
+        table = fit_ease(x, eligible, n_items, cfg)
+    else:
+        # the latest knn_max_history items of each user (pairs are in time order)
+        from_end = _rank_from_end(user_idx)
+        keep = from_end < cfg.knn_max_history
+        table = fit_item_knn(_matrix(user_idx[keep], item_idx[keep], n_users, n_items), n_items, cfg)
+    return table, {
+        "method": method,
+        "items_modelled": int(eligible.size),
+        "neighbour_entries": int(table.neighbours.size),
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+
+
+def _rank_from_end(user_idx: np.ndarray) -> np.ndarray:
+    """0 for each user's last pair, 1 for the one before, ... (pairs grouped by user, in order)."""
+    n = user_idx.size
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    is_end = np.r_[user_idx[1:] != user_idx[:-1], True]
+    group_end = np.minimum.accumulate(np.where(is_end, np.arange(n), n)[::-1])[::-1]
+    return group_end - np.arange(n)
