@@ -147,8 +147,8 @@ def patch_condition_parsing(max_entries: int = 4096) -> None:
     class _Parsed:
         """What moto's transaction validation reads of a parser: its result and the names it found."""
 
-        def __init__(self, op: Any, names_found: list[str]) -> None:
-            self._op, self._names = op, names_found
+        def __init__(self, op: Any, names_found: list[str], values_found: list[str]) -> None:
+            self._op, self._names, self._values = op, names_found, values_found
 
         def parse(self) -> Any:
             return self._op
@@ -156,6 +156,10 @@ def patch_condition_parsing(max_entries: int = 4096) -> None:
         @property
         def expr_attr_names_found(self) -> list[str]:
             return list(self._names)  # moto extends the list it gets
+
+        @property
+        def expr_attr_values_found(self) -> list[str]:
+            return list(self._values)  # UpdateItem checks every value it was given is used
 
     validated: dict[str, _Parsed] = {}
 
@@ -165,7 +169,11 @@ def patch_condition_parsing(max_entries: int = 4096) -> None:
             hit = validated.get(key)
         if hit is None:
             parser = create_condition_expression_parser(expr, names, values)
-            hit = _Parsed(parser.parse(), list(parser.expr_attr_names_found))
+            hit = _Parsed(
+                parser.parse(),
+                list(parser.expr_attr_names_found),
+                list(getattr(parser, "expr_attr_values_found", [])),
+            )
             with lock:
                 if len(validated) >= max_entries:
                     validated.clear()

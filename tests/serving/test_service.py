@@ -159,31 +159,3 @@ def test_hot_reload_picks_up_new_production_version(service, tiny_world, local_s
     finally:
         promote(local_stack, tiny_world.version)
         publish_tiny_version(local_stack, tiny_world.version)  # restore the online features
-
-
-def test_a_miss_keeps_recent_activity_in_redis_until_the_next_event(service, tiny_world):
-    user = tiny_world.user_ids[5]
-    news = [v for v in tiny_world.video_ids if tiny_world.category_of[v] == "news"][:2]
-    service.record_interaction(InteractionEvent(user_id=int(user), video_id=int(news[0]), event_type="like"))
-    first = service.recommend(user, k=7)  # a miss: activity read from the store, kept beside the answer
-    assert first["source"] == "model"
-    cached, activity = service.cache.get_with_activity(user, "no-such-field", 100)
-    assert cached is None
-    assert [a["video_id"] for a in activity] == [news[0]]
-    other_k = service.recommend(user, k=8)  # another miss, served with the activity from Redis
-    assert other_k["items"][:7] == first["items"]
-    uncached = service.recommend(user, k=8, use_cache=False)  # activity from the store
-    assert [i["video_id"] for i in other_k["items"]] == [i["video_id"] for i in uncached["items"]]
-    service.record_interaction(InteractionEvent(user_id=int(user), video_id=int(news[1]), event_type="like"))
-    assert service.cache.get_with_activity(user, "x", 100) == (None, None)  # the event dropped it
-    after = service.recommend(user, k=8)
-    _, activity = service.cache.get_with_activity(user, "x", 100)
-    assert [a["video_id"] for a in activity] == [news[1], news[0]]
-    assert after["source"] == "model"
-
-
-def test_a_user_without_activity_is_cached_as_such(service, tiny_world):
-    user = tiny_world.user_ids[6]
-    service.cache.invalidate(user)
-    service.recommend(user, k=3)
-    assert service.cache.get_with_activity(user, "x", 100) == (None, [])
