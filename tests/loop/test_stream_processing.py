@@ -256,3 +256,27 @@ def test_10000_posted_events_are_delivered_and_applied_exactly_once_across_a_wor
         )
         activity += sum(p["Count"] for p in pages)
     assert activity == 10_000
+
+
+def test_a_glue_table_describes_the_raw_event_partitions(local_stack):
+    from recsys.aws import client as aws_client
+
+    table = aws_client("glue", local_stack).get_table(
+        DatabaseName=local_stack.names.glue_database, Name="raw_events"
+    )
+    table = table["Table"]
+    location = f"s3://{raw_events.bucket(local_stack)}/events/"
+    assert table["StorageDescriptor"]["Location"] == location
+    assert (
+        table["StorageDescriptor"]["SerdeInfo"]["SerializationLibrary"]
+        == "org.openx.data.jsonserde.JsonSerDe"
+    )
+    assert [k["Name"] for k in table["PartitionKeys"]] == ["date", "hour"]
+    assert {c["Name"] for c in table["StorageDescriptor"]["Columns"]} >= {
+        "event_id",
+        "user_id",
+        "video_id",
+        "timestamp",
+    }
+    assert table["Parameters"]["projection.enabled"] == "true"
+    assert table["Parameters"]["storage.location.template"] == location + "date=${date}/hour=${hour}/"
