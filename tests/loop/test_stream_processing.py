@@ -57,9 +57,13 @@ def test_a_batch_is_applied_once_and_malformed_records_are_dead_lettered(local_s
 
     run = uuid.uuid4().hex[:8]
     user_a, user_b = f"sp-{run}-a", f"sp-{run}-b"
-    known = tiny_world.video_ids[0]  # category gaming in the tiny world
+    known = f"sp-{run}-known"
     new_video = f"sp-{run}-new"
     now = time.time()
+    OnlineFeatureStore(local_stack).put_videos(
+        [{"video_id": known, "category": "gaming", "duration": 300.0, "interaction_count": 5,
+          "embedding": [0.5] * 64, "model_version": tiny_world.version}]
+    )  # fmt: skip
 
     def event(user, video, kind, **extra):
         return {"event_id": uuid.uuid4().hex, "user_id": user, "video_id": video, "event_type": kind,
