@@ -296,6 +296,7 @@ class LiveOverlay:
 
     def removed(self, video_id: str) -> bool:
         """True when the video is removed now."""
+        self._refresh()
         return (self._changes.get(str(video_id)) or {}).get("status") == "removed"
 
     def tower(self, version: str) -> VideoTower | None:

@@ -64,6 +64,8 @@ EVENT_TYPES = frozenset(get_args(EventType))
 ENGAGING_TYPES = frozenset({"view", "click", "watch", "complete", "like", "share"})
 MAX_RECORD_BYTES = 16 * 1024  # the API's body limit
 MAX_TRANSACTION_ITEMS = 100
+MAX_TRANSACTION_BYTES = 3_500_000  # DynamoDB refuses transactions over 4 MB
+EVENT_ITEM_BYTES = 1024
 MAX_ATTEMPTS = 8
 TRENDING_HALF_LIFE_S = 7 * 24 * 3600
 MAX_AFFINITY_CATEGORIES = 10
@@ -388,18 +390,26 @@ class EventApplier:
         return keys
 
     def _groups(self, events: list[dict[str, Any]], state: _State) -> list[list[dict[str, Any]]]:
-        """Consecutive events whose transaction (1 item per event + 1 per entity) fits MAX_TRANSACTION_ITEMS."""
+        """Consecutive events whose transaction (1 item per event + 1 per entity) fits MAX_TRANSACTION_ITEMS
+        items and MAX_TRANSACTION_BYTES (an engaged set of 5,000 videos is ~100 KB)."""
         groups: list[list[dict[str, Any]]] = []
         current: list[dict[str, Any]] = []
         entities: set[tuple[str, str]] = set()
+        size = 0
         for event in events:
             new = self._entities(event, state) - entities
-            if current and len(current) + 1 + len(entities) + len(new) > MAX_TRANSACTION_ITEMS:
+            grown = EVENT_ITEM_BYTES + sum(_item_bytes(state, kind, key) for kind, key in new)
+            if current and (
+                len(current) + 1 + len(entities) + len(new) > MAX_TRANSACTION_ITEMS
+                or size + grown > MAX_TRANSACTION_BYTES
+            ):
                 groups.append(current)
-                current, entities = [], set()
+                current, entities, size = [], set(), 0
                 new = self._entities(event, state)
+                grown = EVENT_ITEM_BYTES + sum(_item_bytes(state, kind, key) for kind, key in new)
             current.append(event)
             entities |= new
+            size += grown
         if current:
             groups.append(current)
         return groups
@@ -580,6 +590,12 @@ class EventApplier:
         if values:
             put["ExpressionAttributeValues"] = values
         return {"Put": put}
+
+
+def _item_bytes(state: _State, kind: str, key: str) -> int:
+    """A generous estimate of an entity item's size once written (its JSON plus one new video id)."""
+    item = state.of(kind).get(key)
+    return 512 + (len(json.dumps(item, default=str)) if item else 0)
 
 
 def _rev(item: dict[str, Any] | None) -> int:

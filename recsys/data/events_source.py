@@ -7,7 +7,9 @@
   itself trained on events, that version's base), or a base given explicitly, or none (`"base": null`);
 - the raw events in S3 (`recsys.raw_events`), deduplicated by event id, optionally only those whose event
   time is in [since, until);
-- the live catalogue: videos added since training (their metadata) and removed ones (dropped);
+- the live catalogue: videos added since training (their metadata) and removed ones (dropped); for other
+  videos the events name and no metadata describes, what the online feature store knows (category,
+  duration, upload time), else the category the events carry;
 - the feedback merge's impressions (shown, not engaged: `s3://{data}/feedback/date=*/feedback.parquet`),
   which become the ranker's negatives.
 
@@ -147,6 +149,22 @@ def _live_videos(settings: Settings) -> tuple[pl.DataFrame, set[str]]:
     return frame, removed
 
 
+def _online_metadata(settings: Settings, video_ids: list[str]) -> pl.DataFrame:
+    from recsys.feature_store.online import OnlineFeatureStore
+
+    items = OnlineFeatureStore(settings).get_videos(video_ids, [s.CATEGORY, s.DURATION, s.UPLOAD_TS])
+    known = [i for i in items if i and i.get(s.CATEGORY) and i[s.CATEGORY] != s.UNKNOWN_CATEGORY]
+    return pl.DataFrame(
+        {
+            s.VIDEO_ID: [str(i[s.VIDEO_ID]) for i in known],
+            s.CATEGORY: [str(i[s.CATEGORY]) for i in known],
+            s.DURATION: [float(i[s.DURATION]) if i.get(s.DURATION) is not None else None for i in known],
+            s.UPLOAD_TS: [int(i[s.UPLOAD_TS]) if i.get(s.UPLOAD_TS) is not None else None for i in known],
+        },
+        schema={s.VIDEO_ID: pl.String, s.CATEGORY: pl.String, s.DURATION: pl.Float64, s.UPLOAD_TS: pl.Int64},
+    )
+
+
 def impression_negatives(settings: Settings) -> pl.DataFrame:
     """Items shown and not engaged with (label 0 in the feedback merge): user_id, video_id, event_ts."""
     bucket = settings.names.bucket("data")
@@ -210,6 +228,10 @@ def load_events_source(
     )  # fmt: skip
     if from_events.height:
         videos.append(from_events)
+    described = set().union(*(set(v[s.VIDEO_ID].to_list()) for v in videos)) if videos else set()
+    undescribed = sorted(set(events[s.VIDEO_ID].to_list()) - described)
+    if undescribed:  # what the online store knows of the rest (a video another version trained on)
+        videos.append(_online_metadata(settings, undescribed))
     interactions = pl.concat(frames, how="diagonal_relaxed")
     video_table = None
     if videos:

@@ -38,6 +38,13 @@ class ProvisionReport:
         return {"created": self.created, "existing": self.existing}
 
 
+_GLUE_JSON = {
+    "InputFormat": "org.apache.hadoop.mapred.TextInputFormat",
+    "OutputFormat": "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat",
+    "SerdeInfo": {"SerializationLibrary": "org.openx.data.jsonserde.JsonSerDe"},
+}
+
+
 def _code(exc: ClientError) -> str:
     return exc.response.get("Error", {}).get("Code", "")
 
@@ -211,6 +218,28 @@ def ensure_secrets(
         report.add("secret", name, created)
 
 
+def glue_table_input(settings: Settings, key: str) -> dict[str, Any]:
+    """The Glue TableInput of catalogue table `key`: Parquet feature tables, or the raw events (JSON lines,
+    date/hour partitions found by projection). Terraform's feature_store module builds the same table."""
+    spec = load_catalog()["glue"]["tables"][key]
+    fmt = spec.get("format", "parquet")
+    location = f"s3://{settings.names.bucket(spec['bucket'])}/{spec['prefix']}"
+    parameters = {"classification": fmt, "EXTERNAL": "TRUE"}
+    parameters |= {k: v.replace("{location}", location) for k, v in spec.get("parameters", {}).items()}
+    return {
+        "Name": key,
+        "Description": spec["description"],
+        "TableType": "EXTERNAL_TABLE",
+        "Parameters": parameters,
+        "PartitionKeys": [{"Name": c["name"], "Type": c["type"]} for c in spec.get("partition_keys", [])],
+        "StorageDescriptor": {
+            "Columns": [{"Name": c["name"], "Type": c["type"]} for c in spec["columns"]],
+            "Location": location,
+            **(_GLUE_JSON if fmt == "json" else _GLUE_PARQUET),
+        },
+    }
+
+
 def ensure_glue(settings: Settings, report: ProvisionReport) -> None:
     glue = client("glue", settings)
     db = settings.names.glue_database
@@ -224,7 +253,7 @@ def ensure_glue(settings: Settings, report: ProvisionReport) -> None:
             DatabaseInput={"Name": db, "Description": load_catalog()["glue"]["database"]["description"]}
         )
         report.add("glue_database", db, True)
-    for key, spec in load_catalog()["glue"]["tables"].items():
+    for key in load_catalog()["glue"]["tables"]:
         try:
             glue.get_table(DatabaseName=db, Name=key)
             report.add("glue_table", f"{db}.{key}", False)
@@ -232,21 +261,7 @@ def ensure_glue(settings: Settings, report: ProvisionReport) -> None:
         except ClientError as exc:
             if _code(exc) != "EntityNotFoundException":
                 raise
-        location = f"s3://{settings.names.bucket(spec['bucket'])}/{spec['prefix']}"
-        glue.create_table(
-            DatabaseName=db,
-            TableInput={
-                "Name": key,
-                "Description": spec["description"],
-                "TableType": "EXTERNAL_TABLE",
-                "Parameters": {"classification": "parquet"},
-                "StorageDescriptor": {
-                    "Columns": [{"Name": c["name"], "Type": c["type"]} for c in spec["columns"]],
-                    "Location": location,
-                    **_GLUE_PARQUET,
-                },
-            },
-        )
+        glue.create_table(DatabaseName=db, TableInput=glue_table_input(settings, key))
         report.add("glue_table", f"{db}.{key}", True)
 
 

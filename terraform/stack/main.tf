@@ -175,10 +175,13 @@ module "feature_store" {
 
   tables = {
     for key, t in local.catalog.glue.tables : key => {
-      description = t.description
-      bucket_name = module.storage.bucket_names[t.bucket]
-      prefix      = t.prefix
-      columns     = t.columns
+      description    = t.description
+      bucket_name    = module.storage.bucket_names[t.bucket]
+      prefix         = t.prefix
+      columns        = t.columns
+      format         = lookup(t, "format", "parquet")
+      partition_keys = lookup(t, "partition_keys", [])
+      parameters     = lookup(t, "parameters", {})
     }
   }
 }

@@ -57,9 +57,13 @@ def test_a_batch_is_applied_once_and_malformed_records_are_dead_lettered(local_s
 
     run = uuid.uuid4().hex[:8]
     user_a, user_b = f"sp-{run}-a", f"sp-{run}-b"
-    known = tiny_world.video_ids[0]  # category gaming in the tiny world
+    known = f"sp-{run}-known"
     new_video = f"sp-{run}-new"
     now = time.time()
+    OnlineFeatureStore(local_stack).put_videos(
+        [{"video_id": known, "category": "gaming", "duration": 300.0, "interaction_count": 5,
+          "embedding": [0.5] * 64, "model_version": tiny_world.version}]
+    )  # fmt: skip
 
     def event(user, video, kind, **extra):
         return {"event_id": uuid.uuid4().hex, "user_id": user, "video_id": video, "event_type": kind,
@@ -256,3 +260,27 @@ def test_10000_posted_events_are_delivered_and_applied_exactly_once_across_a_wor
         )
         activity += sum(p["Count"] for p in pages)
     assert activity == 10_000
+
+
+def test_a_glue_table_describes_the_raw_event_partitions(local_stack):
+    from recsys.aws import client as aws_client
+
+    table = aws_client("glue", local_stack).get_table(
+        DatabaseName=local_stack.names.glue_database, Name="raw_events"
+    )
+    table = table["Table"]
+    location = f"s3://{raw_events.bucket(local_stack)}/events/"
+    assert table["StorageDescriptor"]["Location"] == location
+    assert (
+        table["StorageDescriptor"]["SerdeInfo"]["SerializationLibrary"]
+        == "org.openx.data.jsonserde.JsonSerDe"
+    )
+    assert [k["Name"] for k in table["PartitionKeys"]] == ["date", "hour"]
+    assert {c["Name"] for c in table["StorageDescriptor"]["Columns"]} >= {
+        "event_id",
+        "user_id",
+        "video_id",
+        "timestamp",
+    }
+    assert table["Parameters"]["projection.enabled"] == "true"
+    assert table["Parameters"]["storage.location.template"] == location + "date=${date}/hour=${hour}/"

@@ -99,7 +99,10 @@ def test_hcl_names_equal_the_catalogue(terraform_bin: str, tmp_path: Path, env: 
     assert got["names"]["state_machines"] == want.state_machines
     assert set(got["glue_tables"]) == set(want.glue_tables)
     for key, table in got["glue_tables"].items():
-        assert table["bucket_name"] == f"{want.buckets['data']}-{FAKE_ACCOUNT}"
+        assert (
+            table["bucket_name"]
+            == f"{want.buckets[load_catalog()['glue']['tables'][key]['bucket']]}-{FAKE_ACCOUNT}"
+        )
         assert table["columns"] == load_catalog()["glue"]["tables"][key]["columns"]
 
 

@@ -9,12 +9,15 @@ variable "database_description" {
 }
 
 variable "tables" {
-  description = "Offline feature tables by catalogue key: S3 location (bucket name and prefix) and columns, from the catalogue."
+  description = "Glue tables by catalogue key: S3 location (bucket name and prefix), columns, format (parquet or json lines), partition keys and extra table parameters (partition projection), from the catalogue."
   type = map(object({
-    description = string
-    bucket_name = string
-    prefix      = string
-    columns     = list(object({ name = string, type = string }))
+    description    = string
+    bucket_name    = string
+    prefix         = string
+    columns        = list(object({ name = string, type = string }))
+    format         = optional(string, "parquet")
+    partition_keys = optional(list(object({ name = string, type = string })), [])
+    parameters     = optional(map(string), {})
   }))
 }
 
