@@ -41,7 +41,7 @@ def test_compose_file_fits_the_compose_specification() -> None:
 def test_compose_has_the_demo_services_wired_together() -> None:
     compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
     services = compose["services"]
-    assert {"moto", "redis", "pipeline", "api"} <= set(services)
+    assert {"moto", "redis", "pipeline", "api", "worker"} <= set(services)
     for name in ("pipeline", "api"):
         env = services[name]["environment"]
         assert env["RECSYS_AWS_ENDPOINT"] == "http://moto:5000" and env["RECSYS_REDIS_URL"].startswith(
@@ -51,3 +51,7 @@ def test_compose_has_the_demo_services_wired_together() -> None:
     assert services["pipeline"]["command"][:3] == ["up", "--env", "local"]
     assert services["api"]["depends_on"]["pipeline"]["condition"] == "service_completed_successfully"
     assert "127.0.0.1:8080:8080" in services["api"]["ports"]
+    # the events worker runs the same image as the one-shot pipeline job, after it
+    assert services["worker"]["command"][:2] == ["events", "worker"]
+    assert services["worker"]["image"] == services["pipeline"]["image"]
+    assert services["worker"]["depends_on"]["pipeline"]["condition"] == "service_completed_successfully"
