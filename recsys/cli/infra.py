@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from recsys.cli.common import EnvOption, JsonOption, emit, info, progress, settings_for, table
+from recsys.cli.common import EnvOption, JsonOption, emit, info, progress, progress_bar, settings_for, table
 from recsys.errors import ErrorCode, RecsysError
 
 FunctionOption = Annotated[
@@ -52,10 +52,10 @@ def package_cmd(function: FunctionOption = None, json_output: JsonOption = False
 
         recsys package --function api --json
     """
-    from recsys.infra.package import package
+    from recsys.infra.package import package, package_steps
 
-    with progress("Building Lambda packages…"):
-        result = package(function)
+    with progress_bar("Building packages", package_steps(function), unit="packages") as update:
+        result = package(function, on_progress=update)
     for skipped in result["skipped"]:
         info(f"Skipped {skipped['function']}: {skipped['reason']}")
     if result["training_context"]:

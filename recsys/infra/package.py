@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tomllib
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -303,11 +303,30 @@ def build_training_context(build_dir: Path | None = None, root: Path | None = No
     return context
 
 
-def package(function: str | None = None, build_dir: Path | None = None) -> dict[str, object]:
+def package_steps(function: str | None = None) -> int:
+    """How many packages `package(function)` builds (zips and the training context), for a progress bar."""
+    if function is None:
+        return len(zip_functions()) + 1
+    return 1
+
+
+def package(
+    function: str | None = None,
+    build_dir: Path | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> dict[str, object]:
     """Build every zip (or one function's) and the training image context; a JSON-ready summary.
 
     Without `function`, zip functions whose handler is not written yet are listed under `skipped`.
+    `on_progress(done)` is called after each package.
     """
+    done = [0]
+
+    def step() -> None:
+        done[0] += 1
+        if on_progress is not None:
+            on_progress(done[0])
+
     root = repo_root()
     build_dir = build_dir or root / "build"
     results: list[PackageResult] = []
@@ -317,13 +336,18 @@ def package(function: str | None = None, build_dir: Path | None = None) -> dict[
         for name in sorted(zip_functions()):
             if not (root / "lambdas" / name / "handler.py").is_file():
                 skipped.append({"function": name, "reason": f"lambdas/{name}/handler.py does not exist"})
+                step()
                 continue
             results.append(build_zip(name, build_dir, root))
+            step()
         context = build_training_context(build_dir, root)
+        step()
     elif function in image_functions():
         context = build_training_context(build_dir, root)
+        step()
     else:
         results = [build_zip(function, build_dir, root)]
+        step()
     return {
         "zips": [r.to_dict() for r in results],
         "skipped": skipped,
