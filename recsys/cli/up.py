@@ -211,10 +211,18 @@ def local_steps(env: str, port: int, api_key: str | None) -> dict[str, Any]:
         return {"created": len(result["provisioned"]["created"])}
 
     def cache() -> dict[str, Any]:
+        from recsys.pipeline.history import ExecutionStore
         from recsys.serving.batch import all_users, fill_cache
         from recsys.serving.service import RecommendationService
 
         service = RecommendationService(settings_for(env))
+        try:  # the pipeline's PrecomputeCache step already filled /cached for the version it deployed
+            output = ExecutionStore(service.settings).load().get("output") or {}
+        except Exception:
+            output = {}
+        done = (output.get("precompute") or {}).get("precompute") or {}
+        if done.get("status") == "filled" and done.get("version") == service.models.current().version:
+            return {"users": done.get("users"), "by": "the pipeline's PrecomputeCache step"}
         ids = all_users(service)
         with progress_bar("Precomputing", total=len(ids), unit="users") as update:
             written = fill_cache(service, ids, on_progress=update)
