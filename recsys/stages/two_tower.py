@@ -1,8 +1,8 @@
 """Stage 2a: train the two-tower model and export what serving needs (no TensorFlow at serving time).
 
 Input: the preprocessing output. Writes under s3://{models}/models/two_tower/{version}/:
-video_embeddings.npz, user_embeddings.npz, model_config.json, vocabularies.json, serving_catalog.parquet,
-user_history.parquet. Output: {"model": "two_tower", "version", "artifacts", "train"}.
+video_embeddings.npz, user_embeddings.npz, video_tower.npz, model_config.json, vocabularies.json,
+serving_catalog.parquet, user_history.parquet. Output: {"model": "two_tower", "version", "artifacts", "train"}.
 """
 
 from __future__ import annotations
@@ -146,6 +146,10 @@ def train_and_export(
         ),
         "user_history": put_parquet(
             settings, bucket, paths.two_tower_key(version, "user_history.parquet"), history
+        ),
+        # The video tower in numpy (recsys.serving.video_tower): serving embeds videos added after training.
+        "video_tower": put_npz(
+            settings, bucket, paths.two_tower_key(version, "video_tower.npz"), **result.video_tower
         ),
     }
     return {
