@@ -51,6 +51,18 @@ def recent_activity_many(
     }
 
 
+def activity_and_engaged_many(
+    store: OnlineFeatureStore, user_ids: Collection[str], limit: int
+) -> dict[str, tuple[list[dict[str, Any]], list[str]]]:
+    """Each user's newest `limit` events and engaged video ids (one Query per user, as a request makes)."""
+    users = list(user_ids)
+    if not users:
+        return {}
+    with ThreadPoolExecutor(min(QUERY_THREADS, len(users))) as pool:
+        found = pool.map(lambda u: store.activity_and_engaged(u, limit), users)
+        return dict(zip(users, found, strict=True))
+
+
 def users_many(
     store: OnlineFeatureStore, user_ids: Collection[str], scan: bool | None = None
 ) -> dict[str, dict[str, Any]]:

@@ -76,6 +76,7 @@ _ERRORS = {
     400: "malformed JSON body (NaN, an over-long integer, nesting deeper than 16)",
     403: "missing or wrong API key (where the API requires one)",
     404: "not found",
+    409: "the current state refuses it (e.g. a model version without a saved video tower)",
     405: "method not allowed on this path",
     413: "request body too large",
     415: "the body is not application/json",
@@ -292,7 +293,7 @@ def create_app(service: RecommendationService, metrics: Any | None = None) -> Ap
         "POST",
         "/videos",
         status=201,
-        errors=(400, 413, 422, 503),
+        errors=(400, 409, 413, 422, 503),
         summary="Add a video to the live catalogue",
     )
     def add_video(video: VideoIn) -> VideoChange:

@@ -23,7 +23,7 @@ import numpy as np
 
 from recsys.aws import client
 from recsys.errors import UnavailableError, ValidationError
-from recsys.feature_store.bulk import SCAN_FROM_USERS, recent_activity_many
+from recsys.feature_store.bulk import activity_and_engaged_many
 from recsys.feature_store.online import BATCH_WRITE_SIZE, serialize_item
 from recsys.serving import compute as steps
 
@@ -80,25 +80,23 @@ def recommend_blocks(
 
     for user in users:
         validate_request(str(user), k, category)
-    model = service.models.current()
+    model = service.live.apply(service.models.current())  # as a request sees it: the live catalogue too
     config = service.request_config()
     size = users_per_block or block_size(model)
-    activity = None
-    if len(users) >= SCAN_FROM_USERS:  # one Scan per table instead of a read per user
-        wanted = {str(u) for u in users}
-        activity = recent_activity_many(service.store, wanted, config.activity_limit, scan=True)
     known_category = category is None or category in model.category_index
     for start in range(0, len(users), size):
         block = [str(u) for u in users[start : start + size]]
         if not known_category:
             yield [UserResult(u, "popular", []) for u in block]
             continue
-        block_activity = activity if activity is not None else recent_activity_many(
-            service.store, block, config.activity_limit, scan=False
-        )  # fmt: skip
+        # The user's state as a request reads it: recent events and every video engaged with since training.
+        state = activity_and_engaged_many(service.store, block, config.activity_limit)
         now_ts = int(time.time())
         queries = [
-            steps.user_query(model, config, u, block_activity.get(u, []), exclude_watched) for u in block
+            steps.user_query(
+                model, config, u, state.get(u, ([], []))[0], exclude_watched, state.get(u, ([], []))[1]
+            )
+            for u in block
         ]
         out = []
         for q in queries:  # the API's steps per user: the same candidates, ranker, rules and reasons

@@ -20,7 +20,7 @@ import numpy as np
 from recsys.aws import request_client
 from recsys.catalogue_live import LiveOverlay, VideoIn, add_video, remove_video
 from recsys.config import ServingConfig
-from recsys.errors import NotFoundError, UnavailableError, ValidationError
+from recsys.errors import ConflictError, NotFoundError, UnavailableError, ValidationError
 from recsys.feature_store.online import OnlineFeatureStore, deserialize_item
 from recsys.secrets import feature_flags
 from recsys.serving import compute as steps
@@ -335,8 +335,8 @@ class RecommendationService:
         """Add a video now: embedded by the production version's video tower, served from the next request."""
         model = self.models.current()
         tower = self.live.tower(model.version)
-        if tower is None:
-            raise UnavailableError(
+        if tower is None:  # not a passing outage (no retry helps): the version's state refuses it
+            raise ConflictError(
                 f"model version {model.version!r} has no saved video tower, so it cannot embed a new video",
                 hint="retrain (recsys pipeline run): versions trained now save their video tower",
             )

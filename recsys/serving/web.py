@@ -27,6 +27,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from recsys import artifacts
 from recsys.errors import NotFoundError
 from recsys.registry import ModelRegistry, validate_version
+from recsys.serving.schemas import ErrorResponse
 from recsys.serving.web_schemas import (
     DEFAULT_CATALOG_PAGE,
     MAX_CATALOG_PAGE,
@@ -282,7 +283,10 @@ def register_web_routes(
         summary="The evaluation report (HTML) of the production model, or of ?version=",
         responses={
             200: {"description": "The report", "content": {"text/html": {}}},
-            404: {"description": "No such model or report"},
+            404: {
+                "description": "No such model or report",
+                "content": {"application/json": {"model": ErrorResponse}},
+            },
         },
     )
     def report(

@@ -56,7 +56,7 @@ class _FlakySecrets:
     def __init__(self):
         self.up = True
 
-    def get_secret_value(self, SecretId):
+    def get_secret_value(self, SecretId, **_stage):
         if not self.up:
             raise ConnectionError("endpoint unreachable")
         return {"SecretString": '{"external_api_key": "k1"}'}

@@ -7,7 +7,6 @@ import uuid
 import pytest
 
 from recsys.events import InteractionEvent
-from recsys.serving import batch
 from recsys.serving.batch import recommend_blocks
 
 
@@ -25,12 +24,9 @@ def _same(batch_items, api_items):
     assert [i["score"] for i in batch_items] == pytest.approx([i["score"] for i in api_items], abs=1e-5)
 
 
-@pytest.mark.parametrize("scan", [False, True])
 @pytest.mark.parametrize(("k", "category", "exclude_watched"), [(10, None, True), (30, None, False),
                                                                  (5, "music", True)])  # fmt: skip
-def test_batch_equals_api_for_every_user(
-    service, tiny_world, monkeypatch, scan, k, category, exclude_watched
-):
+def test_batch_equals_api_for_every_user(service, tiny_world, monkeypatch, k, category, exclude_watched):
     active = tiny_world.user_ids[4]
     other = next(v for v in tiny_world.video_ids if tiny_world.category_of[v] != tiny_world.preferred[active])
     service.record_interaction(InteractionEvent(user_id=int(active), video_id=int(other), event_type="like"))
@@ -40,8 +36,6 @@ def test_batch_equals_api_for_every_user(
         InteractionEvent(user_id=int(stranger), video_id=int(other), event_type="view")
     )
     users = [*tiny_world.user_ids, newcomer, stranger]
-    if scan:
-        monkeypatch.setattr(batch, "SCAN_FROM_USERS", 1)
     results = [r for block in recommend_blocks(service, users, k, category, exclude_watched, users_per_block=7)
                for r in block]  # fmt: skip
     assert [r.user_id for r in results] == users

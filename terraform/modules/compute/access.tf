@@ -143,6 +143,20 @@ locals {
       sagemaker      = false
       failure_queue  = false
     }
+    refit_models = {
+      s3_read        = ["artifacts", "models"]
+      s3_write       = ["models", "artifacts"]
+      tables_read    = []
+      tables_write   = []
+      streams_read   = []
+      streams_write  = []
+      secrets        = ["config"]
+      secrets_rotate = []
+      elasticache    = false
+      metrics        = []
+      sagemaker      = true
+      failure_queue  = false
+    }
     precompute_cache = {
       s3_read        = ["models"]
       s3_write       = ["models:models/two_tower/*/hnsw_index.bin"]
