@@ -47,9 +47,10 @@ class VideoIn(BaseModel):
     duration: Annotated[StrictFloat | StrictInt, Field(ge=0, le=7 * 24 * 3600)] = Field(
         default=0.0, description="Seconds"
     )
-    upload_ts: Annotated[StrictFloat | StrictInt, Field(ge=0)] | None = Field(
-        default=None, description="Epoch seconds; defaults to now"
-    )
+    # epoch seconds up to the year 2100: what the stores and the feature arithmetic can hold
+    upload_ts: (
+        Annotated[StrictFloat | StrictInt, Field(ge=0, le=4_102_444_800, allow_inf_nan=False)] | None
+    ) = Field(default=None, description="Epoch seconds; defaults to now")
     title: Annotated[StrictStr, Field(max_length=256)] | None = None
 
 
