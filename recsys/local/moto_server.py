@@ -5,8 +5,9 @@
   can iterate a shard while a put changes it). Every read and write of a shard's records takes one lock.
 - DynamoDB transactions: moto deep-copies every table a `TransactWriteItems` touches (to roll back on a
   failed condition), so a transaction costs time in proportion to the tables' sizes. Here it copies only
-  the items the transaction names, restores those on failure, and runs one transaction at a time; and a
-  condition expression is parsed once, not once per item.
+  the items the transaction names, restores those on failure, and runs one transaction (or single-item
+  write) at a time, so no write lands between a transaction's copy and its rollback; and a condition
+  expression is parsed once, not once per item.
 
 `recsys local up` starts moto through this module, which applies both before it runs moto's own server
 entry point. A LocalStack (or any other endpoint you run yourself) is used as it is.
@@ -118,6 +119,16 @@ def patch_dynamodb_transactions() -> None:
     transact_write_items.__recsys_locked__ = True  # type: ignore[attr-defined]
     models.copy = _TablesNotCopied(Table)  # type: ignore[attr-defined]
     models.DynamoDBBackend.transact_write_items = transact_write_items
+    # Single-item writes take the same lock: a transaction's items must not change under it between its
+    # copy and a rollback (DynamoDB isolates transactions from other writes; moto does not).
+    for name in ("put_item", "update_item", "delete_item"):
+        method = getattr(models.DynamoDBBackend, name)
+
+        def locked(self: Any, *args: Any, __method: Any = method, **kwargs: Any) -> Any:
+            with lock:
+                return __method(self, *args, **kwargs)
+
+        setattr(models.DynamoDBBackend, name, functools.wraps(method)(locked))
 
 
 def patch_condition_parsing(max_entries: int = 4096) -> None:

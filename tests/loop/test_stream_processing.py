@@ -143,11 +143,12 @@ def test_an_event_answering_a_recommendation_marks_the_impression_engaged(local_
     assert item["engaged_video_ids"]["SS"] == [shown]
 
 
-def _worker(env: dict) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "recsys.cli.main", "events", "worker", "--env", "local", "--batch-size", "250"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
-    )  # fmt: skip
+def _worker(env: dict, log: Path) -> subprocess.Popen:
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "recsys.cli.main", "events", "worker", "--env", "local", "--batch-size", "250"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
 
 
 def _checkpoints(settings) -> dict:
@@ -166,7 +167,7 @@ def _drained(settings) -> bool:
 
 
 def test_10000_posted_events_are_delivered_and_applied_exactly_once_across_a_worker_crash(
-    local_stack, service
+    local_stack, service, tmp_path
 ):
     from recsys.cli.serve import api_handlers
 
@@ -185,6 +186,7 @@ def test_10000_posted_events_are_delivered_and_applied_exactly_once_across_a_wor
     ]
     handlers, _ = api_handlers(service, 8)
     posted: list[str] = []
+    posted_by_body: list[str | None] = [None] * len(bodies)
 
     def post(slot: int) -> list[str]:
         ids = []
@@ -198,7 +200,7 @@ def test_10000_posted_events_are_delivered_and_applied_exactly_once_across_a_wor
         return ids
 
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    worker = _worker(env)
+    worker = _worker(env, tmp_path / "worker.log")
     try:
         with ThreadPoolExecutor(8) as pool:
             futures = [pool.submit(post, slot) for slot in range(8)]
@@ -208,10 +210,13 @@ def test_10000_posted_events_are_delivered_and_applied_exactly_once_across_a_wor
             )
             os.killpg(worker.pid, signal.SIGKILL)
             worker.wait(timeout=30)
-            for future in futures:
-                posted += future.result()
+            for slot, future in enumerate(futures):
+                ids = future.result()
+                posted += ids
+                for j, event_id in enumerate(ids):
+                    posted_by_body[slot + 8 * j] = event_id
         assert len(set(posted)) == 10_000
-        worker = _worker(env)
+        worker = _worker(env, tmp_path / "worker.log")
         assert wait_until(lambda: _drained(local_stack), timeout_s=240, interval_s=0.5), (
             "the worker did not catch up"
         )
@@ -245,6 +250,19 @@ def test_10000_posted_events_are_delivered_and_applied_exactly_once_across_a_wor
             want_video[body["video_id"]] += 1
     store = OnlineFeatureStore(local_stack)
     for user, item in zip(users, store.get_users(users), strict=True):
+        if item["interaction_count"] != want_count[user]:
+            rows = client("dynamodb", local_stack).query(
+                TableName=local_stack.names.table("user_activity"),
+                KeyConditionExpression="user_id = :u", ExpressionAttributeValues={":u": {"S": user}},
+            )["Items"]  # fmt: skip
+            have = {r["event_ts"]["S"].rsplit("#", 1)[-1] for r in rows}
+            mine = [i for i, b in zip(posted_by_body, bodies, strict=True) if b["user_id"] == user]
+            pytest.fail(
+                f"{user}: interaction_count {item['interaction_count']}, want {want_count[user]}; "
+                f"{len(rows)} activity items, {sum('applied_at' in r for r in rows)} marked applied, "
+                f"missing {[i for i in mine if i not in have]}; worker log: "
+                f"{(tmp_path / 'worker.log').read_text()[-2000:]}"
+            )
         assert item["interaction_count"] == want_count[user]
         assert item["total_weight"] == pytest.approx(want_weight[user])
     for video, item in zip(videos, store.get_videos(videos), strict=True):
