@@ -97,7 +97,7 @@ def drain(settings: Any) -> dict[str, Any]:
             "seconds": round(seconds, 2),
             "events_per_s": round(handled / seconds, 1),
         }
-    out["processor"]["transactions"] = worker.stats.batches
+    out["processor"]["batches"] = worker.stats.batches
     return out
 
 
