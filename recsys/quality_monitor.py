@@ -182,9 +182,21 @@ def publish(settings: Settings, point: QualityPoint) -> int:
     return len(data)
 
 
+# CloudWatch keeps 1-minute points for 15 days, 5-minute for 63 and hourly for 455; a chart needs a few hundred.
+_PERIODS_S = (60, 300, 900, 3600, 6 * 3600, 86400)
+_MOST_POINTS = 360
+
+
+def chart_period_s(span_s: float) -> int:
+    """The shortest CloudWatch period that charts `span_s` in at most a few hundred points (the monitor
+    publishes a point a day and one per deployment, so nothing is lost by averaging within a period)."""
+    return next((p for p in _PERIODS_S if span_s / p <= _MOST_POINTS), _PERIODS_S[-1])
+
+
 def history(settings: Settings, *, now_s: float, days: int = 30) -> dict[str, list[tuple[float, float]]]:
     """Every metric's points of the last `days` days, oldest first: {metric: [(epoch_s, value), ...]}."""
     cw = client("cloudwatch", settings)
+    period = chart_period_s(days * 86400)
     queries = [
         {
             "Id": f"m{i}",
@@ -195,7 +207,7 @@ def history(settings: Settings, *, now_s: float, days: int = 30) -> dict[str, li
                     "MetricName": name,
                     "Dimensions": [{"Name": "Environment", "Value": settings.env}],
                 },
-                "Period": 60,
+                "Period": period,
                 "Stat": "Average",
             },
         }

@@ -122,3 +122,13 @@ def test_run_publishes_a_point_and_the_cli_reports_it(own_tables, tmp_path):
     result = runner.invoke(app, ["monitor", "report", "--output", str(out), "--json"])
     assert result.exit_code == 0, result.output
     assert out.read_text().startswith("<!doctype html>")
+
+
+def test_the_report_asks_cloudwatch_for_a_few_hundred_points_at_a_period_it_keeps():
+    from recsys.quality_monitor import chart_period_s
+
+    for days in (1, 7, 30, 90, 300):
+        period = chart_period_s(days * 86400)
+        assert period % 60 == 0 and days * 86400 / period <= 360
+        if days > 15:  # 1-minute points are kept for 15 days only
+            assert period >= 300
