@@ -126,8 +126,29 @@ class ApiResolver(APIGatewayRestResolver):
         self.live_metrics = live_metrics
         self.served: tuple[str, bool] | None = None  # (version, empty list) of the recommendation answered
 
+    # Powertools keeps the current request on its base class (`BaseRouter.current_event = ...`), which every
+    # resolver in a process shares: two requests on two threads would read each other's. Each resolver here
+    # keeps its own (the local server gives each concurrent request its own resolver).
+    @property
+    def current_event(self) -> Any:
+        return self.__dict__.get("_current_event")
+
+    @current_event.setter
+    def current_event(self, value: Any) -> None:
+        self.__dict__["_current_event"] = value
+
+    @property
+    def lambda_context(self) -> Any:
+        return self.__dict__.get("_lambda_context")
+
+    @lambda_context.setter
+    def lambda_context(self, value: Any) -> None:
+        self.__dict__["_lambda_context"] = value
+
     def resolve(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         start = time.perf_counter()
+        if isinstance(event, dict):
+            self.current_event, self.lambda_context = self._to_proxy_event(event), context
         body = event.get("body") if isinstance(event, dict) else None
         refused: RequestRefused | None = None
         if body is not None and len(body) > MAX_BODY_BYTES * (4 / 3 if event.get("isBase64Encoded") else 1):
