@@ -65,3 +65,19 @@ def test_precompute_step_fills_cached_for_the_deployed_version(service, tiny_wor
         assert [i["video_id"] for i in cached["items"]] == [i["video_id"] for i in _api(service, user, 4)[1]]
     skipped = stage("precompute_cache").run({"version": "v20990101-000000-ffffff"}, local_stack)
     assert (skipped["status"], skipped["users"]) == ("skipped", 0)
+
+
+def test_many_users_read_by_one_scan_equal_one_query_each(service, tiny_world):
+    from recsys.feature_store.bulk import activity_and_engaged_many
+
+    active, video = tiny_world.user_ids[6], tiny_world.video_ids[3]
+    for kind in ("view", "like", "share"):
+        service.record_interaction(
+            InteractionEvent(user_id=int(active), video_id=int(video), event_type=kind)
+        )
+    users = [*tiny_world.user_ids, "nobody-here"]
+    for limit in (2, 20):
+        scanned = activity_and_engaged_many(service.store, users, limit, scan=True)
+        queried = activity_and_engaged_many(service.store, users, limit, scan=False)
+        assert scanned == queried
+        assert len(scanned[active][0]) == min(limit, 3) and scanned["nobody-here"] == ([], [])
