@@ -5,9 +5,8 @@ from __future__ import annotations
 import gzip
 import io
 import json
-from datetime import date
-
 import uuid
+from datetime import date
 
 import polars as pl
 import pytest
@@ -180,7 +179,7 @@ def test_the_report_splits_merged_impressions_by_variant(local_stack) -> None:
                 "recommendation_id": f"rec-c-{run}",
             },
             {"user_id": "u2", "video_id": "x", "event_type": "view", "recommendation_id": f"rec-p-{run}"},
-        ],  # fmt: skip
+        ],
         gz=False,
     )
     assert merge_feedback(local_stack, day).impressions >= 5

@@ -187,7 +187,9 @@ def test_a_canary_that_cannot_be_loaded_leaves_its_users_on_production_and_healt
         registry.clear_canary(version)
 
 
-def test_promote_requiring_the_canary_no_worse_refuses_without_enough_traffic(local_stack, tiny_world, canary):
+def test_promote_requiring_the_canary_no_worse_refuses_without_enough_traffic(
+    local_stack, tiny_world, canary
+):
     result = runner.invoke(
         cli, ["model", "promote", canary, "--require-canary-no-worse", "--env", "local", "--json"]
     )
