@@ -12,7 +12,8 @@ of the previous version's (`recsys.click_through.confident_drop`).
 
 Two ways in, one decision:
 - on AWS, a CloudWatch alarm (API 5xx, latency, empty results) goes to EventBridge, which invokes the
-  `release_guard` function with the alarm's state change (`on_alarm`);
+  `release_guard` function with the alarm's state change (`on_alarm`), and an EventBridge schedule invokes
+  it every few minutes to `check` the live counters (click-through needs them: no alarm sees it);
 - locally, `recsys model watch` reads the live counters that every server worker adds to
   (`recsys.serving.live_metrics`) and calls `check`.
 """
@@ -189,3 +190,17 @@ def on_alarm(
         return GuardDecision(current.version, "outside_guard_period", [f"{alarm} fired"])
     reason = f"alarm {alarm}: {detail.get('state', {}).get('reason', 'in ALARM')}"[:400]
     return _roll_back(settings, registry, current, [reason], publisher)
+
+
+def on_event(
+    settings: Settings,
+    event: dict[str, Any],
+    *,
+    now_s: float,
+    registry: ModelRegistry | None = None,
+    publisher: Any = None,
+) -> GuardDecision:
+    """What the release_guard function does with an EventBridge event: `check` on its schedule, else `on_alarm`."""
+    if event.get("detail-type") == "Scheduled Event":
+        return check(settings, now_s=now_s, registry=registry, publisher=publisher)
+    return on_alarm(settings, event, now_s=now_s, registry=registry, publisher=publisher)

@@ -10,7 +10,7 @@ import pytest
 from recsys.aws import client
 from recsys.click_through import Rate
 from recsys.registry import ModelRegistry
-from recsys.release_guard import breaches, check, on_alarm
+from recsys.release_guard import breaches, check, on_alarm, on_event
 from recsys.serving.live_metrics import LiveMetrics, LiveSignals, p99_from_histogram, read_signals
 
 from .conftest import promote, publish_tiny_version
@@ -147,3 +147,15 @@ def test_a_confident_click_through_drop_against_the_previous_version_rolls_back(
         assert "click-through 1.90%" in registry.get(new).rollback_reason
     finally:
         promote(local_stack, tiny_world.version)
+
+
+def test_the_functions_schedule_checks_the_counters_and_alarms_go_to_on_alarm(local_stack, guarded):
+    scheduled = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
+    assert on_event(local_stack, scheduled, now_s=time.time()).action == "too_little_traffic"
+    ok = {
+        "detail-type": "CloudWatch Alarm State Change",
+        "detail": {"alarmName": "a", "state": {"value": "OK"}},
+    }
+    decision = on_event(local_stack, ok, now_s=time.time())
+    assert decision.action == "healthy" and decision.reasons == ["a is OK"]
+    assert ModelRegistry(local_stack).production(consistent=True).version == guarded
