@@ -63,7 +63,7 @@ def list_versions(env: EnvOption = "local", json_output: JsonOption = False) -> 
             [
                 (
                     v["version"],
-                    v["status"],
+                    v["status"] + (f" (canary {v['canary_share']}%)" if v["canary_share"] else ""),
                     _short(v["created_at"]),
                     _short(v["promoted_at"]),
                     _metrics_line(v["metrics"]),
