@@ -50,6 +50,8 @@ def canary(local_stack, tiny_world):
     result = runner.invoke(cli, ["model", "canary", version, "--share", "10", "--env", "local", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["data"]["canary_share"] == 10
+    listed = runner.invoke(cli, ["model", "list", "--env", "local"])
+    assert listed.exit_code == 0 and "(canary 10%)" in listed.stdout
     yield version
     running = registry.canary()
     if running is not None:
