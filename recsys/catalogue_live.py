@@ -17,6 +17,7 @@ import hashlib
 import logging
 import threading
 import time
+import weakref
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
@@ -241,7 +242,8 @@ class LiveOverlay:
         self._changes: dict[str, dict[str, Any]] = {}
         self._rev = ""
         self._checked_at = -float("inf")
-        self._built: tuple[int, str, Any] | None = None  # (id of the base model, revision, overlaid model)
+        # (weak ref to the base model, revision, overlaid model) of the last two: production and a canary
+        self._built: list[tuple[weakref.ref, str, Any]] = []
         self._towers: dict[str, VideoTower | None] = {}
         self._lock = threading.Lock()
 
@@ -278,17 +280,19 @@ class LiveOverlay:
         self._refresh()
         with self._lock:
             changes, rev = self._changes, self._rev
-            built = self._built
+            built = list(self._built)
         if not changes:
             return model
-        if built is not None and built[0] == id(model) and built[1] == rev:
-            return built[2]
+        for base, base_rev, overlaid in built:
+            if base() is model and base_rev == rev:
+                return overlaid
         tower = (
             self._tower(model.version) if any(c.get("status") == "active" for c in changes.values()) else None
         )
         overlaid = overlay_model(model, changes, tower, self.ann_threshold)
         with self._lock:
-            self._built = (id(model), rev, overlaid)
+            others = [b for b in self._built if b[0]() is not None and b[0]() is not model]
+            self._built = [(weakref.ref(model), rev, overlaid), *others][:2]
         return overlaid
 
     def cache_tag(self, model: ServingModel) -> str:

@@ -186,8 +186,15 @@ class GuardConfig(BaseModel):
     max_error_rate: float = Field(0.02, ge=0, le=1, description="Share of 5xx answers")
     max_p99_ms: float = Field(1000.0, gt=0, description="99th percentile latency (ms)")
     max_empty_share: float = Field(0.2, ge=0, le=1, description="Share of empty recommendation lists")
-    min_ctr_ratio: float = Field(0.5, ge=0, le=1, description="Click-through vs the previous version's")
-    min_impressions: int = Field(500, ge=1, description="Impressions needed before click-through counts")
+    min_ctr_ratio: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Roll back when click-through is confidently below this share of the previous version's",
+    )
+    min_impressions: int = Field(
+        500, ge=1, description="Impressions each side needs before click-through counts (guard, canary check)"
+    )
 
 
 class RedisSettings(BaseModel):

@@ -12,7 +12,9 @@ What one event changes (the event processor Lambda on AWS, `recsys events worker
   half-life of TRENDING_HALF_LIFE_S); a video the store does not know yet gets an item (its category from
   the event), so the next training run on the events source knows it;
 - `inference_tracking`: the recommendation the event answers (`recommendation_id`) records the engaged
-  video (`engaged_video_ids`, `engaged_at`): an impression became an engagement.
+  video (`engaged_video_ids`, `engaged_at`): an impression became an engagement. Each newly engaged item is
+  also counted for the model version that showed it in the live serving counters
+  (`recsys.serving.live_metrics`, written once per batch), which the release guard compares.
 
 Exactly once: an event's activity item (its key is the user and `<time>#<event id>`) is its marker. It is
 written with `applied_at` in the same DynamoDB transaction as the changes the event causes, on the condition
@@ -54,6 +56,7 @@ from recsys.feature_store.online import (
 )
 from recsys.pipeline_config import WeightsConfig
 from recsys.raw_events import write_dead_letter
+from recsys.serving.live_metrics import LiveMetrics
 
 if TYPE_CHECKING:
     from recsys.config import Settings
@@ -253,8 +256,11 @@ class EventApplier:
         weights: WeightsConfig | None = None,
         dynamodb: Any | None = None,
         clock=time.time,
+        live_metrics: LiveMetrics | None = None,
     ) -> None:
         self.settings = settings
+        # Engagements per model version for the release guard, written at the end of each batch.
+        self.live_metrics = live_metrics or LiveMetrics(settings, background=False)
         self.ddb = dynamodb or client("dynamodb", settings)
         names = settings.names
         self.users_table = names.table("user_features")
@@ -312,6 +318,7 @@ class EventApplier:
         self._read(state, pending)
         for group in self._groups(pending, state):
             self._apply_group(group, state, result)
+        self.live_metrics.flush()  # never raises: a failed write is logged and its counts dropped
         if self.cache is not None:
             applied = set(result.applied)
             for user in dict.fromkeys(e["user_id"] for e in pending if e["event_id"] in applied):
@@ -379,7 +386,8 @@ class EventApplier:
         for rid in recs:
             state.recs[rid] = None
         rec_keys = [{"recommendation_id": {"S": r}} for r in recs]
-        for item in self._batch_get(self.tracking_table, rec_keys, ["recommendation_id", "video_ids"]):
+        shown = ["recommendation_id", "video_ids", "model_version", "engaged_video_ids"]
+        for item in self._batch_get(self.tracking_table, rec_keys, shown):
             state.recs[str(item["recommendation_id"])] = item
 
     def _entities(self, event: dict[str, Any], state: _State) -> set[tuple[str, str]]:
@@ -442,11 +450,21 @@ class EventApplier:
                 return
             result.transactions += 1
             for kind, key, item in writes:
+                if kind == "rec":
+                    self._count_engaged(state.recs.get(key), item)
                 if kind != "event":
                     state.of(kind)[key] = item
             result.applied += [e["event_id"] for e in group]
             return
         self._fail(group, f"gave up after {MAX_ATTEMPTS} conflicting attempts", result)
+
+    def _count_engaged(self, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
+        """Count the items of a recommendation newly engaged with, for the version that showed them."""
+        if not old or not new or not old.get("model_version"):
+            return
+        before = set(old.get("engaged_video_ids") or ())
+        added = len(set(new.get("engaged_video_ids") or ()) - before)
+        self.live_metrics.count_engaged(str(old["model_version"]), added, new.get("engaged_at"))
 
     @staticmethod
     def _fail(group: list[dict[str, Any]], reason: str, result: ApplyResult) -> None:
@@ -545,10 +563,12 @@ class EventApplier:
             items.append(self._put(self.videos_table, item, old))
             writes.append(("video", vid, item))
         for rid, events in by_rec.items():
-            shown = set((state.recs.get(rid) or {}).get("video_ids") or [])
+            old = state.recs.get(rid) or {}
+            shown = set(old.get("video_ids") or [])
             engaged = sorted({e["video_id"] for e in events if e["video_id"] in shown})
             if not engaged:
                 continue
+            at = round(max(e["timestamp"] for e in events), 3)
             items.append(
                 {
                     "Update": {
@@ -558,12 +578,13 @@ class EventApplier:
                         "ConditionExpression": "attribute_exists(recommendation_id)",
                         "ExpressionAttributeValues": {
                             ":v": {"SS": engaged},
-                            ":t": serialize_item({"t": round(max(e["timestamp"] for e in events), 3)})["t"],
+                            ":t": serialize_item({"t": at})["t"],
                         },
                     }
                 }
             )
-            writes.append(("rec", rid, state.recs.get(rid)))
+            after = {**old, "engaged_video_ids": set(old.get("engaged_video_ids") or ()) | set(engaged)}
+            writes.append(("rec", rid, {**after, "engaged_at": at}))
         return items, writes
 
     @staticmethod

@@ -6,8 +6,9 @@ At most one version is in production. A version rolled back from carries `rolled
 `rollback_reason`. At most one version is a canary: `canary_share` (1..50, percent of users) and
 `canary_since` on its item.
 
-This module is storage only: register, get, find, list, and the production pointer (`production()` reads
-it, `set_production()` moves it in one DynamoDB transaction). Publishing a version's serving data and the
+This module is storage only: register, get, find, list, the production pointer (`production()` reads
+it, `set_production()` moves it in one DynamoDB transaction) and the canary pointer (`canary()`,
+`set_canary()`, `clear_canary()`); `serving_pointers()` reads both in one query, which is what serving polls. Publishing a version's serving data and the
 promote/rollback procedure live in `recsys.release`.
 """
 
@@ -91,6 +92,14 @@ def _from_item(raw: dict[str, Any]) -> ModelVersion:
         canary_share=int(item["canary_share"]) if item.get("canary_share") is not None else None,
         canary_since=item.get("canary_since"),
     )
+
+
+@dataclass(frozen=True)
+class ServingPointers:
+    """What serving follows: the production version and the canary (None when there is none)."""
+
+    production: ModelVersion | None
+    canary: ModelVersion | None
 
 
 class ModelRegistry:
@@ -209,6 +218,33 @@ class ModelRegistry:
         if not live:
             return None
         return max(live, key=lambda v: v.promoted_at or "")
+
+    def serving_pointers(self) -> ServingPointers:
+        """The production version and the canary in one query of the model's items (eventually consistent).
+
+        Only the production item and a canary item come back (a filter), without their metrics.
+        """
+        found: list[ModelVersion] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "model_name = :m",
+            "FilterExpression": "#s = :p OR attribute_exists(canary_share)",
+            "ProjectionExpression": "model_name, version, #s, created_at, promoted_at, canary_share, canary_since",
+            "ExpressionAttributeNames": {"#s": "status"},
+            "ExpressionAttributeValues": {":m": {"S": self.model_name}, ":p": {"S": "production"}},
+        }
+        while True:
+            response = self._ddb.query(**kwargs)
+            found.extend(_from_item(raw) for raw in response.get("Items", []))
+            if not response.get("LastEvaluatedKey"):
+                break
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        live = [v for v in found if v.status == "production"]
+        canaries = [v for v in found if v.canary_share and v.status != "production"]
+        return ServingPointers(
+            production=max(live, key=lambda v: v.promoted_at or "") if live else None,
+            canary=max(canaries, key=lambda v: v.canary_since or "") if canaries else None,
+        )
 
     def set_production(self, version: str, previous: str | None) -> ModelVersion:
         """Make `version` production and archive `previous` (the production version the caller read), atomically.

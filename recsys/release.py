@@ -15,6 +15,12 @@ by `recsys model promote | rollback`. `promote(settings, version)`:
 A failure before step 4 leaves production unchanged: when publishing fails midway, the production
 version's data is published again so that the online store matches it. `rollback(settings)` promotes the
 most recently archived version the same way (so two rollbacks return to where you were).
+
+Promoting the running canary stops it (its users are production's users then). With
+`require_canary_no_worse`, `promote` first compares the canary's click-through with production's since the
+canary started (`check_canary`, from the merged feedback, `recsys.feedback.variant_rates`) and refuses,
+changing nothing, when the canary is worse with 95% confidence or when either side has fewer than
+`guard.min_impressions` impressions.
 """
 
 from __future__ import annotations
@@ -31,7 +37,8 @@ import numpy as np
 
 from recsys import artifacts
 from recsys.aws import client
-from recsys.errors import NotFoundError, ValidationError
+from recsys.click_through import Rate, Verdict, compare
+from recsys.errors import ConflictError, ErrorCode, NotFoundError, RecsysError, ValidationError
 from recsys.registry import ModelRegistry, ModelVersion
 from recsys.serving.bundle import check_bundle
 from recsys.storage import exists, get_bytes, get_parquet
@@ -53,6 +60,50 @@ Publisher = Callable[[ModelVersion], dict[str, Any] | None]
 
 
 @dataclass(frozen=True)
+class CanaryCheck:
+    """The canary's click-through against production's since the canary started (`check_canary`)."""
+
+    version: str
+    production_version: str
+    canary: Rate
+    production: Rate
+    min_impressions: int
+    verdict: Verdict
+
+    def describe(self) -> str:
+        """One line: the verdict and both click-throughs with their counts."""
+        both = f"canary {self.canary.describe()} vs production {self.production.describe()}"
+        if self.verdict == "too_little_traffic":
+            return (
+                f"too little traffic to compare canary {self.version} with production {self.production_version}: "
+                f"{self.canary.impressions} and {self.production.impressions} impressions "
+                f"(each needs {self.min_impressions})"
+            )
+        if self.verdict == "worse":
+            return f"canary {self.version} has a worse click-through than production {self.production_version}: {both}"
+        return f"canary {self.version} is no worse than production {self.production_version}: {both}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "production_version": self.production_version,
+            "verdict": self.verdict,
+            "min_impressions": self.min_impressions,
+            **{
+                f"{name}_{key}": value
+                for name, rate in (("canary", self.canary), ("production", self.production))
+                for key, value in (
+                    ("impressions", rate.impressions),
+                    ("engaged", rate.engaged),
+                    ("ctr", round(rate.value, 6)),
+                    ("ctr_low", round(rate.interval[0], 6)),
+                    ("ctr_high", round(rate.interval[1], 6)),
+                )
+            },
+        }
+
+
+@dataclass(frozen=True)
 class Promotion:
     """The outcome of `promote` or `rollback`."""
 
@@ -60,6 +111,7 @@ class Promotion:
     previous: ModelVersion | None  # the version that was in production before (None if there was none)
     changed: bool  # False when `version` already was production (nothing was published)
     published: dict[str, Any] = field(default_factory=dict)  # the publisher's summary
+    canary_check: CanaryCheck | None = None  # what `require_canary_no_worse` found
 
     @property
     def previous_version(self) -> str | None:
@@ -184,6 +236,58 @@ def default_publisher(settings: Settings) -> Publisher:
     return run
 
 
+# ----- the canary check
+
+
+def _epoch_ms(iso: str | None) -> int:
+    from datetime import UTC, datetime
+
+    if not iso:
+        return 0
+    return int(datetime.strptime(iso, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp() * 1000)
+
+
+def check_canary(
+    settings: Settings,
+    version: str,
+    *,
+    registry: ModelRegistry | None = None,
+    rates: dict[tuple[str, str], Rate] | None = None,
+) -> CanaryCheck:
+    """Compare the running canary `version` with production over the impressions since the canary started.
+
+    `rates` (click-through per (variant, model_version)) defaults to the merged feedback
+    (`recsys.feedback.variant_rates`). ConflictError when `version` is not the running canary or nothing is
+    in production.
+    """
+    registry = registry or ModelRegistry(settings)
+    canary = registry.canary()
+    if canary is None or canary.version != version:
+        raise ConflictError(
+            f"{version} is not the running canary ({canary.version if canary else 'none is running'}), "
+            "so there is nothing to compare",
+            hint=f"recsys model canary {version} --share 10, then merge feedback (recsys feedback merge)",
+        )
+    production = registry.production(consistent=True)
+    if production is None:
+        raise ConflictError("nothing is in production to compare the canary with")
+    if rates is None:
+        from recsys.feedback import variant_rates
+
+        rates = variant_rates(settings, since_ms=_epoch_ms(canary.canary_since))
+    canary_rate = rates.get(("canary", version), Rate(0, 0))
+    production_rate = rates.get(("production", production.version), Rate(0, 0))
+    minimum = settings.guard.min_impressions
+    return CanaryCheck(
+        version=version,
+        production_version=production.version,
+        canary=canary_rate,
+        production=production_rate,
+        min_impressions=minimum,
+        verdict=compare(canary_rate, production_rate, minimum),
+    )
+
+
 # ----- promote and roll back
 
 
@@ -193,12 +297,16 @@ def promote(
     *,
     registry: ModelRegistry | None = None,
     publisher: Publisher | None = None,
+    require_canary_no_worse: bool = False,
+    rates: dict[tuple[str, str], Rate] | None = None,
 ) -> Promotion:
     """Put a registered version in production (see the module docstring); the old production is archived.
 
     Promoting the production version again changes nothing. Raises NotFoundError for an unregistered
     version, ValidationError for a serving bundle this code cannot load, and whatever publishing raised
     (production unchanged in every case), ConflictError when another promotion moved production meanwhile.
+    With `require_canary_no_worse`, a RecsysError (code gate_failed) when `check_canary` does not find the
+    canary no worse (`rates` as for `check_canary`). Promoting the running canary stops it.
     """
     registry = registry or ModelRegistry(settings)
     publish_ = publisher or default_publisher(settings)
@@ -206,6 +314,17 @@ def promote(
     current = registry.production(consistent=True)
     if current is not None and current.version == target.version:
         return Promotion(version=target, previous=current, changed=False)
+    checked = None
+    if require_canary_no_worse:
+        checked = check_canary(settings, version, registry=registry, rates=rates)
+        if checked.verdict != "no_worse":
+            raise RecsysError(
+                f"{checked.describe()}; production unchanged",
+                hint="let the canary serve longer and merge feedback (recsys feedback merge), or stop it"
+                if checked.verdict == "too_little_traffic"
+                else "stop the canary (recsys model canary --stop) or promote without --require-canary-no-worse",
+                code=ErrorCode.GATE_FAILED,
+            )
     check_bundle(settings, target.version)
     try:
         published = publish_(target) or {}
@@ -218,10 +337,15 @@ def promote(
                 log.exception("re-publishing production version %s failed", current.version)
         raise
     promoted = registry.set_production(target.version, current.version if current else None)
+    if promoted.canary_share:  # the canary is production now: it stops being one
+        registry.clear_canary(promoted.version)
+        promoted = registry.get(promoted.version)
     log.info(
         "model version %s is in production (previous: %s)", promoted.version, current and current.version
     )
-    return Promotion(version=promoted, previous=current, changed=True, published=dict(published))
+    return Promotion(
+        version=promoted, previous=current, changed=True, published=dict(published), canary_check=checked
+    )
 
 
 def rollback_target(registry: ModelRegistry) -> ModelVersion:

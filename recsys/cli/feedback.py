@@ -58,7 +58,11 @@ def merge(
 
 @feedback_app.command("report")
 def report(env: EnvOption = "local", json_output: JsonOption = False) -> None:
-    """Online click-through per model version and per source (model, cache, popular) over every merged day.
+    """Online click-through per variant (production, canary) and version, per model version and per source
+    (model, cache, popular) over every merged day.
+
+    Each variant line has its click-through with a 95% confidence interval (Wilson), the mean watch time of
+    engaged items where events report one, and the share of the version's catalogue it showed (coverage).
 
     **Examples**
 
@@ -75,6 +79,22 @@ def report(env: EnvOption = "local", json_output: JsonOption = False) -> None:
         if not data["days"]:
             info("No feedback merged yet: run `recsys feedback merge`.")
             return
+        table(
+            f"Variants ({len(data['days'])} day(s))",
+            ["variant", "model_version", "impressions", "engaged", "ctr (95% CI)", "watch time", "coverage"],
+            [
+                (
+                    r["variant"],
+                    r["model_version"],
+                    r["impressions"],
+                    r["engaged"],
+                    f"{r['ctr']:.2%} ({r['ctr_low']:.2%}-{r['ctr_high']:.2%})",
+                    "-" if r["mean_watch_time"] is None else f"{r['mean_watch_time']:.1f} s",
+                    "-" if r["coverage"] is None else f"{r['coverage']:.1%} of {r['catalogue_size']}",
+                )
+                for r in data["by_variant"]
+            ],
+        )
         for key, title in (("by_model_version", "model_version"), ("by_source", "source")):
             rows = [(r[title], r["impressions"], r["engaged"], f"{r['ctr']:.2%}") for r in data[key]]
             table(

@@ -29,14 +29,15 @@ def _metrics_line(metrics: dict[str, Any]) -> str:
     return ", ".join(shown)
 
 
-def _report(promotion: Any, headline: str) -> None:
+def _report(promotion: Any, headline: str, canary_check: dict[str, Any] | None = None) -> None:
     """The outcome of a promotion: one line for people, the version and its predecessor for --json."""
     previous = promotion.previous_version
     if promotion.changed:
         info(f"{headline} (previous: {previous or 'none'}).")
     else:
         info(f"{promotion.version.version} already is in production; nothing changed.")
-    emit({**promotion.version.to_dict(), "previous_version": previous}, lambda: None)
+    extra = {"canary_check": canary_check} if canary_check is not None else {}
+    emit({**promotion.version.to_dict(), "previous_version": previous, **extra}, lambda: None)
 
 
 def _short(stamp: str | None) -> str:
@@ -62,7 +63,7 @@ def list_versions(env: EnvOption = "local", json_output: JsonOption = False) -> 
             [
                 (
                     v["version"],
-                    v["status"],
+                    v["status"] + (f" (canary {v['canary_share']}%)" if v["canary_share"] else ""),
                     _short(v["created_at"]),
                     _short(v["promoted_at"]),
                     _metrics_line(v["metrics"]),
@@ -77,25 +78,44 @@ def list_versions(env: EnvOption = "local", json_output: JsonOption = False) -> 
 def promote(
     version: Annotated[str, typer.Argument(help="The version to put in production.")],
     env: EnvOption = "local",
+    require_canary_no_worse: Annotated[
+        bool,
+        typer.Option(
+            "--require-canary-no-worse",
+            help="Refuse unless VERSION is the running canary and its click-through is no worse than production's.",
+        ),
+    ] = False,
     json_output: JsonOption = False,
 ) -> None:
     """Put VERSION in production: check its serving bundle, publish its embeddings and features, then flip the registry.
 
     A serving bundle of a format this code cannot load is refused before anything changes. The previous
-    production version becomes archived. Serving picks the new version up within its
-    registry poll interval.
+    production version becomes archived; a running canary of VERSION stops. Serving picks the new version
+    up within its registry poll interval.
+
+    With `--require-canary-no-worse`, the canary's click-through since it started (merged feedback) is
+    compared with production's first: a canary worse with 95% confidence, or too little traffic on either
+    side (`RECSYS_GUARD_MIN_IMPRESSIONS`), is refused (exit code 7) and production stays as it is.
 
     **Examples**
 
         recsys model promote v20261124-193000-ab12cd
 
-        recsys model promote v20261124-193000-ab12cd --env dev --json
+        recsys model promote v20261124-193000-ab12cd --require-canary-no-worse --env dev --json
     """
     from recsys import release
 
     with progress(f"Promoting {version}…"):
-        promotion = release.promote(settings_for(env), version)
-    _report(promotion, f"{promotion.version.version} is in production")
+        promotion = release.promote(
+            settings_for(env), version, require_canary_no_worse=require_canary_no_worse
+        )
+    if promotion.canary_check is not None:
+        info(promotion.canary_check.describe())
+    _report(
+        promotion,
+        f"{promotion.version.version} is in production",
+        promotion.canary_check.to_dict() if promotion.canary_check else None,
+    )
 
 
 @model_app.command("rollback")

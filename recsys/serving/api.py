@@ -124,7 +124,8 @@ class ApiResolver(APIGatewayRestResolver):
         # Powertools flushes a full metric set even when disabled (POWERTOOLS_METRICS_DISABLED): skip them.
         self.metrics = None if is_metrics_disabled() else metrics
         self.live_metrics = live_metrics
-        self.served: tuple[str, bool] | None = None  # (version, empty list) of the recommendation answered
+        # (version, items shown) of the recommendation answered
+        self.served: tuple[str, int] | None = None
 
     # Powertools keeps the current request on its base class (`BaseRouter.current_event = ...`), which every
     # resolver in a process shares: two requests on two threads would read each other's. Each resolver here
@@ -170,12 +171,15 @@ class ApiResolver(APIGatewayRestResolver):
         result["headers"] = {**(result.get("headers") or {}), **SECURITY_HEADERS}
         status, latency_ms = int(result.get("statusCode", 200)), (time.perf_counter() - start) * 1e3
         served, self.served = self.served, None
+        shown = served[1] if served is not None else 0
         if self.metrics is not None:
-            self._count(status, latency_ms, served is not None and served[1])
+            self._count(status, latency_ms, served is not None and not shown)
         if self.live_metrics is not None and (served is not None or status >= 500):
             # Recommendation answers and server errors count for the release guard (recsys.release_guard).
             version = served[0] if served is not None else self.current_version()
-            self.live_metrics.record(version, status, latency_ms, served is not None and served[1])
+            self.live_metrics.record(
+                version, status, latency_ms, served is not None and not shown, impressions=shown
+            )
         return result
 
     def current_version(self) -> str | None:
@@ -272,7 +276,8 @@ def create_app(service: RecommendationService, metrics: Any | None = None) -> Ap
     ) -> RecommendationResponse:
         response = service.recommend(user_id, k=k, category=category, exclude_watched=exclude_watched)
         if isinstance(response, dict):  # anything else fails its response model next (a 500)
-            app.served = (str(response.get("model_version")), not response.get("items"))
+            items = response.get("items")
+            app.served = (str(response.get("model_version")), len(items) if isinstance(items, list) else 0)
         return response
 
     @route(

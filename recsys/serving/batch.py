@@ -74,13 +74,16 @@ def recommend_blocks(
     category: str | None = None,
     exclude_watched: bool = True,
     users_per_block: int | None = None,
+    base: ServingModel | None = None,
 ) -> Iterator[list[UserResult]]:
-    """The recommendations of `users`, one list per block of users (in the order given)."""
+    """The recommendations of `users` by `base` (default: production), one list per block of users (in the
+    order given)."""
     from recsys.serving.service import validate_request
 
     for user in users:
         validate_request(str(user), k, category)
-    model = service.live.apply(service.models.current())  # as a request sees it: the live catalogue too
+    # as a request sees it: the live catalogue too
+    model = service.live.apply(base if base is not None else service.models.current())
     config = service.request_config()
     size = users_per_block or block_size(model)
     known_category = category is None or category in model.category_index
@@ -233,24 +236,43 @@ def fill_cache(
     ttl_s: int | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> int:
-    """Compute and store precomputed recommendations for `users` in the recommendations cache table."""
+    """Compute and store precomputed recommendations for `users` in the recommendations cache table.
+
+    Each user gets the answer of their variant: the canary's users (when a canary is served) the canary's,
+    everyone else production's; each item records its `variant` and `model_version`.
+    """
+    from recsys.serving.variants import CANARY, PRODUCTION, variant_of
+
     ttl_s = service.config.precomputed_ttl_s if ttl_s is None else ttl_s
     table = service.precomputed_table
     ddb = client("dynamodb", service.settings)
-    version = service.models.current().version
+    production = service.models.current()
+    canary = service.models.canary
+    groups: list[tuple[str, ServingModel, list[str]]] = [(PRODUCTION, production, list(users))]
+    if canary is not None:
+        chosen = [u for u in users if variant_of(str(u), canary.share) == CANARY]
+        picked = set(chosen)
+        groups = [
+            (PRODUCTION, production, [u for u in users if u not in picked]),
+            (CANARY, canary.model, chosen),
+        ]
     written = 0
     done = 0
     with ThreadPoolExecutor(WRITE_THREADS) as pool:
-        for block in recommend_blocks(service, users, k):
-            now = time.time()
-            items = [{"user_id": r.user_id, "recommendation_id": uuid.uuid4().hex, "model_version": version,
-                      "items": r.items, "k": k, "generated_at": now, "expires_at": int(now) + ttl_s}
-                     for r in block]  # fmt: skip
-            chunks = [items[i : i + BATCH_WRITE_SIZE] for i in range(0, len(items), BATCH_WRITE_SIZE)]
-            written += sum(pool.map(lambda chunk: _write(ddb, table, chunk), chunks))
-            done += len(block)
-            if on_progress is not None:
-                on_progress(done)
+        for variant, model, members in groups:
+            if not members:
+                continue
+            for block in recommend_blocks(service, members, k, base=model):
+                now = time.time()
+                items = [{"user_id": r.user_id, "recommendation_id": uuid.uuid4().hex, "variant": variant,
+                          "model_version": model.version, "items": r.items, "k": k, "generated_at": now,
+                          "expires_at": int(now) + ttl_s}
+                         for r in block]  # fmt: skip
+                chunks = [items[i : i + BATCH_WRITE_SIZE] for i in range(0, len(items), BATCH_WRITE_SIZE)]
+                written += sum(pool.map(lambda chunk: _write(ddb, table, chunk), chunks))
+                done += len(block)
+                if on_progress is not None:
+                    on_progress(done)
     return written
 
 

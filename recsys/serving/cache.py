@@ -1,8 +1,9 @@
 """The Redis cache of computed recommendations; every Redis failure is a miss, never an error.
 
-One Redis hash per user (`recsys:{env}:recs:{user_id}`), one field per request shape (model version, k,
-category, exclude_watched), so a user's new interaction invalidates all their entries with one DEL and
-a new model version never sees old entries.
+One Redis hash per user (`recsys:{env}:recs:{user_id}`), one field per request shape (variant, model
+version, k, category, exclude_watched), so a user's new interaction invalidates all their entries with one
+DEL, a new model version never sees old entries, and a user who moves between production and a canary
+never gets the other variant's answer.
 
 Beside it, the user's recent activity (`recsys:{env}:act:{user_id}`, a list of JSON events, newest first,
 ending with a marker so that "no events" is cached too): a cache miss reads the answer and the activity
@@ -196,6 +197,6 @@ class RecommendationCache:
             return "down"
 
 
-def cache_field(model_version: str, k: int, category: str | None, exclude_watched: bool) -> str:
-    """The hash field of one request shape."""
-    return f"{model_version}|{k}|{category or ''}|{int(exclude_watched)}"
+def cache_field(variant: str, model_version: str, k: int, category: str | None, exclude_watched: bool) -> str:
+    """The hash field of one request shape of one variant and model version."""
+    return f"{variant}|{model_version}|{k}|{category or ''}|{int(exclude_watched)}"

@@ -3,7 +3,9 @@
 Each response adds to in-process counters (no I/O on the request path); a background thread adds them to the
 `serving_metrics` table every `flush_interval_s` with DynamoDB's atomic ADD, so any number of workers, local
 server processes or Lambda instances sum into the same items. The release guard reads them back
-(`read_signals`): requests, 5xx answers, empty lists, and latency as a histogram from which p99 is taken.
+(`read_signals`): requests, 5xx answers, empty lists, latency as a histogram from which p99 is taken, and
+click-through: the items shown (`impressions`, counted by serving) and the items engaged with through a
+recommendation (`engaged`, counted by the stream processor when it applies the event, `count_engaged`).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LATENCY_BOUNDS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)  # then one open bucket
-COUNTERS = ("requests", "errors_5xx", "empty")
+COUNTERS = ("requests", "errors_5xx", "empty", "impressions", "engaged")
 TTL_S = 7 * 24 * 3600
 
 
@@ -38,6 +40,8 @@ class LiveSignals:
     errors_5xx: int
     empty: int
     p99_ms: float | None
+    impressions: int = 0
+    engaged: int = 0
 
     @property
     def error_rate(self) -> float:
@@ -80,8 +84,10 @@ class LiveMetrics:
         self._stop = threading.Event()
         self._failing_since: float | None = None
 
-    def record(self, version: str | None, status: int, latency_ms: float, empty: bool) -> None:
-        """Count one response (O(1), no I/O)."""
+    def record(
+        self, version: str | None, status: int, latency_ms: float, empty: bool, impressions: int = 0
+    ) -> None:
+        """Count one response and the items it showed (O(1), no I/O)."""
         key = (version or "none", int(time.time() // 60))
         with self._lock:
             bucket = self._counts[key]
@@ -89,6 +95,18 @@ class LiveMetrics:
             bucket["errors_5xx"] += int(status >= 500)
             bucket["empty"] += int(empty)
             bucket[f"lat_{latency_bucket(latency_ms)}"] += 1
+            if impressions:
+                bucket["impressions"] += int(impressions)
+        if self._background and self._thread is None:
+            self._start()
+
+    def count_engaged(self, version: str, items: int, at_s: float | None = None) -> None:
+        """Count `items` shown by `version` that a user engaged with (the stream processor calls it)."""
+        if items <= 0:
+            return
+        key = (version or "none", int((time.time() if at_s is None else at_s) // 60))
+        with self._lock:
+            self._counts[key]["engaged"] += int(items)
         if self._background and self._thread is None:
             self._start()
 
@@ -137,14 +155,25 @@ class LiveMetrics:
         self.flush()
 
 
-def read_signals(settings: Settings, version: str, since_epoch_s: float) -> LiveSignals:
-    """The counters of `version` summed from the minute of `since_epoch_s` on."""
+def read_signals(
+    settings: Settings, version: str, since_epoch_s: float, until_epoch_s: float | None = None
+) -> LiveSignals:
+    """The counters of `version` summed from the minute of `since_epoch_s` on (before the minute of
+    `until_epoch_s` when given)."""
     ddb = client("dynamodb", settings)
+    values = {":v": {"S": version}, ":m": {"N": str(int(since_epoch_s // 60))}}
+    condition = "model_version = :v AND #m >= :m"
+    if until_epoch_s is not None:
+        last = int(until_epoch_s // 60) - 1
+        if last < int(since_epoch_s // 60):
+            return LiveSignals(version, 0, 0, 0, None)
+        condition = "model_version = :v AND #m BETWEEN :m AND :u"
+        values[":u"] = {"N": str(last)}
     kwargs: dict[str, Any] = {
         "TableName": settings.names.table("serving_metrics"),
-        "KeyConditionExpression": "model_version = :v AND #m >= :m",
+        "KeyConditionExpression": condition,
         "ExpressionAttributeNames": {"#m": "minute"},
-        "ExpressionAttributeValues": {":v": {"S": version}, ":m": {"N": str(int(since_epoch_s // 60))}},
+        "ExpressionAttributeValues": values,
         "ConsistentRead": True,
     }
     totals: dict[str, int] = defaultdict(int)
@@ -164,4 +193,6 @@ def read_signals(settings: Settings, version: str, since_epoch_s: float) -> Live
         errors_5xx=totals.get("errors_5xx", 0),
         empty=totals.get("empty", 0),
         p99_ms=p99_from_histogram(histogram),
+        impressions=totals.get("impressions", 0),
+        engaged=totals.get("engaged", 0),
     )

@@ -1,10 +1,15 @@
-"""The production model in memory, reloaded when the registry's production version changes.
+"""The production model in memory, reloaded when the registry's production version changes, and the canary.
 
 `ModelStore.current()` checks the registry at most every `poll_interval_s` seconds (on the request path,
 so it works in a Lambda whose threads freeze between invocations); when the production version differs
 it loads the new version and swaps it in atomically. Requests keep being served by the old version while
 it loads and if loading fails. A new version is therefore served at most `poll_interval_s` + load time
 after its promotion, without a restart.
+
+The same check reads the canary pointer (one query returns both, `ModelRegistry.serving_pointers`). When a
+canary is set the store loads its version too and `for_user` answers a share of users with it (sticky by
+user id, `recsys.serving.variants`); when it is stopped or promoted the canary users return to production
+at the next check. A canary that cannot be loaded leaves its users on production, and `status()` says why.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from recsys.serving.resilience import describe
 from recsys.serving.retrieval import DEFAULT_ANN_THRESHOLD, ExactIndex, HnswIndex, build_index
 from recsys.serving.rules import FillOrder
 from recsys.serving.sources import CandidateRanker, serving_catalogue, sources_meta
+from recsys.serving.variants import CANARY, PRODUCTION, Variant, variant_of
 from recsys.storage import get_bytes_if_exists
 
 if TYPE_CHECKING:
@@ -165,8 +171,16 @@ def load_model(settings: Settings, version: str, ann_threshold: int = DEFAULT_AN
     return ServingModel(version=version, index=index, ranker=ranker, **arrays)
 
 
+@dataclass(frozen=True)
+class CanaryModel:
+    """The canary's model and the percent of users it serves."""
+
+    model: ServingModel
+    share: int
+
+
 class ModelStore:
-    """Holds the production ServingModel and swaps in a new one when the registry's production changes."""
+    """Holds the production ServingModel (and the canary's) and swaps in new ones when the registry's pointers move."""
 
     def __init__(
         self,
@@ -183,6 +197,9 @@ class ModelStore:
         self._checked_at = -float("inf")
         self._lock = threading.Lock()
         self.last_error: str | None = None
+        self._canary: CanaryModel | None = None
+        self.canary_wanted: tuple[str, int] | None = None  # the registry's canary (version, share)
+        self.canary_error: str | None = None
 
     @property
     def loaded(self) -> ServingModel | None:
@@ -202,8 +219,24 @@ class ModelStore:
             )
         return self._model
 
+    def for_user(self, user_id: str) -> tuple[ServingModel, Variant]:
+        """The model that answers `user_id` and its variant: the canary for its share of users, else production.
+
+        No I/O beyond `current()`'s check on the poll interval.
+        """
+        production = self.current()
+        canary = self._canary
+        if canary is not None and variant_of(user_id, canary.share) == CANARY:
+            return canary.model, CANARY
+        return production, PRODUCTION
+
+    @property
+    def canary(self) -> CanaryModel | None:
+        """The canary being served now (None when there is none or it could not be loaded)."""
+        return self._canary
+
     def refresh(self, force: bool = False) -> bool:
-        """Check the registry now; load and swap if production changed. True when a new version was loaded."""
+        """Check the registry now; load and swap what moved. True when a new production version was loaded."""
         # One loader at a time; other requests keep the current model instead of waiting.
         if not self._lock.acquire(blocking=self._model is None):
             return False
@@ -216,28 +249,63 @@ class ModelStore:
                 return False
             self._checked_at = self._clock()
             try:
-                version = production_version(self.settings, request_client("dynamodb", self.settings))
+                registry = ModelRegistry(self.settings, dynamodb=request_client("dynamodb", self.settings))
+                pointers = registry.serving_pointers()
             except Exception as exc:
                 self.last_error = f"registry unreachable: {describe(exc)}"
                 log.warning("model registry check failed, serving the model in memory: %s", describe(exc))
                 return False
+            version = pointers.production.version if pointers.production else None
+            changed = False
             if version is None or (self._model is not None and self._model.version == version):
                 self.last_error = None if version else self.last_error
-                return False
-            try:
-                model = load_model(self.settings, version, self.ann_threshold)
-            except Exception as exc:
-                self.last_error = f"loading {version} failed: {describe(exc)}"
-                log.error("loading model version %s failed: %s", version, describe(exc))
-                return False
-            self._model = model
-            self.last_error = None
-            log.info(
-                "serving model version %s (%d videos, %s index)", version, model.n_videos, model.index.kind
-            )
-            return True
+            else:
+                try:
+                    model = load_model(self.settings, version, self.ann_threshold)
+                except Exception as exc:
+                    self.last_error = f"loading {version} failed: {describe(exc)}"
+                    log.error("loading model version %s failed: %s", version, describe(exc))
+                else:
+                    self._model = model
+                    self.last_error = None
+                    changed = True
+                    log.info(
+                        "serving model version %s (%d videos, %s index)",
+                        version,
+                        model.n_videos,
+                        model.index.kind,
+                    )
+            canary = pointers.canary
+            self._follow_canary((canary.version, int(canary.canary_share or 0)) if canary else None)
+            return changed
         finally:
             self._lock.release()
+
+    def _follow_canary(self, wanted: tuple[str, int] | None) -> None:
+        """Serve the registry's canary (loading its version when it changed), or stop serving one."""
+        if wanted is not None and (self._model is None or wanted[0] == self._model.version):
+            wanted = None  # a canary that is production now (promoted) is no canary
+        self.canary_wanted = wanted
+        if wanted is None:
+            if self._canary is not None:
+                log.info("canary %s stopped: every user gets production", self._canary.model.version)
+            self._canary, self.canary_error = None, None
+            return
+        version, share = wanted
+        held = self._canary
+        if held is not None and held.model.version == version:
+            if held.share != share:
+                self._canary = CanaryModel(held.model, share)
+            return
+        try:
+            model = load_model(self.settings, version, self.ann_threshold)
+        except Exception as exc:  # its users keep getting production
+            self._canary = None
+            self.canary_error = f"loading canary {version} failed: {describe(exc)}"
+            log.error("loading canary version %s failed, serving production: %s", version, describe(exc))
+            return
+        self._canary, self.canary_error = CanaryModel(model, share), None
+        log.info("serving canary %s to %d%% of users", version, share)
 
     def set_model(self, model: ServingModel) -> None:
         """Serve `model` (tests, benchmarks); registry polling still replaces it when production changes."""
@@ -254,4 +322,13 @@ class ModelStore:
             "ranker": bool(m and m.ranker),
             "served": m.sources_info.get("served") if m else None,
             "error": self.last_error,
+            "canary": self.canary_status(),
         }
+
+    def canary_status(self) -> dict[str, Any] | None:
+        """The registry's canary and whether it is served (None when the registry has no canary)."""
+        wanted, held = self.canary_wanted, self._canary
+        if wanted is None:
+            return None
+        served = held is not None and held.model.version == wanted[0]
+        return {"version": wanted[0], "share": wanted[1], "served": served, "error": self.canary_error}

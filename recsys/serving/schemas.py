@@ -9,6 +9,11 @@ from pydantic import BaseModel, Field
 MAX_K = 100
 DEFAULT_K = 20
 Source = Literal["model", "cache", "popular"]
+Variant = Literal["production", "canary"]
+VARIANT_DOC = (
+    "Which variant answered: production, or the canary that serves a sticky share of users "
+    "(`recsys model canary`)"
+)
 
 
 class RecommendationItem(BaseModel):
@@ -26,7 +31,8 @@ class RecommendationItem(BaseModel):
 
 class RecommendationResponse(BaseModel):
     user_id: str
-    model_version: str | None
+    variant: Variant = Field("production", description=VARIANT_DOC)
+    model_version: str | None = Field(description="The model version that answered")
     recommendation_id: str
     source: Source = Field(description="model (computed now), cache (Redis) or popular (cold start)")
     items: list[RecommendationItem]
@@ -41,14 +47,25 @@ class DependencyStatus(BaseModel):
     detail: str | None = None
 
 
+class CanaryStatus(BaseModel):
+    version: str = Field(description="The registry's canary version")
+    share: int = Field(ge=1, le=50, description="Percent of users it serves (sticky by user id)")
+    served: bool = Field(description="False when it could not be loaded: its users get production")
+    error: str | None = Field(None, description="Why it is not served")
+
+
 class HealthResponse(BaseModel):
     status: Literal["healthy", "degraded", "unhealthy"]
     model_version: str | None
     registry_version: str | None = Field(None, description="The registry's production version")
+    canary: CanaryStatus | None = Field(None, description="The canary beside production, when one is set")
     degraded: list[str] = Field(
-        default_factory=list, description="Dependencies that are down, or `registry` when it disagrees"
+        default_factory=list,
+        description="Dependencies that are down, `registry` when it disagrees, `canary` when it is not served",
     )
-    detail: str | None = Field(None, description="Why the model served differs from the registry's")
+    detail: str | None = Field(
+        None, description="Why the model served differs from the registry's, or why the canary is not served"
+    )
     model: dict | None = None
     dependencies: dict[str, DependencyStatus] | None = Field(
         None, description="Each dependency (only for callers with an API key on AWS)"
@@ -62,7 +79,8 @@ class InteractionAccepted(BaseModel):
 
 class CachedRecommendations(BaseModel):
     user_id: str
-    model_version: str | None
+    variant: Variant = Field("production", description=VARIANT_DOC)
+    model_version: str | None = Field(description="The model version whose answer this is")
     recommendation_id: str
     source: Literal["precomputed", "model", "cache", "popular"] = Field(
         "precomputed", description="precomputed; computed now (degraded) when the table is unreachable"

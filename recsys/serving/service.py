@@ -33,6 +33,7 @@ from recsys.serving.rules import Selection
 from recsys.serving.schemas import DEFAULT_K, MAX_K
 from recsys.serving.threads import limit_blas_threads
 from recsys.serving.tracking import InferenceTracker, tracking_item
+from recsys.serving.variants import PRODUCTION
 from recsys.serving.video_features import RANKER_VIDEO_ATTRIBUTES, VideoFeatureTable
 
 if TYPE_CHECKING:
@@ -43,7 +44,13 @@ log = logging.getLogger(__name__)
 
 
 class FeatureCache:
-    """Online-store features kept in process: users for `ttl_s`, videos as a per-version array table."""
+    """Online-store features kept in process: users for `ttl_s`, videos as a per-version array table.
+
+    Tables of the last MAX_VERSIONS versions are kept, so production and a canary served side by side each
+    keep theirs.
+    """
+
+    MAX_VERSIONS = 2
 
     def __init__(
         self,
@@ -57,19 +64,18 @@ class FeatureCache:
         self.ttl_s = ttl_s
         self.max_items = max_items
         self._users: dict[str, tuple[float, dict[str, Any] | None]] = {}
-        self.table: VideoFeatureTable | None = None
-        self.version: str | None = None
-        self.warmed: str | None = None
+        self.tables: dict[str, VideoFeatureTable] = {}
+        self.warmed: set[str] = set()
 
     def for_model(self, model: ServingModel) -> VideoFeatureTable:
-        """The video feature table of `model`'s version (a new one when the version changes).
+        """The video feature table of `model`'s version (a new one when the version is new).
 
         When the store cannot be read, rows keep what they held (zeros before the first read) and stay
         due for a read on the next request; the request is noted as degraded.
         """
-        table = self.table
+        table = self.tables.get(model.version)
         # A new version, or the live catalogue added videos to this one: a table of the model's rows.
-        if table is None or table.version != model.version or len(table.video_ids) != len(model.video_ids):
+        if table is None or len(table.video_ids) != len(model.video_ids):
             table = VideoFeatureTable(
                 model.version,
                 model.video_ids,
@@ -80,15 +86,22 @@ class FeatureCache:
                     "dynamodb", exc, "ranking with the features held in memory"
                 ),
             )
-            self.table, self.version, self._users = table, model.version, {}
+            if model.version not in self.tables:
+                self._users = {}
+            self.tables.pop(model.version, None)
+            self.tables[model.version] = table
+            while len(self.tables) > self.MAX_VERSIONS:
+                dropped = next(iter(self.tables))
+                del self.tables[dropped]
+                self.warmed.discard(dropped)
         return table
 
     def warm(self, model: ServingModel, max_videos: int) -> None:
         """Read every video's features once per version when the catalogue is small (first request pays)."""
-        if self.warmed == model.version:
+        if model.version in self.warmed:
             return
         table = self.for_model(model)
-        self.warmed = model.version
+        self.warmed.add(model.version)
         if model.ranker is not None and model.n_videos <= max_videos:
             table.warm()
 
@@ -157,16 +170,23 @@ class RecommendationService:
         use_cache: bool = True,
         track: bool = True,
     ) -> dict[str, Any]:
-        """Top-k recommendations for a user (`source` model, cache or popular)."""
+        """Top-k recommendations for a user (`source` model, cache or popular) from the user's variant
+        (production, or the canary for its share of users) and the `model_version` that answered."""
         user_id = str(user_id)
         validate_request(user_id, k, category)
         with degradation() as missing:
-            model = self.live.apply(self.models.current())  # videos added or removed since training
+            base, variant = self.models.for_user(user_id)
+            model = self.live.apply(base)  # videos added or removed since training
             self.features.warm(model, self.config.warm_features_max_videos)
-            field = cache_field(self.live.cache_tag(model), k, category, exclude_watched)
+            field = cache_field(variant, self.live.cache_tag(model), k, category, exclude_watched)
             response = self.cache.get(user_id, field) if use_cache else None
             if response is not None:
-                response = {**response, "source": "cache", "recommendation_id": uuid.uuid4().hex}
+                response = {
+                    **response,
+                    "source": "cache",
+                    "variant": variant,
+                    "recommendation_id": uuid.uuid4().hex,
+                }
             else:
                 # One query: the recent events and every video engaged with since training (left out).
                 # Without the store, the user's embedding and the model's items still answer (degraded).
@@ -178,7 +198,7 @@ class RecommendationService:
                 chosen, source, reasons = self.compute_selection(
                     model, user_id, k, category, exclude_watched, activity, engaged=engaged
                 )
-                response = self._response(model, user_id, chosen, source, reasons)
+                response = self._response(model, user_id, chosen, source, reasons, variant)
                 if missing:
                     response["degraded"] = True
                 elif use_cache:  # a degraded answer is never cached
@@ -193,6 +213,7 @@ class RecommendationService:
                     response["items"],
                     {"k": k, "category": category, "exclude_watched": exclude_watched},
                     time.time(),
+                    variant=response["variant"],
                 )
             )
         return response
@@ -267,10 +288,11 @@ class RecommendationService:
 
     @staticmethod
     def _response(
-        model: ServingModel, user_id: str, chosen: Selection, source: str, reasons: list[str]
+        model: ServingModel, user_id: str, chosen: Selection, source: str, reasons: list[str], variant: str
     ) -> dict[str, Any]:
         return {
             "user_id": user_id,
+            "variant": variant,
             "model_version": model.version,
             "recommendation_id": uuid.uuid4().hex,
             "source": source,
@@ -280,7 +302,12 @@ class RecommendationService:
 
     # ----- precomputed recommendations (GET /cached)
     def cached(self, user_id: str | int) -> dict[str, Any]:
-        """The precomputed recommendations of a user from the recommendations cache table."""
+        """The precomputed recommendations of a user from the recommendations cache table.
+
+        Only an entry of the version that serves the user's variant is returned: when the entry is of another
+        version (the user's canary started, stopped or was promoted, or production moved before the table
+        was refilled), the answer is computed now from the user's variant (source `model` or `cache`).
+        """
         user_id = str(user_id)
         try:
             raw = (
@@ -298,11 +325,19 @@ class RecommendationService:
                 f"no precomputed recommendations for user {user_id!r}",
                 hint="run `recsys cache fill --env ENV` (the batch job) or use /recommendations/{user_id}",
             )
+        try:
+            model, variant = self.models.for_user(user_id)
+        except UnavailableError:  # no model in memory: the table still answers
+            model, variant = None, PRODUCTION
+        if model is not None and str(item.get("model_version")) != model.version:
+            k = min(max(int(item.get("k") or DEFAULT_K), 1), MAX_K)
+            return self.recommend(user_id, k=k, track=False)
         item["items"] = [i for i in item["items"] if not self.live.removed(str(i["video_id"]))]
         for i in item["items"]:
             i["rank"] = int(i["rank"])
         return {
             "user_id": user_id,
+            "variant": variant,
             "model_version": item.get("model_version"),
             "recommendation_id": item["recommendation_id"],
             "source": "precomputed",
@@ -353,8 +388,8 @@ class RecommendationService:
 
     # ----- health
     def health(self) -> dict[str, Any]:
-        """Model and dependency status: unhealthy without a model; degraded when a dependency is down or
-        the registry's production version is not the one served."""
+        """Model and dependency status: unhealthy without a model; degraded when a dependency is down, the
+        registry's production version is not the one served, or the registry's canary cannot be served."""
         try:
             self.models.current()
         except Exception as exc:
@@ -396,10 +431,14 @@ class RecommendationService:
                 f"serving {model['version']} from memory, but the registry's production version is "
                 f"{registry_version or 'none'}"
             )
+        canary = model.get("canary")
+        unserved = None
+        if canary is not None and canary["error"]:
+            unserved = f"{canary['error']}; its {canary['share']}% of users get production"
         degraded = sorted(name for name, d in deps.items() if d["status"] == "down")
         if model["version"] is None:
             status = "unhealthy"
-        elif degraded or mismatch:
+        elif degraded or mismatch or unserved:
             status = "degraded"
         else:
             status = "healthy"
@@ -407,8 +446,11 @@ class RecommendationService:
             "status": status,
             "model_version": model["version"],
             "registry_version": registry_version,
-            "degraded": degraded + (["registry"] if mismatch and "registry" not in degraded else []),
-            "detail": mismatch,
+            "canary": canary,
+            "degraded": degraded
+            + (["registry"] if mismatch and "registry" not in degraded else [])
+            + (["canary"] if unserved else []),
+            "detail": "; ".join(d for d in (mismatch, unserved) if d) or None,
             "model": model,
             "dependencies": deps,
         }

@@ -38,12 +38,14 @@ def tracking_item(
     items: list[dict[str, Any]],
     request: dict[str, Any],
     timestamp: float,
+    variant: str = "production",
 ) -> dict[str, Any]:
-    """The inference tracking table item of one response."""
+    """The inference tracking table item of one response (`variant`: production or canary)."""
     return {
         "recommendation_id": recommendation_id,
         "user_id": user_id,
         "timestamp": int(timestamp * 1000),  # epoch ms: the user-index range key
+        "variant": variant,
         "model_version": model_version or "none",
         "source": source,
         "items": [

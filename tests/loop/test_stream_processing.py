@@ -299,3 +299,28 @@ def test_a_glue_table_describes_the_raw_event_partitions(local_stack):
     }
     assert table["Parameters"]["projection.enabled"] == "true"
     assert table["Parameters"]["storage.location.template"] == location + "date=${date}/hour=${hour}/"
+
+
+def test_engagements_are_counted_once_for_the_version_that_showed_them(local_stack):
+    from recsys.event_processing import EventApplier
+    from recsys.serving.live_metrics import read_signals
+    from recsys.serving.tracking import InferenceTracker, tracking_item
+
+    run = uuid.uuid4().hex[:8]
+    version, user, rid = f"v-engaged-{run}", f"eng-{run}", uuid.uuid4().hex
+    shown = [{"video_id": f"ev-{run}-{i}", "rank": i + 1, "score": 0.5} for i in range(4)]
+    tracker = InferenceTracker(local_stack, background=False)
+    tracker.record(tracking_item(rid, user, version, "model", shown, {"k": 4}, time.time(), variant="canary"))
+    tracker.flush()
+
+    def event(video: str, kind: str) -> dict:
+        return {"event_id": uuid.uuid4().hex, "user_id": user, "video_id": video, "event_type": kind,
+                "timestamp": time.time(), "recommendation_id": rid}  # fmt: skip
+
+    first = [event(shown[0]["video_id"], "click"), event(shown[0]["video_id"], "like")]
+    assert len(EventApplier(local_stack).apply_events(first).applied) == 2
+    EventApplier(local_stack).apply_events(first)  # redelivered: nothing new
+    EventApplier(local_stack).apply_events([event(shown[2]["video_id"], "watch")])
+    EventApplier(local_stack).apply_events([event(f"ev-{run}-not-shown", "click")])
+    signals = read_signals(local_stack, version, time.time() - 120)
+    assert signals.engaged == 2  # two of the items shown, each counted once

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
+import polars as pl
 import pytest
 
 from recsys import release
-from recsys.errors import NotFoundError, ValidationError
+from recsys.click_through import Rate
+from recsys.errors import ConflictError, ErrorCode, NotFoundError, RecsysError, ValidationError
 from recsys.registry import ModelRegistry
 from recsys.serving import bundle
-from recsys.storage import put_bytes
+from recsys.storage import put_bytes, put_parquet
 
 from .conftest import write_version_artifacts
 
@@ -143,3 +146,69 @@ def test_a_version_without_bundle_is_promoted(local_stack, model_name):
     reg.register(version, {}, "j")
     assert bundle.check_bundle(local_stack, version) is None
     assert release.promote(local_stack, version, registry=reg, publisher=lambda _v: None).changed
+
+
+# ----- canaries: promote --require-canary-no-worse
+
+
+def _with_canary(settings, model_name) -> tuple[ModelRegistry, str, str]:
+    """A registry with a production version and a canary of another version."""
+    tag = uuid.uuid4().hex[:8]
+    production, canary = f"vprod-{tag}", f"vcanary-{tag}"
+    reg = ModelRegistry(settings, model_name=model_name)
+    reg.register(production, {}, "job-prod")
+    reg.register(canary, {}, "job-canary")
+    release.promote(settings, production, registry=reg, publisher=lambda v: None)
+    reg.set_canary(canary, 10)
+    return reg, production, canary
+
+
+def test_promote_refuses_a_worse_canary_or_too_little_traffic_and_changes_nothing(local_stack, model_name):
+    reg, production, canary = _with_canary(local_stack, model_name)
+    published = []
+
+    def attempt(rates):
+        with pytest.raises(RecsysError) as refused:
+            release.promote(local_stack, canary, registry=reg, publisher=published.append,
+                            require_canary_no_worse=True, rates=rates)  # fmt: skip
+        assert refused.value.code == ErrorCode.GATE_FAILED and "\n" not in refused.value.message
+        assert reg.production(consistent=True).version == production and reg.canary().version == canary
+        return refused.value.message
+
+    worse = attempt({("canary", canary): Rate(20, 1000), ("production", production): Rate(100, 1000)})
+    assert "worse click-through" in worse and "2.00%" in worse and "10.00%" in worse
+    assert worse.endswith("production unchanged")
+    thin = attempt({("canary", canary): Rate(3, 40), ("production", production): Rate(100, 1000)})
+    assert "too little traffic" in thin and "40 and 1000 impressions (each needs 500)" in thin
+    assert "too little traffic" in attempt({})  # nothing merged since the canary started
+    assert published == []
+    reg.register(f"{canary}-other", {}, "job-other")
+    with pytest.raises(ConflictError, match="not the running canary"):
+        release.promote(local_stack, f"{canary}-other", registry=reg, require_canary_no_worse=True)
+    assert reg.production(consistent=True).version == production
+
+
+def test_promote_accepts_a_canary_no_worse_in_the_merged_feedback_and_stops_it(local_stack, model_name):
+    reg, production, canary = _with_canary(local_stack, model_name)
+    now_ms = int(time.time() * 1000) + 1000  # shown after the canary started
+
+    def shown(variant: str, version: str, n: int, engaged: int) -> pl.DataFrame:
+        return pl.DataFrame(
+            {"variant": [variant] * n, "model_version": [version] * n, "video_id": [f"x{i % 7}" for i in range(n)],
+             "label": [int(i < engaged) for i in range(n)], "shown_at_ms": [now_ms] * n}
+        )  # fmt: skip
+
+    frame = pl.concat([shown("canary", canary, 800, 80), shown("production", production, 1200, 120)])
+    put_parquet(
+        local_stack, local_stack.names.bucket("data"), f"feedback/date=2026-11-27/{canary}.parquet", frame
+    )
+    result = release.promote(
+        local_stack, canary, registry=reg, publisher=lambda v: None, require_canary_no_worse=True
+    )
+    check = result.canary_check
+    assert check.verdict == "no_worse" and (check.canary.impressions, check.production.impressions) == (
+        800,
+        1200,
+    )
+    assert result.changed and reg.production(consistent=True).version == canary
+    assert reg.canary() is None and reg.get(canary).canary_share is None  # the canary is production now

@@ -206,6 +206,7 @@ _ITEM = {
 _GOOD = {
     "recommend": {
         "user_id": "u1",
+        "variant": "canary",
         "model_version": "v1",
         "recommendation_id": "r1",
         "source": "model",
@@ -215,6 +216,7 @@ _GOOD = {
     },
     "cached": {
         "user_id": "u1",
+        "variant": "production",
         "model_version": "v1",
         "recommendation_id": "r1",
         "source": "precomputed",
@@ -226,6 +228,7 @@ _GOOD = {
         "status": "unhealthy",
         "model_version": None,
         "registry_version": None,
+        "canary": None,
         "degraded": ["store"],
         "detail": None,
         "model": {},
@@ -268,6 +271,7 @@ def test_stub_responses_that_fit_their_models_pass_unchanged(stub_call):
         ("recommend", {**_GOOD["recommend"], "items": [{**_ITEM, "rank": 0}]}, "items.0.rank"),
         ("recommend", {k: v for k, v in _GOOD["recommend"].items() if k != "source"}, "source"),
         ("recommend", {**_GOOD["recommend"], "source": "guess"}, "source"),
+        ("recommend", {**_GOOD["recommend"], "variant": "beta"}, "variant"),
         ("cached", {**_GOOD["cached"], "items": [{"video_id": "101"}]}, "items.0.score"),
         ("health", {**_GOOD["health"], "status": "great"}, "status"),
         ("recommend", ["not", "an", "object"], "response"),

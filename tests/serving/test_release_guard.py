@@ -7,8 +7,10 @@ import uuid
 
 import pytest
 
+from recsys.aws import client
+from recsys.click_through import Rate
 from recsys.registry import ModelRegistry
-from recsys.release_guard import breaches, check, on_alarm
+from recsys.release_guard import breaches, check, on_alarm, on_event
 from recsys.serving.live_metrics import LiveMetrics, LiveSignals, p99_from_histogram, read_signals
 
 from .conftest import promote, publish_tiny_version
@@ -95,6 +97,65 @@ def test_an_alarm_in_the_guard_period_rolls_back_and_outside_it_does_not(local_s
 def test_breaches_name_each_limit(local_stack):
     guard = local_stack.guard
     bad = LiveSignals("v", requests=1000, errors_5xx=100, empty=500, p99_ms=5000.0)
-    found = breaches(bad, guard, ctr=0.01, previous_ctr=0.10)
+    found = breaches(bad, guard, ctr=Rate(20, 2000), previous_ctr=Rate(200, 2000))
     assert [f.split()[0] for f in found] == ["5xx", "p99", "empty", "click-through"]
-    assert breaches(LiveSignals("v", 1000, 0, 0, 10.0), guard, ctr=0.09, previous_ctr=0.10) == []
+    assert "1.00% (95% CI" in found[-1] and "of the previous version's 10.00%" in found[-1]
+    healthy = LiveSignals("v", 1000, 0, 0, 10.0)
+    assert breaches(healthy, guard, ctr=Rate(180, 2000), previous_ctr=Rate(200, 2000)) == []
+    # a drop seen on too few impressions (either side) is no reason
+    assert breaches(healthy, guard, ctr=Rate(0, 400), previous_ctr=Rate(200, 2000)) == []
+    assert breaches(healthy, guard, ctr=Rate(10, 2000), previous_ctr=Rate(40, 400)) == []
+
+
+def _add(settings, version: str, minute: int, **counts: int) -> None:
+    """Add counters to one (version, minute) item, as serving and the stream processor do."""
+    client("dynamodb", settings).update_item(
+        TableName=settings.names.table("serving_metrics"),
+        Key={"model_version": {"S": version}, "minute": {"N": str(minute)}},
+        UpdateExpression="ADD " + ", ".join(f"#{k} :{k}" for k in counts),
+        ExpressionAttributeNames={f"#{k}": k for k in counts},
+        ExpressionAttributeValues={f":{k}": {"N": str(v)} for k, v in counts.items()},
+    )
+
+
+def test_a_confident_click_through_drop_against_the_previous_version_rolls_back(local_stack, tiny_world):
+    run = uuid.uuid4().hex[:6]
+    previous, new = (
+        f"v{time.strftime('%Y%m%d-%H%M%S')}-prev-{run}",
+        f"v{time.strftime('%Y%m%d-%H%M%S')}-new-{run}",
+    )
+    for version in (previous, new):
+        publish_tiny_version(local_stack, version)
+        promote(local_stack, version)
+    registry = ModelRegistry(local_stack)
+    try:
+        promoted_minute = int(time.time() // 60)
+        # The previous version before the promotion: 10% click-through over 2,000 items shown.
+        _add(local_stack, previous, promoted_minute - 3, requests=400, impressions=2000, engaged=200)
+        # The new one: too few impressions to tell, then as good, then a confident drop.
+        _add(local_stack, new, promoted_minute, requests=300, impressions=100, engaged=0)
+        assert check(local_stack, now_s=time.time()).action == "healthy"
+        _add(local_stack, new, promoted_minute, impressions=1900, engaged=190)
+        decision = check(local_stack, now_s=time.time())
+        assert decision.action == "healthy" and decision.signals["previous_version"] == previous
+        assert decision.signals["previous_impressions"] == 2000 and decision.signals["ctr"] == 0.095
+        _add(local_stack, new, promoted_minute, impressions=8000)
+        decision = check(local_stack, now_s=time.time())
+        assert decision.action == "rolled_back" and decision.restored == previous
+        assert [r.split()[0] for r in decision.reasons] == ["click-through"]
+        assert registry.production(consistent=True).version == previous
+        assert "click-through 1.90%" in registry.get(new).rollback_reason
+    finally:
+        promote(local_stack, tiny_world.version)
+
+
+def test_the_functions_schedule_checks_the_counters_and_alarms_go_to_on_alarm(local_stack, guarded):
+    scheduled = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
+    assert on_event(local_stack, scheduled, now_s=time.time()).action == "too_little_traffic"
+    ok = {
+        "detail-type": "CloudWatch Alarm State Change",
+        "detail": {"alarmName": "a", "state": {"value": "OK"}},
+    }
+    decision = on_event(local_stack, ok, now_s=time.time())
+    assert decision.action == "healthy" and decision.reasons == ["a is OK"]
+    assert ModelRegistry(local_stack).production(consistent=True).version == guarded

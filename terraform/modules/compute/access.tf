@@ -9,8 +9,9 @@ locals {
       # The first cold start of a version caches its HNSW index next to the embeddings.
       s3_write    = ["models:models/two_tower/*/hnsw_index.bin"]
       tables_read = ["user_features", "video_features", "recommendations_cache", "model_registry", "user_activity", "live_catalogue"]
-      # recommendations_cache is written by `recsys cache`; POST /videos writes live_catalogue and video_features.
-      tables_write   = ["inference_tracking", "user_activity", "live_catalogue", "video_features"]
+      # recommendations_cache is written by `recsys cache`; POST /videos writes live_catalogue and video_features;
+      # serving_metrics: the live counters per version (requests, items shown) the release guard reads.
+      tables_write   = ["inference_tracking", "user_activity", "live_catalogue", "video_features", "serving_metrics"]
       streams_read   = []
       streams_write  = ["events"]
       secrets        = ["api_keys", "config", "redis_credentials"]
@@ -24,7 +25,7 @@ locals {
       s3_read        = []
       s3_write       = ["raw_events:dead-letter/*"] # malformed records, with their reason
       tables_read    = ["user_features", "video_features", "inference_tracking", "user_activity"]
-      tables_write   = ["user_features", "video_features", "inference_tracking", "user_activity"]
+      tables_write   = ["user_features", "video_features", "inference_tracking", "user_activity", "serving_metrics"] # engagements per version
       streams_read   = ["events"]
       streams_write  = []
       secrets        = ["config", "redis_credentials"]

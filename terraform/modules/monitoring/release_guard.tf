@@ -1,6 +1,8 @@
 # Rollback on live alarms: the API's 5xx, latency and empty-result alarms go to EventBridge, which invokes
 # the release_guard function; within the guard period after a promotion it puts the previous version back
-# (recsys.release_guard.on_alarm) and records why on the registry.
+# (recsys.release_guard.on_alarm) and records why on the registry. A schedule also invokes it every few
+# minutes to compare the live counters, click-through included, with the previous version's
+# (recsys.release_guard.check; outside the guard period it does nothing).
 locals {
   guard          = var.alarms_enabled && var.release_guard_function_arn != null ? 1 : 0
   guarded_alarms = concat(aws_cloudwatch_metric_alarm.api_5xx[*].alarm_name, aws_cloudwatch_metric_alarm.api_latency[*].alarm_name, aws_cloudwatch_metric_alarm.api_empty_results[*].alarm_name)
@@ -83,4 +85,30 @@ resource "aws_lambda_permission" "release_guard" {
   function_name = var.release_guard_function_arn
   principal     = "events.amazonaws.com"
   source_arn    = aws_cloudwatch_event_rule.release_guard[0].arn
+}
+
+resource "aws_cloudwatch_event_rule" "release_guard_check" {
+  count = local.guard
+
+  name                = "${var.name_prefix}-release-guard-check"
+  description         = "Every few minutes: the release guard compares production's live counters with the previous version's"
+  schedule_expression = "rate(5 minutes)"
+  tags                = var.tags
+}
+
+resource "aws_cloudwatch_event_target" "release_guard_check" {
+  count = local.guard
+
+  rule = aws_cloudwatch_event_rule.release_guard_check[0].name
+  arn  = var.release_guard_function_arn
+}
+
+resource "aws_lambda_permission" "release_guard_check" {
+  count = local.guard
+
+  statement_id  = "ReleaseGuardSchedule"
+  action        = "lambda:InvokeFunction"
+  function_name = var.release_guard_function_arn
+  principal     = "events.amazonaws.com"
+  source_arn    = aws_cloudwatch_event_rule.release_guard_check[0].arn
 }
