@@ -70,12 +70,12 @@ def test_precompute_step_fills_cached_for_the_deployed_version(service, tiny_wor
 def test_many_users_read_by_one_scan_equal_one_query_each(service, tiny_world):
     from recsys.feature_store.bulk import activity_and_engaged_many
 
-    active, video = tiny_world.user_ids[6], tiny_world.video_ids[3]
+    active, video = str(800_000 + int(uuid.uuid4().int % 1000)), tiny_world.video_ids[3]  # nobody else's user
     for kind in ("view", "like", "share"):
         service.record_interaction(
             InteractionEvent(user_id=int(active), video_id=int(video), event_type=kind)
         )
-    users = [*tiny_world.user_ids, "nobody-here"]
+    users = [*tiny_world.user_ids, active, "nobody-here"]
     for limit in (2, 20):
         scanned = activity_and_engaged_many(service.store, users, limit, scan=True)
         queried = activity_and_engaged_many(service.store, users, limit, scan=False)

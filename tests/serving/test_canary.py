@@ -175,9 +175,10 @@ def test_a_canary_that_cannot_be_loaded_leaves_its_users_on_production_and_healt
     version = f"v-unloadable-{uuid.uuid4().hex[:8]}"  # registered, but no serving bundle in S3
     registry.register(version, {}, "job-none")
     registry.set_canary(version, 50)
+    service = _service(local_stack)
+    user = next(u for u in tiny_world.user_ids if variant_of(u, 50) == "canary")
     try:
-        web = create_app(_service(local_stack))
-        user = next(u for u in tiny_world.user_ids if variant_of(u, 50) == "canary")
+        web = create_app(service)
         status, body = _get(web, f"/recommendations/{user}", "k=3")
         assert status == 200, body
         assert (body["variant"], body["model_version"]) == ("production", tiny_world.version)
@@ -187,6 +188,7 @@ def test_a_canary_that_cannot_be_loaded_leaves_its_users_on_production_and_healt
         assert version in health["detail"] and "get production" in health["detail"]
     finally:
         registry.clear_canary(version)
+        service.cache.invalidate(user)  # other tests ask for this user's list afresh
 
 
 def test_promote_requiring_the_canary_no_worse_refuses_without_enough_traffic(
