@@ -123,8 +123,8 @@ class MemoryStore:
     def get_users(self, ids):
         return [self.users.get(i) for i in ids]
 
-    def recent_activity(self, user_id, limit):
-        return []
+    def activity_and_engaged(self, user_id, limit):
+        return [], []
 
     def scan(self, table, attributes=None):
         from recsys.feature_store.online import serialize_item
