@@ -139,7 +139,7 @@ def one_run(settings, users: list[str], per_request: int, out: Path, store=None)
     from recsys.serving.service import RecommendationService
     from recsys.serving.tracking import InferenceTracker
 
-    config = ServingConfig(tracking=False, warm_features_max_videos=10**7)
+    config = ServingConfig(tracking=False)
     service = RecommendationService(
         settings, config, feature_store=store, tracker=InferenceTracker(settings, background=False)
     )

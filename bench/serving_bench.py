@@ -115,14 +115,14 @@ class MemoryStore:
     def get_users(self, ids):
         return [self.users.get(i) for i in ids]
 
-    def recent_activity(self, user_id, limit):
-        return []
+    def activity_and_engaged(self, user_id, limit):
+        return [], []
 
 
 def ranker_model(rng: np.random.Generator, n_trees: int = 300, depth: int = 6) -> bytes:
-    from recsys.features import RANKER_FEATURES
+    from recsys.ranking.candidates import CANDIDATE_FEATURES
 
-    n_feat = len(RANKER_FEATURES)
+    n_feat = len(CANDIDATE_FEATURES)
     floats = [{"feature_index": i, "flat_feature_index": i, "nan_value_treatment": "AsFalse", "borders": []}
               for i in range(n_feat)]  # fmt: skip
     trees = [{"splits": [{"float_feature_index": int(rng.integers(0, n_feat)), "border": float(rng.normal()),
@@ -133,9 +133,10 @@ def ranker_model(rng: np.random.Generator, n_trees: int = 300, depth: int = 6) -
 
 
 def synthetic_model(n: int, n_users: int, seed: int = 1):
+    from recsys.serving.ranking import Ranker
+
     from recsys.serving.bundle import assemble_bundle
     from recsys.serving.model_store import ServingModel
-    from recsys.serving.ranking import Ranker
     from recsys.serving.retrieval import build_index
 
     rng = np.random.default_rng(seed)
@@ -183,13 +184,13 @@ def bench_latency(n: int, iterations: int) -> dict[str, Any]:
                                 "popularity": float(model.popularity[i]), "interaction_count": 10,
                                 "avg_watch_ratio": 0.5, "duration": 300.0, "upload_ts": now - 86_400}  # fmt: skip
     activity = [{"video_id": str(int(v)), "event_type": "view"} for v in rng.integers(0, n, 5)]
-    for u in users[:50]:  # warm-up (also fills the feature cache)
-        service.compute(model, u, 20, None, True, activity)
+    for u in users[:50]:  # warm-up
+        service.compute_selection(model, u, 20, None, True, activity)
     lat, cpu = [], []
     for i in range(iterations):
         u = users[i % n_users]
         s, c = time.perf_counter(), time.process_time()
-        picks, source, _ = service.compute(model, u, 20, None, True, activity)
+        picks, source, _ = service.compute_selection(model, u, 20, None, True, activity)
         lat.append((time.perf_counter() - s) * 1e3)
         cpu.append((time.process_time() - c) * 1e3)  # this process's CPU: what a shared host does not inflate
         assert source == "model" and len(picks) == 20

@@ -142,7 +142,6 @@ class ServingConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    candidates: int = Field(100, ge=1, le=1000, description="Retrieval candidates handed to the ranker")
     max_category_share: float = Field(0.5, gt=0, le=1, description="Diversity cap: share of one category")
     activity_limit: int = Field(100, ge=1)
     activity_vector_events: int = Field(20, ge=0)
@@ -150,8 +149,6 @@ class ServingConfig(BaseModel):
     poll_interval_s: float = Field(30.0, ge=0, description="Seconds between model-registry checks")
     ann_threshold: int = Field(50_000, ge=1, description="Catalogue size from which retrieval uses HNSW")
     cache_ttl_s: int = Field(300, ge=0)
-    feature_ttl_s: float = Field(300.0, ge=0)
-    warm_features_max_videos: int = Field(20_000, ge=0)
     precomputed_ttl_s: int = Field(7 * 24 * 3600, ge=0)
     tracking: bool = True
     ranking: bool = Field(True, description="Re-rank candidates with the ranker (flag `ranking_enabled`)")

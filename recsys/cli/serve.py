@@ -167,9 +167,8 @@ def _build(
     say = (lambda _msg: None) if quiet else info
     try:
         model = service.models.current()
-        # what the first request would pay: the catalogue's online features and the AWS clients
-        service.features.warm(model, service.config.warm_features_max_videos)
-        service.store.recent_activity("__warmup__", 1)
+        # what the first request would pay: the AWS clients and their connections
+        service.store.activity_and_engaged("__warmup__", 1)
         say(f"Model {model.version}: {model.n_videos} videos, {model.index.kind} retrieval, "
             f"ranker {'on' if model.ranker else 'off'}")  # fmt: skip
     except Exception as exc:  # serve anyway: /health says why, and a later promotion is picked up

@@ -94,7 +94,7 @@ class TreeEnsemble:
         if x32.ndim != 2 or x32.shape[1] < self.n_features:
             raise ValidationError(
                 f"feature matrix has shape {x32.shape}, the model needs [n, {self.n_features}]",
-                hint="build it with recsys.features.ranker_features",
+                hint="build it with recsys.ranking.candidates.user_candidates",
             )
         if self.n_trees == 0:
             return np.full(x32.shape[0], self.bias)

@@ -1,10 +1,9 @@
 """Batch recommendations: many users at once (`recsys recommend`), and the job that fills the
 recommendations cache table behind `GET /cached/{user_id}` (`recsys cache fill`).
 
-Users go in blocks: the block's user state is read in bulk (`recsys.feature_store.bulk`), the query
-vectors form one matrix and retrieval answers the whole block with one matmul or one ANN batch query
-(`recsys.serving.compute.candidates`); ranking, rules and reasons are the API's steps, each vectorised
-over the user's candidates. So batch results are the API's results (watched items excluded by default,
+Users go in blocks: the block's user state is read in bulk (`recsys.feature_store.bulk`: one Scan of the
+activity table for many users), then each user runs the API's steps (`recsys.serving.compute`: sources,
+ranker, rules, reasons), each vectorised over the user's candidates. So batch results are the API's results (watched items excluded by default,
 category filter, diversity, fill-up; tests/serving/test_batch.py compares them), without Redis or
 inference tracking. Rows stream to the output file block by block, so memory does not grow with users.
 """

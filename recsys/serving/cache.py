@@ -3,13 +3,9 @@
 One Redis hash per user (`recsys:{env}:recs:{user_id}`), one field per request shape (variant, model
 version, k, category, exclude_watched), so a user's new interaction invalidates all their entries with one
 DEL, a new model version never sees old entries, and a user who moves between production and a canary
-never gets the other variant's answer.
-
-Beside it, the user's recent activity (`recsys:{env}:act:{user_id}`, a list of JSON events, newest first,
-ending with a marker so that "no events" is cached too): a cache miss reads the answer and the activity
-in one round trip, and reads DynamoDB only when the list is absent, then stores it with the answer. The
-event path's `invalidate` drops both keys, so the next request reads the new activity from DynamoDB. After a failure Redis is skipped for `retry_after_s` so a
-dead Redis costs one short timeout, not one per request.
+never gets the other variant's answer. A miss reads the user's activity and engaged set from DynamoDB in
+one query (`OnlineFeatureStore.activity_and_engaged`). After a failure Redis is skipped for
+`retry_after_s`, so a dead Redis costs one short timeout, not one per request.
 """
 
 from __future__ import annotations
@@ -31,7 +27,6 @@ log = logging.getLogger(__name__)
 DEFAULT_TTL_S = 300
 DEFAULT_TIMEOUT_S = 0.25
 DEFAULT_RETRY_AFTER_S = 5.0
-ACTIVITY_END = b"."  # the last element of a cached activity list (an empty activity is a list of just this)
 
 
 class RecommendationCache:
@@ -88,38 +83,6 @@ class RecommendationCache:
     def _key(self, user_id: str) -> str:
         return f"recsys:{self.settings.env}:recs:{user_id}"
 
-    def _activity_key(self, user_id: str) -> str:
-        return f"recsys:{self.settings.env}:act:{user_id}"
-
-    def get_with_activity(
-        self, user_id: str, field: str, limit: int
-    ) -> tuple[dict[str, Any] | None, list[dict[str, Any]] | None]:
-        """(cached response or None, cached recent activity or None when absent), in one round trip."""
-        r = self._redis()
-        if r is None:
-            return None, None
-        try:
-            pipe = r.pipeline(transaction=False)
-            pipe.hget(self._key(user_id), field)
-            pipe.lrange(self._activity_key(user_id), 0, limit)
-            raw, events = pipe.execute()
-        except Exception as exc:
-            self._failed("get", exc)
-            return None, None
-        response = None
-        if raw is not None:
-            try:
-                response = json.loads(raw)
-            except ValueError:
-                response = None
-        activity = None
-        if events:
-            try:
-                activity = [json.loads(e) for e in events if e != ACTIVITY_END][:limit]
-            except ValueError:
-                activity = None
-        return response, activity
-
     def _failed(self, op: str, exc: Exception) -> None:
         self._down_until = self._clock() + self.retry_after_s
         self.last_error = f"{op}: {describe(exc)}"
@@ -148,10 +111,8 @@ class RecommendationCache:
         except ValueError:
             return None
 
-    def set(
-        self, user_id: str, field: str, value: dict[str, Any], activity: list[dict[str, Any]] | None = None
-    ) -> bool:
-        """Store a response with the TTL (and the recent `activity` read for it); False when Redis is unavailable."""
+    def set(self, user_id: str, field: str, value: dict[str, Any]) -> bool:
+        """Store a response with the TTL; False when Redis is unavailable."""
         r = self._redis()
         if r is None:
             return False
@@ -159,13 +120,6 @@ class RecommendationCache:
             pipe = r.pipeline(transaction=False)
             pipe.hset(self._key(user_id), field, json.dumps(value, separators=(",", ":")))
             pipe.expire(self._key(user_id), self.ttl_s)
-            if activity is not None:
-                key = self._activity_key(user_id)
-                pipe.delete(key)
-                pipe.rpush(
-                    key, *[json.dumps(e, separators=(",", ":"), default=str) for e in activity], ACTIVITY_END
-                )
-                pipe.expire(key, self.ttl_s)
             pipe.execute()
             return True
         except Exception as exc:
@@ -178,7 +132,7 @@ class RecommendationCache:
         if r is None:
             return False
         try:
-            r.delete(self._key(user_id), self._activity_key(user_id))
+            r.delete(self._key(user_id))
             return True
         except Exception as exc:
             self._failed("invalidate", exc)

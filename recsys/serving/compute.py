@@ -1,13 +1,12 @@
 """The recommendation computation as steps over arrays, shared by one request and a batch block.
 
-    user_query -> candidates -> rank -> choose -> reasons
+    user_query -> rank_sources -> choose -> label_sources -> reasons -> items
 
-`RecommendationService.compute` runs them for one user; `recsys.serving.batch` runs `candidates` for a
-block of users at once (one matmul or one ANN batch query) and the other steps per user, each of them
-vectorised over the candidates. Both paths therefore give the same items for the same user.
-
-`candidates` is the retrieval step: today the two-tower index. More candidate sources slot in there
-(they return rows and scores per user; `rank` and `choose` take any rows).
+`RecommendationService.compute_selection` runs them for one request; `recsys.serving.batch` runs the same
+steps for each user of a block (the store reads done for the whole block first), so both give the same
+items for the same user. `rank_sources` is the candidate step: the union of the sources' top lists
+(two-tower, item-item, recent activity, popularity) ordered by the ranker or the single source the
+evaluation chose (`recsys.serving.sources`).
 """
 
 from __future__ import annotations
@@ -19,18 +18,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from recsys.features import user_ranker_features
 from recsys.serving.filters import max_per_category
 from recsys.serving.reasons import reason
-from recsys.serving.retrieval import Candidates
 from recsys.serving.rules import Fill, Selection, select
 from recsys.serving.sources import rank_candidates
-from recsys.serving.user_vector import blend_user_vector, event_weights, with_recent_activity
+from recsys.serving.user_vector import blend_user_vector, event_weights
 
 if TYPE_CHECKING:
     from recsys.config import ServingConfig
     from recsys.serving.model_store import ServingModel
-    from recsys.serving.video_features import VideoFeatureTable
 
 COLD_START_PREFERRED_HEAD = 50  # popular items per preferred category tried first for a cold-start user
 
@@ -93,45 +89,6 @@ def user_query(
         recent,
         model.top_categories(user_id),
     )
-
-
-def candidates(
-    model: ServingModel, config: ServingConfig, queries: list[UserQuery], category: str | None
-) -> list[Candidates]:
-    """Retrieved candidates of each query (with a vector), best first: one index call for all of them."""
-    if not queries:
-        return []
-    allowed = model.category_masks[category] if category is not None else None
-    block = np.stack([q.vector for q in queries]).astype(np.float32)
-    return model.index.search_many(block, config.candidates, [q.excluded for q in queries], allowed)
-
-
-def rank(
-    model: ServingModel,
-    config: ServingConfig,
-    query: UserQuery,
-    cand: Candidates,
-    user_item: dict[str, Any] | None,
-    videos: VideoFeatureTable | None,
-    now_ts: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Candidates re-ranked by the ranker (rows, scores, best first); unchanged without a ranker."""
-    rows, scores = cand.rows, cand.scores
-    if model.ranker is None or not config.ranking or not len(rows) or videos is None:
-        return rows, scores
-    user = with_recent_activity(
-        user_item,
-        [str(c) for c in model.category[query.recent_rows]],
-        event_weights(query.recent),
-        _newest_ts(query.recent),
-        config.activity_weight,
-    )
-    videos.ensure(rows)
-    cols, codes = videos.gather(rows)
-    features = user_ranker_features(user, cols, codes, videos.category_index, scores, now_ts)
-    ranked = model.ranker.predict(features)
-    order = np.argsort(-ranked, kind="stable")
-    return rows[order], ranked[order]
 
 
 def history_rows(query: UserQuery) -> np.ndarray:

@@ -25,7 +25,6 @@ from recsys.feature_store.online import OnlineFeatureStore, deserialize_item
 from recsys.secrets import feature_flags
 from recsys.serving import compute as steps
 from recsys.serving.cache import RecommendationCache, cache_field
-from recsys.serving.filters import Pick
 from recsys.serving.live_metrics import LiveMetrics
 from recsys.serving.model_store import ModelStore, ServingModel, production_version
 from recsys.serving.resilience import DependencyMonitor, degradation, describe
@@ -34,92 +33,12 @@ from recsys.serving.schemas import DEFAULT_K, MAX_K
 from recsys.serving.threads import limit_blas_threads
 from recsys.serving.tracking import InferenceTracker, tracking_item
 from recsys.serving.variants import PRODUCTION
-from recsys.serving.video_features import RANKER_VIDEO_ATTRIBUTES, VideoFeatureTable
 
 if TYPE_CHECKING:
     from recsys.config import Settings
     from recsys.events import InteractionEvent
 
 log = logging.getLogger(__name__)
-
-
-class FeatureCache:
-    """Online-store features kept in process: users for `ttl_s`, videos as a per-version array table.
-
-    Tables of the last MAX_VERSIONS versions are kept, so production and a canary served side by side each
-    keep theirs.
-    """
-
-    MAX_VERSIONS = 2
-
-    def __init__(
-        self,
-        store: OnlineFeatureStore,
-        ttl_s: float,
-        max_items: int = 200_000,
-        monitor: DependencyMonitor | None = None,
-    ) -> None:
-        self.store = store
-        self.monitor = monitor or DependencyMonitor()
-        self.ttl_s = ttl_s
-        self.max_items = max_items
-        self._users: dict[str, tuple[float, dict[str, Any] | None]] = {}
-        self.tables: dict[str, VideoFeatureTable] = {}
-        self.warmed: set[str] = set()
-
-    def for_model(self, model: ServingModel) -> VideoFeatureTable:
-        """The video feature table of `model`'s version (a new one when the version is new).
-
-        When the store cannot be read, rows keep what they held (zeros before the first read) and stay
-        due for a read on the next request; the request is noted as degraded.
-        """
-        table = self.tables.get(model.version)
-        # A new version, or the live catalogue added videos to this one: a table of the model's rows.
-        if table is None or len(table.video_ids) != len(model.video_ids):
-            table = VideoFeatureTable(
-                model.version,
-                model.video_ids,
-                model.categories,
-                lambda ids: self.store.get_videos(ids, RANKER_VIDEO_ATTRIBUTES),
-                self.ttl_s,
-                on_error=lambda exc: self.monitor.failed(
-                    "dynamodb", exc, "ranking with the features held in memory"
-                ),
-            )
-            if model.version not in self.tables:
-                self._users = {}
-            self.tables.pop(model.version, None)
-            self.tables[model.version] = table
-            while len(self.tables) > self.MAX_VERSIONS:
-                dropped = next(iter(self.tables))
-                del self.tables[dropped]
-                self.warmed.discard(dropped)
-        return table
-
-    def warm(self, model: ServingModel, max_videos: int) -> None:
-        """Read every video's features once per version when the catalogue is small (first request pays)."""
-        if model.version in self.warmed:
-            return
-        table = self.for_model(model)
-        self.warmed.add(model.version)
-        if model.ranker is not None and model.n_videos <= max_videos:
-            table.warm()
-
-    def user(self, user_id: str) -> dict[str, Any] | None:
-        """The user's online features (kept `ttl_s`; when the store is down, what was held, else None)."""
-        now = time.monotonic()
-        hit = self._users.get(user_id)
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        try:
-            item = self.store.get_users([user_id])[0]
-        except Exception as exc:
-            self.monitor.failed("dynamodb", exc, "ranking without the user's features")
-            return hit[1] if hit is not None else None
-        if len(self._users) >= self.max_items:
-            self._users.clear()
-        self._users[user_id] = (now + self.ttl_s, item)
-        return item
 
 
 def validate_request(user_id: str, k: int, category: str | None) -> None:
@@ -152,7 +71,6 @@ class RecommendationService:
         )
         self.store = feature_store or OnlineFeatureStore(settings, request_client("dynamodb", settings))
         self.monitor = DependencyMonitor()
-        self.features = FeatureCache(self.store, self.config.feature_ttl_s, monitor=self.monitor)
         self.cache = cache or RecommendationCache(settings, ttl_s=self.config.cache_ttl_s)
         self.tracker = tracker or InferenceTracker(settings)
         self.precomputed_table = settings.names.table("recommendations_cache")
@@ -177,7 +95,6 @@ class RecommendationService:
         with degradation() as missing:
             base, variant = self.models.for_user(user_id)
             model = self.live.apply(base)  # videos added or removed since training
-            self.features.warm(model, self.config.warm_features_max_videos)
             field = cache_field(variant, self.live.cache_tag(model), k, category, exclude_watched)
             response = self.cache.get(user_id, field) if use_cache else None
             if response is not None:
@@ -218,25 +135,6 @@ class RecommendationService:
             )
         return response
 
-    def compute(
-        self,
-        model: ServingModel,
-        user_id: str,
-        k: int,
-        category: str | None,
-        exclude_watched: bool,
-        activity: list[dict[str, Any]],
-        now_ts: int | None = None,
-        engaged: Sequence[str] = (),
-    ) -> tuple[list[Pick], str, list[str]]:
-        """The items for one request from prefetched recent `activity` (newest first) and the user's
-        `engaged` video ids since training (both left out with the training history): picks, source, reasons."""
-        chosen, source, why = self.compute_selection(
-            model, user_id, k, category, exclude_watched, activity, now_ts, engaged
-        )
-        rows, scores = chosen.rows.tolist(), chosen.scores.tolist()
-        return [Pick(r, s, o) for r, s, o in zip(rows, scores, chosen.origins, strict=True)], source, why
-
     def compute_selection(
         self,
         model: ServingModel,
@@ -248,7 +146,9 @@ class RecommendationService:
         now_ts: int | None = None,
         engaged: Sequence[str] = (),
     ) -> tuple[Selection, str, list[str]]:
-        """`compute` as arrays (the steps of `recsys.serving.compute`, one user)."""
+        """The items for one request from prefetched recent `activity` (newest first) and the user's `engaged`
+        video ids since training (both left out with the training history): the selection (rows, scores,
+        origins), the answer's source and a reason per item (the steps of `recsys.serving.compute`)."""
         now_ts = int(time.time()) if now_ts is None else now_ts
         if category is not None and category not in model.category_index:
             return Selection(np.zeros(0, np.int64), np.zeros(0), []), "popular", []

@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 
 import recsys.training  # noqa: F401
-from recsys.features import RANKER_FEATURES
 from recsys.pipeline_config import RankerConfig
 from recsys.progress import report
+from recsys.ranking.candidates import CANDIDATE_FEATURES
 
 CLASSIFICATION_LOSSES = ("Logloss",)
 
@@ -49,7 +49,7 @@ def train_ranker(
     feature_names: list[str] | None = None,
 ) -> RankerResult:
     """Train on rows grouped by user (`groups` must be contiguous: sort by user first)."""
-    names = list(feature_names) if feature_names is not None else list(RANKER_FEATURES)
+    names = list(feature_names) if feature_names is not None else list(CANDIDATE_FEATURES)
     from catboost import CatBoost, Pool
 
     started = time.perf_counter()

@@ -28,7 +28,6 @@ LAYERS: dict[str, int] = {
     "recsys.ids": 0,
     "recsys.artifacts": 0,
     "recsys.pipeline_config": 0,
-    "recsys.features": 0,
     "recsys.progress": 0,
     "recsys.click_through": 0,
     "recsys.aws": 1,

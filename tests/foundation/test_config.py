@@ -121,8 +121,10 @@ def test_environment_variables_override(monkeypatch) -> None:
     assert s.profile.lambda_memory_mb == 3008
     assert s.region == "eu-west-1"
     assert settings_with(monkeypatch, RECSYS_ENV="staging").env == "staging"
-    s = settings_with(monkeypatch, "dev", RECSYS_SERVING_CANDIDATES="200", RECSYS_SERVING_TRACKING="false")
-    assert s.serving.candidates == 200 and s.serving.tracking is False
+    s = settings_with(
+        monkeypatch, "dev", RECSYS_SERVING_ACTIVITY_LIMIT="200", RECSYS_SERVING_TRACKING="false"
+    )
+    assert s.serving.activity_limit == 200 and s.serving.tracking is False
 
 
 @pytest.mark.parametrize(
@@ -130,7 +132,7 @@ def test_environment_variables_override(monkeypatch) -> None:
     [
         ("RECSYS_KINESIS_SHARDS", "zero"),
         ("RECSYS_LAMBDA_MEMORY_MB", "64"),
-        ("RECSYS_SERVING_CANDIDATES", "5000"),
+        ("RECSYS_SERVING_MAX_CATEGORY_SHARE", "5"),
     ],
 )
 def test_bad_override_names_the_variable(monkeypatch, variable: str, value: str) -> None:
@@ -141,17 +143,17 @@ def test_bad_override_names_the_variable(monkeypatch, variable: str, value: str)
 
 def test_settings_file_is_read_and_environment_wins(monkeypatch, tmp_path) -> None:
     (tmp_path / "recsys.toml").write_text(
-        'env = "staging"\nregion = "eu-central-1"\nlambda_memory_mb = 4096\n[serving]\ncandidates = 300\n'
+        'env = "staging"\nregion = "eu-central-1"\nlambda_memory_mb = 4096\n[serving]\nactivity_limit = 300\n'
     )
     s = load_settings()
-    assert (s.env, s.region, s.profile.lambda_memory_mb, s.serving.candidates) == (
+    assert (s.env, s.region, s.profile.lambda_memory_mb, s.serving.activity_limit) == (
         "staging",
         "eu-central-1",
         4096,
         300,
     )
-    s = settings_with(monkeypatch, RECSYS_REGION="ap-south-1", RECSYS_SERVING_CANDIDATES="50")
-    assert (s.env, s.region, s.serving.candidates) == ("staging", "ap-south-1", 50)
+    s = settings_with(monkeypatch, RECSYS_REGION="ap-south-1", RECSYS_SERVING_ACTIVITY_LIMIT="50")
+    assert (s.env, s.region, s.serving.activity_limit) == ("staging", "ap-south-1", 50)
     elsewhere = tmp_path / "other.toml"
     elsewhere.write_text('env = "prod"\n')
     assert settings_with(monkeypatch, RECSYS_CONFIG_FILE=str(elsewhere)).env == "prod"
@@ -161,8 +163,8 @@ def test_a_broken_settings_file_is_a_clear_error(tmp_path) -> None:
     (tmp_path / "recsys.toml").write_text("env = \n")
     with pytest.raises(ValidationError, match=r"recsys\.toml"):
         load_settings()
-    (tmp_path / "recsys.toml").write_text("[serving]\ncandidates = 0\n")
-    with pytest.raises(ValidationError, match="RECSYS_SERVING_CANDIDATES"):
+    (tmp_path / "recsys.toml").write_text("[serving]\nactivity_limit = 0\n")
+    with pytest.raises(ValidationError, match="RECSYS_SERVING_ACTIVITY_LIMIT"):
         load_settings()
 
 

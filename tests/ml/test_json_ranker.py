@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from recsys.errors import ValidationError
-from recsys.features import RANKER_FEATURES
 from recsys.pipeline_config import RankerConfig
+from recsys.ranking.candidates import CANDIDATE_FEATURES
 from recsys.ranking.tree_ensemble import TreeEnsemble
 
 from .catboost_oracle import TreeWalkRanker
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 
 def _data(n: int = 2000, seed: int = 0):
     rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, len(RANKER_FEATURES)))
+    X = rng.normal(size=(n, len(CANDIDATE_FEATURES)))
     X[::11, 3] = np.nan  # missing values take catboost's NaN path
     y = (X[:, 0] + 0.5 * X[:, 1] * X[:, 2] + rng.normal(scale=0.5, size=n) > 0).astype(int)
     groups = np.arange(n) // 10
@@ -46,7 +46,7 @@ def test_parity_with_catboost(tmp_path, loss):
     np.testing.assert_allclose(ranker.predict(X_new), oracle.predict(X_new), rtol=0, atol=1e-9)
     (tmp_path / "m.json").write_bytes(result.json)
     assert np.array_equal(TreeEnsemble.from_file(tmp_path / "m.json").predict(X_new), ranker.predict(X_new))
-    assert ranker.n_trees == 60 and ranker.n_features == len(RANKER_FEATURES)
+    assert ranker.n_trees == 60 and ranker.n_features == len(CANDIDATE_FEATURES)
 
 
 def test_bad_inputs_are_clear_errors():

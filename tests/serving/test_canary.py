@@ -109,8 +109,8 @@ def test_each_answer_tracking_item_and_cached_list_carries_its_variant(local_sta
 
     # The canary's answer is its own: production's model would have answered this user differently.
     production = service.models.current()
-    picks, _, _ = service.compute(production, in_canary, 5, None, True, [])
-    assert [str(production.video_ids[p.row]) for p in picks] != [i["video_id"] for i in body["items"]]
+    picks, _, _ = service.compute_selection(production, in_canary, 5, None, True, [])
+    assert [str(v) for v in production.video_ids[picks.rows]] != [i["video_id"] for i in body["items"]]
 
     # Tracking items record the variant and version that answered.
     service.tracker.flush()

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 
 from recsys.errors import ValidationError
-from recsys.features import RANKER_FEATURES
+from recsys.ranking.candidates import CANDIDATE_FEATURES
 from recsys.ranking.tree_ensemble import TreeEnsemble
-from recsys.serving.ranking import Ranker
 from tests.ml.catboost_oracle import TreeWalkRanker
 
 
 def _random_model(rng: np.random.Generator, n_trees: int = 40) -> dict:
-    n_feat = len(RANKER_FEATURES)
+    n_feat = len(CANDIDATE_FEATURES)
     floats = [
         {
             "feature_index": i,
@@ -51,7 +48,7 @@ def test_tree_ensemble_matches_the_tree_walk_oracle(seed):
     oracle = TreeWalkRanker(model)
     fast = TreeEnsemble(model)
     assert (fast.n_trees, fast.n_features) == (oracle.n_trees, oracle.n_features)
-    x = rng.normal(size=(257, len(RANKER_FEATURES)))
+    x = rng.normal(size=(257, len(CANDIDATE_FEATURES)))
     x[rng.random(x.shape) < 0.05] = np.nan
     x[:3] = np.array([s["border"] for t in model["oblivious_trees"] for s in t["splits"]][:1])  # on a border
     np.testing.assert_allclose(fast.predict(x), oracle.predict(x), rtol=0, atol=1e-9)
@@ -59,7 +56,7 @@ def test_tree_ensemble_matches_the_tree_walk_oracle(seed):
 
 def test_degenerate_ensembles_match_the_oracle():
     rng = np.random.default_rng(1)
-    x = rng.normal(size=(5, len(RANKER_FEATURES)))
+    x = rng.normal(size=(5, len(CANDIDATE_FEATURES)))
     for n_trees in (0, 1):
         model = _random_model(rng, n_trees=n_trees)
         np.testing.assert_allclose(
@@ -80,11 +77,3 @@ def test_unsupported_models_are_clear_errors():
     model["features_info"]["categorical_features"] = [{"feature_index": 0}]
     with pytest.raises(ValidationError, match="categorical features"):
         TreeEnsemble(model)
-
-
-def test_ranker_from_json_bytes_scores_candidates():
-    rng = np.random.default_rng(3)
-    ranker = Ranker.from_json_bytes(json.dumps(_random_model(rng)).encode(), RANKER_FEATURES)
-    videos = [{"category": "music", "popularity": 0.5, "duration": 100.0, "upload_ts": 1}, None]
-    scores = ranker.score({"top_category": "music"}, videos, np.array([0.3, 0.1]), now_ts=10)
-    assert scores.shape == (2,) and np.all(np.isfinite(scores))

@@ -108,31 +108,3 @@ def test_one_category_dominating_the_head_equals_the_reference(seed):
                  [Fill(FillOrder.build(order, codes, 4), popularity, "popular")], cap)  # fmt: skip
     assert got.rows.tolist() == [p.row for p in ref]
     assert got.origins == [p.origin for p in ref]
-
-
-def test_user_ranker_features_equal_the_dict_form():
-    from recsys.features import ranker_features, user_ranker_features
-
-    rng = np.random.default_rng(7)
-    names = ["gaming", "music", "news"]
-    index = {c: i for i, c in enumerate(names)}
-    videos = []
-    for i in range(50):
-        if i % 7 == 0:
-            videos.append(None)  # a video the store lacks
-            continue
-        videos.append({"category": "other" if i % 11 == 0 else names[i % 3], "popularity": float(rng.uniform()),
-                       "interaction_count": int(rng.integers(0, 100)), "avg_watch_ratio": float(rng.uniform()),
-                       "duration": float(rng.uniform(10, 900)), "upload_ts": 1_700_000_000 - i * 3600})  # fmt: skip
-    user = {"interaction_count": 12, "total_weight": 30.0, "last_interaction_ts": 1_700_000_000 - 600,
-            "top_category": "music", "category_affinity": {"music": 0.7, "news": 0.2, "other": 0.1}}  # fmt: skip
-    scores = rng.normal(size=50)
-    cols = {c: np.asarray([np.nan if v is None and c == "upload_ts" else (v or {}).get(c, 0.0) for v in videos],
-                          dtype=np.float64) for c in ("popularity", "interaction_count", "avg_watch_ratio",
-                                                      "duration", "upload_ts")}  # fmt: skip
-    extended = {**index, "other": 3}
-    codes = np.asarray([-1 if v is None else extended[v["category"]] for v in videos])
-    for u in (user, None):
-        want = ranker_features(u, videos, scores, 1_700_000_100)
-        got = user_ranker_features(u, cols, codes, extended, scores, 1_700_000_100)
-        np.testing.assert_array_equal(got, want)

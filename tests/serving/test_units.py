@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
-from recsys.errors import ValidationError
 from recsys.serving.bundle import assemble_bundle, decode_bundle, encode_bundle
 from recsys.serving.filters import apply_rules, max_per_category
-from recsys.serving.ranking import Ranker
 from recsys.serving.retrieval import ExactIndex, HnswIndex, build_index, recall_at
-from recsys.serving.user_vector import blend_user_vector, event_weights, with_recent_activity
+from recsys.serving.user_vector import blend_user_vector, event_weights
 
 
 def _clustered(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -92,21 +89,6 @@ def test_user_vector_blend():
     assert blend_user_vector(None, act, skips) is None  # a skip is not a preference
 
 
-def test_recent_activity_refreshes_user_features():
-    user = {
-        "user_id": "1",
-        "category_affinity": {"music": 1.0},
-        "top_category": "music",
-        "interaction_count": 3,
-    }
-    fresh = with_recent_activity(user, ["news"] * 5, np.ones(5), 100.0, activity_weight=0.6)
-    assert fresh["top_category"] == "news" and np.isclose(fresh["category_affinity"]["news"], 0.6)
-    assert fresh["interaction_count"] == 8 and fresh["last_interaction_ts"] == 100.0
-    assert user["top_category"] == "music"  # the cached item is not modified
-    assert with_recent_activity(user, [], np.zeros(0), None) is user
-    assert with_recent_activity(None, ["a"], np.ones(1), None)["top_category"] == "a"
-
-
 def test_bundle_roundtrip_and_alignment():
     ids = np.array(["v1", "v2", "v3"])
     emb = np.eye(3, 4, dtype=np.float32)
@@ -124,8 +106,3 @@ def test_bundle_roundtrip_and_alignment():
     ].tolist() == [0]
     back = decode_bundle(encode_bundle(arrays, "v1"))
     assert all(np.array_equal(back[k], arrays[k]) for k in arrays)
-
-
-def test_ranker_refuses_feature_mismatch():
-    with pytest.raises(ValidationError, match="trained on features"):
-        Ranker(model=None, feature_names=["two_tower_score"])
