@@ -106,3 +106,11 @@ def test_bundle_roundtrip_and_alignment():
     ].tolist() == [0]
     back = decode_bundle(encode_bundle(arrays, "v1"))
     assert all(np.array_equal(back[k], arrays[k]) for k in arrays)
+
+
+def test_malloc_arenas_can_be_capped_in_a_worker_process():
+    import sys
+
+    from recsys.serving.wsgi import limit_malloc_arenas
+
+    assert limit_malloc_arenas(2) is sys.platform.startswith("linux")
