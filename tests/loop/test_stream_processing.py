@@ -166,10 +166,14 @@ def _drained(settings) -> bool:
     return all(n == 0 for per_shard in lag.values() for n in per_shard.values())
 
 
+JSON = {"Content-Type": "application/json"}
+
+
 def test_10000_posted_events_are_delivered_and_applied_exactly_once_across_a_worker_crash(
     local_stack, service, tmp_path
 ):
-    from recsys.events import InteractionEvent
+    from recsys.serving.api import create_app
+    from recsys.serving.http_server import proxy_event
 
     run = uuid.uuid4().hex[:8]
     users = [f"load-{run}-u{i}" for i in range(50)]
@@ -188,13 +192,15 @@ def test_10000_posted_events_are_delivered_and_applied_exactly_once_across_a_wor
     posted_by_body: list[str | None] = [None] * len(bodies)
 
     def post(slot: int) -> list[str]:
-        # What POST /interactions does after validation, from 8 threads at once (concurrent PutRecord).
-        # Not through Powertools resolvers: they keep the current request on a class attribute
-        # (BaseRouter.current_event), so concurrent resolvers in one process can read each other's body.
-        return [
-            service.record_interaction(InteractionEvent.model_validate(b))["event_id"]
-            for b in bodies[slot::8]
-        ]
+        # POST /interactions through the API's resolver, 8 at once (one resolver per thread, as the
+        # server's request slots have): concurrent PutRecord calls, concurrent activity writes.
+        app = create_app(service)
+        ids = []
+        for b in bodies[slot::8]:
+            answer = app.resolve(proxy_event("POST", "/interactions", headers=JSON, body=json.dumps(b)), None)
+            assert answer["statusCode"] == 202, answer
+            ids.append(json.loads(answer["body"])["event_id"])
+        return ids
 
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     worker = _worker(env, tmp_path / "worker.log")
