@@ -18,6 +18,7 @@ serving all call `user_candidates`, so the features cannot skew between them.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -116,6 +117,12 @@ class Catalogue:
     def n(self) -> int:
         return int(self.popularity.shape[0])
 
+    @functools.cached_property
+    def popularity_order(self) -> np.ndarray:
+        """Every row by descending popularity, then row (the popularity source's top list, once)."""
+        pop = np.asarray(self.popularity, dtype=np.float64)
+        return np.lexsort((np.arange(pop.shape[0]), -pop))
+
 
 @dataclass
 class UserState:
@@ -157,21 +164,40 @@ def source_scores(cat: Catalogue, user: UserState, cfg: SourceSettings) -> dict[
     }
 
 
-def top_rows(scores: np.ndarray, n: int, excluded: np.ndarray, positive_only: bool = False) -> np.ndarray:
-    """The `n` best rows of a dense score vector, best first, `excluded` rows never (ties by row).
+def top_rows(
+    scores: np.ndarray,
+    n: int,
+    excluded: np.ndarray,
+    positive_only: bool = False,
+    order: np.ndarray | None = None,
+) -> np.ndarray:
+    """The `n` best rows of a dense score vector, best first, `excluded` rows never; ties go to the lower row.
 
-    `positive_only` leaves out rows scored 0 or less (a neighbour source that does not reach them).
+    `positive_only` leaves out rows scored 0 or less (a neighbour source that does not reach them), so only
+    the rows the source reaches are ranked. `order` (every row by descending score, then row, e.g. the
+    popularity order precomputed per catalogue) answers by walking its head instead of partitioning.
     """
-    s = scores.astype(np.float64, copy=True)
-    if positive_only:
-        s[s <= 0] = -np.inf
-    if excluded.size:
-        s[excluded] = -np.inf
-    n = min(n, int(np.isfinite(s).sum()))
-    if n <= 0:
+    size = scores.shape[0]
+    if n <= 0 or size == 0:
         return np.zeros(0, dtype=np.int64)
-    part = np.argpartition(-s, n - 1)[:n] if n < s.size else np.arange(s.size)
-    return part[np.lexsort((part, -s[part]))]
+    allowed = np.ones(size, dtype=bool)
+    allowed[np.asarray(excluded, dtype=np.int64)] = False
+    if order is not None:
+        head = order[: n + int(np.count_nonzero(~allowed))]
+        keep = head[allowed[head]]
+        if positive_only:
+            keep = keep[scores[keep] > 0]
+        return keep[:n].astype(np.int64)
+    allowed &= scores > 0 if positive_only else np.isfinite(scores)
+    rows = np.flatnonzero(allowed)
+    vals = scores[rows].astype(np.float64)
+    if rows.size > n:
+        nth = np.partition(vals, rows.size - n)[rows.size - n]  # the n-th largest score
+        above = vals > nth
+        tied = np.flatnonzero(vals == nth)[: n - int(np.count_nonzero(above))]  # lowest rows first
+        pick = np.concatenate([np.flatnonzero(above), tied])
+        rows, vals = rows[pick], vals[pick]
+    return rows[np.lexsort((rows, -vals))].astype(np.int64)
 
 
 def user_candidates(
@@ -187,7 +213,13 @@ def user_candidates(
     scores = source_scores(cat, user, cfg)
     has_vector = user.user_vector is not None and bool(np.any(user.user_vector))
     tops = {
-        src: top_rows(scores[src], cfg.per_source, excluded, positive_only=src in ("item_item", "recent"))
+        src: top_rows(
+            scores[src],
+            cfg.per_source,
+            excluded,
+            positive_only=src in ("item_item", "recent"),
+            order=cat.popularity_order if src == "popularity" else None,
+        )
         if (src != "two_tower" or has_vector)
         else np.zeros(0, np.int64)
         for src in SOURCES

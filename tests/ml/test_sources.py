@@ -197,3 +197,22 @@ def test_reference_thresholds_are_available_as_configuration():
         "ranker_auc": True,
     }
     assert out["passed"] is False
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_top_rows_is_the_head_of_the_full_sort_ties_to_the_lower_row(seed):
+    from recsys.ranking.candidates import top_rows
+
+    rng = np.random.default_rng(seed)
+    scores = rng.integers(-3, 6, 500).astype(np.float64)  # many ties, some not positive
+    excluded = rng.choice(500, 60, replace=False)
+    order = np.lexsort((np.arange(500), -scores))
+    for n in (1, 10, 100, 499, 1000):
+        for positive_only in (False, True):
+            full = [r for r in order.tolist() if r not in set(excluded.tolist())]
+            if positive_only:
+                full = [r for r in full if scores[r] > 0]
+            want = full[:n]
+            assert top_rows(scores, n, excluded, positive_only).tolist() == want
+            assert top_rows(scores, n, excluded, positive_only, order=order).tolist() == want
+    assert top_rows(scores, 0, excluded).size == 0
