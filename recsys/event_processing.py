@@ -96,10 +96,12 @@ class ApplyResult:
     failed: dict[str, str] = field(default_factory=dict)  # record id (sequence) or event id -> reason
     transactions: int = 0
     conflicts: int = 0
+    erased: int = 0  # dated at or before their user's erasure (`recsys users forget`): dropped
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "applied": len(self.applied),
+            "erased": self.erased,
             "duplicates": self.duplicates,
             "dead_letters": self.dead_letters,
             "failed": len(self.failed),
@@ -292,6 +294,7 @@ class EventApplier:
         result.applied = applied.applied
         result.duplicates = applied.duplicates
         result.transactions, result.conflicts = applied.transactions, applied.conflicts
+        result.erased = applied.erased
         for event_id, reason in applied.failed.items():
             for ident in records_of[event_id]:
                 result.failed[ident] = reason
@@ -422,8 +425,21 @@ class EventApplier:
             groups.append(current)
         return groups
 
+    @staticmethod
+    def _not_erased(group: list[dict[str, Any]], state: _State) -> list[dict[str, Any]]:
+        """The events not dated at or before their user's erasure (the tombstone `forgotten_at`)."""
+        kept = []
+        for event in group:
+            forgotten_at = (state.users.get(event["user_id"]) or {}).get("forgotten_at")
+            if forgotten_at is None or float(event["timestamp"]) > float(forgotten_at):
+                kept.append(event)
+        return kept
+
     def _apply_group(self, group: list[dict[str, Any]], state: _State, result: ApplyResult) -> None:
         for attempt in range(MAX_ATTEMPTS):
+            kept = self._not_erased(group, state)  # state is read again after a conflict
+            result.erased += len(group) - len(kept)
+            group = kept
             if not group:
                 return
             items, writes = self._transaction(group, state)

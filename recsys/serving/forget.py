@@ -1,7 +1,11 @@
 """Erase what the online system keeps about one user (`recsys users forget ID`, `DELETE /users/{id}`).
 
 Deleted at once: the user's recent activity, online user features, precomputed recommendations (the
-recommendations cache table), computed recommendations in Redis and inference-tracking items. Raw events
+recommendations cache table), computed recommendations in Redis and inference-tracking items. The user's
+features item is replaced by a tombstone (`forgotten_at`, a new `rev`): events still on the stream, dated
+at or before the erasure, are dropped by the stream processor instead of writing the user back
+(`recsys.event_processing`), also when it is applying them at that moment (its conditional write fails on
+the new `rev` and it reads the tombstone). Raw events
 in the data-lake bucket are not rewritten: they expire under the bucket's lifecycle rule
 (`raw_events_retention_days`, see docs/serving.md). A user the trained model knows keeps an embedding in
 the serving bundle until the next training run, which no longer sees the erased activity.
@@ -9,6 +13,7 @@ the serving bundle until the next training run, which no longer sees the erased 
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 from recsys.aws import client
@@ -74,11 +79,20 @@ def forget_user(settings: Settings, user_id: str, cache: RecommendationCache | N
             ddb, tracking_table, [{"recommendation_id": k["recommendation_id"]} for k in tracking]
         ),
     }
-    for name, table in (("features", "user_features"), ("precomputed", "recommendations_cache")):
-        response = ddb.delete_item(
-            TableName=names.table(table), Key={"user_id": {"S": user_id}}, ReturnValues="ALL_OLD"
-        )
-        report[name] = int("Attributes" in response)
+    now = time.time()
+    tombstone = {
+        "user_id": {"S": user_id},
+        "forgotten_at": {"N": repr(now)},
+        "rev": {"N": str(int(now * 1e6))},  # differs from any rev a concurrent writer read
+    }
+    response = ddb.put_item(TableName=names.table("user_features"), Item=tombstone, ReturnValues="ALL_OLD")
+    report["features"] = int(bool(set(response.get("Attributes", {})) - {"user_id", "forgotten_at", "rev"}))
+    response = ddb.delete_item(
+        TableName=names.table("recommendations_cache"),
+        Key={"user_id": {"S": user_id}},
+        ReturnValues="ALL_OLD",
+    )
+    report["precomputed"] = int("Attributes" in response)
     cache = cache or RecommendationCache(settings)
     report["cached"] = (
         "deleted" if cache.invalidate(user_id) else ("none" if not cache.enabled else "unavailable")

@@ -330,3 +330,29 @@ def test_engagements_are_counted_once_for_the_version_that_showed_them(local_sta
     EventApplier(local_stack).apply_events([event(f"ev-{run}-not-shown", "click")])
     signals = read_signals(local_stack, version, time.time() - 120)
     assert signals.engaged == 2  # two of the items shown, each counted once
+
+
+def test_events_dated_before_a_users_erasure_never_write_the_user_back(local_stack, tiny_world):
+    from recsys.event_processing import EventApplier
+    from recsys.serving.forget import forget_user
+
+    user, video = f"erased-{uuid.uuid4().hex[:8]}", tiny_world.video_ids[0]
+
+    def event(ts: float, kind: str = "like") -> dict:
+        return {"event_id": uuid.uuid4().hex, "user_id": user, "video_id": video, "event_type": kind,
+                "timestamp": ts}  # fmt: skip
+
+    before = time.time()
+    assert EventApplier(local_stack).apply_events([event(before)]).applied  # applied, then forgotten
+    in_flight = event(before + 0.001, "view")  # on the stream when the user asked to be forgotten
+    report = forget_user(local_stack, user)
+    assert report["activity"] == 2 and report["features"] == 1  # the event and the engaged set
+    result = EventApplier(local_stack).apply_events([in_flight])
+    assert (result.applied, result.erased) == ([], 1)
+    store = OnlineFeatureStore(local_stack)
+    assert store.activity_and_engaged(user, 10) == ([], [])
+    assert "interaction_count" not in (store.get_users([user])[0] or {})
+    later = event(time.time() + 1, "view")  # a new event after the erasure is the user's again
+    assert EventApplier(local_stack).apply_events([later]).applied == [later["event_id"]]
+    [kept] = store.activity_and_engaged(user, 10)[0]
+    assert (kept["event_type"], float(kept["timestamp"])) == ("view", pytest.approx(later["timestamp"]))

@@ -167,7 +167,15 @@ def test_forget_needs_the_operator_key_then_erases(fault_stack, key):
     status, _, body = http(f"{url}/users/{user}", "DELETE", headers={"x-api-key": operator})
     assert status == 200, body
     # the event, plus the user's engaged set where the events worker has applied it already
-    assert body["activity"] in (1, 2) and body["tracking"] >= 1 and body["cached"] == "deleted"
+    assert body["activity"] in (1, 2) and body["tracking"] >= 1
+    # a worker whose Redis breaker is still open from the Redis test says so; erasing again (idempotent)
+    # reaches Redis once the breaker closes (5 s)
+    assert body["cached"] == "deleted" or _wait_for(
+        lambda: (
+            http(f"{url}/users/{user}", "DELETE", headers={"x-api-key": operator})[2]["cached"] == "deleted"
+        ),
+        30,
+    )
     from recsys.feature_store.online import OnlineFeatureStore
 
     assert OnlineFeatureStore(fault_stack.settings).activity_and_engaged(user, 10) == ([], [])
