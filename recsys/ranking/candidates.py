@@ -164,14 +164,22 @@ def source_scores(cat: Catalogue, user: UserState, cfg: SourceSettings) -> dict[
     }
 
 
+def eligible_rows(n_rows: int, excluded: np.ndarray, allowed: np.ndarray | None = None) -> np.ndarray:
+    """A bool per row: True unless the row is `excluded` or outside the `allowed` mask."""
+    eligible = np.ones(n_rows, dtype=bool) if allowed is None else np.array(allowed, dtype=bool)
+    eligible[np.asarray(excluded, dtype=np.int64)] = False
+    return eligible
+
+
 def top_rows(
     scores: np.ndarray,
     n: int,
-    excluded: np.ndarray,
+    eligible: np.ndarray,
     positive_only: bool = False,
     order: np.ndarray | None = None,
 ) -> np.ndarray:
-    """The `n` best rows of a dense score vector, best first, `excluded` rows never; ties go to the lower row.
+    """The `n` best rows of a dense score vector, best first, only `eligible` rows (a bool per row, see
+    `eligible_rows`); ties go to the lower row.
 
     `positive_only` leaves out rows scored 0 or less (a neighbour source that does not reach them), so only
     the rows the source reaches are ranked. `order` (every row by descending score, then row, e.g. the
@@ -180,16 +188,13 @@ def top_rows(
     size = scores.shape[0]
     if n <= 0 or size == 0:
         return np.zeros(0, dtype=np.int64)
-    allowed = np.ones(size, dtype=bool)
-    allowed[np.asarray(excluded, dtype=np.int64)] = False
     if order is not None:
-        head = order[: n + int(np.count_nonzero(~allowed))]
-        keep = head[allowed[head]]
+        head = order[: n + size - int(np.count_nonzero(eligible))]
+        keep = head[eligible[head]]
         if positive_only:
             keep = keep[scores[keep] > 0]
         return keep[:n].astype(np.int64)
-    allowed &= scores > 0 if positive_only else np.isfinite(scores)
-    rows = np.flatnonzero(allowed)
+    rows = np.flatnonzero(eligible & (scores > 0 if positive_only else np.isfinite(scores)))
     vals = scores[rows].astype(np.float64)
     if rows.size > n:
         nth = np.partition(vals, rows.size - n)[rows.size - n]  # the n-th largest score
@@ -208,15 +213,14 @@ def user_candidates(
     `allowed` (a bool mask over rows) restricts candidates, e.g. to one category.
     """
     excluded = np.asarray(user.history if user.exclude is None else user.exclude, dtype=np.int64)
-    if allowed is not None:
-        excluded = np.union1d(excluded, np.nonzero(~allowed)[0])
+    eligible = eligible_rows(cat.n, excluded, allowed)  # once for the four sources
     scores = source_scores(cat, user, cfg)
     has_vector = user.user_vector is not None and bool(np.any(user.user_vector))
     tops = {
         src: top_rows(
             scores[src],
             cfg.per_source,
-            excluded,
+            eligible,
             positive_only=src in ("item_item", "recent"),
             order=cat.popularity_order if src == "popularity" else None,
         )

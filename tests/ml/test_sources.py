@@ -201,7 +201,7 @@ def test_reference_thresholds_are_available_as_configuration():
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_top_rows_is_the_head_of_the_full_sort_ties_to_the_lower_row(seed):
-    from recsys.ranking.candidates import top_rows
+    from recsys.ranking.candidates import eligible_rows, top_rows
 
     rng = np.random.default_rng(seed)
     scores = rng.integers(-3, 6, 500).astype(np.float64)  # many ties, some not positive
@@ -213,6 +213,7 @@ def test_top_rows_is_the_head_of_the_full_sort_ties_to_the_lower_row(seed):
             if positive_only:
                 full = [r for r in full if scores[r] > 0]
             want = full[:n]
-            assert top_rows(scores, n, excluded, positive_only).tolist() == want
-            assert top_rows(scores, n, excluded, positive_only, order=order).tolist() == want
-    assert top_rows(scores, 0, excluded).size == 0
+            eligible = eligible_rows(500, excluded)
+            assert top_rows(scores, n, eligible, positive_only).tolist() == want
+            assert top_rows(scores, n, eligible, positive_only, order=order).tolist() == want
+    assert top_rows(scores, 0, eligible_rows(500, excluded)).size == 0
