@@ -3,9 +3,9 @@ recommendations cache table behind `GET /cached/{user_id}` (`recsys cache fill`)
 
 Users go in blocks: the block's user state is read in bulk (`recsys.feature_store.bulk`: one Scan of the
 activity table for many users), then each user runs the API's steps (`recsys.serving.compute`: sources,
-ranker, rules, reasons), each vectorised over the user's candidates. So batch results are the API's results (watched items excluded by default,
-category filter, diversity, fill-up; tests/serving/test_batch.py compares them), without Redis or
-inference tracking. Rows stream to the output file block by block, so memory does not grow with users.
+ranker, rules, reasons), each vectorised over the user's candidates. So batch results are the API's
+results (watched items excluded by default, category filter, diversity, fill-up;
+tests/serving/test_batch.py compares them), without Redis or inference tracking. Rows stream to the output file block by block, so memory does not grow with users.
 """
 
 from __future__ import annotations
@@ -240,27 +240,17 @@ def fill_cache(
     Each user gets the answer of their variant: the canary's users (when a canary is served) the canary's,
     everyone else production's; each item records its `variant` and `model_version`.
     """
-    from recsys.serving.variants import CANARY, PRODUCTION, variant_of
-
     ttl_s = service.config.precomputed_ttl_s if ttl_s is None else ttl_s
     table = service.precomputed_table
     ddb = client("dynamodb", service.settings)
-    production = service.models.current()
-    canary = service.models.canary
-    groups: list[tuple[str, ServingModel, list[str]]] = [(PRODUCTION, production, list(users))]
-    if canary is not None:
-        chosen = [u for u in users if variant_of(str(u), canary.share) == CANARY]
-        picked = set(chosen)
-        groups = [
-            (PRODUCTION, production, [u for u in users if u not in picked]),
-            (CANARY, canary.model, chosen),
-        ]
+    groups: dict[str, tuple[ServingModel, list[str]]] = {}  # variant -> (its model, its users)
+    for user in users:
+        model, variant = service.models.for_user(str(user))  # what a request of the user gets
+        groups.setdefault(variant, (model, []))[1].append(user)
     written = 0
     done = 0
     with ThreadPoolExecutor(WRITE_THREADS) as pool:
-        for variant, model, members in groups:
-            if not members:
-                continue
+        for variant, (model, members) in groups.items():
             for block in recommend_blocks(service, members, k, base=model):
                 now = time.time()
                 items = [{"user_id": r.user_id, "recommendation_id": uuid.uuid4().hex, "variant": variant,
