@@ -3,8 +3,8 @@
     .venv/bin/python bench/batch_bench.py [--users 50000] [--videos 20000] [--categories 1] [--runs 3]
 
 Starts a local stack (moto + Redis on free ports, state in a temporary folder), publishes a synthetic
-version the way the pipeline does (serving bundle, a 300-tree depth-6 ranker, online video and user
-features), promotes it, then per run:
+version the way the pipeline does (serving bundle, a ranker of the pipeline's default shape, 100 trees of
+depth 4, or `--ranker-trees/--ranker-depth`; online video and user features), promotes it, then per run:
 - batch: every user streamed to Parquet through `recsys.serving.batch.write_recommendations` (store
   reads included: one Scan of the activity and user tables);
   With `--store memory` (default) the online items are held in the process (a stand-in with the store's
@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.serving_bench import DIM, N_CLUSTERS, clustered, ranker_model  # noqa: E402
+from recsys.pipeline_config import RankerConfig  # noqa: E402
 
 
 def start_stack(home: Path):
@@ -57,7 +58,15 @@ def start_stack(home: Path):
     return stack, load_settings("local")
 
 
-def publish(settings, n_videos: int, n_users: int, n_categories: int, online: bool, seed: int = 0):
+def publish(
+    settings,
+    n_videos: int,
+    n_users: int,
+    n_categories: int,
+    online: bool,
+    seed: int = 0,
+    ranker_shape: tuple[int, int] = (100, 4),
+):
     """A synthetic version in S3, promoted; its online items written to the store when `online`, else
     returned as a MemoryStore."""
     from recsys import artifacts, release
@@ -91,7 +100,9 @@ def publish(settings, n_videos: int, n_users: int, n_categories: int, online: bo
     s3 = client("s3", settings)
     s3.put_object(Bucket=bucket, Key=bundle_key(version), Body=encode_bundle(arrays, version))
     s3.put_object(
-        Bucket=bucket, Key=artifacts.ranker_key(version, "ranker_model.json"), Body=ranker_model(rng)
+        Bucket=bucket,
+        Key=artifacts.ranker_key(version, "ranker_model.json"),
+        Body=ranker_model(rng, *ranker_shape),
     )
     videos = {v: {"video_id": v, "category": cats[i], "popularity": float(popularity[i]), "interaction_count": 10,
                   "avg_watch_ratio": 0.5, "duration": 300.0, "upload_ts": now - 86_400}
@@ -161,6 +172,8 @@ def main() -> None:
     parser.add_argument("--videos", type=int, default=20_000)
     parser.add_argument("--categories", type=int, default=1)
     parser.add_argument("--per-request", type=int, default=1_000)
+    parser.add_argument("--ranker-trees", type=int, default=RankerConfig().iterations)
+    parser.add_argument("--ranker-depth", type=int, default=RankerConfig().depth)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--store", choices=["memory", "local"], default="memory",
                         help="memory: online items read into the process first (compute only); local: moto")  # fmt: skip
@@ -169,7 +182,14 @@ def main() -> None:
         stack, settings = start_stack(Path(home))
         try:
             t = time.perf_counter()
-            store = publish(settings, args.videos, args.users, args.categories, online=args.store == "local")
+            store = publish(
+                settings,
+                args.videos,
+                args.users,
+                args.categories,
+                online=args.store == "local",
+                ranker_shape=(args.ranker_trees, args.ranker_depth),
+            )
             setup_s = time.perf_counter() - t
             users = [str(i + 1) for i in range(args.users)]
             runs = []

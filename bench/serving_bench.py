@@ -133,11 +133,10 @@ def ranker_model(rng: np.random.Generator, n_trees: int = 300, depth: int = 6) -
 
 
 def synthetic_model(n: int, n_users: int, seed: int = 1):
-    from recsys.serving.ranking import Ranker
-
     from recsys.serving.bundle import assemble_bundle
     from recsys.serving.model_store import ServingModel
     from recsys.serving.retrieval import build_index
+    from recsys.serving.sources import CandidateRanker
 
     rng = np.random.default_rng(seed)
     centers = rng.normal(size=(N_CLUSTERS, DIM)).astype(np.float32)
@@ -157,7 +156,7 @@ def synthetic_model(n: int, n_users: int, seed: int = 1):
     t = time.perf_counter()
     index = build_index(arrays["video_embeddings"])
     build_s = time.perf_counter() - t
-    ranker = Ranker.from_json_bytes(ranker_model(rng))
+    ranker = CandidateRanker.from_json_bytes(ranker_model(rng), None)
     model = ServingModel(version="bench", index=index, ranker=ranker, **arrays)
     return model, build_s
 

@@ -118,6 +118,11 @@ class Catalogue:
         return int(self.popularity.shape[0])
 
     @functools.cached_property
+    def category_codes(self) -> np.ndarray:
+        """Each row's category as an integer code (0..number of categories - 1), once per catalogue."""
+        return np.unique(np.asarray(self.category), return_inverse=True)[1].reshape(-1).astype(np.int64)
+
+    @functools.cached_property
     def popularity_order(self) -> np.ndarray:
         """Every row by descending popularity, then row (the popularity source's top list, once)."""
         pop = np.asarray(self.popularity, dtype=np.float64)
@@ -157,7 +162,7 @@ def source_scores(cat: Catalogue, user: UserState, cfg: SourceSettings) -> dict[
     recent = hist[::-1][: cfg.recent_events]
     decay = cfg.recent_decay ** np.arange(recent.size, dtype=np.float64)
     return {
-        "two_tower": tt.astype(np.float64),
+        "two_tower": tt,  # float32: exact in float64 wherever it is compared with or stacked beside the others
         "item_item": cat.neighbours.scores(hist),
         "recent": cat.neighbours.scores(recent, decay),
         "popularity": np.asarray(cat.popularity, dtype=np.float64),
@@ -195,7 +200,7 @@ def top_rows(
             keep = keep[scores[keep] > 0]
         return keep[:n].astype(np.int64)
     rows = np.flatnonzero(eligible & (scores > 0 if positive_only else np.isfinite(scores)))
-    vals = scores[rows].astype(np.float64)
+    vals = scores[rows]
     if rows.size > n:
         nth = np.partition(vals, rows.size - n)[rows.size - n]  # the n-th largest score
         above = vals > nth
@@ -234,12 +239,9 @@ def user_candidates(
         pos = np.searchsorted(rows, tops[src])
         ranks[j, pos] = np.arange(tops[src].size)
     hist = np.asarray(user.history, dtype=np.int64)
-    hist_cats = cat.category[hist] if hist.size else np.zeros(0, dtype=str)
-    cand_cats = cat.category[rows]
-    if hist.size:
-        uniq, counts = np.unique(hist_cats, return_counts=True)
-        share = dict(zip(uniq.tolist(), (counts / hist.size).tolist(), strict=True))
-        affinity = np.fromiter((share.get(c, 0.0) for c in cand_cats.tolist()), np.float64, rows.size)
+    if hist.size:  # the share of the user's history in each candidate's category
+        codes = cat.category_codes
+        affinity = (np.bincount(codes[hist], minlength=int(codes.max()) + 1) / hist.size)[codes[rows]]
     else:
         affinity = np.zeros(rows.size)
     upload = np.asarray(cat.upload_ts[rows], dtype=np.float64)
@@ -284,6 +286,6 @@ def order(
             raise ValueError("the ranked list needs ranker scores")
         s = np.asarray(ranker_scores, dtype=np.float64)
     else:
-        s = cands.scores[choice]
+        s = np.asarray(cands.scores[choice], dtype=np.float64)
     idx = np.lexsort((cands.rows, -s))
     return idx, s[idx]

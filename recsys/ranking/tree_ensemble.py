@@ -8,9 +8,9 @@ within 1e-5 (tests/ml/test_json_ranker.py), and to a tree-by-tree walk kept as a
 (tests/ml/catboost_oracle.py, tests/serving/test_ranking.py).
 
 All trees are evaluated at once: their splits are stacked into [trees, depth] arrays (shallower trees
-padded with never-true splits), so scoring 100 candidates with 300 trees takes a few numpy calls
-(one gather of whole feature rows per split level, then one gather of the leaves) instead of a Python
-loop over the trees.
+padded with never-true splits), each distinct split compared once per row, so scoring 100 candidates
+with 300 trees takes a few numpy calls (one comparison per distinct split, one gather of bits per split
+level, one gather of the leaves) instead of a Python loop over the trees.
 """
 
 from __future__ import annotations
@@ -22,6 +22,10 @@ from typing import Any
 import numpy as np
 
 from recsys.errors import ValidationError
+
+ROWS_PER_PASS = (
+    1024  # rows scored per pass: [trees, rows] temporaries beyond that spill out of the CPU caches
+)
 
 
 class TreeEnsemble:
@@ -66,8 +70,17 @@ class TreeEnsemble:
             if leaves.ndim != 1 or leaves.shape[0] != 2 ** len(splits):
                 raise ValueError("multi-dimensional leaf values are not supported")
             self.leaves[i, : leaves.shape[0]] = leaves
-        self._flat_leaves = self.leaves.reshape(-1)
-        self._leaf_offsets = (np.arange(self.n_trees, dtype=np.intp) * self.leaves.shape[1])[:, None]
+        # Each distinct (feature, border, NaN side) split is tested once per row, then looked up per tree level.
+        keys = np.stack(
+            [self.features.ravel().astype(np.float64), self.borders.ravel().astype(np.float64),
+             self.nan_true.ravel().astype(np.float64)], axis=1
+        )  # fmt: skip
+        unique, split_of = np.unique(keys, axis=0, return_inverse=True)
+        self._split_feature = unique[:, 0].astype(np.intp)
+        self._split_border = unique[:, 1].astype(np.float32)
+        self._split_nan = unique[:, 2].astype(bool)
+        self._split_of = split_of.reshape(self.n_trees, depth).astype(np.intp)
+        self._index_dtype = np.uint8 if depth <= 8 else np.uint16 if depth <= 16 else np.uint32
         scale, bias = model.get("scale_and_bias", [1.0, [0.0]])
         self.scale = float(scale)
         self.bias = float(bias[0] if isinstance(bias, list) else bias)
@@ -98,16 +111,22 @@ class TreeEnsemble:
             )
         if self.n_trees == 0:
             return np.full(x32.shape[0], self.bias)
-        # Feature-major: each split level gathers whole feature rows [trees, n] and compares them at once.
+        if x32.shape[0] > ROWS_PER_PASS:  # per row, small passes stay in cache: a big matrix goes in slices
+            return np.concatenate(
+                [self.predict(x32[i : i + ROWS_PER_PASS]) for i in range(0, x32.shape[0], ROWS_PER_PASS)]
+            )
+        # Feature-major: every distinct split is one comparison of a whole feature row [splits, n]; each tree
+        # level then gathers its splits' bits, and the leaf index of every (tree, row) is built in uint8.
         xt = np.ascontiguousarray(x32.T)
-        index = np.zeros((self.n_trees, xt.shape[1]), dtype=np.intp)
-        nan = bool(np.isnan(xt).any())
+        vals = xt[self._split_feature]
+        bits = vals > self._split_border[:, None]
+        if np.isnan(vals).any():
+            bits = np.where(np.isnan(vals), self._split_nan[:, None], bits)
+        bits = bits.view(np.uint8).astype(self._index_dtype, copy=False)
+        index = np.zeros((self.n_trees, xt.shape[1]), dtype=self._index_dtype)
         for d in range(self.depth):
-            vals = xt[self.features[:, d]]
-            bits = vals > self.borders[:, d, None]
-            if nan:
-                bits = np.where(np.isnan(vals), self.nan_true[:, d, None], bits)
-            index |= bits.astype(np.intp) << d
-        index += self._leaf_offsets
-        total = np.take(self._flat_leaves, index).sum(axis=0)
+            level = np.take(bits, self._split_of[:, d], axis=0)
+            level <<= d
+            index |= level
+        total = np.take_along_axis(self.leaves, index, axis=1).sum(axis=0)
         return self.scale * total + self.bias

@@ -2,21 +2,26 @@
 recommendations cache table behind `GET /cached/{user_id}` (`recsys cache fill`).
 
 Users go in blocks: the block's user state is read in bulk (`recsys.feature_store.bulk`: one Scan of the
-activity table for many users), then each user runs the API's steps (`recsys.serving.compute`: sources,
-ranker, rules, reasons), each vectorised over the user's candidates. So batch results are the API's
+activity table for many users), then its users run the API's steps (`recsys.serving.compute`: sources,
+ranker, rules, reasons) in chunks, one ranker call per chunk, spread over one forked worker process per
+core (the model's arrays shared copy-on-write) while the next block is read. So batch results are the API's
 results (watched items excluded by default, category filter, diversity, fill-up;
 tests/serving/test_batch.py compares them), without Redis or inference tracking. Rows stream to the output file block by block, so memory does not grow with users.
 """
 
 from __future__ import annotations
 
+import logging
+import multiprocessing
+import os
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -25,8 +30,10 @@ from recsys.errors import UnavailableError, ValidationError
 from recsys.feature_store.bulk import activity_and_engaged_many
 from recsys.feature_store.online import BATCH_WRITE_SIZE, serialize_item
 from recsys.serving import compute as steps
+from recsys.serving.threads import limit_blas_threads
 
 if TYPE_CHECKING:
+    from recsys.config import ServingConfig
     from recsys.serving.model_store import ServingModel
     from recsys.serving.service import RecommendationService
 
@@ -34,6 +41,11 @@ ROW_COLUMNS = ("user_id", "rank", "video_id", "score", "category", "reason", "so
 BLOCK_SCORES = 2**25  # users x videos scored at once (128 MB of float32)
 MAX_BLOCK_USERS = 2_048
 WRITE_THREADS = 4
+CHUNK_USERS = 256  # users per task of a worker process (one ranker call each)
+MAX_PROCESSES = 8
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass
@@ -66,6 +78,77 @@ def block_size(model: ServingModel) -> int:
     return int(np.clip(BLOCK_SCORES // max(model.n_videos, 1), 16, MAX_BLOCK_USERS))
 
 
+def batch_processes(n_users: int, chunk: int = CHUNK_USERS) -> int:
+    """Processes for a batch of `n_users`: one per usable core, never more than the chunks to share."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return int(max(1, min(cores, MAX_PROCESSES, -(-n_users // chunk))))
+
+
+def answer_block(
+    model: ServingModel,
+    config: ServingConfig,
+    users: Sequence[str],
+    state: dict[str, tuple[list[dict[str, Any]], list[str]]],
+    k: int,
+    category: str | None,
+    exclude_watched: bool,
+    now_ts: int,
+) -> list[UserResult]:
+    """The API's answer for each of `users` from their prefetched `state` (recent activity newest first,
+    videos engaged with since training): the same steps as one request, one ranker call for the block."""
+    queries = [
+        steps.user_query(
+            model, config, u, *state.get(u, ([], []))[:1], exclude_watched, state.get(u, ([], []))[1]
+        )
+        for u in users
+    ]
+    answers = steps.answer_many(model, config, queries, k, category, now_ts)
+    return [
+        UserResult(q.user_id, source, steps.items(model, chosen, why))
+        for q, (chosen, source, why) in zip(queries, answers, strict=True)
+    ]
+
+
+_FORKED: tuple[ServingModel, ServingConfig] | None = None  # set in a worker process by _start_worker
+
+
+def _start_worker(model: ServingModel, config: ServingConfig) -> None:
+    # Forked: the model arrays are the parent's pages (copy on write), not pickled. One BLAS thread each.
+    global _FORKED
+    _FORKED = (model, config)
+    limit_blas_threads(1)
+
+
+def _answer_in_worker(args: tuple[Any, ...]) -> Any:
+    assert _FORKED is not None, "worker started without a model"
+    *block_args, finish = args
+    return finish(answer_block(*_FORKED, *block_args))
+
+
+def _process_pool(model: ServingModel, config: ServingConfig, processes: int) -> ProcessPoolExecutor | None:
+    """Worker processes forked from this one (None where fork or its semaphores are unavailable, e.g. AWS
+    Lambda, which has no /dev/shm: the batch then runs in this process)."""
+    if processes <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        return None
+    try:
+        return ProcessPoolExecutor(
+            processes,
+            multiprocessing.get_context("fork"),
+            initializer=_start_worker,
+            initargs=(model, config),
+        )
+    except (OSError, ImportError, NotImplementedError) as exc:
+        log.info("batch runs in one process: %s", exc)
+        return None
+
+
+def _keep(results: list[UserResult]) -> list[UserResult]:
+    return results
+
+
 def recommend_blocks(
     service: RecommendationService,
     users: Sequence[str],
@@ -74,9 +157,34 @@ def recommend_blocks(
     exclude_watched: bool = True,
     users_per_block: int | None = None,
     base: ServingModel | None = None,
+    processes: int | None = None,
 ) -> Iterator[list[UserResult]]:
     """The recommendations of `users` by `base` (default: production), one list per block of users (in the
-    order given)."""
+    order given).
+
+    Each block's user state is read in bulk here, then its users are answered in chunks of CHUNK_USERS by
+    `processes` worker processes (default: one per core; 1: in this process), the next block read while
+    they compute.
+    """
+    for _, outputs in _chunk_outputs(service, users, k, category, exclude_watched, users_per_block, base,
+                                     processes, _keep):  # fmt: skip
+        yield [r for results in outputs for r in results]
+
+
+def _chunk_outputs(
+    service: RecommendationService,
+    users: Sequence[str],
+    k: int,
+    category: str | None,
+    exclude_watched: bool,
+    users_per_block: int | None,
+    base: ServingModel | None,
+    processes: int | None,
+    finish: Callable[[list[UserResult]], T],
+) -> Iterator[tuple[int, list[T]]]:
+    """`recommend_blocks` with `finish` applied to each chunk's results where they are computed (in the
+    worker: e.g. to return output columns, cheaper to send back than the results); per block, its number
+    of users and its chunks' outputs."""
     from recsys.serving.service import validate_request
 
     for user in users:
@@ -85,34 +193,43 @@ def recommend_blocks(
     model = service.live.apply(base if base is not None else service.models.current())
     config = service.request_config()
     size = users_per_block or block_size(model)
-    known_category = category is None or category in model.category_index
-    for start in range(0, len(users), size):
-        block = [str(u) for u in users[start : start + size]]
-        if not known_category:
-            yield [UserResult(u, "popular", []) for u in block]
-            continue
-        # The user's state as a request reads it: recent events and every video engaged with since training.
-        state = activity_and_engaged_many(service.store, block, config.activity_limit)
-        now_ts = int(time.time())
-        queries = [
-            steps.user_query(
-                model, config, u, state.get(u, ([], []))[0], exclude_watched, state.get(u, ([], []))[1]
-            )
-            for u in block
-        ]
-        out = []
-        for q in queries:  # the API's steps per user: the same candidates, ranker, rules and reasons
-            rows, scores, sources = np.zeros(0, np.int64), np.zeros(0), []
-            if q.vector is not None:
-                rows, scores, sources = steps.rank_sources(model, config, q, category, now_ts)
-            chosen, source = steps.choose(model, config, q, rows, scores, k, category)
-            steps.label_sources(chosen, rows, sources)
-            out.append(
-                UserResult(
-                    q.user_id, source, steps.items(model, chosen, steps.reasons(model, q, chosen, now_ts))
-                )
-            )
-        yield out
+    processes = batch_processes(len(users)) if processes is None else max(1, processes)
+    chunk = min(CHUNK_USERS, size)
+    if category is not None and category not in model.category_index:
+        for start in range(0, len(users), size):
+            block = [str(u) for u in users[start : start + size]]
+            yield len(block), [finish([UserResult(u, "popular", []) for u in block])]
+        return
+    pool = _process_pool(model, config, processes)
+    pending: deque[tuple[int, list[Future[T]]]] = deque()
+    try:
+        for start in range(0, len(users), size):
+            block = [str(u) for u in users[start : start + size]]
+            # The user's state as a request reads it: recent events and every video engaged with since training.
+            state = activity_and_engaged_many(service.store, block, config.activity_limit)
+            now_ts = int(time.time())
+            parts = [block[i : i + chunk] for i in range(0, len(block), chunk)]
+            if pool is None:
+                yield len(block), [finish(answer_block(model, config, part, state, k, category, exclude_watched, now_ts))
+                       for part in parts]  # fmt: skip
+                continue
+            pending.append((len(block), [
+                pool.submit(_answer_in_worker, (part, {u: state[u] for u in part if u in state}, k, category,
+                                                exclude_watched, now_ts, finish))
+                for part in parts
+            ]))  # fmt: skip
+            if len(pending) > 1:  # keep one block computing while the next is read
+                n, futures = pending.popleft()
+                yield n, [f.result() for f in futures]
+        while pending:
+            n, futures = pending.popleft()
+            yield n, [f.result() for f in futures]
+    finally:
+        if pool is not None:
+            for _, futures in pending:
+                for f in futures:
+                    f.cancel()
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def result_rows(results: Iterable[UserResult], model_version: str) -> list[dict[str, Any]]:
@@ -123,6 +240,18 @@ def result_rows(results: Iterable[UserResult], model_version: str) -> list[dict[
         for r in results
         for i in r.items
     ]  # fmt: skip
+
+
+def result_columns(results: list[UserResult]) -> dict[str, list[Any]]:
+    """The rows of `results` as columns (ROW_COLUMNS but model_version), cheap to send between processes."""
+    cols: dict[str, list[Any]] = {c: [] for c in ROW_COLUMNS if c != "model_version"}
+    for r in results:
+        n = len(r.items)
+        cols["user_id"] += [r.user_id] * n
+        cols["source"] += [r.source] * n
+        for c in ("rank", "video_id", "score", "category", "reason"):
+            cols[c] += [i[c] for i in r.items]
+    return cols
 
 
 def recommend_many(
@@ -182,6 +311,15 @@ class RowWriter:
             self._writer.write_table(pa.Table.from_pylist(rows, schema=self.schema))
             self.rows += len(rows)
 
+    def write_columns(self, columns: dict[str, list[Any]]) -> None:
+        """Append rows given as columns (ROW_COLUMNS, each a list of the same length)."""
+        import pyarrow as pa
+
+        n = len(columns["user_id"])
+        if n:
+            self._writer.write_table(pa.Table.from_pydict(columns, schema=self.schema))
+            self.rows += n
+
     def close(self, ok: bool = True) -> None:
         """Finish the file; only a complete file gets the final name."""
         self._writer.close()
@@ -210,15 +348,19 @@ def write_recommendations(
     category: str | None = None,
     exclude_watched: bool = True,
     on_progress: Callable[[int], None] | None = None,
+    processes: int | None = None,
 ) -> int:
-    """Stream the recommendations of `users` to `output` block by block; returns the number of rows."""
+    """Stream the recommendations of `users` to `output` block by block; returns the number of rows.
+    `processes`: worker processes (default one per core)."""
     writer = RowWriter(output)
     version = service.models.current().version
     done = 0
     try:
-        for block in recommend_blocks(service, users, k, category, exclude_watched):
-            writer.write(result_rows(block, version))
-            done += len(block)
+        for n, outputs in _chunk_outputs(service, users, k, category, exclude_watched, None, None, processes,
+                                      result_columns):  # fmt: skip
+            for columns in outputs:
+                writer.write_columns({**columns, "model_version": [version] * len(columns["user_id"])})
+            done += n
             if on_progress is not None:
                 on_progress(done)
     except BaseException:

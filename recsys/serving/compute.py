@@ -1,10 +1,10 @@
 """The recommendation computation as steps over arrays, shared by one request and a batch block.
 
-    user_query -> rank_sources -> choose -> label_sources -> reasons -> items
+    user_query -> rank_sources_many -> choose -> label_sources -> reasons -> items   (answer_many: all but the first)
 
 `RecommendationService.compute_selection` runs them for one request; `recsys.serving.batch` runs the same
-steps for each user of a block (the store reads done for the whole block first), so both give the same
-items for the same user. `rank_sources` is the candidate step: the union of the sources' top lists
+steps for a block of users (the store reads done for the whole block first, one ranker call for the block),
+so both give the same items for the same user. `rank_sources_many` is the candidate step: the union of the sources' top lists
 (two-tower, item-item, recent activity, popularity) ordered by the ranker or the single source the
 evaluation chose (`recsys.serving.sources`).
 """
@@ -21,7 +21,7 @@ import numpy as np
 from recsys.serving.filters import max_per_category
 from recsys.serving.reasons import reason
 from recsys.serving.rules import Fill, Selection, select
-from recsys.serving.sources import rank_candidates
+from recsys.serving.sources import rank_candidates_many, user_state
 from recsys.serving.user_vector import blend_user_vector, event_weights
 
 if TYPE_CHECKING:
@@ -96,24 +96,43 @@ def history_rows(query: UserQuery) -> np.ndarray:
     return np.concatenate([query.watched.astype(np.int64), query.recent_rows[::-1].astype(np.int64)])
 
 
-def rank_sources(
-    model: ServingModel, config: ServingConfig, query: UserQuery, category: str | None, now_ts: int
-) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """The candidate step: the union of the sources' top lists ordered by the served choice (the ranker over
-    per-source features, or the single source the evaluation chose; `recsys.serving.sources`). Without the
-    ranker (flag `ranking_enabled` off) the two-tower order stands. Returns rows, scores and each row's source."""
+def rank_sources_many(
+    model: ServingModel,
+    config: ServingConfig,
+    queries: Sequence[UserQuery],
+    category: str | None,
+    now_ts: int,
+) -> list[tuple[np.ndarray, np.ndarray, list[str]]]:
+    """The candidate step of each query (with a vector): the union of the sources' top lists ordered by the
+    served choice (the ranker over per-source features, or the single source the evaluation chose;
+    `recsys.serving.sources`), one ranker call for all of them. Without the ranker (flag `ranking_enabled`
+    off) the two-tower order stands. Returns rows, scores and each row's source, per query."""
     allowed = model.category_masks[category] if category is not None else None
-    ranked = rank_candidates(
-        model,
-        history_rows(query),
-        query.vector,
-        query.excluded,
-        now_ts,
-        allowed,
-        _newest_ts(query.recent),
-        use_ranker=config.ranking,
-    )
-    return ranked.rows, ranked.scores, ranked.sources
+    states = [user_state(history_rows(q), q.vector, q.excluded, _newest_ts(q.recent)) for q in queries]
+    ranked = rank_candidates_many(model, states, now_ts, allowed, use_ranker=config.ranking)
+    return [(r.rows, r.scores, r.sources) for r in ranked]
+
+
+def answer_many(
+    model: ServingModel,
+    config: ServingConfig,
+    queries: Sequence[UserQuery],
+    k: int,
+    category: str | None,
+    now_ts: int,
+) -> list[tuple[Selection, str, list[str]]]:
+    """Every step after `user_query` for each query: (selection, the answer's source, a reason per item).
+    One request is a block of one; a batch block gets the same answer per user."""
+    warm = [q for q in queries if q.vector is not None]
+    ranked = iter(rank_sources_many(model, config, warm, category, now_ts) if warm else [])
+    empty: tuple[np.ndarray, np.ndarray, list[str]] = (np.zeros(0, np.int64), np.zeros(0), [])
+    out = []
+    for q in queries:
+        rows, scores, sources = next(ranked) if q.vector is not None else empty
+        chosen, source = choose(model, config, q, rows, scores, k, category)
+        label_sources(chosen, rows, sources)
+        out.append((chosen, source, reasons(model, q, chosen, now_ts)))
+    return out
 
 
 def label_sources(chosen: Selection, rows: np.ndarray, sources: list[str]) -> Selection:

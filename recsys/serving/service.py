@@ -154,12 +154,7 @@ class RecommendationService:
             return Selection(np.zeros(0, np.int64), np.zeros(0), []), "popular", []
         config = self.request_config()
         query = steps.user_query(model, config, user_id, activity, exclude_watched, engaged)
-        rows, scores, sources = np.zeros(0, np.int64), np.zeros(0), []
-        if query.vector is not None:
-            rows, scores, sources = steps.rank_sources(model, config, query, category, now_ts)
-        chosen, source = steps.choose(model, config, query, rows, scores, k, category)
-        steps.label_sources(chosen, rows, sources)
-        return chosen, source, steps.reasons(model, query, chosen, now_ts)
+        return steps.answer_many(model, config, [query], k, category, now_ts)[0]
 
     def request_config(self) -> ServingConfig:
         """The serving knobs with the config secret's feature flags applied.

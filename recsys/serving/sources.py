@@ -92,28 +92,49 @@ class Ranked:
     choice: str
 
 
-def rank_candidates(
-    model: ServingModel,
-    history: np.ndarray,
-    user_vector: np.ndarray | None,
-    excluded: np.ndarray,
-    now_ts: float,
-    allowed: np.ndarray | None = None,
-    last_ts: float | None = None,
-    use_ranker: bool = True,
-) -> Ranked:
-    """The user's candidates (history rows oldest first) ordered by the served choice (`use_ranker=False`:
-    the two-tower order wherever the ranker would have decided)."""
+def served_choice(model: ServingModel, use_ranker: bool = True) -> str:
+    """What orders the candidates: the ranker (RANKED) or one source, as the evaluation chose (the two-tower
+    where the ranker would decide but is absent or switched off)."""
     meta = model.sources_info
     choice = meta.get("served") if meta.get("served") in (RANKED, *SOURCES) else RANKED
     if choice == RANKED and (model.ranker is None or not use_ranker):
         choice = "two_tower"
-    state = UserState(
+    return str(choice)
+
+
+def rank_candidates_many(
+    model: ServingModel,
+    states: list[UserState],
+    now_ts: float,
+    allowed: np.ndarray | None = None,
+    use_ranker: bool = True,
+) -> list[Ranked]:
+    """`rank_candidates` for several users: their candidate sets, then one ranker call over all of them (the
+    tree ensemble costs per call as much as per row: a block of users shares that cost). Each user's answer
+    is the one it gets alone."""
+    choice = served_choice(model, use_ranker)
+    settings = candidate_settings(model.sources_info)
+    cands = [user_candidates(model.catalogue, state, settings, now_ts, allowed) for state in states]
+    scores: list[np.ndarray | None] = [None] * len(cands)
+    if choice == RANKED:
+        sizes = [len(c) for c in cands]
+        if sum(sizes):
+            flat = model.ranker.predict(np.concatenate([c.features for c in cands if len(c)]))
+            scores = list(np.split(flat, np.cumsum(sizes)[:-1]))
+    out = []
+    for c, s in zip(cands, scores, strict=True):
+        if not len(c):
+            out.append(Ranked(c.rows, np.zeros(0), [], choice))
+            continue
+        idx, ordered = order(c, choice, s)
+        out.append(Ranked(c.rows[idx], ordered, [c.source[i] for i in idx.tolist()], choice))
+    return out
+
+
+def user_state(
+    history: np.ndarray, user_vector: np.ndarray | None, excluded: np.ndarray, last_ts: float | None = None
+) -> UserState:
+    """The sources' view of one user (history rows oldest first)."""
+    return UserState(
         np.asarray(history, dtype=np.int64), user_vector, np.asarray(excluded, np.int64), last_ts
     )
-    cands = user_candidates(model.catalogue, state, candidate_settings(meta), now_ts, allowed)
-    if not len(cands):
-        return Ranked(cands.rows, np.zeros(0), [], choice)
-    scores = model.ranker.predict(cands.features) if choice == RANKED else None
-    idx, ordered = order(cands, choice, scores)
-    return Ranked(cands.rows[idx], ordered, [cands.source[i] for i in idx.tolist()], choice)

@@ -46,6 +46,39 @@ def test_batch_equals_api_for_every_user(service, tiny_world, monkeypatch, k, ca
     assert {r.source for r in results} == {"model", "popular"}
 
 
+def test_worker_processes_give_the_answers_of_one_process(service, tiny_world):
+    newcomer = f"new-{uuid.uuid4().hex[:8]}"
+    users = [*tiny_world.user_ids, newcomer]
+    one = [r for b in recommend_blocks(service, users, 8, users_per_block=5, processes=1) for r in b]
+    forked = [r for b in recommend_blocks(service, users, 8, users_per_block=5, processes=2) for r in b]
+    assert [r.user_id for r in forked] == users
+    assert [(r.user_id, r.source, r.items) for r in forked] == [(r.user_id, r.source, r.items) for r in one]
+    assert any(r.items for r in forked)
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+def test_file_output_holds_every_row_of_the_answers(service, tiny_world, tmp_path, suffix):
+    import polars as pl
+
+    from recsys.serving.batch import recommend_many, write_recommendations
+
+    users = [*tiny_world.user_ids, f"new-{uuid.uuid4().hex[:8]}"]
+    out = tmp_path / f"recs{suffix}"
+    n = write_recommendations(service, users, 6, out, processes=2)
+    frame = (
+        pl.read_parquet(out)
+        if suffix == ".parquet"
+        else pl.read_csv(out, schema_overrides={"user_id": pl.Utf8, "video_id": pl.Utf8})
+    )
+    expected = recommend_many(service, users, 6)
+    assert n == frame.height == len(expected) > 0
+    got = frame.select(["user_id", "rank", "video_id", "source", "model_version"]).rows()
+    assert got == [
+        (r["user_id"], r["rank"], r["video_id"], r["source"], r["model_version"]) for r in expected
+    ]
+    assert set(frame["user_id"]) == set(users)
+
+
 def test_unknown_category_gives_nothing_like_the_api(service, tiny_world):
     [block] = list(recommend_blocks(service, tiny_world.user_ids[:3], 5, "no-such-category"))
     assert all(r.items == [] and r.source == "popular" for r in block)
