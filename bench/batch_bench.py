@@ -34,7 +34,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.serving_bench import DIM, N_CLUSTERS, clustered, ranker_model  # noqa: E402
+from bench.serving_bench import DIM, N_CLUSTERS, clustered, neighbour_sources, ranker_model  # noqa: E402
 from recsys.pipeline_config import RankerConfig  # noqa: E402
 
 
@@ -95,7 +95,7 @@ def publish(
     history = {"user_id": users.tolist(),
                "watched": [video_ids[rng.integers(0, n_videos, 20)].tolist() for _ in range(n_users)],
                "top_categories": [[cats[i % n_videos]] for i in range(n_users)]}  # fmt: skip
-    arrays = assemble_bundle(video_ids, emb, catalog, users, uemb, history)
+    arrays = assemble_bundle(video_ids, emb, catalog, users, uemb, history, neighbour_sources(video_ids, rng))
     bucket = settings.names.bucket("models")
     s3 = client("s3", settings)
     s3.put_object(Bucket=bucket, Key=bundle_key(version), Body=encode_bundle(arrays, version))

@@ -4,8 +4,8 @@
 
 1. ANN: hnswlib vs usearch (same graph parameters) against exact numpy top-100 on a clustered catalogue.
 2. Latency of one warm recommendation in process (`RecommendationService.compute`: user vector,
-   retrieval of 100 candidates, ranking with a 300-tree depth-6 ensemble as the pipeline trains, rules,
-   reasons) for each catalogue size; online features come from the in-process feature cache (warm).
+   the four candidate sources, the ranker at the pipeline's default shape (100 trees of depth 4, or
+   `--ranker-trees/--ranker-depth`), rules, reasons) for each catalogue size; online features come from the in-process feature cache (warm).
 3. Cold import of `lambdas/api/handler.py` in a fresh interpreter (median of 5).
 4. Installed size of the serving dependency set (what the API Lambda's zip needs).
 Prints a JSON summary; the figures go into bench/results/serving.md.
@@ -33,6 +33,18 @@ sys.path.insert(0, str(ROOT))
 DIM = 64
 N_CLUSTERS = 512
 CATEGORIES = [f"cat{i:02d}" for i in range(20)]
+
+
+def neighbour_sources(
+    video_ids: np.ndarray, rng: np.random.Generator, per_video: int = 100
+) -> dict[str, Any]:
+    """An item-item neighbour table as the pipeline's sources.npz holds it (`per_video` random neighbours
+    with positive weights per video), so the item-item and recent-activity sources do their work."""
+    n = len(video_ids)
+    return {"video_ids": video_ids, "neighbour_offsets": np.arange(0, n * per_video + 1, per_video, dtype=np.int64),
+            "neighbour_idx": rng.integers(0, n, n * per_video).astype(np.int32),
+            "neighbour_weight": rng.uniform(0.001, 0.1, n * per_video).astype(np.float32),
+            "info": {"served": "ranker"}}  # fmt: skip
 
 
 def clustered(n: int, rng: np.random.Generator, centers: np.ndarray) -> np.ndarray:
@@ -132,7 +144,7 @@ def ranker_model(rng: np.random.Generator, n_trees: int = 300, depth: int = 6) -
                        "scale_and_bias": [1.0, [0.0]]}).encode()  # fmt: skip
 
 
-def synthetic_model(n: int, n_users: int, seed: int = 1):
+def synthetic_model(n: int, n_users: int, seed: int = 1, ranker_shape: tuple[int, int] = (100, 4)):
     from recsys.serving.bundle import assemble_bundle
     from recsys.serving.model_store import ServingModel
     from recsys.serving.retrieval import build_index
@@ -152,26 +164,27 @@ def synthetic_model(n: int, n_users: int, seed: int = 1):
     history = {"user_id": users.tolist(),
                "watched": [[str(x) for x in rng.integers(0, n, 20)] for _ in range(n_users)],
                "top_categories": [[CATEGORIES[i % len(CATEGORIES)]] for i in range(n_users)]}  # fmt: skip
-    arrays = assemble_bundle(video_ids, emb, catalog, users, uemb, history)
+    arrays = assemble_bundle(video_ids, emb, catalog, users, uemb, history, neighbour_sources(video_ids, rng))
     t = time.perf_counter()
     index = build_index(arrays["video_embeddings"])
     build_s = time.perf_counter() - t
-    ranker = CandidateRanker.from_json_bytes(ranker_model(rng), None)
+    ranker = CandidateRanker.from_json_bytes(ranker_model(rng, *ranker_shape), None)
     model = ServingModel(version="bench", index=index, ranker=ranker, **arrays)
     return model, build_s
 
 
-def bench_latency(n: int, iterations: int) -> dict[str, Any]:
+def bench_latency(n: int, iterations: int, ranker_shape: tuple[int, int] = (100, 4)) -> dict[str, Any]:
     from recsys.config import ServingConfig, load_settings
     from recsys.serving.service import RecommendationService
 
     n_users = 2000
-    model, build_s = synthetic_model(n, n_users)
+    model, build_s = synthetic_model(n, n_users, ranker_shape=ranker_shape)
     store_videos: dict[str, dict[str, Any]] = {}
     now = int(time.time())
     rng = np.random.default_rng(2)
     service = RecommendationService(load_settings("local"), ServingConfig(tracking=False),
                                     feature_store=MemoryStore(store_videos, {}))  # fmt: skip
+    service.request_config = lambda: service.config  # no Secrets Manager here: the flags are the settings'
     users = [f"u{i}" for i in range(n_users)]
     for u in users:
         service.store.users[u] = {"user_id": u, "interaction_count": 20, "total_weight": 25.0,
@@ -269,6 +282,8 @@ def main() -> None:
     parser.add_argument("--sizes", default="500,100000,1000000")
     parser.add_argument("--ann-size", type=int, default=100_000, help="0 skips the ANN comparison")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--ranker-trees", type=int, default=100)
+    parser.add_argument("--ranker-depth", type=int, default=4)
     args = parser.parse_args()
     os.environ.setdefault("RECSYS_ENV", "local")
     result: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
@@ -279,7 +294,9 @@ def main() -> None:
     result["latency"] = []
     for n in [int(x) for x in args.sizes.split(",")]:
         print(f"latency n={n}…", file=sys.stderr)
-        result["latency"].append(bench_latency(n, 2000 if n <= 100_000 else 1000))
+        result["latency"].append(
+            bench_latency(n, 2000 if n <= 100_000 else 1000, (args.ranker_trees, args.ranker_depth))
+        )
     print("cold import…", file=sys.stderr)
     result["cold_import"] = cold_import()
     result["package"] = serving_size()

@@ -17,45 +17,67 @@ if TYPE_CHECKING:
     from recsys.config import Settings
 
 
+RETRY_AFTER_FAILURE_S = 5.0  # a secret that could not be read is not asked for again sooner
+
+
 class SecretStore:
     """Reads JSON secrets and keeps each for `ttl_s` seconds, so a Lambda calls Secrets Manager rarely."""
 
-    def __init__(self, client: Any, ttl_s: float = 300.0, clock=time.monotonic) -> None:
+    def __init__(
+        self, client: Any, ttl_s: float = 300.0, clock=time.monotonic, retry_s: float = RETRY_AFTER_FAILURE_S
+    ) -> None:
         self._client = client
         self._ttl_s = ttl_s
+        self._retry_s = min(retry_s, ttl_s)
         self._clock = clock
         self._cache: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._failed: dict[str, tuple[float, Exception]] = {}  # name -> (retry from, the failure)
         self._lock = threading.Lock()
 
     def get_json(self, name: str) -> dict[str, Any]:
-        """The secret `name` parsed as a JSON object (cached for the TTL)."""
+        """The secret `name` parsed as a JSON object (cached for the TTL).
+
+        A failed read is not tried again for `retry_s` (a request path that reads a secret does not wait on
+        an unreachable Secrets Manager each time): meanwhile the last value read answers, else the failure.
+        """
         now = self._clock()
         with self._lock:
             hit = self._cache.get(name)
             if hit and now - hit[0] < self._ttl_s:
                 return hit[1]
+            failed = self._failed.get(name)
+        if failed and now < failed[0]:
+            if hit and not isinstance(failed[1], MissingSecretError):
+                return hit[1]
+            raise failed[1]
         try:
             value = self._fetch(name)
-        except MissingSecretError:
-            raise
         except Exception as exc:  # Secrets Manager unreachable: the last value read, else a clean error
-            if hit:
+            error = (
+                exc
+                if isinstance(exc, (MissingSecretError, UnavailableError))
+                else UnavailableError(
+                    f"cannot read secret {name!r}: {type(exc).__name__}", hint="check the endpoint and IAM"
+                )
+            )
+            with self._lock:
+                self._failed[name] = (now + self._retry_s, error)
+            if hit and not isinstance(error, MissingSecretError):
                 return hit[1]
-            if isinstance(exc, UnavailableError):
-                raise
-            raise UnavailableError(
-                f"cannot read secret {name!r}: {type(exc).__name__}", hint="check the endpoint and IAM"
-            ) from None
+            raise error from None
         with self._lock:
             self._cache[name] = (now, value)
+            self._failed.pop(name, None)
         return value
 
     def invalidate(self, name: str | None = None) -> None:
         with self._lock:
             if name is None:
                 self._cache.clear()
+                self._failed.clear()
             else:
                 self._cache.pop(name, None)
+                self._failed.pop(name, None)
 
     def _fetch(self, name: str) -> dict[str, Any]:
         try:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -40,6 +41,27 @@ RANKED = "ranker"  # the served choice when the ranked list beats every single s
 
 
 @dataclass(frozen=True)
+class SparseScores:
+    """A source's scores on the rows it reaches (sorted unique rows); every other row scores 0."""
+
+    rows: np.ndarray  # int64, ascending
+    values: np.ndarray  # float64
+
+    @classmethod
+    def empty(cls) -> SparseScores:
+        return cls(np.zeros(0, np.int64), np.zeros(0, np.float64))
+
+    def at(self, rows: np.ndarray) -> np.ndarray:
+        """The scores of `rows` (0 where not reached)."""
+        out = np.zeros(rows.shape[0], dtype=np.float64)
+        if self.rows.size and rows.size:
+            pos = np.minimum(np.searchsorted(self.rows, rows), self.rows.size - 1)
+            hit = self.rows[pos] == rows
+            out[hit] = self.values[pos[hit]]
+        return out
+
+
+@dataclass(frozen=True)
 class NeighbourTable:
     """Item-item weights as CSR over catalogue rows: the top-N neighbours of row i and their weights."""
 
@@ -56,34 +78,59 @@ class NeighbourTable:
     def n(self) -> int:
         return int(self.offsets.shape[0] - 1)
 
-    def scores(self, rows: np.ndarray, row_weights: np.ndarray | None = None) -> np.ndarray:
-        """Dense [n] sum over `rows` of their neighbour weights (times `row_weights`)."""
+    def sparse_scores(self, rows: np.ndarray, row_weights: np.ndarray | None = None) -> SparseScores:
+        """The sum over `rows` of their neighbour weights (times `row_weights`), on the rows it reaches only:
+        the cost follows the neighbours read, not the catalogue."""
         rows = np.asarray(rows, dtype=np.int64)
-        out = np.zeros(self.n, dtype=np.float64)
         if rows.size == 0 or self.neighbours.size == 0:
-            return out
+            return SparseScores.empty()
         starts, ends = self.offsets[rows], self.offsets[rows + 1]
         lengths = ends - starts
         total = int(lengths.sum())
         if total == 0:
-            return out
+            return SparseScores.empty()
         # Positions of every neighbour of every row, without a Python loop.
         owner = np.repeat(np.arange(rows.size), lengths)
         pos = np.arange(total) - np.repeat(np.cumsum(lengths) - lengths, lengths) + np.repeat(starts, lengths)
         w = self.weights[pos].astype(np.float64)
         if row_weights is not None:
             w = w * np.asarray(row_weights, dtype=np.float64)[owner]
-        return np.bincount(self.neighbours[pos], weights=w, minlength=self.n)
+        reached, slot = np.unique(self.neighbours[pos], return_inverse=True)
+        return SparseScores(reached.astype(np.int64), np.bincount(slot.reshape(-1), weights=w))
 
-    def nearest(self, anchors: np.ndarray, row: int) -> int | None:
-        """The anchor row whose neighbour list gives `row` the largest positive weight (None: none does)."""
-        best, best_w = None, 0.0
-        for a in np.asarray(anchors, dtype=np.int64).tolist():
-            lo, hi = int(self.offsets[a]), int(self.offsets[a + 1])
-            hit = np.nonzero(self.neighbours[lo:hi] == row)[0]
-            if hit.size and float(self.weights[lo + hit[0]]) > best_w:
-                best, best_w = a, float(self.weights[lo + hit[0]])
-        return best
+    def scores(self, rows: np.ndarray, row_weights: np.ndarray | None = None) -> np.ndarray:
+        """Dense [n] sum over `rows` of their neighbour weights (times `row_weights`)."""
+        sparse = self.sparse_scores(rows, row_weights)
+        out = np.zeros(self.n, dtype=np.float64)
+        out[sparse.rows] = sparse.values
+        return out
+
+    def nearest(self, anchors: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Per row of `rows`: the anchor whose neighbour list gives it the largest positive weight (the first
+        such anchor on ties), or -1 where none does. One pass over the anchors' lists for all rows."""
+        anchors, rows = np.asarray(anchors, dtype=np.int64), np.asarray(rows, dtype=np.int64)
+        best = np.full(rows.size, -1, dtype=np.int64)
+        if anchors.size == 0 or rows.size == 0 or self.neighbours.size == 0:
+            return best
+        starts = self.offsets[anchors]
+        lengths = self.offsets[anchors + 1] - starts
+        total = int(lengths.sum())
+        if total == 0:
+            return best
+        owner = np.repeat(np.arange(anchors.size), lengths)
+        pos = np.arange(total) - np.repeat(np.cumsum(lengths) - lengths, lengths) + np.repeat(starts, lengths)
+        target = self.neighbours[pos].astype(np.int64)
+        weight = self.weights[pos]
+        keep = np.isin(target, rows) & (weight > 0)
+        owner, target, weight = owner[keep], target[keep], weight[keep]
+        if not target.size:
+            return best
+        order = np.lexsort((owner, -weight, target))  # per target: largest weight, then the earliest anchor
+        target, owner = target[order], owner[order]
+        first = np.ones(target.size, dtype=bool)
+        first[1:] = target[1:] != target[:-1]
+        winners = dict(zip(target[first].tolist(), anchors[owner[first]].tolist(), strict=True))
+        return np.fromiter((winners.get(r, -1) for r in rows.tolist()), np.int64, rows.size)
 
 
 @dataclass(frozen=True)
@@ -112,6 +159,9 @@ class Catalogue:
     category: np.ndarray  # str [n]
     upload_ts: np.ndarray  # int [n]
     neighbours: NeighbourTable
+    # An approximate index over video_embeddings (serving's HNSW graph for large catalogues): the two-tower
+    # top list comes from it instead of scoring every row. None: exact.
+    ann_index: Any = None
 
     @property
     def n(self) -> int:
@@ -152,23 +202,6 @@ class CandidateSet:
         return int(self.rows.shape[0])
 
 
-def source_scores(cat: Catalogue, user: UserState, cfg: SourceSettings) -> dict[str, np.ndarray]:
-    """Every source's dense score over the catalogue for one user."""
-    hist = np.asarray(user.history, dtype=np.int64)
-    if user.user_vector is not None and np.any(user.user_vector):
-        tt = cat.video_embeddings @ np.asarray(user.user_vector, dtype=np.float32)
-    else:
-        tt = np.zeros(cat.n, dtype=np.float32)
-    recent = hist[::-1][: cfg.recent_events]
-    decay = cfg.recent_decay ** np.arange(recent.size, dtype=np.float64)
-    return {
-        "two_tower": tt,  # float32: exact in float64 wherever it is compared with or stacked beside the others
-        "item_item": cat.neighbours.scores(hist),
-        "recent": cat.neighbours.scores(recent, decay),
-        "popularity": np.asarray(cat.popularity, dtype=np.float64),
-    }
-
-
 def eligible_rows(n_rows: int, excluded: np.ndarray, allowed: np.ndarray | None = None) -> np.ndarray:
     """A bool per row: True unless the row is `excluded` or outside the `allowed` mask."""
     eligible = np.ones(n_rows, dtype=bool) if allowed is None else np.array(allowed, dtype=bool)
@@ -200,7 +233,19 @@ def top_rows(
             keep = keep[scores[keep] > 0]
         return keep[:n].astype(np.int64)
     rows = np.flatnonzero(eligible & (scores > 0 if positive_only else np.isfinite(scores)))
-    vals = scores[rows]
+    return _best(rows, scores[rows], n)
+
+
+def top_reached(scores: SparseScores, n: int, eligible: np.ndarray) -> np.ndarray:
+    """`top_rows(dense, n, eligible, positive_only=True)` of sparse scores: the same rows, same order."""
+    if n <= 0 or not scores.rows.size:
+        return np.zeros(0, dtype=np.int64)
+    keep = eligible[scores.rows] & (scores.values > 0)
+    return _best(scores.rows[keep], scores.values[keep], n)
+
+
+def _best(rows: np.ndarray, vals: np.ndarray, n: int) -> np.ndarray:
+    """The `n` best of ascending `rows` by `vals`, best first, ties to the lower row."""
     if rows.size > n:
         nth = np.partition(vals, rows.size - n)[rows.size - n]  # the n-th largest score
         above = vals > nth
@@ -219,26 +264,31 @@ def user_candidates(
     """
     excluded = np.asarray(user.history if user.exclude is None else user.exclude, dtype=np.int64)
     eligible = eligible_rows(cat.n, excluded, allowed)  # once for the four sources
-    scores = source_scores(cat, user, cfg)
-    has_vector = user.user_vector is not None and bool(np.any(user.user_vector))
+    hist = np.asarray(user.history, dtype=np.int64)
+    recent = hist[::-1][: cfg.recent_events]
+    item_item = cat.neighbours.sparse_scores(hist)
+    recent_scores = cat.neighbours.sparse_scores(
+        recent, cfg.recent_decay ** np.arange(recent.size, dtype=np.float64)
+    )
     tops = {
-        src: top_rows(
-            scores[src],
-            cfg.per_source,
-            eligible,
-            positive_only=src in ("item_item", "recent"),
-            order=cat.popularity_order if src == "popularity" else None,
-        )
-        if (src != "two_tower" or has_vector)
-        else np.zeros(0, np.int64)
-        for src in SOURCES
+        "two_tower": np.zeros(0, np.int64),
+        "item_item": top_reached(item_item, cfg.per_source, eligible),
+        "recent": top_reached(recent_scores, cfg.per_source, eligible),
+        "popularity": top_rows(cat.popularity, cfg.per_source, eligible, order=cat.popularity_order),
     }
+    vector = None if user.user_vector is None else np.asarray(user.user_vector, dtype=np.float32)
+    dense_tt: np.ndarray | None = None
+    if vector is not None and np.any(vector):
+        if cat.ann_index is not None:  # approximate top list, exact scores for every candidate below
+            tops["two_tower"] = cat.ann_index.search(vector, cfg.per_source, allowed, excluded).rows
+        else:
+            dense_tt = cat.video_embeddings @ vector
+            tops["two_tower"] = top_rows(dense_tt, cfg.per_source, eligible)
     rows = np.unique(np.concatenate([tops[src] for src in SOURCES]))
     ranks = np.full((len(SOURCES), rows.size), float(cfg.per_source))
     for j, src in enumerate(SOURCES):
         pos = np.searchsorted(rows, tops[src])
         ranks[j, pos] = np.arange(tops[src].size)
-    hist = np.asarray(user.history, dtype=np.int64)
     if hist.size:  # the share of the user's history in each candidate's category
         codes = cat.category_codes
         affinity = (np.bincount(codes[hist], minlength=int(codes.max()) + 1) / hist.size)[codes[rows]]
@@ -249,9 +299,21 @@ def user_candidates(
     since = (
         MISSING_DAYS if user.last_ts is None else max(0.0, (now_ts - float(user.last_ts)) / SECONDS_PER_DAY)
     )
+    if dense_tt is not None:
+        tt = dense_tt[rows]
+    elif vector is not None and np.any(vector):
+        tt = cat.video_embeddings[rows] @ vector
+    else:
+        tt = np.zeros(rows.size, dtype=np.float32)
+    scores = {  # every source's score of every candidate (two-tower in float32: exact in float64)
+        "two_tower": tt,
+        "item_item": item_item.at(rows),
+        "recent": recent_scores.at(rows),
+        "popularity": np.asarray(cat.popularity[rows], dtype=np.float64),
+    }
     cols: list[np.ndarray] = []
     for j, src in enumerate(SOURCES):
-        cols += [scores[src][rows], ranks[j]]
+        cols += [scores[src], ranks[j]]
     cols += [
         (ranks < cfg.per_source).sum(axis=0).astype(np.float64),
         np.asarray(cat.trending[rows], dtype=np.float64),
@@ -270,7 +332,7 @@ def user_candidates(
         rows=rows,
         features=features,
         source=[SOURCES[i] for i in best.tolist()],
-        scores={src: scores[src][rows] for src in SOURCES},
+        scores=scores,
     )
 
 

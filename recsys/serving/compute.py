@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from recsys.serving.filters import max_per_category
-from recsys.serving.reasons import reason
+from recsys.serving.reasons import reasons as explain
 from recsys.serving.rules import Fill, Selection, select
 from recsys.serving.sources import rank_candidates_many, user_state
 from recsys.serving.user_vector import blend_user_vector, event_weights
@@ -190,11 +190,7 @@ def reasons(model: ServingModel, query: UserQuery, chosen: Selection, now_ts: in
     if not len(chosen):
         return []
     now_ts = int(time.time()) if now_ts is None else now_ts
-    history = history_rows(query)
-    return [
-        reason(model, row, origin, history, query.preferred, now_ts)
-        for row, origin in zip(chosen.rows.tolist(), chosen.origins, strict=True)
-    ]
+    return explain(model, chosen.rows, chosen.origins, history_rows(query), query.preferred, now_ts)
 
 
 def items(model: ServingModel, chosen: Selection, why: list[str]) -> list[dict[str, Any]]:

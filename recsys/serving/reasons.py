@@ -37,22 +37,43 @@ def popular_reason(model: ServingModel, row: int, now_ts: float) -> str:
     return f"popular{_in(cat)}"
 
 
-def reason(
-    model: ServingModel, row: int, source: str, history: np.ndarray, preferred: list[str], now_ts: float
-) -> str:
-    """The sentence for one item brought by `source` ("two_tower", "item_item", "recent", "popularity",
-    or the fill-up's "popular" / "trending")."""
+def reasons(
+    model: ServingModel,
+    rows: np.ndarray,
+    sources: list[str],
+    history: np.ndarray,
+    preferred: list[str],
+    now_ts: float,
+) -> list[str]:
+    """The sentence for each item `rows[i]` brought by `sources[i]` ("two_tower", "item_item", "recent",
+    "popularity", or the fill-up's "popular" / "trending"); the anchors' lookups done once for all items."""
+    rows = np.asarray(rows, dtype=np.int64)
     anchors = np.asarray(history, dtype=np.int64)[-ANCHORS:]
-    if source in ("item_item", "recent") and anchors.size:
-        nearest = model.catalogue.neighbours.nearest(anchors[::-1], row)
-        if nearest is not None:
-            return f"because you watched {model.video_ids[nearest]}"
-    if source in ("two_tower", "item_item", "recent"):
-        if anchors.size:
-            sims = model.video_embeddings[anchors] @ model.video_embeddings[row]
-            best = int(np.argmax(sims))
-            if sims[best] > 0:
-                return f"because you watched {model.video_ids[anchors[best]]}"
-        cat = str(model.category[row])
-        return f"matches your interest{_in(cat)}" if cat in preferred and _in(cat) else "recommended for you"
-    return popular_reason(model, row, now_ts)
+    out: list[str | None] = [None] * rows.size
+    if anchors.size:
+        by_neighbours = [i for i, s in enumerate(sources) if s in ("item_item", "recent")]
+        if by_neighbours:
+            nearest = model.catalogue.neighbours.nearest(anchors[::-1], rows[by_neighbours])
+            for i, a in zip(by_neighbours, nearest.tolist(), strict=True):
+                if a >= 0:
+                    out[i] = f"because you watched {model.video_ids[a]}"
+    personal = [
+        i for i, s in enumerate(sources) if s in ("two_tower", "item_item", "recent") and out[i] is None
+    ]
+    if personal and anchors.size:  # the watched video whose embedding is closest, when one is close
+        sims = model.video_embeddings[rows[personal]] @ model.video_embeddings[anchors].T
+        best = np.argmax(sims, axis=1)
+        close = sims[np.arange(len(personal)), best] > 0
+        for i, b, ok in zip(personal, best.tolist(), close.tolist(), strict=True):
+            if ok:
+                out[i] = f"because you watched {model.video_ids[anchors[b]]}"
+    for i in personal:
+        if out[i] is None:
+            cat = str(model.category[rows[i]])
+            out[i] = (
+                f"matches your interest{_in(cat)}" if cat in preferred and _in(cat) else "recommended for you"
+            )
+    return [
+        popular_reason(model, int(r), now_ts) if o is None else o
+        for r, o in zip(rows.tolist(), out, strict=True)
+    ]

@@ -69,6 +69,7 @@ def serving_catalogue(model: ServingModel) -> Catalogue:
         category=model.category,
         upload_ts=model.upload_ts,
         neighbours=NeighbourTable(model.neighbour_offsets, model.neighbour_idx, model.neighbour_weight),
+        ann_index=model.index if model.index.kind == "hnsw" else None,
     )
 
 

@@ -68,6 +68,37 @@ def test_updated_secret_is_seen_after_ttl(local_stack) -> None:
     assert store.get_json(name) == {"v": 2}
 
 
+def test_an_unreachable_secrets_manager_is_not_asked_again_on_every_read(local_stack) -> None:
+    from recsys.errors import UnavailableError
+
+    class Down:
+        calls = 0
+
+        def get_secret_value(self, **kwargs):
+            self.calls += 1
+            raise ConnectionError("endpoint unreachable")
+
+    now = [0.0]
+    down = Down()
+    store = SecretStore(down, ttl_s=60, clock=lambda: now[0], retry_s=5)
+    for _ in range(3):  # one attempt answers the reads of the next 5 s
+        with pytest.raises(UnavailableError):
+            store.get_json("VideoRecSystem-local/config")
+    assert down.calls == 1
+    now[0] = 6.0
+    with pytest.raises(UnavailableError):
+        store.get_json("VideoRecSystem-local/config")
+    assert down.calls == 2
+    # a value read before the outage keeps answering, past its TTL too, and is re-read only once per interval
+    working = CountingClient(client("secretsmanager", local_stack))
+    store = SecretStore(working, ttl_s=10, clock=lambda: now[0], retry_s=5)
+    name = local_stack.names.secret("config")
+    value = store.get_json(name)
+    store._client, now[0] = down, 30.0
+    assert [store.get_json(name) for _ in range(3)] == [value] * 3
+    assert down.calls == 3
+
+
 def test_redis_settings_come_from_the_secret(local_stack) -> None:
     settings = local_stack.model_copy(update={"redis_url_override": None})
     redis = redis_settings(settings)

@@ -88,6 +88,26 @@ def test_neighbour_scores_are_the_weighted_sum_of_the_history_rows():
     assert table.scores(np.zeros(0, np.int64)).sum() == 0.0
 
 
+def test_nearest_anchor_is_the_one_with_the_largest_positive_weight_first_on_ties():
+    x = _random_matrix(5)
+    table = fit_ease(x, np.arange(x.shape[1]), x.shape[1], SourcesConfig(neighbours=6))
+    dense = _table_dense(table)
+    rng = np.random.default_rng(6)
+    for _ in range(20):
+        anchors = rng.choice(table.n, 8, replace=False)
+        rows = rng.choice(table.n, 10, replace=False)
+        got = table.nearest(anchors, rows)
+        for r, g in zip(rows.tolist(), got.tolist(), strict=True):
+            w = dense[anchors, r]
+            expected = int(anchors[int(np.argmax(w))]) if w.max() > 0 else -1  # argmax: the first maximum
+            assert g == expected
+    tied = NeighbourTable(
+        np.array([0, 1, 2, 2]), np.array([2, 2], np.int32), np.array([0.5, 0.5], np.float32)
+    )
+    assert table.nearest(np.zeros(0, np.int64), np.array([1])).tolist() == [-1]
+    assert tied.nearest(np.array([1, 0]), np.array([2, 0])).tolist() == [1, -1]
+
+
 def _catalogue(table: NeighbourTable) -> Catalogue:
     n = table.n
     rng = np.random.default_rng(3)

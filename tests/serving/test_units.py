@@ -46,6 +46,36 @@ def test_hnsw_recall_and_filters():
     assert restored.search(queries[0], 10).rows.tolist() == ann.search(queries[0], 10).rows.tolist()
 
 
+def test_two_tower_candidates_from_the_ann_index_are_the_exact_ones_with_the_same_features():
+    import dataclasses
+
+    from recsys.ranking.candidates import (
+        Catalogue,
+        NeighbourTable,
+        SourceSettings,
+        UserState,
+        user_candidates,
+    )
+
+    emb, queries = _clustered(3000, seed=2)
+    rng = np.random.default_rng(4)
+    exact = Catalogue(emb, rng.uniform(size=3000), rng.uniform(size=3000), np.array(["a", "b"] * 1500),
+                      np.zeros(3000, np.int64), NeighbourTable.empty(3000))  # fmt: skip
+    ann = dataclasses.replace(exact, ann_index=HnswIndex(emb))
+    cfg = SourceSettings(per_source=50)
+    shared = []
+    for q in queries:
+        history = rng.choice(3000, 20, replace=False)
+        user = UserState(history, q)
+        a, e = user_candidates(ann, user, cfg, 0.0), user_candidates(exact, user, cfg, 0.0)
+        assert not np.isin(a.rows, history).any()
+        both, ia, ie = np.intersect1d(a.rows, e.rows, return_indices=True)
+        shared.append(both.size / e.rows.size)
+        tt = slice(0, 1)  # the two-tower score column: exact for every candidate, however it was found
+        np.testing.assert_allclose(a.features[ia, tt], e.features[ie, tt], rtol=1e-5, atol=1e-5)
+    assert np.mean(shared) >= 0.95
+
+
 def test_build_index_switches_at_threshold():
     emb, _ = _clustered(200)
     assert build_index(emb, ann_threshold=201).kind == "exact"
