@@ -23,13 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import numpy as np
-
 from recsys.aws import client
 from recsys.errors import UnavailableError, ValidationError
 from recsys.feature_store.bulk import activity_and_engaged_many
 from recsys.feature_store.online import BATCH_WRITE_SIZE, serialize_item
 from recsys.serving import compute as steps
+from recsys.serving.precomputed import CACHED_ITEMS, cached_items_text
 from recsys.serving.threads import limit_blas_threads
 
 if TYPE_CHECKING:
@@ -38,8 +37,8 @@ if TYPE_CHECKING:
     from recsys.serving.service import RecommendationService
 
 ROW_COLUMNS = ("user_id", "rank", "video_id", "score", "category", "reason", "source", "model_version")
-BLOCK_SCORES = 2**25  # users x videos scored at once (128 MB of float32)
-MAX_BLOCK_USERS = 2_048
+BLOCK_USERS = 2_048  # users per block handed back (a progress step, a round of cache writes)
+READ_USERS = 20_000  # users whose state one bulk read fetches (one Scan of the activity table)
 WRITE_THREADS = 4
 CHUNK_USERS = 256  # users per task of a worker process (one ranker call each)
 MAX_PROCESSES = 8
@@ -71,11 +70,6 @@ def read_user_file(path: Path) -> list[str]:
     if not users:
         raise ValidationError(f"user file {str(path)!r} lists no users", hint="one user id per line")
     return list(dict.fromkeys(users))
-
-
-def block_size(model: ServingModel) -> int:
-    """Users per block: as many as keep one block's score matrix near BLOCK_SCORES."""
-    return int(np.clip(BLOCK_SCORES // max(model.n_videos, 1), 16, MAX_BLOCK_USERS))
 
 
 def batch_processes(n_users: int, chunk: int = CHUNK_USERS) -> int:
@@ -162,9 +156,9 @@ def recommend_blocks(
     """The recommendations of `users` by `base` (default: production), one list per block of users (in the
     order given).
 
-    Each block's user state is read in bulk here, then its users are answered in chunks of CHUNK_USERS by
-    `processes` worker processes (default: one per core; 1: in this process), the next block read while
-    they compute.
+    The users' state is read in bulk here (READ_USERS at a time), then each block's users are answered in
+    chunks of CHUNK_USERS by `processes` worker processes (default: one per core; 1: in this process), the
+    next block handed out while they compute.
     """
     for _, outputs in _chunk_outputs(service, users, k, category, exclude_watched, users_per_block, base,
                                      processes, _keep):  # fmt: skip
@@ -192,7 +186,7 @@ def _chunk_outputs(
     # as a request sees it: the live catalogue too
     model = service.live.apply(base if base is not None else service.models.current())
     config = service.request_config()
-    size = users_per_block or block_size(model)
+    size = users_per_block or BLOCK_USERS
     processes = batch_processes(len(users)) if processes is None else max(1, processes)
     chunk = min(CHUNK_USERS, size)
     if category is not None and category not in model.category_index:
@@ -202,25 +196,29 @@ def _chunk_outputs(
         return
     pool = _process_pool(model, config, processes)
     pending: deque[tuple[int, list[Future[T]]]] = deque()
+    read_size = max(size, READ_USERS)
     try:
-        for start in range(0, len(users), size):
-            block = [str(u) for u in users[start : start + size]]
-            # The user's state as a request reads it: recent events and every video engaged with since training.
-            state = activity_and_engaged_many(service.store, block, config.activity_limit)
-            now_ts = int(time.time())
-            parts = [block[i : i + chunk] for i in range(0, len(block), chunk)]
-            if pool is None:
-                yield len(block), [finish(answer_block(model, config, part, state, k, category, exclude_watched, now_ts))
-                       for part in parts]  # fmt: skip
-                continue
-            pending.append((len(block), [
-                pool.submit(_answer_in_worker, (part, {u: state[u] for u in part if u in state}, k, category,
-                                                exclude_watched, now_ts, finish))
-                for part in parts
-            ]))  # fmt: skip
-            if len(pending) > 1:  # keep one block computing while the next is read
-                n, futures = pending.popleft()
-                yield n, [f.result() for f in futures]
+        for read in range(0, len(users), read_size):
+            read_users = [str(u) for u in users[read : read + read_size]]
+            # The users' state as a request reads it: recent events and every video engaged with since
+            # training (one Scan of the activity table for many users).
+            state = activity_and_engaged_many(service.store, read_users, config.activity_limit)
+            for start in range(0, len(read_users), size):
+                block = read_users[start : start + size]
+                now_ts = int(time.time())
+                parts = [block[i : i + chunk] for i in range(0, len(block), chunk)]
+                if pool is None:
+                    yield len(block), [finish(answer_block(model, config, part, state, k, category,
+                                                           exclude_watched, now_ts)) for part in parts]  # fmt: skip
+                    continue
+                pending.append((len(block), [
+                    pool.submit(_answer_in_worker, (part, {u: state[u] for u in part if u in state}, k,
+                                                    category, exclude_watched, now_ts, finish))
+                    for part in parts
+                ]))  # fmt: skip
+                if len(pending) > 1:  # keep one block computing while the next is handed out
+                    n, futures = pending.popleft()
+                    yield n, [f.result() for f in futures]
         while pending:
             n, futures = pending.popleft()
             yield n, [f.result() for f in futures]
@@ -396,8 +394,8 @@ def fill_cache(
             for block in recommend_blocks(service, members, k, base=model):
                 now = time.time()
                 items = [{"user_id": r.user_id, "recommendation_id": uuid.uuid4().hex, "variant": variant,
-                          "model_version": model.version, "items": r.items, "k": k, "generated_at": now,
-                          "expires_at": int(now) + ttl_s}
+                          "model_version": model.version, CACHED_ITEMS: cached_items_text(r.items), "k": k,
+                          "generated_at": now, "expires_at": int(now) + ttl_s}
                          for r in block]  # fmt: skip
                 chunks = [items[i : i + BATCH_WRITE_SIZE] for i in range(0, len(items), BATCH_WRITE_SIZE)]
                 written += sum(pool.map(lambda chunk: _write(ddb, table, chunk), chunks))

@@ -91,6 +91,37 @@ def test_cached_endpoint(call, service, tiny_world):
     _assert_error(status, body, 404)
 
 
+def test_cached_entries_of_both_stored_forms_read_back(call, service, tiny_world):
+    import time
+
+    from recsys.aws import client
+    from recsys.feature_store.online import serialize_item
+
+    fresh, older, broken = tiny_world.user_ids[9], tiny_world.user_ids[10], tiny_world.user_ids[11]
+    from recsys.serving.batch import fill_cache
+
+    assert fill_cache(service, [fresh], k=3) == 1
+    ddb = client("dynamodb", service.settings)
+    stored = ddb.get_item(TableName=service.precomputed_table, Key={"user_id": {"S": fresh}})["Item"]
+    assert set(stored["items_json"]) == {"S"} and "items" not in stored  # one JSON attribute
+    version = service.models.current().version
+    entry = {"recommendation_id": "r1", "model_version": version, "k": 1, "generated_at": time.time(),
+             "expires_at": int(time.time()) + 3600}  # fmt: skip
+    item = {"video_id": tiny_world.video_ids[0], "score": 0.5, "rank": 1, "category": "music", "reason": "x",
+            "source": "popularity"}  # fmt: skip
+    ddb.put_item(
+        TableName=service.precomputed_table, Item=serialize_item({**entry, "user_id": older, "items": [item]})
+    )
+    ddb.put_item(
+        TableName=service.precomputed_table,
+        Item=serialize_item({**entry, "user_id": broken, "items_json": "{"}),
+    )
+    status, body = call("GET", f"/cached/{older}")  # written as a list of maps by an older fill
+    assert status == 200 and body["source"] == "precomputed" and body["items"] == [item]
+    status, body = call("GET", f"/cached/{broken}")  # unreadable: computed now instead of a 500
+    assert status == 200 and body["source"] != "precomputed" and body["items"]
+
+
 @pytest.mark.parametrize(
     ("method", "path", "query", "body", "expected"),
     [
