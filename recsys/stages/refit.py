@@ -5,7 +5,9 @@ they do not know the held-out interactions, which are every user's latest ones u
 deploying, the item-item, recent-activity and popularity sources are fitted again on train + held-out pairs
 (`models/sources/{version}/sources.npz`), and the two-tower is retrained on them with the evaluated
 configuration, replacing the version's two-tower files (embeddings, serving catalogue with all-data
-popularity, the users' watched sets). The ranker is kept: it scores per-source features, which the refit
+popularity, the users' watched sets); when the served list is another single source's order (e.g. EASE
+alone), the two-tower is not refit (it only adds candidates there) and only the catalogue and watched sets
+are rewritten. The ranker is kept: it scores per-source features, which the refit
 sources produce the same way. `config.sources.refit = false` deploys the evaluated models instead.
 
 Input: {"preprocessing", "two_tower", "ranker", "evaluation"}. Output: {"version", "two_tower", "sources",
@@ -22,17 +24,18 @@ import polars as pl
 from recsys import artifacts as paths
 from recsys.config import Settings
 from recsys.data import schema as s
-from recsys.data.preprocessing import user_features
+from recsys.data.preprocessing import user_features, user_history
 from recsys.data.split import ORDER
 from recsys.errors import ValidationError
 from recsys.ids import check_id
 from recsys.pipeline_config import PipelineConfig
 from recsys.ranking.candidates import RANKED, SOURCES
 from recsys.sources.fit import fit_sources, source_settings
-from recsys.stages.two_tower import load_inputs, train_and_export, window_vocabularies
+from recsys.stages.two_tower import export_tables, load_inputs, train_and_export, window_vocabularies
 from recsys.storage import put_bytes
 
 SOURCES_NAME = "sources.npz"
+TWO_TOWER_ORDERS = (RANKED, "two_tower")  # served choices whose order reads the two-tower's scores
 PAIR_COLUMNS = (s.USER_ID, s.VIDEO_ID, s.WEIGHT, "first_ts", "last_ts", ORDER)
 
 
@@ -94,13 +97,21 @@ def run(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
         )
         last = pairs["last_ts"].max() if "last_ts" in pairs.columns else None
         reference_ts = int(last) if (has_ts and last is not None) else int(pre.get("reference_ts") or 0)
+        refit_users = user_features(pairs, refit_catalog, has_ts)
+    if refit and served not in TWO_TOWER_ORDERS:
+        # The served list is one other source's order: the fit window's two-tower only adds candidates there,
+        # so it is kept (no second TensorFlow fit); the catalogue and watched sets are refit all the same.
+        tables = export_tables(settings, version, refit_catalog, user_history(pairs, seen, refit_users))
+        two_tower = {**tt, "artifacts": {**tt["artifacts"], **tables},
+                     "train": {**tt.get("train", {}), "refit": "kept: the served list does not use it"}}  # fmt: skip
+    elif refit:
         two_tower = train_and_export(
             settings,
             version,
             config,
             pairs,
             refit_catalog,
-            user_features(pairs, refit_catalog, has_ts),
+            refit_users,
             window_vocabularies(pairs, data["vocabularies"]),
             reference_ts,
             seen,

@@ -131,22 +131,7 @@ def train_and_export(
         "vocabularies": put_json(
             settings, bucket, paths.two_tower_key(version, "vocabularies.json"), vocabularies
         ),
-        "serving_catalog": put_parquet(
-            settings,
-            bucket,
-            paths.two_tower_key(version, "serving_catalog.parquet"),
-            catalog.select(
-                pl.col(s.VIDEO_ID).cast(pl.String),
-                pl.col(s.CATEGORY).cast(pl.String),
-                pl.col(s.POPULARITY).cast(pl.Float64),
-                pl.col(s.TRENDING).cast(pl.Float64),
-                pl.col(s.DURATION).cast(pl.Float64),
-                pl.col(s.UPLOAD_TS).cast(pl.Int64),
-            ),
-        ),
-        "user_history": put_parquet(
-            settings, bucket, paths.two_tower_key(version, "user_history.parquet"), history
-        ),
+        **export_tables(settings, version, catalog, history),
         # The video tower in numpy (recsys.serving.video_tower): serving embeds videos added after training.
         "video_tower": put_npz(
             settings, bucket, paths.two_tower_key(version, "video_tower.npz"), **result.video_tower
@@ -171,4 +156,29 @@ def train_and_export(
             "window": window,
             "pairs": pairs.height,
         },
+    }
+
+
+def export_tables(
+    settings: Settings, version: str, catalog: pl.DataFrame, history: pl.DataFrame
+) -> dict[str, str]:
+    """The version's serving catalogue (popularity, trending) and users' watched sets, beside its embeddings."""
+    bucket = settings.names.bucket("models")
+    return {
+        "serving_catalog": put_parquet(
+            settings,
+            bucket,
+            paths.two_tower_key(version, "serving_catalog.parquet"),
+            catalog.select(
+                pl.col(s.VIDEO_ID).cast(pl.String),
+                pl.col(s.CATEGORY).cast(pl.String),
+                pl.col(s.POPULARITY).cast(pl.Float64),
+                pl.col(s.TRENDING).cast(pl.Float64),
+                pl.col(s.DURATION).cast(pl.Float64),
+                pl.col(s.UPLOAD_TS).cast(pl.Int64),
+            ),
+        ),
+        "user_history": put_parquet(
+            settings, bucket, paths.two_tower_key(version, "user_history.parquet"), history
+        ),
     }

@@ -196,3 +196,27 @@ def test_refit_knows_the_held_out_interactions(pipeline_run):
     assert held_out and all(set(videos) <= set(watched[user]) for user, videos in held_out)
     assert fit["sources"]["info"]["window"] == "all"
     assert fit["sources"]["info"]["pairs"] == pre["stats"]["train_pairs"] + pre["stats"]["test_pairs"]
+
+
+def test_refit_keeps_the_two_tower_when_another_source_alone_is_served(pipeline_run):
+    """EASE (or another single source) served: no second TensorFlow fit, the watched sets still refit."""
+    settings, pre, tt, rk, _feats, ev, _fit = pipeline_run
+    served_alone = {**ev, "gates": {**ev["gates"], "served": "item_item"}}
+    fit = refit.run(
+        {"preprocessing": pre, "two_tower": tt, "ranker": rk, "evaluation": served_alone}, settings
+    )
+    assert fit["served"] == "item_item"
+    assert fit["two_tower"]["train"]["window"] == "fit" and fit["two_tower"]["train"]["refit"].startswith(
+        "kept"
+    )
+    assert fit["sources"]["info"]["window"] == "all"
+    s3 = client("s3", settings)
+    body = s3.get_object(
+        Bucket=settings.names.bucket("models"), Key=fit["two_tower"]["artifacts"]["user_history"]
+    )
+    history = pl.read_parquet(io.BytesIO(body["Body"].read()))
+    test = pl.read_parquet(io.BytesIO(s3.get_object(Bucket=pre["artifacts_bucket"],
+                                                    Key=pre["artifacts"]["test_interactions"])["Body"].read()))  # fmt: skip
+    watched = dict(zip(history["user_id"].to_list(), history["watched"].to_list(), strict=True))
+    held_out = test.group_by("user_id").agg(pl.col("video_id")).rows()
+    assert held_out and all(set(videos) <= set(watched[user]) for user, videos in held_out)
