@@ -39,6 +39,7 @@ from recsys import artifacts
 from recsys.aws import client
 from recsys.click_through import Rate, Verdict, compare
 from recsys.errors import ConflictError, ErrorCode, NotFoundError, RecsysError, ValidationError
+from recsys.feature_store.online import embedding_attribute
 from recsys.registry import ModelRegistry, ModelVersion
 from recsys.serving.bundle import check_bundle
 from recsys.storage import exists, get_bytes, get_parquet
@@ -51,7 +52,6 @@ log = logging.getLogger(__name__)
 SERVING_CATALOG = "serving_catalog.parquet"  # models/two_tower/{version}/
 VIDEO_CATALOG = "video_catalog.parquet"  # preprocessing/{job_id}/
 USER_FEATURES = "user_features.parquet"  # preprocessing/{job_id}/
-EMBEDDING_DECIMALS = 6
 VIDEO_FIELDS = ("category", "duration", "upload_ts", "interaction_count", "popularity", "avg_watch_ratio")
 USER_FIELDS = ("interaction_count", "total_weight", "last_interaction_ts", "top_category")
 
@@ -167,7 +167,7 @@ def video_items(settings: Settings, version: str, job_id: str) -> list[dict[str,
         for name in VIDEO_FIELDS:
             if record.get(name) is not None:
                 item[name] = _clean(record[name])
-        item["embedding"] = np.round(emb[i].astype(np.float64), EMBEDDING_DECIMALS).tolist()
+        item["embedding"] = embedding_attribute(emb[i])
         items.append(item)
     return items
 

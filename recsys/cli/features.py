@@ -48,16 +48,16 @@ def user_features(settings: Any, user_id: str, activity: int = 5) -> dict[str, A
 def video_features(settings: Any, video_id: str) -> dict[str, Any]:
     """The video's online features (without the embedding's numbers) and its live catalogue state."""
     from recsys.catalogue_live import LiveCatalogue
-    from recsys.feature_store.online import OnlineFeatureStore
+    from recsys.feature_store.online import OnlineFeatureStore, embedding_values
 
     item = OnlineFeatureStore(settings).get_videos([video_id])[0]
     live = LiveCatalogue(settings).get(video_id)
     if item is None and live is None:
         raise NotFoundError(f"no online features for video {video_id!r}", hint="check the id")
     if item and "embedding" in item:
-        item = {**item, "embedding": f"<{len(item['embedding'])} numbers>"}
+        item = {**item, "embedding": f"<{embedding_values(item['embedding']).size} numbers>"}
     if live and "embedding" in live:
-        live = {**live, "embedding": f"<{len(live['embedding'])} numbers>"}
+        live = {**live, "embedding": f"<{embedding_values(live['embedding']).size} numbers>"}
     return {"video_id": video_id, "features": _plain(item), "live_catalogue": _plain(live)}
 
 

@@ -22,7 +22,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+import numpy as np
+from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
 
 from recsys.aws import client
 from recsys.errors import UnavailableError, ValidationError
@@ -43,7 +44,7 @@ _deserializer = TypeDeserializer()
 
 def to_dynamo(value: Any) -> Any:
     """A Python/numpy value in the form boto3 can store: floats -> Decimal, arrays -> lists, NaN -> None."""
-    if value is None or isinstance(value, bool | str | Decimal):
+    if value is None or isinstance(value, bool | str | Decimal | bytes):
         return value
     if isinstance(value, int):
         return value
@@ -70,7 +71,22 @@ def from_dynamo(value: Any) -> Any:
         return [from_dynamo(v) for v in value]
     if isinstance(value, set):
         return [from_dynamo(v) for v in value]
+    if isinstance(value, Binary):
+        return bytes(value)
     return value
+
+
+def embedding_attribute(vector: Any) -> bytes:
+    """A video's embedding as stored in its online features item: little-endian float32 bytes (a Binary of
+    256 bytes for 64 dimensions; 64 Number attributes cost about 3x the size and the marshalling)."""
+    return np.asarray(vector, dtype="<f4").tobytes()
+
+
+def embedding_values(value: Any) -> np.ndarray:
+    """The numbers of a stored embedding (the bytes above, or a list of numbers as earlier versions wrote)."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return np.frombuffer(bytes(value), dtype="<f4").astype(np.float32)
+    return np.asarray(value, dtype=np.float32)
 
 
 def serialize_item(item: dict[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import pytest
 
 from recsys import artifacts
 from recsys.errors import ConflictError, NotFoundError, ValidationError
-from recsys.feature_store.online import OnlineFeatureStore
+from recsys.feature_store.online import OnlineFeatureStore, embedding_values
 from recsys.registry import ModelRegistry
 from recsys.stages import deployment
 from recsys.storage import get_bytes
@@ -93,7 +93,8 @@ def test_deployment_publishes_registers_and_promotes(local_stack):
     store = OnlineFeatureStore(local_stack)
     video = store.get_videos([ids[3]])[0]
     assert video["model_version"] == version
-    np.testing.assert_allclose(video["embedding"], emb[3], atol=1e-5)
+    assert isinstance(video["embedding"], bytes)  # float32 bytes: one Binary attribute, not 64 Numbers
+    np.testing.assert_allclose(embedding_values(video["embedding"]), emb[3], atol=1e-6)
     user = store.get_users(["u1"])[0]
     assert user["model_version"] == version and user["category_affinity"] == {"gaming": 1.0}
     again = deployment.run(_event(version, job), local_stack)  # a retried deployment is harmless
