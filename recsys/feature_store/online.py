@@ -178,6 +178,14 @@ class OnlineFeatureStore:
                 time.sleep(min(0.05 * 2**attempt, 1.0))
         return [found.get(i) for i in wanted]
 
+    def approximate_items(self, table: str) -> int | None:
+        """The table's item count as DynamoDB reports it (refreshed about every six hours on AWS), or None
+        when it cannot be read."""
+        try:
+            return int(self._ddb.describe_table(TableName=table)["Table"]["ItemCount"])
+        except Exception:  # a cost heuristic only: callers fall back to their default
+            return None
+
     def scan(self, table: str, attributes: Sequence[str] | None = None) -> Iterator[dict[str, Any]]:
         """Every item of one of these tables in wire form, page by page (bulk reads, `feature_store.bulk`)."""
         request: dict[str, Any] = {"TableName": table}

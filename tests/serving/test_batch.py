@@ -114,3 +114,22 @@ def test_many_users_read_by_one_scan_equal_one_query_each(service, tiny_world):
         queried = activity_and_engaged_many(service.store, users, limit, scan=False)
         assert scanned == queried
         assert len(scanned[active][0]) == min(limit, 3) and scanned["nobody-here"] == ([], [])
+
+
+def test_a_small_activity_table_is_scanned_once_instead_of_a_query_per_user():
+    from recsys.feature_store import bulk
+
+    class Store:
+        activity_table = "activity"
+
+        def __init__(self, items):
+            self.items = items
+
+        def approximate_items(self, table):
+            return self.items
+
+    assert bulk._scan_is_cheaper(Store(None), 5_000)  # many users: always one Scan
+    assert bulk._scan_is_cheaper(Store(1_000), 600)  # few events since training
+    assert not bulk._scan_is_cheaper(Store(1_000_000), 600)  # a big table: a Query per user
+    assert not bulk._scan_is_cheaper(Store(None), 600)  # count unknown: the default
+    assert not bulk._scan_is_cheaper(Store(0), 10)  # a handful of users never asks
