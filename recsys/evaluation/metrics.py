@@ -15,11 +15,18 @@ import numpy as np
 def hit_matrix(recommended: np.ndarray, relevant: Sequence[np.ndarray]) -> np.ndarray:
     """hits [n_users, K] from recommended item indices [n_users, K] and each user's relevant indices."""
     recommended = np.asarray(recommended)
-    hits = np.zeros(recommended.shape, dtype=bool)
-    for u, rel in enumerate(relevant):
-        if len(rel):
-            hits[u] = np.isin(recommended[u], rel)
-    return hits
+    n_users = recommended.shape[0]
+    lengths = np.fromiter((len(r) for r in relevant), np.int64, n_users)
+    if not n_users or not lengths.sum():
+        return np.zeros(recommended.shape, dtype=bool)
+    rel = np.concatenate([np.asarray(r, dtype=np.int64).reshape(-1) for r in relevant])
+    rec = recommended.astype(np.int64)
+    # (user, item) pairs as one integer each, so membership is one isin for every user at once.
+    lo = min(int(rel.min()), int(rec.min()))
+    width = max(int(rel.max()), int(rec.max())) - lo + 1
+    wanted = np.repeat(np.arange(n_users, dtype=np.int64), lengths) * width + (rel - lo)
+    asked = np.arange(n_users, dtype=np.int64)[:, None] * width + (rec - lo)
+    return np.isin(asked, wanted)
 
 
 def _check(hits: np.ndarray, k: int) -> None:
@@ -114,20 +121,19 @@ def grouped_ndcg(groups: np.ndarray, labels: np.ndarray, scores: np.ndarray, k: 
     scores = np.asarray(scores, dtype=np.float64)
     order = np.lexsort((labels, -scores, groups))  # by group, score desc, then label asc on ties
     g, lab = groups[order], labels[order]
+    if not g.size:
+        return 0.0
     starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
-    ends = np.r_[starts[1:], g.size]
-    values = []
-    for a, b in zip(starts, ends, strict=True):
-        rel = lab[a:b]
-        n_pos = int(rel.sum())
-        if n_pos == 0:
-            continue
-        kk = (b - a) if k is None else min(k, b - a)
-        disc = 1.0 / np.log2(np.arange(2, kk + 2))
-        dcg = float((rel[:kk] * disc).sum())
-        idcg = float(disc[: min(n_pos, kk)].sum())
-        values.append(dcg / idcg)
-    return float(np.mean(values)) if values else 0.0
+    sizes = np.diff(np.r_[starts, g.size])
+    position = np.arange(g.size) - np.repeat(starts, sizes)  # rank within the group, 0-based
+    depth = sizes if k is None else np.minimum(k, sizes)
+    gain = np.where(position < np.repeat(depth, sizes), lab / np.log2(position + 2.0), 0.0)
+    dcg = np.add.reduceat(gain, starts)
+    n_pos = np.add.reduceat(lab, starts)
+    ideal = np.r_[0.0, np.cumsum(1.0 / np.log2(np.arange(2, int(sizes.max()) + 2)))]
+    idcg = ideal[np.minimum(n_pos, depth).astype(np.int64)]
+    scored = n_pos > 0
+    return float(np.mean(dcg[scored] / idcg[scored])) if scored.any() else 0.0
 
 
 def map_at_k(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> float:

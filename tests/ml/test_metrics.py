@@ -69,3 +69,35 @@ def test_grouped_ndcg_by_hand():
     assert m.grouped_ndcg(np.array([0, 0]), np.array([1, 0]), np.array([1.0, 1.0])) == pytest.approx(
         1 / math.log2(3)
     )
+
+
+def _ndcg_loop(groups, labels, scores, k=None):
+    """The per-group definition, one group at a time (the oracle of the vectorised grouped_ndcg)."""
+    values = []
+    for g in np.unique(groups):
+        idx = np.flatnonzero(groups == g)
+        order = np.lexsort((labels[idx], -scores[idx]))
+        rel = labels[idx][order].astype(float)
+        if rel.sum() == 0:
+            continue
+        kk = rel.size if k is None else min(k, rel.size)
+        disc = 1.0 / np.log2(np.arange(2, kk + 2))
+        values.append((rel[:kk] * disc).sum() / disc[: int(min(rel.sum(), kk))].sum())
+    return float(np.mean(values)) if values else 0.0
+
+
+def test_grouped_ndcg_and_hits_equal_their_per_user_definitions():
+    from recsys.evaluation.metrics import grouped_ndcg, hit_matrix
+
+    rng = np.random.default_rng(11)
+    groups = rng.integers(0, 40, 600)
+    labels = (rng.random(600) < 0.15).astype(np.int8)
+    scores = rng.integers(0, 5, 600).astype(float)  # many ties: positives go after negatives
+    for k in (None, 1, 10):
+        assert grouped_ndcg(groups, labels, scores, k) == pytest.approx(_ndcg_loop(groups, labels, scores, k))
+    assert grouped_ndcg(groups, np.zeros(600), scores) == 0.0
+    recommended = np.where(rng.random((30, 8)) < 0.1, -1, rng.integers(0, 50, (30, 8)))  # -1: padding
+    relevant = [rng.choice(50, rng.integers(0, 6), replace=False) for _ in range(30)]
+    expected = np.array([np.isin(r, rel) for r, rel in zip(recommended, relevant, strict=True)])
+    assert (hit_matrix(recommended, relevant) == expected).all()
+    assert not hit_matrix(recommended, [np.zeros(0, np.int64)] * 30).any()
