@@ -3,7 +3,7 @@
     .venv/bin/python bench/http_miss_bench.py [--videos 500] [--users 1000] [--concurrency 32] [--runs 3]
 
 Starts a local stack (moto + Redis on free ports, state in a temporary folder), publishes a synthetic version
-with a 300-tree ranker and its online features (`bench/batch_bench.publish`), starts `recsys serve` on it in
+with a ranker of the pipeline's shape, a neighbour table and its online features (`bench/batch_bench.publish`), starts `recsys serve` on it in
 a second process and drives it from this one with `bench/http_load.run` in `miss` mode (every request a new
 (user, k) pair, so every answer is computed). Prints one JSON object.
 """
