@@ -40,6 +40,7 @@ ROW_COLUMNS = ("user_id", "rank", "video_id", "score", "category", "reason", "so
 BLOCK_USERS = 2_048  # users per block handed back (a progress step, a round of cache writes)
 READ_USERS = 20_000  # users whose state one bulk read fetches (one Scan of the activity table)
 WRITE_THREADS = 4
+PENDING_WRITE_BLOCKS = 2  # blocks of cache items written in the background at most (memory bound)
 CHUNK_USERS = 256  # users per task of a worker process (one ranker call each)
 MAX_PROCESSES = 8
 
@@ -389,20 +390,32 @@ def fill_cache(
         groups.setdefault(variant, (model, []))[1].append(user)
     written = 0
     done = 0
+    writes: deque[list[Future[int]]] = deque()  # per block: its writes, made while the next block computes
     with ThreadPoolExecutor(WRITE_THREADS) as pool:
         for variant, (model, members) in groups.items():
-            for block in recommend_blocks(service, members, k, base=model):
+            for n, outputs in _chunk_outputs(
+                service, members, k, None, True, None, model, None, _cache_texts
+            ):
                 now = time.time()
-                items = [{"user_id": r.user_id, "recommendation_id": uuid.uuid4().hex, "variant": variant,
-                          "model_version": model.version, CACHED_ITEMS: cached_items_text(r.items), "k": k,
-                          "generated_at": now, "expires_at": int(now) + ttl_s}
-                         for r in block]  # fmt: skip
+                items = [{"user_id": user, "recommendation_id": uuid.uuid4().hex, "variant": variant,
+                          "model_version": model.version, CACHED_ITEMS: text, "k": k, "generated_at": now,
+                          "expires_at": int(now) + ttl_s}
+                         for texts in outputs for user, text in texts]  # fmt: skip
                 chunks = [items[i : i + BATCH_WRITE_SIZE] for i in range(0, len(items), BATCH_WRITE_SIZE)]
-                written += sum(pool.map(lambda chunk: _write(ddb, table, chunk), chunks))
-                done += len(block)
+                writes.append([pool.submit(_write, ddb, table, chunk) for chunk in chunks])
+                while len(writes) > PENDING_WRITE_BLOCKS:
+                    written += sum(f.result() for f in writes.popleft())
+                done += n
                 if on_progress is not None:
                     on_progress(done)
+        while writes:
+            written += sum(f.result() for f in writes.popleft())
     return written
+
+
+def _cache_texts(results: list[UserResult]) -> list[tuple[str, str]]:
+    """(user id, the items as stored) of each result: built where the results are computed."""
+    return [(r.user_id, cached_items_text(r.items)) for r in results]
 
 
 def _write(ddb: Any, table: str, items: list[dict[str, Any]]) -> int:
