@@ -18,6 +18,7 @@ import contextlib
 import math
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 
 BATCH_GET_SIZE = 100
 BATCH_WRITE_SIZE = 25
+WRITE_THREADS = 4  # BatchWriteItem calls in flight when writing many items
 ACTIVITY_TTL_S = 30 * 24 * 3600
 MAX_UNPROCESSED_RETRIES = 8
 ENGAGED_SORT_KEY = "~engaged"
@@ -216,10 +218,23 @@ class OnlineFeatureStore:
                 raise ValidationError(f"an item for table {table!r} lacks its key {key!r}")
             by_key[str(item[key])] = {**item, key: str(item[key])}
         rows = list(by_key.values())
-        for start in range(0, len(rows), BATCH_WRITE_SIZE):
-            chunk = rows[start : start + BATCH_WRITE_SIZE]
-            request: dict[str, Any] = {table: [{"PutRequest": {"Item": serialize_item(r)}} for r in chunk]}
-            self._write_all(request)
+        requests = [
+            {
+                table: [
+                    {"PutRequest": {"Item": serialize_item(r)}}
+                    for r in rows[start : start + BATCH_WRITE_SIZE]
+                ]
+            }
+            for start in range(0, len(rows), BATCH_WRITE_SIZE)
+        ]
+        if len(requests) <= 1:
+            for request in requests:
+                self._write_all(request)
+            return len(rows)
+        # Several calls in flight: the next request is serialised and sent while DynamoDB stores the last.
+        with ThreadPoolExecutor(min(WRITE_THREADS, len(requests))) as pool:
+            for _ in pool.map(self._write_all, requests):
+                pass
         return len(rows)
 
     def _write_all(self, request: dict[str, Any]) -> None:
