@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 BATCH_GET_SIZE = 100
 BATCH_WRITE_SIZE = 25
+DYNAMODB_SMALLEST_NUMBER = 1e-130  # the smallest magnitude a DynamoDB number holds besides 0
 WRITE_THREADS = 4  # BatchWriteItem calls in flight when writing many items
 ACTIVITY_TTL_S = 30 * 24 * 3600
 MAX_UNPROCESSED_RETRIES = 8
@@ -53,6 +54,8 @@ def to_dynamo(value: Any) -> Any:
     if isinstance(value, float):
         if math.isnan(value) or math.isinf(value):
             return None
+        if abs(value) < DYNAMODB_SMALLEST_NUMBER:  # below what DynamoDB stores (it would refuse the item)
+            return Decimal(0)
         return Decimal(repr(float(value)))  # float() first: a numpy float64 is a float with another repr
     if hasattr(value, "tolist"):  # numpy scalar or array
         return to_dynamo(value.tolist())

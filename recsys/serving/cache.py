@@ -3,8 +3,10 @@
 One Redis hash per user (`recsys:{env}:recs:{user_id}`), one field per request shape (variant, model
 version, k, category, exclude_watched), so a user's new interaction invalidates all their entries with one
 DEL, a new model version never sees old entries, and a user who moves between production and a canary
-never gets the other variant's answer. A miss reads the user's activity and engaged set from DynamoDB in
-one query (`OnlineFeatureStore.activity_and_engaged`). After a failure Redis is skipped for
+never gets the other variant's answer. The hash also holds the user's state (`USER_STATE_FIELD`: recent
+activity and engaged set), so a miss of another request shape reads it here; the first miss reads it
+from DynamoDB in one query (`OnlineFeatureStore.activity_and_engaged`) and stores it. The same DEL that a
+new interaction makes (API and stream processor) drops it with the answers. After a failure Redis is skipped for
 `retry_after_s`, so a dead Redis costs one short timeout, not one per request.
 """
 
@@ -149,6 +151,9 @@ class RecommendationCache:
         except Exception as exc:
             self._failed("ping", exc)
             return "down"
+
+
+USER_STATE_FIELD = "user_state"  # the user's recent activity and engaged videos, beside the cached answers
 
 
 def cache_field(variant: str, model_version: str, k: int, category: str | None, exclude_watched: bool) -> str:

@@ -24,7 +24,7 @@ from recsys.errors import ConflictError, NotFoundError, UnavailableError, Valida
 from recsys.feature_store.online import OnlineFeatureStore, deserialize_item
 from recsys.secrets import feature_flags
 from recsys.serving import compute as steps
-from recsys.serving.cache import RecommendationCache, cache_field
+from recsys.serving.cache import USER_STATE_FIELD, RecommendationCache, cache_field
 from recsys.serving.live_metrics import LiveMetrics
 from recsys.serving.model_store import ModelStore, ServingModel, production_version
 from recsys.serving.precomputed import cached_items
@@ -106,13 +106,7 @@ class RecommendationService:
                     "recommendation_id": uuid.uuid4().hex,
                 }
             else:
-                # One query: the recent events and every video engaged with since training (left out).
-                # Without the store, the user's embedding and the model's items still answer (degraded).
-                activity, engaged = self.monitor.guard(
-                    "dynamodb",
-                    lambda: self.store.activity_and_engaged(user_id, self.config.activity_limit),
-                    ([], []),
-                )
+                activity, engaged = self._user_state(user_id, use_cache)
                 chosen, source, reasons = self.compute_selection(
                     model, user_id, k, category, exclude_watched, activity, engaged=engaged
                 )
@@ -135,6 +129,26 @@ class RecommendationService:
                 )
             )
         return response
+
+    def _user_state(self, user_id: str, use_cache: bool) -> tuple[list[dict[str, Any]], list[str]]:
+        """The user's recent events (newest first) and every video engaged with since training.
+
+        From Redis when an earlier request of the user stored them (a field of the user's cache hash, so
+        every new interaction drops it with the cached answers, as the stream processor and the API
+        invalidate the hash); else one DynamoDB query, then stored. Without the store, the user's embedding
+        and the model's items still answer (degraded)."""
+        state = self.cache.get(user_id, USER_STATE_FIELD) if use_cache else None
+        if isinstance(state, dict) and isinstance(state.get("activity"), list):
+            return state["activity"], [str(v) for v in state.get("engaged") or []]
+        found = self.monitor.guard(
+            "dynamodb", lambda: self.store.activity_and_engaged(user_id, self.config.activity_limit), None
+        )
+        if found is None:
+            return [], []
+        activity, engaged = found
+        if use_cache:
+            self.cache.set(user_id, USER_STATE_FIELD, {"activity": activity, "engaged": list(engaged)})
+        return activity, list(engaged)
 
     def compute_selection(
         self,

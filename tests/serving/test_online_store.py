@@ -51,3 +51,16 @@ def test_recent_activity_newest_first_and_idempotent(local_stack):
     assert [a["video_id"] for a in store.recent_activity(user, 2)] == ["v3", "v2"]
     with pytest.raises(ValidationError, match="lacks 'event_id'"):
         store.record_activity({"user_id": user, "video_id": "v9", "timestamp": now})
+
+
+def test_numbers_below_what_dynamodb_holds_are_stored_as_zero(local_stack):
+    """A valid float too small for a DynamoDB number (e.g. a duration of 5e-324) is 0, not a refused item."""
+    from recsys.feature_store.online import OnlineFeatureStore
+
+    video = f"tiny-{uuid.uuid4().hex[:8]}"
+    store = OnlineFeatureStore(local_stack)
+    store.put_videos(
+        [{"video_id": video, "duration": 5e-324, "popularity": -1e-200, "avg_watch_ratio": 1e-120}]
+    )
+    [got] = store.get_videos([video])
+    assert got["duration"] == 0.0 and got["popularity"] == 0.0 and got["avg_watch_ratio"] == 1e-120

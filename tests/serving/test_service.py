@@ -159,3 +159,24 @@ def test_hot_reload_picks_up_new_production_version(service, tiny_world, local_s
     finally:
         promote(local_stack, tiny_world.version)
         publish_tiny_version(local_stack, tiny_world.version)  # restore the online features
+
+
+def test_a_second_miss_reads_the_user_state_from_redis_until_the_next_interaction(
+    service, tiny_world, monkeypatch
+):
+    user = tiny_world.user_ids[12]
+    assert service.cache.enabled
+    service.cache.invalidate(user)
+    reads: list[str] = []
+    store_read = service.store.activity_and_engaged
+    monkeypatch.setattr(
+        service.store, "activity_and_engaged", lambda u, n: reads.append(u) or store_read(u, n)
+    )
+    first = service.recommend(user, k=5, track=False)
+    second = service.recommend(user, k=6, track=False)  # another request shape: computed, state from Redis
+    assert (first["source"], second["source"], reads) == ("model", "model", [user])
+    video = next(v for v in tiny_world.video_ids if v not in tiny_world.watched[user])
+    service.record_interaction(InteractionEvent(user_id=int(user), video_id=int(video), event_type="like"))
+    after = service.recommend(user, k=6, track=False)  # the interaction dropped the stored state
+    assert reads == [user, user] and after["source"] == "model"
+    assert video not in [i["video_id"] for i in after["items"]]  # what the user just liked is left out
