@@ -161,7 +161,12 @@ def one_run(settings, users: list[str], per_request: int, out: Path, store=None)
     for u in users[:per_request]:
         service.recommend(u, k=20, use_cache=False, track=False)
     per_request_s = time.perf_counter() - t
+    import resource
+
+    peak_mb = {"parent": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+               "largest_worker": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}  # fmt: skip
     return {"batch_s": batch_s, "batch_cpu_s": batch_cpu_s, "rows": rows, "batch_users_per_s": len(users) / batch_s,
+            "peak_rss_mb": peak_mb,
             "per_request_users_per_s": per_request / per_request_s,
             "ratio": (len(users) / batch_s) / (per_request / per_request_s)}  # fmt: skip
 
@@ -198,7 +203,7 @@ def main() -> None:
                 print(f"run {i + 1}: {json.dumps(runs[-1])}", file=sys.stderr)
         finally:
             stack.down()
-    med = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
+    med = {key: statistics.median(r[key] for r in runs) for key in runs[0] if key != "peak_rss_mb"}
     print(json.dumps({"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                                   "load_avg_at_end": os.getloadavg()}, "args": vars(args), "setup_s": setup_s,
                       "runs": runs, "median": med}, indent=2))  # fmt: skip
