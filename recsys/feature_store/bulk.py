@@ -2,9 +2,8 @@
 
 For a few users one Query per user is fastest (in a thread pool), the read a request makes. For many
 users, or a small table (DescribeTable's item count), one paginated Scan of the activity table costs far
-less than a Query each: it keeps only the wanted
-users and, for each, only the newest `limit` events and the engaged set, so memory grows with the users
-asked for, not with the table. Both give what `OnlineFeatureStore.activity_and_engaged` gives.
+less than a Query each: it keeps only the wanted users and, for each, only the newest `limit` events and
+the engaged set, so memory grows with the users asked for, not with the table. Both give what `OnlineFeatureStore.activity_and_engaged` gives.
 """
 
 from __future__ import annotations

@@ -78,20 +78,28 @@ class NeighbourTable:
     def n(self) -> int:
         return int(self.offsets.shape[0] - 1)
 
+    def _entries(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(index into `rows` of the owner, position in the table) of every neighbour entry of `rows`,
+        without a Python loop."""
+        rows = np.asarray(rows, dtype=np.int64)
+        empty = np.zeros(0, dtype=np.int64)
+        if rows.size == 0 or self.neighbours.size == 0:
+            return empty, empty
+        starts = self.offsets[rows]
+        lengths = self.offsets[rows + 1] - starts
+        total = int(lengths.sum())
+        if total == 0:
+            return empty, empty
+        owner = np.repeat(np.arange(rows.size), lengths)
+        pos = np.arange(total) - np.repeat(np.cumsum(lengths) - lengths, lengths) + np.repeat(starts, lengths)
+        return owner, pos
+
     def sparse_scores(self, rows: np.ndarray, row_weights: np.ndarray | None = None) -> SparseScores:
         """The sum over `rows` of their neighbour weights (times `row_weights`), on the rows it reaches only:
         the cost follows the neighbours read, not the catalogue."""
-        rows = np.asarray(rows, dtype=np.int64)
-        if rows.size == 0 or self.neighbours.size == 0:
+        owner, pos = self._entries(rows)
+        if not pos.size:
             return SparseScores.empty()
-        starts, ends = self.offsets[rows], self.offsets[rows + 1]
-        lengths = ends - starts
-        total = int(lengths.sum())
-        if total == 0:
-            return SparseScores.empty()
-        # Positions of every neighbour of every row, without a Python loop.
-        owner = np.repeat(np.arange(rows.size), lengths)
-        pos = np.arange(total) - np.repeat(np.cumsum(lengths) - lengths, lengths) + np.repeat(starts, lengths)
         w = self.weights[pos].astype(np.float64)
         if row_weights is not None:
             w = w * np.asarray(row_weights, dtype=np.float64)[owner]
@@ -110,15 +118,9 @@ class NeighbourTable:
         such anchor on ties), or -1 where none does. One pass over the anchors' lists for all rows."""
         anchors, rows = np.asarray(anchors, dtype=np.int64), np.asarray(rows, dtype=np.int64)
         best = np.full(rows.size, -1, dtype=np.int64)
-        if anchors.size == 0 or rows.size == 0 or self.neighbours.size == 0:
+        owner, pos = self._entries(anchors)
+        if rows.size == 0 or not pos.size:
             return best
-        starts = self.offsets[anchors]
-        lengths = self.offsets[anchors + 1] - starts
-        total = int(lengths.sum())
-        if total == 0:
-            return best
-        owner = np.repeat(np.arange(anchors.size), lengths)
-        pos = np.arange(total) - np.repeat(np.cumsum(lengths) - lengths, lengths) + np.repeat(starts, lengths)
         target = self.neighbours[pos].astype(np.int64)
         weight = self.weights[pos]
         keep = np.isin(target, rows) & (weight > 0)
@@ -277,8 +279,9 @@ def user_candidates(
         "popularity": top_rows(cat.popularity, cfg.per_source, eligible, order=cat.popularity_order),
     }
     vector = None if user.user_vector is None else np.asarray(user.user_vector, dtype=np.float32)
+    has_vector = vector is not None and bool(np.any(vector))
     dense_tt: np.ndarray | None = None
-    if vector is not None and np.any(vector):
+    if has_vector:
         if cat.ann_index is not None:  # approximate top list, exact scores for every candidate below
             tops["two_tower"] = cat.ann_index.search(vector, cfg.per_source, allowed, excluded).rows
         else:
@@ -301,7 +304,7 @@ def user_candidates(
     )
     if dense_tt is not None:
         tt = dense_tt[rows]
-    elif vector is not None and np.any(vector):
+    elif has_vector:
         tt = cat.video_embeddings[rows] @ vector
     else:
         tt = np.zeros(rows.size, dtype=np.float32)

@@ -23,9 +23,8 @@ import numpy as np
 
 from recsys.errors import ValidationError
 
-ROWS_PER_PASS = (
-    1024  # rows scored per pass: [trees, rows] temporaries beyond that spill out of the CPU caches
-)
+# Rows scored per pass: [trees, rows] temporaries beyond that spill out of the CPU caches.
+ROWS_PER_PASS = 1024
 
 
 class TreeEnsemble:

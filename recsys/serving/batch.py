@@ -4,9 +4,10 @@ recommendations cache table behind `GET /cached/{user_id}` (`recsys cache fill`)
 Users go in blocks: the block's user state is read in bulk (`recsys.feature_store.bulk`: one Scan of the
 activity table for many users), then its users run the API's steps (`recsys.serving.compute`: sources,
 ranker, rules, reasons) in chunks, one ranker call per chunk, spread over one forked worker process per
-core (the model's arrays shared copy-on-write) while the next block is read. So batch results are the API's
-results (watched items excluded by default, category filter, diversity, fill-up;
-tests/serving/test_batch.py compares them), without Redis or inference tracking. Rows stream to the output file block by block, so memory does not grow with users.
+core (the model's arrays shared copy-on-write) while the next block is read. So batch results are the
+API's results (watched items excluded by default, category filter, diversity, fill-up;
+tests/serving/test_batch.py compares them), without Redis or inference tracking. Rows stream to the output
+file block by block, so memory does not grow with the rows.
 """
 
 from __future__ import annotations
@@ -94,12 +95,10 @@ def answer_block(
 ) -> list[UserResult]:
     """The API's answer for each of `users` from their prefetched `state` (recent activity newest first,
     videos engaged with since training): the same steps as one request, one ranker call for the block."""
-    queries = [
-        steps.user_query(
-            model, config, u, *state.get(u, ([], []))[:1], exclude_watched, state.get(u, ([], []))[1]
-        )
-        for u in users
-    ]
+    queries = []
+    for u in users:
+        activity, engaged = state.get(u, ([], []))
+        queries.append(steps.user_query(model, config, u, activity, exclude_watched, engaged))
     answers = steps.answer_many(model, config, queries, k, category, now_ts)
     return [
         UserResult(q.user_id, source, steps.items(model, chosen, why))

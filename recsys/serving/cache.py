@@ -6,8 +6,8 @@ DEL, a new model version never sees old entries, and a user who moves between pr
 never gets the other variant's answer. The hash also holds the user's state (`USER_STATE_FIELD`: recent
 activity and engaged set), so a miss of another request shape reads it here; the first miss reads it
 from DynamoDB in one query (`OnlineFeatureStore.activity_and_engaged`) and stores it. The same DEL that a
-new interaction makes (API and stream processor) drops it with the answers. After a failure Redis is skipped for
-`retry_after_s`, so a dead Redis costs one short timeout, not one per request.
+new interaction makes (API and stream processor) drops it with the answers. After a failure Redis is
+skipped for `retry_after_s`, so a dead Redis costs one short timeout, not one per request.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """The recommendation computation as steps over arrays, shared by one request and a batch block.
 
-    user_query -> rank_sources_many -> choose -> label_sources -> reasons -> items   (answer_many: all but the first)
+    user_query -> rank_sources_many -> choose -> label_sources -> reasons -> items
 
-`RecommendationService.compute_selection` runs them for one request; `recsys.serving.batch` runs the same
-steps for a block of users (the store reads done for the whole block first, one ranker call for the block),
-so both give the same items for the same user. `rank_sources_many` is the candidate step: the union of the sources' top lists
+(`answer_many` runs all but the first.) `RecommendationService.compute_selection` runs them for one
+request; `recsys.serving.batch` runs the same steps for a block of users (the store reads done for the
+whole block first, one ranker call for the block), so both give the same items for the same user.
+`rank_sources_many` is the candidate step: the union of the sources' top lists
 (two-tower, item-item, recent activity, popularity) ordered by the ranker or the single source the
 evaluation chose (`recsys.serving.sources`).
 """

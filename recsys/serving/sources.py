@@ -110,9 +110,9 @@ def rank_candidates_many(
     allowed: np.ndarray | None = None,
     use_ranker: bool = True,
 ) -> list[Ranked]:
-    """`rank_candidates` for several users: their candidate sets, then one ranker call over all of them (the
-    tree ensemble costs per call as much as per row: a block of users shares that cost). Each user's answer
-    is the one it gets alone."""
+    """Each user's candidates (`user_candidates`) ordered by the served choice (`use_ranker=False`: the
+    two-tower order wherever the ranker would have decided), with one ranker call for all of them. Each
+    user's answer is the one they get alone."""
     choice = served_choice(model, use_ranker)
     settings = candidate_settings(model.sources_info)
     cands = [user_candidates(model.catalogue, state, settings, now_ts, allowed) for state in states]
