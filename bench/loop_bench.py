@@ -101,18 +101,25 @@ def drain(settings: Any) -> dict[str, Any]:
     return out
 
 
+def start_local_stack(prefix: str):
+    """The tests' local stack (moto and Redis on free ports) in a new temporary folder, with the emulator's
+    test credentials where none are set."""
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    from tests.conftest import start_stack
+
+    stack, _ = start_stack(Path(tempfile.mkdtemp(prefix=prefix)))
+    return stack
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
-    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    from tests.conftest import start_stack
-
-    stack, _ = start_stack(Path(tempfile.mkdtemp(prefix="recsys-loop-bench-")))
+    stack = start_local_stack("recsys-loop-bench-")
     runs = []
     try:
         from recsys.config import load_settings

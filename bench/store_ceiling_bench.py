@@ -18,7 +18,6 @@ import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -83,12 +82,9 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=6000)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
-    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    from tests.conftest import start_stack
+    from bench.loop_bench import start_local_stack
 
-    stack, _ = start_stack(Path(tempfile.mkdtemp(prefix="recsys-ceiling-bench-")))
+    stack = start_local_stack("recsys-ceiling-bench-")
     runs: list[dict[str, float]] = []
     try:
         from recsys.aws import client
