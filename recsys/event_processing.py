@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any, get_args
 
 from botocore.exceptions import ClientError
 
-from recsys.aws import client
+from recsys.aws import bulk_client
 from recsys.events import EventType
 from recsys.feature_store.online import (
     ENGAGED_BOUND,
@@ -263,7 +263,7 @@ class EventApplier:
         self.settings = settings
         # Engagements per model version for the release guard, written at the end of each batch.
         self.live_metrics = live_metrics or LiveMetrics(settings, background=False)
-        self.ddb = dynamodb or client("dynamodb", settings)
+        self.ddb = dynamodb or bulk_client("dynamodb", settings)
         names = settings.names
         self.users_table = names.table("user_features")
         self.videos_table = names.table("video_features")

@@ -8,6 +8,15 @@
   the items the transaction names, restores those on failure, and runs one transaction (or single-item
   write) at a time, so no write lands between a transaction's copy and its rollback; and a condition
   expression is parsed once, not once per item.
+- DynamoDB items: moto checks an item's 400 KB limit again as it adds each attribute, summing the sizes of all
+  those before it (quadratic in the number of attributes); here the whole item is sized once, which is the
+  same check, since a prefix of the attributes is never larger than all of them.
+- DynamoDB requests: likewise moto reads each request by walking the input shape; an item operation's request
+  is its JSON, with binary attribute values decoded from base64 (what the shape walk gives it).
+- DynamoDB responses: moto 5.2.5 serialises every response by walking the operation's output shape, member by
+  member, which costs more than the operation itself when a response carries items (a BatchGetItem of 100
+  items spends most of its time there). The item operations' results are already in DynamoDB's wire form, so
+  they are written with `json.dumps` (binary values base64, as the generic serialiser writes them).
 
 `recsys local up` starts moto through this module, which applies both before it runs moto's own server
 entry point. A LocalStack (or any other endpoint you run yourself) is used as it is.
@@ -17,6 +26,7 @@ entry point. A LocalStack (or any other endpoint you run yourself) is used as it
 
 from __future__ import annotations
 
+import base64
 import copy
 import functools
 import json
@@ -197,11 +207,161 @@ def patch_condition_parsing(max_entries: int = 4096) -> None:
     responses.create_condition_expression_parser = cached_parser
 
 
+ITEM_SIZE_LIMIT = (
+    405_000  # moto's LimitedSizeDict limit (DynamoDB's 400 KB measured as between 409 and 410 KB)
+)
+
+
+def patch_dynamodb_item_size() -> None:
+    """Size a new item once instead of once per attribute (idempotent)."""
+    from moto.dynamodb.exceptions import ItemSizeTooLarge
+    from moto.dynamodb.models import dynamo_type
+    from moto.dynamodb.models.utilities import bytesize
+
+    if getattr(dynamo_type.Item.__init__, "__recsys_locked__", False):
+        return
+
+    def item_init(self: Any, hash_key: Any, range_key: Any, attrs: dict[str, Any]) -> None:
+        self.hash_key = hash_key
+        self.range_key = range_key
+        values = {key: dynamo_type.DynamoType(value) for key, value in attrs.items()}
+        if sum(bytesize(key) + value.size() for key, value in values.items()) > ITEM_SIZE_LIMIT:
+            raise ItemSizeTooLarge
+        self.attrs = dynamo_type.LimitedSizeDict()
+        dict.update(self.attrs, values)  # later single-attribute changes are still checked by moto
+
+    item_init.__recsys_locked__ = True  # type: ignore[attr-defined]
+    dynamo_type.Item.__init__ = item_init
+
+
+# Operations whose result moto builds as a plain dict of wire names and attribute values.
+ITEM_OPERATIONS = frozenset(
+    {
+        "GetItem",
+        "BatchGetItem",
+        "Query",
+        "Scan",
+        "PutItem",
+        "UpdateItem",
+        "DeleteItem",
+        "TransactGetItems",
+    }
+)
+
+
+def _wire_value(value: Any) -> Any:
+    """Binary values as moto's JSON serialiser writes them (base64); anything else unknown is refused."""
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(value).decode("ascii")
+    raise TypeError(f"{type(value).__name__} is not serialisable")
+
+
+def item_response_body(result: Any, members: Any) -> str:
+    """The JSON body of an item operation's result: its output shape's `members` only, None members left out
+    (at the top two levels, where moto's handlers leave them; attribute values never hold None)."""
+    if isinstance(result, dict):
+        result = {
+            k: ({kk: vv for kk, vv in v.items() if vv is not None} if isinstance(v, dict) else v)
+            for k, v in result.items()
+            if v is not None and k in members
+        }
+    return json.dumps(result, default=_wire_value)
+
+
+def patch_dynamodb_responses() -> None:
+    """Write the item operations' responses with `json.dumps` (idempotent)."""
+    from moto import settings
+    from moto.dynamodb.responses import DynamoResult
+
+    original = DynamoResult.execute_result
+    if getattr(original, "__recsys_locked__", False):
+        return
+
+    def execute_result(self: Any, context: Any) -> Any:
+        if (
+            context.operation_model.name not in ITEM_OPERATIONS
+            or isinstance(self.result, Exception)
+            or settings.PRETTIFY_RESPONSES
+        ):
+            return original(self, context)
+        version = context.service_model.metadata.get("jsonVersion", "1.0")
+        headers = {"Content-Type": f"application/x-amz-json-{version}"}
+        try:
+            body = item_response_body(self.result, context.operation_model.output_shape.members)
+        except TypeError:  # a value this path does not know (moto's serialiser does)
+            return original(self, context)
+        return 200, headers, body
+
+    execute_result.__recsys_locked__ = True  # type: ignore[attr-defined]
+    DynamoResult.execute_result = execute_result
+
+
+# Item operations whose request is read here as JSON.
+REQUEST_OPERATIONS = ITEM_OPERATIONS | {"BatchWriteItem", "TransactWriteItems"}
+
+
+def _decoded_binary(value: Any) -> Any:
+    """A request's JSON with binary attribute values ({"B": base64} and {"BS": [base64]}) as bytes."""
+    if isinstance(value, dict):
+        if len(value) == 1:
+            if isinstance(value.get("B"), str):
+                return {"B": base64.b64decode(value["B"])}
+            if isinstance(value.get("BS"), list):
+                return {"BS": [base64.b64decode(v) for v in value["BS"]]}
+        return {k: _decoded_binary(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_decoded_binary(v) for v in value]
+    return value
+
+
+def item_request_params(body: bytes | str, members: Any) -> dict[str, Any]:
+    """The parameters of an item operation's JSON request, as moto's parser gives them (its input shape's
+    `members` only, None left out, binary values decoded)."""
+    raw = body.encode() if isinstance(body, str) else body
+    parsed = json.loads(raw) if raw else {}
+    if not isinstance(parsed, dict):
+        raise ValueError("the request body is not a JSON object")
+    # Walking every value costs as much as moto's parser: only a body that has a binary value (or a null)
+    # needs it; any other is its JSON as it is.
+    walk = b'"B"' in raw or b'"BS"' in raw or b"null" in raw
+    return {
+        k: (_decoded_binary(v) if walk else v) for k, v in parsed.items() if k in members and v is not None
+    }
+
+
+def patch_dynamodb_requests() -> None:
+    """Read the item operations' requests as JSON (idempotent)."""
+    from moto.dynamodb.responses import DynamoHandler
+
+    original = DynamoHandler.parse_parameters
+    if getattr(original, "__recsys_locked__", False):
+        return
+
+    def parse_parameters(self: Any, request: Any) -> None:
+        try:
+            action = self._get_action()
+            if action in REQUEST_OPERATIONS:
+                from moto.core.utils import get_service_model
+
+                model = get_service_model(self.boto3_service_name).operation_model(action)
+                self.params = item_request_params(request.data, model.input_shape.members)
+                return
+        except (ValueError, TypeError, AttributeError):  # moto's own parser reports what is wrong
+            pass
+        original(self, request)
+
+    parse_parameters.__recsys_locked__ = True  # type: ignore[attr-defined]
+    DynamoHandler.parse_parameters = parse_parameters
+
+
 def main(argv: list[str]) -> None:
     """Apply the fixes, then run moto's server with `argv`."""
     patch_kinesis()
     patch_dynamodb_transactions()
     patch_condition_parsing()
+    patch_dynamodb_responses()
+    patch_dynamodb_item_size()
+    patch_dynamodb_requests()
     from moto.server import main as moto_main
 
     moto_main(argv)

@@ -1,0 +1,200 @@
+"""The local stack's faster DynamoDB paths give moto exactly what its own code gives it.
+
+`recsys.local.moto_server` reads the item operations' requests as JSON and writes their results with
+`json.dumps` instead of moto's shape-walking parser and serialiser, and sizes a new item once. Here moto runs
+in-process and every item operation's request is parsed both ways and its result serialised both ways; the
+two must be equal (every attribute type, binary values, sets, nested maps, empty results, pagination keys,
+returned old values, a failed condition), and an item over the size limit is refused as moto refuses it.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+from moto.dynamodb.models import dynamo_type
+from moto.dynamodb.responses import DynamoHandler, DynamoResult
+
+from recsys.local import moto_server
+
+TABLE = "recsys-test-responses"
+
+
+@pytest.fixture
+def compared():
+    """Each item operation's request parsed and result serialised by moto and by the fast paths:
+    (operation, moto's, ours) for requests and for responses."""
+    requests: list[tuple[str, Any, Any]] = []
+    responses: list[tuple[str, str, str]] = []
+    original_result = DynamoResult.execute_result
+    original_parse = DynamoHandler.parse_parameters
+    moto_server.patch_dynamodb_responses()
+    moto_server.patch_dynamodb_requests()
+    fast_result = DynamoResult.execute_result
+    fast_parse = DynamoHandler.parse_parameters
+
+    def both_results(self: Any, context: Any) -> Any:
+        status, headers, body = original_result(self, context)
+        name = context.operation_model.name
+        if name in moto_server.ITEM_OPERATIONS and not isinstance(self.result, Exception):
+            fast_status, fast_headers, fast_body = fast_result(self, context)
+            responses.append((name, body, fast_body))
+            assert (fast_status, fast_headers) == (status, headers)
+        return status, headers, body
+
+    def both_parses(self: Any, request: Any) -> None:
+        fast_parse(self, request)
+        ours = self.params
+        original_parse(self, request)
+        if self._get_action() in moto_server.REQUEST_OPERATIONS:
+            requests.append((self._get_action(), copy.deepcopy(self.params), ours))  # before moto uses it
+
+    DynamoResult.execute_result = both_results
+    DynamoHandler.parse_parameters = both_parses
+    try:
+        with mock_aws():
+            yield requests, responses
+    finally:
+        DynamoResult.execute_result = original_result
+        DynamoHandler.parse_parameters = original_parse
+
+
+def _item(i: int) -> dict[str, Any]:
+    return {
+        "user_id": {"S": f"u{i % 3}"},
+        "event_ts": {"S": f"{i:08d}#e{i}"},
+        "n": {"N": str(i * 1.5)},
+        "blob": {"B": bytes([i, 0, 255, 10])},
+        "blobs": {"BS": [b"\x00\x01", bytes([i + 2])]},
+        "tags": {"SS": ["a", "b"]},
+        "nums": {"NS": ["1", "2.5"]},
+        "nested": {"M": {"list": {"L": [{"S": "x"}, {"N": "3"}, {"NULL": True}]}, "flag": {"BOOL": False}}},
+        "empty_list": {"L": []},
+    }
+
+
+def test_every_item_operation_says_what_moto_says(compared) -> None:
+    ddb = boto3.client("dynamodb", region_name="us-east-1")
+    ddb.create_table(
+        TableName=TABLE,
+        KeySchema=[
+            {"AttributeName": "user_id", "KeyType": "HASH"},
+            {"AttributeName": "event_ts", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "user_id", "AttributeType": "S"},
+            {"AttributeName": "event_ts", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    items = [_item(i) for i in range(12)]
+    ddb.put_item(TableName=TABLE, Item=items[0])
+    ddb.put_item(TableName=TABLE, Item={**items[0], "n": {"N": "7"}}, ReturnValues="ALL_OLD")
+    ddb.batch_write_item(RequestItems={TABLE: [{"PutRequest": {"Item": item}} for item in items[1:]]})
+    key = {"user_id": items[1]["user_id"], "event_ts": items[1]["event_ts"]}
+    got = ddb.get_item(TableName=TABLE, Key=key)
+    assert got["Item"]["blob"]["B"] == bytes([1, 0, 255, 10])  # binary values survive the round trip
+    ddb.get_item(TableName=TABLE, Key={"user_id": {"S": "none"}, "event_ts": {"S": "none"}})
+    ddb.get_item(
+        TableName=TABLE, Key=key, ProjectionExpression="n, #b", ExpressionAttributeNames={"#b": "blob"}
+    )
+    ddb.batch_get_item(
+        RequestItems={TABLE: {"Keys": [{"user_id": i["user_id"], "event_ts": i["event_ts"]} for i in items]}}
+    )
+    ddb.query(
+        TableName=TABLE,
+        KeyConditionExpression="user_id = :u",
+        ExpressionAttributeValues={":u": {"S": "u1"}},
+        Limit=2,
+    )
+    ddb.query(
+        TableName=TABLE, KeyConditionExpression="user_id = :u", ExpressionAttributeValues={":u": {"S": "x"}}
+    )
+    ddb.scan(TableName=TABLE, Limit=5)
+    ddb.scan(TableName=TABLE, Select="COUNT")
+    ddb.update_item(
+        TableName=TABLE,
+        Key=key,
+        UpdateExpression="SET n = n + :one ADD tags :t",
+        ExpressionAttributeValues={":one": {"N": "1"}, ":t": {"SS": ["c"]}},
+        ReturnValues="ALL_NEW",
+    )
+    ddb.update_item(
+        TableName=TABLE, Key=key, UpdateExpression="REMOVE empty_list", ReturnValues="UPDATED_OLD"
+    )
+    ddb.delete_item(TableName=TABLE, Key=key, ReturnValues="ALL_OLD")
+    ddb.transact_write_items(
+        TransactItems=[
+            {"Put": {"TableName": TABLE, "Item": _item(40), "ConditionExpression": "attribute_not_exists(n)"}}
+        ]
+    )
+    with pytest.raises(ClientError):
+        ddb.transact_write_items(
+            TransactItems=[
+                {
+                    "Put": {
+                        "TableName": TABLE,
+                        "Item": _item(40),
+                        "ConditionExpression": "attribute_not_exists(n)",
+                    }
+                }
+            ]
+        )
+    ddb.transact_get_items(
+        TransactItems=[
+            {"Get": {"TableName": TABLE, "Key": {"user_id": {"S": "u1"}, "event_ts": i["event_ts"]}}}
+            for i in items[4:5]
+        ]
+    )
+
+    ddb.batch_write_item(
+        RequestItems={
+            TABLE: [{"DeleteRequest": {"Key": {"user_id": {"S": "u2"}, "event_ts": items[2]["event_ts"]}}}]
+        }
+    )
+    requests, responses = compared
+    assert {name for name, _, _ in responses} == moto_server.ITEM_OPERATIONS
+    for name, theirs, ours in responses:
+        assert json.loads(ours) == json.loads(theirs), name
+    assert {name for name, _, _ in requests} == moto_server.REQUEST_OPERATIONS
+    for name, theirs, ours in requests:
+        assert ours == theirs, name
+
+
+def test_an_item_over_the_size_limit_is_refused_as_moto_refuses_it() -> None:
+    original = dynamo_type.Item.__init__
+    outcomes: dict[str, list[str]] = {}
+    try:
+        for label in ("moto", "ours"):
+            if label == "ours":
+                moto_server.patch_dynamodb_item_size()
+            with mock_aws():
+                ddb = boto3.client("dynamodb", region_name="us-east-1")
+                ddb.create_table(
+                    TableName=TABLE,
+                    KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+                    AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
+                    BillingMode="PAY_PER_REQUEST",
+                )
+                seen = []
+                for size in (1_000, 404_000, 406_000):
+                    # many attributes, so that the sizes of those before each one add up to the limit
+                    item = {"k": {"S": str(size)}} | {
+                        f"a{i:03d}": {"S": "x" * (size // 100)} for i in range(100)
+                    }
+                    try:
+                        ddb.put_item(TableName=TABLE, Item=item)
+                        seen.append("stored")
+                    except ClientError as exc:
+                        seen.append(exc.response["Error"]["Message"])
+                outcomes[label] = seen
+    finally:
+        dynamo_type.Item.__init__ = original
+    assert outcomes["ours"] == outcomes["moto"]
+    assert outcomes["ours"][:2] == ["stored", "stored"]
+    assert "size" in outcomes["ours"][2]
