@@ -8,6 +8,9 @@
   the items the transaction names, restores those on failure, and runs one transaction (or single-item
   write) at a time, so no write lands between a transaction's copy and its rollback; and a condition
   expression is parsed once, not once per item.
+- Every request: moto 5.2.5 lists its own package directory (an `isdir` per service, about 200) to route each
+  request, and werkzeug logs a line per request to the server's log; the listing is made once here, and only
+  warnings and errors are logged (a failing request still is).
 - DynamoDB items: moto checks an item's 400 KB limit again as it adds each attribute, summing the sizes of all
   those before it (quadratic in the number of attributes); here the whole item is sized once, which is the
   same check, since a prefix of the attributes is never larger than all of them.
@@ -30,6 +33,7 @@ import base64
 import copy
 import functools
 import json
+import logging
 import sys
 import threading
 from collections.abc import Callable
@@ -354,6 +358,22 @@ def patch_dynamodb_requests() -> None:
     DynamoHandler.parse_parameters = parse_parameters
 
 
+def patch_request_routing() -> None:
+    """List moto's service modules once, not once per request; log only warnings and errors (idempotent)."""
+    from moto import backends
+
+    listing = backends.list_of_moto_modules
+    if not getattr(listing, "__recsys_locked__", False):
+        modules = tuple(listing())
+
+        def list_of_moto_modules() -> tuple[str, ...]:
+            return modules
+
+        list_of_moto_modules.__recsys_locked__ = True  # type: ignore[attr-defined]
+        backends.list_of_moto_modules = list_of_moto_modules
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+
 def main(argv: list[str]) -> None:
     """Apply the fixes, then run moto's server with `argv`."""
     patch_kinesis()
@@ -362,6 +382,7 @@ def main(argv: list[str]) -> None:
     patch_dynamodb_responses()
     patch_dynamodb_item_size()
     patch_dynamodb_requests()
+    patch_request_routing()
     from moto.server import main as moto_main
 
     moto_main(argv)

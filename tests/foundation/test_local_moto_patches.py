@@ -4,7 +4,8 @@
 `json.dumps` instead of moto's shape-walking parser and serialiser, and sizes a new item once. Here moto runs
 in-process and every item operation's request is parsed both ways and its result serialised both ways; the
 two must be equal (every attribute type, binary values, sets, nested maps, empty results, pagination keys,
-returned old values, a failed condition), and an item over the size limit is refused as moto refuses it.
+returned old values, a failed condition), an item over the size limit is refused as moto refuses it, and
+requests are routed among the same service modules.
 """
 
 from __future__ import annotations
@@ -198,3 +199,16 @@ def test_an_item_over_the_size_limit_is_refused_as_moto_refuses_it() -> None:
     assert outcomes["ours"] == outcomes["moto"]
     assert outcomes["ours"][:2] == ["stored", "stored"]
     assert "size" in outcomes["ours"][2]
+
+
+def test_request_routing_sees_the_same_service_modules() -> None:
+    from moto import backends
+
+    original = backends.list_of_moto_modules
+    try:
+        moto_server.patch_request_routing()
+        assert backends.list_of_moto_modules is not original
+        assert list(backends.list_of_moto_modules()) == list(original())
+        assert {"dynamodb", "kinesis", "s3"} <= set(backends.list_of_moto_modules())
+    finally:
+        backends.list_of_moto_modules = original
