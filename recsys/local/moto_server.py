@@ -1,4 +1,4 @@
-"""The local stack's moto server, with fixes for how recsys uses it (correctness first, then speed).
+"""The local stack's moto server, with two fixes for how the stream processor uses it.
 
 - Kinesis: moto 5.2.5 gives a new record the shard's last sequence number + 1 without a lock, so two
   concurrent `PutRecord` calls can get the same number and one record replaces the other (and `GetRecords`
@@ -9,7 +9,8 @@
   write) at a time, so no write lands between a transaction's copy and its rollback; and a condition
   expression is parsed once, not once per item.
 - Every request: moto 5.2.5 lists its own package directory (an `isdir` per service, about 200) to route each
-  request; the listing is made once here. Only warnings and errors are logged, not a line per request.
+  request, and werkzeug logs a line per request to the server's log; the listing is made once here, and only
+  warnings and errors are logged (a failing request still is).
 - DynamoDB items: moto checks an item's 400 KB limit again as it adds each attribute, summing the sizes of all
   those before it (quadratic in the number of attributes); here the whole item is sized once, which is the
   same check, since a prefix of the attributes is never larger than all of them.
@@ -20,30 +21,24 @@
   items spends most of its time there). The item operations' results are already in DynamoDB's wire form, so
   they are written with `json.dumps` (binary values base64, as the generic serialiser writes them).
 
-`recsys local up` starts moto through this module, which applies these fixes, then serves moto's application
-with waitress (keep-alive connections and a pool of threads; moto's own entry point runs werkzeug's
-development server, which closes every connection after its response and starts a thread per connection).
-A LocalStack (or any other endpoint you run yourself) is used as it is.
+`recsys local up` starts moto through this module, which applies both before it runs moto's own server
+entry point. A LocalStack (or any other endpoint you run yourself) is used as it is.
 
     python -m recsys.local.moto_server -H 127.0.0.1 -p 4566
 """
 
 from __future__ import annotations
 
-import argparse
 import base64
 import copy
 import functools
 import json
 import logging
-import os
-import signal
 import sys
 import threading
 from collections.abc import Callable
 from typing import Any
 
-SERVER_THREADS = 16
 MARKER = "recsys.local.moto_server"  # in the command line of the process (see ManagedProcess.marker)
 _SHARD_LOCK = threading.RLock()
 
@@ -379,72 +374,8 @@ def patch_request_routing() -> None:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
 
-def patch_waitress_header_names() -> None:
-    """Send S3 user-metadata headers (`x-amz-meta-*`) with the names the application gave them (idempotent).
-
-    waitress capitalises every response header name (`X-Amz-Meta-Model-Version`); header names are
-    case-insensitive, but an SDK takes a metadata key from the name as sent, and S3 sends them in lower case
-    (`model-version`), as moto gives them."""
-    from waitress.task import Task
-
-    original = Task.build_response_header
-    if getattr(original, "__recsys_locked__", False):
-        return
-
-    def build_response_header(self: Any) -> bytes:
-        names = {
-            "-".join(part.capitalize() for part in name.split("-")): name
-            for name, _ in self.response_headers
-            if name.lower().startswith("x-amz-meta-")
-        }
-        head = original(self)
-        if not names:
-            return head
-        lines = head.decode("latin-1").split("\r\n")
-        for i, line in enumerate(lines):
-            name, sep, value = line.partition(": ")
-            if sep and name in names:
-                lines[i] = f"{names[name]}: {value}"
-        return "\r\n".join(lines).encode("latin-1")
-
-    build_response_header.__recsys_locked__ = True  # type: ignore[attr-defined]
-    Task.build_response_header = build_response_header
-
-
-def serve(host: str, port: int, threads: int = SERVER_THREADS) -> None:
-    """moto's application behind waitress: keep-alive connections and a pool of threads (moto's own
-    entry point runs werkzeug's development server, which closes the connection after every response,
-    then waits up to 10 ms for more input, and starts a thread per connection)."""
-    import waitress
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-
-    os.environ.setdefault("MOTO_PORT", str(port))
-    patch_waitress_header_names()
-    app = DomainDispatcherApplication(create_backend_app)
-    waitress.serve(
-        app,
-        host=host,
-        port=port,
-        threads=threads,
-        connection_limit=1000,
-        channel_timeout=120,
-        backlog=2048,
-        ident="moto",
-        recv_bytes=1 << 18,
-        inbuf_overflow=1 << 24,
-        outbuf_overflow=1 << 24,
-        outbuf_high_watermark=1 << 25,
-        _quiet=True,
-    )
-
-
 def main(argv: list[str]) -> None:
-    """Apply the fixes, then serve moto on `-H host -p port`."""
-    parser = argparse.ArgumentParser(prog=MARKER, description="The local stack's moto server.")
-    parser.add_argument("-H", "--host", default="127.0.0.1")
-    parser.add_argument("-p", "--port", type=int, default=4566)
-    parser.add_argument("--threads", type=int, default=SERVER_THREADS)
-    args = parser.parse_args(argv)
+    """Apply the fixes, then run moto's server with `argv`."""
     patch_kinesis()
     patch_dynamodb_transactions()
     patch_condition_parsing()
@@ -452,15 +383,9 @@ def main(argv: list[str]) -> None:
     patch_dynamodb_item_size()
     patch_dynamodb_requests()
     patch_request_routing()
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    try:
-        import waitress  # noqa: F401
-    except ImportError:  # moto's own server (werkzeug's), a connection per request
-        from moto.server import main as moto_main
+    from moto.server import main as moto_main
 
-        moto_main(["-H", args.host, "-p", str(args.port)])
-        return
-    serve(args.host, args.port, args.threads)
+    moto_main(argv)
 
 
 if __name__ == "__main__":

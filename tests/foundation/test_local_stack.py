@@ -38,22 +38,6 @@ def test_provisioning_twice_creates_nothing_new(local_stack) -> None:
     assert missing_resources(local_stack) == []
 
 
-def test_object_metadata_and_many_calls_on_kept_connections(local_stack) -> None:
-    """The emulator keeps connections open between calls and sends S3 metadata keys as S3 does (lower case)."""
-    s3 = client("s3", local_stack)
-    bucket = local_stack.names.bucket("artifacts")
-    s3.put_object(
-        Bucket=bucket, Key="tests/metadata", Body=b"x", Metadata={"model-version": "v1", "Stage": "a"}
-    )
-    assert s3.head_object(Bucket=bucket, Key="tests/metadata")["Metadata"] == {
-        "model-version": "v1",
-        "stage": "a",
-    }
-    ddb = client("dynamodb", local_stack)
-    responses = [ddb.list_tables(Limit=1)["ResponseMetadata"]["HTTPHeaders"] for _ in range(3)]
-    assert all(headers.get("connection", "keep-alive").lower() != "close" for headers in responses)
-
-
 def test_tables_have_catalogue_keys_indexes_and_ttl(local_stack) -> None:
     ddb = client("dynamodb", local_stack)
     desc = ddb.describe_table(TableName=local_stack.names.table("model_registry"))["Table"]
