@@ -14,6 +14,9 @@
 - DynamoDB items: moto checks an item's 400 KB limit again as it adds each attribute, summing the sizes of all
   those before it (quadratic in the number of attributes); here the whole item is sized once, which is the
   same check, since a prefix of the attributes is never larger than all of them.
+- DynamoDB queries: moto 5.2.5 answers a Query on a table by sorting every item of the table, then keeping
+  the partition asked for, so a query costs in proportion to the table (a serving miss's query of a user's
+  activity got five times dearer in one minute of load); here it sorts that partition's items only.
 - DynamoDB requests: likewise moto reads each request by walking the input shape; an item operation's request
   is its JSON, with binary attribute values decoded from base64 (what the shape walk gives it).
 - DynamoDB responses: moto 5.2.5 serialises every response by walking the operation's output shape, member by
@@ -238,6 +241,43 @@ def patch_dynamodb_item_size() -> None:
     dynamo_type.Item.__init__ = item_init
 
 
+_query_partition = threading.local()
+
+
+def patch_dynamodb_query() -> None:
+    """A Query on a table (not an index) reads its partition's items, not the whole table's (idempotent)."""
+    from moto.dynamodb.models.table import Table
+
+    original_query, original_all_items = Table.query, Table.all_items
+    if getattr(original_query, "__recsys_locked__", False):
+        return
+
+    def all_items(self: Any) -> list[Any]:
+        asked = getattr(_query_partition, "asked", None)
+        if asked is None or asked[0] is not self:
+            return original_all_items(self)
+        found = self.items.get(asked[1])
+        if found is None:
+            return []
+        if self.range_key_attr:  # as moto orders them: by range key within the partition
+            return sorted(found.values(), key=lambda item: item.range_key)
+        return [found]
+
+    def query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+        index_name = kwargs.get("index_name", args[6] if len(args) > 6 else None)
+        if index_name or hash_key is None:
+            return original_query(self, hash_key, *args, **kwargs)
+        _query_partition.asked = (self, hash_key)  # read by all_items, in this thread, during this call
+        try:
+            return original_query(self, hash_key, *args, **kwargs)
+        finally:
+            _query_partition.asked = None
+
+    query.__recsys_locked__ = True  # type: ignore[attr-defined]
+    Table.query = query
+    Table.all_items = all_items
+
+
 # Operations whose result moto builds as a plain dict of wire names and attribute values.
 ITEM_OPERATIONS = frozenset(
     {
@@ -383,6 +423,7 @@ def main(argv: list[str]) -> None:
     patch_dynamodb_item_size()
     patch_dynamodb_requests()
     patch_request_routing()
+    patch_dynamodb_query()
     from moto.server import main as moto_main
 
     moto_main(argv)

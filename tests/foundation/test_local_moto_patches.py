@@ -5,7 +5,7 @@
 in-process and every item operation's request is parsed both ways and its result serialised both ways; the
 two must be equal (every attribute type, binary values, sets, nested maps, empty results, pagination keys,
 returned old values, a failed condition), an item over the size limit is refused as moto refuses it, and
-requests are routed among the same service modules.
+requests are routed among the same service modules, and a Query answers as moto does.
 """
 
 from __future__ import annotations
@@ -212,3 +212,106 @@ def test_request_routing_sees_the_same_service_modules() -> None:
         assert {"dynamodb", "kinesis", "s3"} <= set(backends.list_of_moto_modules())
     finally:
         backends.list_of_moto_modules = original
+
+
+def _queries(ddb: Any) -> list[dict[str, Any]]:
+    """The same Query calls on a table with a range key and an index, and on one without a range key."""
+    ddb.create_table(
+        TableName=TABLE,
+        KeySchema=[
+            {"AttributeName": "user_id", "KeyType": "HASH"},
+            {"AttributeName": "event_ts", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "user_id", "AttributeType": "S"},
+            {"AttributeName": "event_ts", "AttributeType": "S"},
+            {"AttributeName": "video_id", "AttributeType": "S"},
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "by-video",
+                "KeySchema": [{"AttributeName": "video_id", "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    ddb.create_table(
+        TableName="recsys-test-hash-only",
+        KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    for i in reversed(range(60)):  # written out of order: answers must come sorted by range key
+        item = {"user_id": {"S": f"u{i % 4}"}, "event_ts": {"S": f"{i:04d}"}, "video_id": {"S": f"v{i % 5}"}}
+        ddb.put_item(TableName=TABLE, Item={**item, "n": {"N": str(i)}})
+        ddb.put_item(TableName="recsys-test-hash-only", Item={"k": {"S": f"k{i}"}, "n": {"N": str(i)}})
+    user = {":u": {"S": "u1"}}
+    calls: list[dict[str, Any]] = [
+        {"KeyConditionExpression": "user_id = :u", "ExpressionAttributeValues": user},
+        {
+            "KeyConditionExpression": "user_id = :u",
+            "ExpressionAttributeValues": user,
+            "ScanIndexForward": False,
+        },
+        {
+            "KeyConditionExpression": "user_id = :u AND event_ts BETWEEN :a AND :b",
+            "ExpressionAttributeValues": {**user, ":a": {"S": "0010"}, ":b": {"S": "0040"}},
+        },
+        {
+            "KeyConditionExpression": "user_id = :u AND begins_with(event_ts, :p)",
+            "ExpressionAttributeValues": {**user, ":p": {"S": "002"}},
+        },
+        {
+            "KeyConditionExpression": "user_id = :u",
+            "FilterExpression": "n > :n",
+            "ExpressionAttributeValues": {**user, ":n": {"N": "30"}},
+        },
+        {"KeyConditionExpression": "user_id = :u", "ExpressionAttributeValues": user, "Select": "COUNT"},
+        {"KeyConditionExpression": "user_id = :x", "ExpressionAttributeValues": {":x": {"S": "nobody"}}},
+        {
+            "IndexName": "by-video",
+            "KeyConditionExpression": "video_id = :v",
+            "ExpressionAttributeValues": {":v": {"S": "v2"}},
+        },
+    ]
+    answers = []
+    for call in calls:
+        pages, start = [], None
+        while True:  # pages of 4, so the exclusive start key is exercised
+            page = ddb.query(
+                TableName=TABLE, Limit=4, **call, **({"ExclusiveStartKey": start} if start else {})
+            )
+            page.pop("ResponseMetadata")
+            pages.append(page)
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                break
+        answers.append({"call": call, "pages": pages})
+    one = ddb.query(
+        TableName="recsys-test-hash-only",
+        KeyConditionExpression="k = :k",
+        ExpressionAttributeValues={":k": {"S": "k7"}},
+    )
+    one.pop("ResponseMetadata")
+    answers.append({"call": "hash only", "pages": [one]})
+    return answers
+
+
+def test_a_query_reads_its_partition_and_answers_as_moto_does() -> None:
+    from moto.dynamodb.models.table import Table
+
+    original_query, original_all_items = Table.query, Table.all_items
+    try:
+        with mock_aws():
+            theirs = _queries(boto3.client("dynamodb", region_name="us-east-1"))
+        moto_server.patch_dynamodb_query()
+        with mock_aws():
+            ddb = boto3.client("dynamodb", region_name="us-east-1")
+            ours = _queries(ddb)
+            assert moto_server._query_partition.asked is None  # nothing left behind for the next call
+            assert len(ddb.scan(TableName=TABLE)["Items"]) == 60  # a Scan still reads the whole table
+    finally:
+        Table.query, Table.all_items = original_query, original_all_items
+    assert ours == theirs
+    assert [len(p["Items"]) for p in theirs[0]["pages"]] == [4, 4, 4, 3]
