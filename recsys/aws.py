@@ -59,7 +59,8 @@ def client(service: str, settings: Settings) -> Any:
 
 
 def bulk_client(service: str, settings: Settings) -> Any:
-    """A client for code that builds its own requests (the stream processor): no client-side validation."""
+    """A client for code that builds its own requests (the stream processor, inference tracking): no
+    client-side validation."""
     return _cached(service, settings, "bulk")
 
 

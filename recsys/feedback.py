@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from recsys import artifacts, raw_events
 from recsys.aws import client
 from recsys.click_through import Rate
+from recsys.serving.tracking import shown_items
 from recsys.storage import get_bytes_if_exists, get_parquet, list_keys, put_parquet
 
 if TYPE_CHECKING:
@@ -103,7 +104,7 @@ def merge_feedback(settings: Settings, day: date) -> MergeResult:
         for event in by_rec[rid]:
             if str(event.get("user_id")) == str(item.get("user_id")):
                 engaged[str(event.get("video_id"))] = event
-        for shown in item.get("items", []):
+        for shown in shown_items(item):
             vid = str(shown["video_id"])
             event = engaged.get(vid)
             rows.append(

@@ -26,6 +26,7 @@ import numpy as np
 from boto3.dynamodb.types import TypeDeserializer
 
 from recsys.aws import client
+from recsys.serving.tracking import shown_items
 
 if TYPE_CHECKING:
     from recsys.config import Settings
@@ -128,7 +129,7 @@ def compute(
         ids = [str(v) for v in r.get("video_ids") or []]
         served.update(ids)
         cold += r.get("source") in COLD_START_SOURCES
-        for item in r.get("items") or []:
+        for item in shown_items(r):
             items_total += 1
             fallback += item.get("source") == "popular" and r.get("source") not in COLD_START_SOURCES
         impressions += len(ids)

@@ -94,9 +94,58 @@ def embedding_values(value: Any) -> np.ndarray:
     return np.asarray(value, dtype=np.float32)
 
 
+def _typed_slow(value: Any) -> Any:
+    """`value` in the typed wire form through boto3's serialiser (None: a value to leave out of a map)."""
+    value = to_dynamo(value)
+    return None if value is None else _serializer.serialize(value)
+
+
+def _typed(value: Any) -> Any:
+    """`value` in the typed wire form, as `_typed_slow` gives it, without boto3's per-value dispatch for the
+    common types (str, bool, int, float, list, dict, bytes); any other type takes `_typed_slow`."""
+    kind = type(value)
+    if kind is str:
+        return {"S": value}
+    if kind is bool:
+        return {"BOOL": value}
+    if kind is int and -(10**38) < value < 10**38:
+        return {"N": str(value)}
+    if kind is float:
+        if math.isnan(value) or math.isinf(value):
+            return None
+        if abs(value) < DYNAMODB_SMALLEST_NUMBER:
+            return {"N": "0"}
+        if abs(value) >= 1e125:  # past what DynamoDB holds: boto3's serialiser refuses it
+            return _typed_slow(value)
+        return {"N": str(Decimal(repr(value)))}
+    if kind is dict:
+        members = {}
+        for key, member in value.items():
+            if member is None:
+                continue
+            typed = _typed(member)
+            members[str(key)] = {"NULL": True} if typed is None else typed
+        return {"M": members}
+    if kind is list or kind is tuple:
+        return {"L": [{"NULL": True} if v is None else (_typed(v) or {"NULL": True}) for v in value]}
+    if kind is bytes:
+        return {"B": value}
+    if value is None:
+        return None
+    return _typed_slow(value)
+
+
 def serialize_item(item: dict[str, Any]) -> dict[str, Any]:
-    """An item in DynamoDB's typed wire form (low-level client)."""
-    return {k: _serializer.serialize(v) for k, v in to_dynamo(item).items() if v is not None}
+    """An item in DynamoDB's typed wire form (low-level client); attributes that are None (or NaN) are left
+    out."""
+    out = {}
+    for key, value in item.items():
+        if value is None:
+            continue
+        typed = _typed(value)
+        if typed is not None:
+            out[str(key)] = typed
+    return out
 
 
 def deserialize_item(raw: dict[str, Any]) -> dict[str, Any]:

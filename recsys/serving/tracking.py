@@ -9,13 +9,14 @@ shutdown, tests). A failed write is logged and dropped after retries: tracking n
 from __future__ import annotations
 
 import atexit
+import json
 import logging
 import threading
 import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from recsys.aws import client
+from recsys.aws import bulk_client
 from recsys.feature_store.online import BATCH_WRITE_SIZE, serialize_item
 from recsys.serving.resilience import ThrottledLog, describe
 
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 _throttled = ThrottledLog(log)
 
 TRACKING_TTL_S = 90 * 24 * 3600
+SHOWN_ITEMS = "items_json"  # the attribute holding what a response showed (video, rank, score, source)
 DEFAULT_FLUSH_INTERVAL_S = 1.0
 MAX_QUEUE = 10_000
 
@@ -40,7 +42,11 @@ def tracking_item(
     timestamp: float,
     variant: str = "production",
 ) -> dict[str, Any]:
-    """The inference tracking table item of one response (`variant`: production or canary)."""
+    """The inference tracking table item of one response (`variant`: production or canary).
+
+    What was shown is one compact JSON attribute (`items_json`): a list of maps costs DynamoDB's marshalling
+    (and the API worker's CPU) field by field, about 100 values a response; `video_ids` stays a list, which the
+    stream processor reads to match engagements."""
     return {
         "recommendation_id": recommendation_id,
         "user_id": user_id,
@@ -48,15 +54,31 @@ def tracking_item(
         "variant": variant,
         "model_version": model_version or "none",
         "source": source,
-        "items": [
-            {"video_id": i["video_id"], "rank": i["rank"], "score": i["score"]}
-            | ({"source": i["source"]} if i.get("source") else {})
-            for i in items
-        ],
+        SHOWN_ITEMS: json.dumps(
+            [
+                {"video_id": i["video_id"], "rank": i["rank"], "score": i["score"]}
+                | ({"source": i["source"]} if i.get("source") else {})
+                for i in items
+            ],
+            separators=(",", ":"),
+            allow_nan=False,
+        ),
         "video_ids": [i["video_id"] for i in items],
         "request": request,
         "expires_at": int(timestamp) + TRACKING_TTL_S,
     }
+
+
+def shown_items(item: dict[str, Any]) -> list[dict[str, Any]]:
+    """What a tracked response showed (the JSON attribute, or the list of maps that older versions wrote);
+    an unreadable value reads as nothing shown."""
+    if SHOWN_ITEMS in item:
+        try:
+            shown = json.loads(str(item[SHOWN_ITEMS]))
+        except ValueError:
+            return []
+        return [i for i in shown if isinstance(i, dict)] if isinstance(shown, list) else []
+    return list(item.get("items") or [])
 
 
 class InferenceTracker:
@@ -108,7 +130,7 @@ class InferenceTracker:
         """Write everything queued now; returns how many items were written."""
         written = 0
         with self._flush_lock:
-            ddb = client("dynamodb", self.settings)
+            ddb = bulk_client("dynamodb", self.settings)  # builds every request itself
             while self._queue:
                 batch = []
                 while self._queue and len(batch) < BATCH_WRITE_SIZE:
