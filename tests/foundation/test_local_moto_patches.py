@@ -65,6 +65,31 @@ def compared():
         DynamoHandler.parse_parameters = original_parse
 
 
+def _create_activity_table(ddb: Any, video_index: bool = False) -> None:
+    """The activity table's shape (user, sort key), optionally with an index by video."""
+    attributes = [{"AttributeName": name, "AttributeType": "S"} for name in ("user_id", "event_ts")]
+    extra: dict[str, Any] = {}
+    if video_index:
+        attributes.append({"AttributeName": "video_id", "AttributeType": "S"})
+        extra["GlobalSecondaryIndexes"] = [
+            {
+                "IndexName": "by-video",
+                "KeySchema": [{"AttributeName": "video_id", "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ]
+    ddb.create_table(
+        TableName=TABLE,
+        KeySchema=[
+            {"AttributeName": "user_id", "KeyType": "HASH"},
+            {"AttributeName": "event_ts", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=attributes,
+        BillingMode="PAY_PER_REQUEST",
+        **extra,
+    )
+
+
 def _item(i: int) -> dict[str, Any]:
     return {
         "user_id": {"S": f"u{i % 3}"},
@@ -81,18 +106,7 @@ def _item(i: int) -> dict[str, Any]:
 
 def test_every_item_operation_says_what_moto_says(compared) -> None:
     ddb = boto3.client("dynamodb", region_name="us-east-1")
-    ddb.create_table(
-        TableName=TABLE,
-        KeySchema=[
-            {"AttributeName": "user_id", "KeyType": "HASH"},
-            {"AttributeName": "event_ts", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "user_id", "AttributeType": "S"},
-            {"AttributeName": "event_ts", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    _create_activity_table(ddb)
     items = [_item(i) for i in range(12)]
     ddb.put_item(TableName=TABLE, Item=items[0])
     ddb.put_item(TableName=TABLE, Item={**items[0], "n": {"N": "7"}}, ReturnValues="ALL_OLD")
@@ -216,26 +230,7 @@ def test_request_routing_sees_the_same_service_modules() -> None:
 
 def _queries(ddb: Any) -> list[dict[str, Any]]:
     """The same Query calls on a table with a range key and an index, and on one without a range key."""
-    ddb.create_table(
-        TableName=TABLE,
-        KeySchema=[
-            {"AttributeName": "user_id", "KeyType": "HASH"},
-            {"AttributeName": "event_ts", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "user_id", "AttributeType": "S"},
-            {"AttributeName": "event_ts", "AttributeType": "S"},
-            {"AttributeName": "video_id", "AttributeType": "S"},
-        ],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": "by-video",
-                "KeySchema": [{"AttributeName": "video_id", "KeyType": "HASH"}],
-                "Projection": {"ProjectionType": "ALL"},
-            }
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    _create_activity_table(ddb, video_index=True)
     ddb.create_table(
         TableName="recsys-test-hash-only",
         KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
