@@ -121,6 +121,8 @@ def test_redis_down_serves_uncached(local_stack, tiny_world, monkeypatch):
 
 def test_tracking_records_every_response(service, tiny_world, local_stack):
     from recsys.aws import client
+    from recsys.feature_store.online import deserialize_item
+    from recsys.serving.tracking import shown_items
 
     resp = service.recommend(tiny_world.user_ids[5], k=4)
     assert service.tracker.flush() >= 1
@@ -129,7 +131,9 @@ def test_tracking_records_every_response(service, tiny_world, local_stack):
         Key={"recommendation_id": {"S": resp["recommendation_id"]}},
     )["Item"]
     assert item["user_id"]["S"] == tiny_world.user_ids[5]
-    assert [i["M"]["video_id"]["S"] for i in item["items"]["L"]] == [i["video_id"] for i in resp["items"]]
+    shown = shown_items(deserialize_item(item))
+    assert [i["video_id"] for i in shown] == [i["video_id"] for i in resp["items"]]
+    assert [i["rank"] for i in shown] == [1, 2, 3, 4]
 
 
 def test_bad_requests_are_validation_errors(service):
