@@ -1,4 +1,4 @@
-"""The local stack's moto server, with two fixes for how the stream processor uses it.
+"""The local stack's moto server, with fixes for how recsys uses it (correctness first, then cost).
 
 - Kinesis: moto 5.2.5 gives a new record the shard's last sequence number + 1 without a lock, so two
   concurrent `PutRecord` calls can get the same number and one record replaces the other (and `GetRecords`
@@ -17,14 +17,14 @@
 - DynamoDB queries: moto 5.2.5 answers a Query on a table by sorting every item of the table, then keeping
   the partition asked for, so a query costs in proportion to the table (a serving miss's query of a user's
   activity got five times dearer in one minute of load); here it sorts that partition's items only.
-- DynamoDB requests: likewise moto reads each request by walking the input shape; an item operation's request
-  is its JSON, with binary attribute values decoded from base64 (what the shape walk gives it).
 - DynamoDB responses: moto 5.2.5 serialises every response by walking the operation's output shape, member by
   member, which costs more than the operation itself when a response carries items (a BatchGetItem of 100
   items spends most of its time there). The item operations' results are already in DynamoDB's wire form, so
   they are written with `json.dumps` (binary values base64, as the generic serialiser writes them).
+- DynamoDB requests: likewise moto reads each request by walking the input shape; an item operation's request
+  is its JSON, with binary attribute values decoded from base64 (what the shape walk gives it).
 
-`recsys local up` starts moto through this module, which applies both before it runs moto's own server
+`recsys local up` starts moto through this module, which applies them all before it runs moto's own server
 entry point. A LocalStack (or any other endpoint you run yourself) is used as it is.
 
     python -m recsys.local.moto_server -H 127.0.0.1 -p 4566
@@ -214,9 +214,8 @@ def patch_condition_parsing(max_entries: int = 4096) -> None:
     responses.create_condition_expression_parser = cached_parser
 
 
-ITEM_SIZE_LIMIT = (
-    405_000  # moto's LimitedSizeDict limit (DynamoDB's 400 KB measured as between 409 and 410 KB)
-)
+# moto's LimitedSizeDict limit (DynamoDB's 400 KB measured as between 409 and 410 KB)
+ITEM_SIZE_LIMIT = 405_000
 
 
 def patch_dynamodb_item_size() -> None:
@@ -375,6 +374,7 @@ def item_request_params(body: bytes | str, members: Any) -> dict[str, Any]:
 
 def patch_dynamodb_requests() -> None:
     """Read the item operations' requests as JSON (idempotent)."""
+    from moto.core.utils import get_service_model
     from moto.dynamodb.responses import DynamoHandler
 
     original = DynamoHandler.parse_parameters
@@ -385,8 +385,6 @@ def patch_dynamodb_requests() -> None:
         try:
             action = self._get_action()
             if action in REQUEST_OPERATIONS:
-                from moto.core.utils import get_service_model
-
                 model = get_service_model(self.boto3_service_name).operation_model(action)
                 self.params = item_request_params(request.data, model.input_shape.members)
                 return

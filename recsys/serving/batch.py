@@ -29,7 +29,7 @@ from recsys.errors import UnavailableError, ValidationError
 from recsys.feature_store.bulk import activity_and_engaged_many
 from recsys.feature_store.online import BATCH_WRITE_SIZE, serialize_item
 from recsys.serving import compute as steps
-from recsys.serving.precomputed import CACHED_ITEMS, cached_items_text
+from recsys.serving.item_lists import ITEMS_JSON, items_text
 from recsys.serving.threads import limit_blas_threads
 
 if TYPE_CHECKING:
@@ -397,7 +397,7 @@ def fill_cache(
             ):
                 now = time.time()
                 items = [{"user_id": user, "recommendation_id": uuid.uuid4().hex, "variant": variant,
-                          "model_version": model.version, CACHED_ITEMS: text, "k": k, "generated_at": now,
+                          "model_version": model.version, ITEMS_JSON: text, "k": k, "generated_at": now,
                           "expires_at": int(now) + ttl_s}
                          for texts in outputs for user, text in texts]  # fmt: skip
                 chunks = [items[i : i + BATCH_WRITE_SIZE] for i in range(0, len(items), BATCH_WRITE_SIZE)]
@@ -414,7 +414,7 @@ def fill_cache(
 
 def _cache_texts(results: list[UserResult]) -> list[tuple[str, str]]:
     """(user id, the items as stored) of each result: built where the results are computed."""
-    return [(r.user_id, cached_items_text(r.items)) for r in results]
+    return [(r.user_id, items_text(r.items)) for r in results]
 
 
 def _write(ddb: Any, table: str, items: list[dict[str, Any]]) -> int:

@@ -25,9 +25,9 @@ from recsys.feature_store.online import OnlineFeatureStore, deserialize_item
 from recsys.secrets import feature_flags
 from recsys.serving import compute as steps
 from recsys.serving.cache import USER_STATE_FIELD, RecommendationCache, cache_field
+from recsys.serving.item_lists import stored_items
 from recsys.serving.live_metrics import LiveMetrics
 from recsys.serving.model_store import ModelStore, ServingModel, production_version
-from recsys.serving.precomputed import cached_items
 from recsys.serving.resilience import DependencyMonitor, degradation, describe
 from recsys.serving.rules import Selection
 from recsys.serving.schemas import DEFAULT_K, MAX_K
@@ -243,7 +243,7 @@ class RecommendationService:
             k = min(max(int(item.get("k") or DEFAULT_K), 1), MAX_K)
             return self.recommend(user_id, k=k, track=False)
         try:
-            item["items"] = [i for i in cached_items(item) if not self.live.removed(str(i["video_id"]))]
+            item["items"] = [i for i in stored_items(item) if not self.live.removed(str(i["video_id"]))]
         except (ValueError, TypeError, KeyError):  # an entry this code cannot read: answer as without one
             log.warning("unreadable precomputed entry of user %s; answering from the model", user_id)
             return self.recommend(user_id, track=False)

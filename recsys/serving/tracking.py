@@ -9,7 +9,6 @@ shutdown, tests). A failed write is logged and dropped after retries: tracking n
 from __future__ import annotations
 
 import atexit
-import json
 import logging
 import threading
 import time
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from recsys.aws import bulk_client
 from recsys.feature_store.online import BATCH_WRITE_SIZE, serialize_item
+from recsys.serving.item_lists import ITEMS_JSON, items_text, stored_items
 from recsys.serving.resilience import ThrottledLog, describe
 
 if TYPE_CHECKING:
@@ -27,7 +27,6 @@ log = logging.getLogger(__name__)
 _throttled = ThrottledLog(log)
 
 TRACKING_TTL_S = 90 * 24 * 3600
-SHOWN_ITEMS = "items_json"  # the attribute holding what a response showed (video, rank, score, source)
 DEFAULT_FLUSH_INTERVAL_S = 1.0
 MAX_QUEUE = 10_000
 
@@ -44,9 +43,8 @@ def tracking_item(
 ) -> dict[str, Any]:
     """The inference tracking table item of one response (`variant`: production or canary).
 
-    What was shown is one compact JSON attribute (`items_json`): a list of maps costs DynamoDB's marshalling
-    (and the API worker's CPU) field by field, about 100 values a response; `video_ids` stays a list, which the
-    stream processor reads to match engagements."""
+    What was shown is one compact JSON attribute (`recsys.serving.item_lists`); `video_ids` stays a list,
+    which the stream processor reads to match engagements."""
     return {
         "recommendation_id": recommendation_id,
         "user_id": user_id,
@@ -54,14 +52,12 @@ def tracking_item(
         "variant": variant,
         "model_version": model_version or "none",
         "source": source,
-        SHOWN_ITEMS: json.dumps(
+        ITEMS_JSON: items_text(
             [
                 {"video_id": i["video_id"], "rank": i["rank"], "score": i["score"]}
                 | ({"source": i["source"]} if i.get("source") else {})
                 for i in items
-            ],
-            separators=(",", ":"),
-            allow_nan=False,
+            ]
         ),
         "video_ids": [i["video_id"] for i in items],
         "request": request,
@@ -72,13 +68,11 @@ def tracking_item(
 def shown_items(item: dict[str, Any]) -> list[dict[str, Any]]:
     """What a tracked response showed (the JSON attribute, or the list of maps that older versions wrote);
     an unreadable value reads as nothing shown."""
-    if SHOWN_ITEMS in item:
-        try:
-            shown = json.loads(str(item[SHOWN_ITEMS]))
-        except ValueError:
-            return []
-        return [i for i in shown if isinstance(i, dict)] if isinstance(shown, list) else []
-    return list(item.get("items") or [])
+    try:
+        shown = stored_items(item)
+    except ValueError:
+        return []
+    return [i for i in shown if isinstance(i, dict)]
 
 
 class InferenceTracker:
