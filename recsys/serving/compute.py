@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from recsys.ranking.candidates import SOURCES
 from recsys.serving.filters import max_per_category
 from recsys.serving.reasons import reasons as explain
 from recsys.serving.rules import Fill, Selection, select
@@ -103,15 +104,16 @@ def rank_sources_many(
     queries: Sequence[UserQuery],
     category: str | None,
     now_ts: int,
-) -> list[tuple[np.ndarray, np.ndarray, list[str]]]:
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """The candidate step of each query (with a vector): the union of the sources' top lists ordered by the
     served choice (the ranker over per-source features, or the single source the evaluation chose;
     `recsys.serving.sources`), one ranker call for all of them. Without the ranker (flag `ranking_enabled`
-    off) the two-tower order stands. Returns rows, scores and each row's source, per query."""
+    off) the two-tower order stands. Returns rows, scores and each row's source (its index in SOURCES), per
+    query."""
     allowed = model.category_masks[category] if category is not None else None
     states = [user_state(history_rows(q), q.vector, q.excluded, _newest_ts(q.recent)) for q in queries]
     ranked = rank_candidates_many(model, states, now_ts, allowed, use_ranker=config.ranking)
-    return [(r.rows, r.scores, r.sources) for r in ranked]
+    return [(r.rows, r.scores, r.best_source) for r in ranked]
 
 
 def answer_many(
@@ -126,23 +128,35 @@ def answer_many(
     One request is a block of one; a batch block gets the same answer per user."""
     warm = [q for q in queries if q.vector is not None]
     ranked = iter(rank_sources_many(model, config, warm, category, now_ts) if warm else [])
-    empty: tuple[np.ndarray, np.ndarray, list[str]] = (np.zeros(0, np.int64), np.zeros(0), [])
+    empty = (np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64))
     out = []
     for q in queries:
-        rows, scores, sources = next(ranked) if q.vector is not None else empty
+        rows, scores, best_source = next(ranked) if q.vector is not None else empty
         chosen, source = choose(model, config, q, rows, scores, k, category)
-        label_sources(chosen, rows, sources)
+        label_sources(chosen, rows, best_source)
         out.append((chosen, source, reasons(model, q, chosen, now_ts)))
     return out
 
 
-def label_sources(chosen: Selection, rows: np.ndarray, sources: list[str]) -> Selection:
-    """Each chosen item's origin is the source that brought it (fill-ups keep "popular" / "trending")."""
-    source_of = dict(zip(rows.tolist(), sources, strict=True))
-    chosen.origins = [
-        source_of.get(r, "two_tower") if o == "model" else o
-        for r, o in zip(chosen.rows.tolist(), chosen.origins, strict=True)
-    ]
+def label_sources(chosen: Selection, rows: np.ndarray, best_source: np.ndarray) -> Selection:
+    """Each chosen item's origin is the source that brought it (`best_source`: per candidate row, its index
+    in SOURCES); fill-ups keep "popular" / "trending"."""
+    from_model = [i for i, o in enumerate(chosen.origins) if o == "model"]
+    if not from_model:
+        return chosen
+    origins = list(chosen.origins)
+    for i in from_model:
+        origins[i] = "two_tower"  # a row the candidate step did not return
+    if rows.size:
+        picked = chosen.rows[from_model]
+        by_row = np.argsort(rows)  # candidate rows are unique
+        at = by_row[np.minimum(np.searchsorted(rows, picked, sorter=by_row), rows.size - 1)]
+        for i, found, code in zip(
+            from_model, (rows[at] == picked).tolist(), best_source[at].tolist(), strict=True
+        ):
+            if found:
+                origins[i] = SOURCES[code]
+    chosen.origins = origins
     return chosen
 
 
@@ -183,7 +197,8 @@ def choose(
         empty = np.zeros(0, dtype=np.int64)
         return select(empty, np.zeros(0), codes, n_cat, k, query.excluded, fills, cap, allowed), "popular"
     fills = [Fill(model.fill_popular, model.popularity, "popular")]
-    return select(rows, scores, codes, n_cat, k, query.excluded, fills, cap, allowed), "model"
+    selection = select(rows, scores, codes, n_cat, k, query.excluded, fills, cap, allowed, ranked_unique=True)
+    return selection, "model"  # the candidate step returns each row once
 
 
 def reasons(model: ServingModel, query: UserQuery, chosen: Selection, now_ts: int | None = None) -> list[str]:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from recsys.ranking.row_sets import member_of
+
 log = logging.getLogger(__name__)
 
 DEFAULT_ANN_THRESHOLD = 50_000
@@ -176,7 +178,7 @@ class HnswIndex:
         rows = labels[0].astype(np.int64)
         scores = 1.0 - distances[0].astype(np.float64)  # hnswlib's ip distance is 1 - <q, x>
         if n_excl and filt is None:
-            keep = ~np.isin(rows, exclude)
+            keep = ~member_of(rows, exclude)
             rows, scores = rows[keep], scores[keep]
         return Candidates(rows[:n], scores[:n])
 
@@ -212,7 +214,7 @@ class HnswIndex:
                 rows = labels[j].astype(np.int64)
                 scores = 1.0 - distances[j].astype(np.float64)  # hnswlib's ip distance is 1 - <q, x>
                 if len(excludes[u]):
-                    keep = ~np.isin(rows, excludes[u])
+                    keep = ~member_of(rows, excludes[u])
                     rows, scores = rows[keep], scores[keep]
                 out[u] = Candidates(rows[:n], scores[:n])
         return [c for c in out if c is not None]

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from recsys.ranking.row_sets import member_of
+
 # How many rows of a FillOrder's head the chunked walk may look at, beyond `need` and the blocked rows.
 HEAD_WALK_EXTRA = 256
 ORIGINS = ("model", "popular", "trending")
@@ -93,23 +95,15 @@ class _State:
         return self.k - self.n_picks
 
     def blocked(self, rows: np.ndarray) -> np.ndarray:
-        out = _member(rows, self.excluded)
+        out = member_of(rows, self.excluded)
         if self.taken:
-            out |= _member(rows, np.sort(np.concatenate(self.taken)))
+            out |= member_of(rows, np.concatenate(self.taken))
         if self.allowed is not None:
             out |= self.codes[rows] != self.allowed
         return out
 
     def n_blocked_upper(self) -> int:
         return len(self.excluded) + sum(len(t) for t in self.taken)
-
-
-def _member(rows: np.ndarray, sorted_rows: np.ndarray) -> np.ndarray:
-    """Which of `rows` are in `sorted_rows` (ascending): a binary search each, no sort of `rows`."""
-    if sorted_rows.shape[0] == 0:
-        return np.zeros(rows.shape[0], dtype=bool)
-    at = np.minimum(np.searchsorted(sorted_rows, rows), sorted_rows.shape[0] - 1)
-    return sorted_rows[at] == rows
 
 
 def _cumcount(codes: np.ndarray) -> np.ndarray:

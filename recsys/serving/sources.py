@@ -89,7 +89,7 @@ class Ranked:
 
     rows: np.ndarray
     scores: np.ndarray
-    sources: list[str]
+    best_source: np.ndarray  # per row, the index in SOURCES of the source that ranks it best
     choice: str
 
 
@@ -125,10 +125,10 @@ def rank_candidates_many(
     out = []
     for c, s in zip(cands, scores, strict=True):
         if not len(c):
-            out.append(Ranked(c.rows, np.zeros(0), [], choice))
+            out.append(Ranked(c.rows, np.zeros(0), c.best_source, choice))
             continue
         idx, ordered = order(c, choice, s)
-        out.append(Ranked(c.rows[idx], ordered, [c.source[i] for i in idx.tolist()], choice))
+        out.append(Ranked(c.rows[idx], ordered, c.best_source[idx], choice))
     return out
 
 

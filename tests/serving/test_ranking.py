@@ -11,7 +11,7 @@ from recsys.ranking.tree_ensemble import TreeEnsemble
 from tests.ml.catboost_oracle import TreeWalkRanker
 
 
-def _random_model(rng: np.random.Generator, n_trees: int = 40) -> dict:
+def _random_model(rng: np.random.Generator, n_trees: int = 40, max_depth: int = 6) -> dict:
     n_feat = len(CANDIDATE_FEATURES)
     floats = [
         {
@@ -24,7 +24,7 @@ def _random_model(rng: np.random.Generator, n_trees: int = 40) -> dict:
     ]
     trees = []
     for t in range(n_trees):
-        depth = int(rng.integers(0, 7)) if t % 5 else 6  # mixed depths, including stumps
+        depth = int(rng.integers(0, max_depth + 1)) if t % 5 else max_depth  # mixed, including stumps
         splits = [
             {
                 "float_feature_index": int(rng.integers(0, n_feat)),
@@ -41,10 +41,15 @@ def _random_model(rng: np.random.Generator, n_trees: int = 40) -> dict:
     }
 
 
-@pytest.mark.parametrize("seed", [7, 8, 9])
-def test_tree_ensemble_matches_the_tree_walk_oracle(seed):
+@pytest.mark.parametrize(
+    ("seed", "max_depth", "n_trees"),
+    # depth 6: one tree per level lookup; 4, 3 and 2: consecutive trees packed into one (an odd count
+    # leaves a partial group)
+    [(7, 6, 40), (8, 6, 40), (9, 6, 40), (10, 4, 41), (11, 3, 40), (12, 2, 43)],
+)
+def test_tree_ensemble_matches_the_tree_walk_oracle(seed, max_depth, n_trees):
     rng = np.random.default_rng(seed)
-    model = _random_model(rng)
+    model = _random_model(rng, n_trees, max_depth)
     oracle = TreeWalkRanker(model)
     fast = TreeEnsemble(model)
     assert (fast.n_trees, fast.n_features) == (oracle.n_trees, oracle.n_features)

@@ -1,0 +1,31 @@
+"""Membership of catalogue rows in a small set of rows (a user's exclusions, a short list).
+
+`np.isin` on integers builds a lookup table spanning the values' range: for rows of a 100,000-video
+catalogue that is a 100 KB table per call, tens of microseconds on the request path for a set of 20 rows.
+A few values are looked up by binary search in the sorted set; many values (thousands of neighbour-list
+entries) by one bool per catalogue row. Both give `np.isin`'s answer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+DENSE_FROM_VALUES = 1_000  # from this many values, with the rows' range given, one bool per row
+
+
+def member_of(values: np.ndarray, pool: np.ndarray, n_rows: int | None = None) -> np.ndarray:
+    """A bool per value: True where it is in `pool` (`np.isin(values, pool)`, for a small `pool`).
+
+    `n_rows`: every value and pool member is a row in [0, n_rows) (then many values use a dense mask)."""
+    values = np.asarray(values)
+    pool = np.asarray(pool).ravel()
+    if not pool.size or not values.size:
+        return np.zeros(values.shape, dtype=bool)
+    if n_rows is not None and values.size >= DENSE_FROM_VALUES:
+        mask = np.zeros(n_rows, dtype=bool)
+        mask[pool] = True
+        return mask[values]
+    pool = np.sort(pool)
+    pos = np.searchsorted(pool, values)
+    pos[pos == pool.size] = 0
+    return pool[pos] == values

@@ -1,0 +1,30 @@
+"""`member_of` answers as `np.isin` does, for the row sets the request path tests against."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from recsys.ranking.row_sets import DENSE_FROM_VALUES, member_of
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_member_of_equals_isin(seed):
+    rng = np.random.default_rng(seed)
+    cases = [(128, 25, 100_000), (DENSE_FROM_VALUES * 5, 10, 1_000), (7, 0, 10), (0, 5, 10), (50, 50, 20)]
+    for n_values, n_pool, n_rows in cases:
+        values = rng.integers(0, n_rows, n_values)
+        pool = rng.integers(0, n_rows, n_pool)  # unsorted, with repeats
+        expected = np.isin(values, pool).tolist()
+        assert member_of(values, pool).tolist() == expected  # binary search
+        assert member_of(values, pool, n_rows).tolist() == expected  # dense mask for many values
+    # values above and below every pool value, the pool's own ends, another integer type
+    values = np.array([-1, 0, 3, 9, 10, 11], dtype=np.int64)
+    assert member_of(values, np.array([9, 0, 3], dtype=np.int32)).tolist() == [
+        False,
+        True,
+        True,
+        True,
+        False,
+        False,
+    ]
