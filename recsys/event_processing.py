@@ -21,8 +21,9 @@ written with `applied_at` in the same DynamoDB transaction as the changes the ev
 that it has no `applied_at` yet (the API writes the same item first, without it, so that serving sees the
 event at once). The features are read whole, updated in memory and put back on the condition that nobody
 changed them meanwhile (a revision number, and the model version, so a deployment's rewrite is never
-overwritten with older values). A redelivered or replayed event finds its marker and changes nothing; a
-conflict re-reads and retries. Events are applied in groups of up to 100 transaction items, a user's events
+overwritten with older values). A redelivered or replayed event fails its marker's condition, which cancels
+its group's transaction: the group's markers are then read, the events applied before are counted as
+duplicates and change nothing, and the rest is retried; a conflict on an entity re-reads it and retries. Events are applied in groups of up to 100 transaction items, a user's events
 together (their order kept). The marker lives as long as the activity item (ACTIVITY_TTL_S, 30 days):
 `recsys events replay` refuses to start earlier than that.
 
@@ -311,10 +312,10 @@ class EventApplier:
                 result.duplicates += 1
             else:
                 unique[event["event_id"]] = event
-        done = self._processed(list(unique.values()))
-        result.duplicates += len(done)
-        pending = [e for i, e in unique.items() if i not in done]
-        pending.sort(key=lambda e: e["user_id"])  # a user's events together (stable: their order is kept)
+        # No read of the markers first: an event applied before fails its marker's condition, which cancels its
+        # group's transaction; the group's markers are read then (`_after_cancel`), so a batch of new events
+        # (the usual case) costs no read per event.
+        pending = sorted(unique.values(), key=lambda e: e["user_id"])  # a user's events together, in order
         if not pending:
             return result
         state = _State()
@@ -457,9 +458,12 @@ class EventApplier:
                         continue
                     self._fail(group, f"{code}: {exc}", result)
                     return
-                result.conflicts += 1
-                group = self._after_cancel(group, exc, writes, state, result)
-                time.sleep(min(0.01 * 2**attempt, 0.5))
+                group, conflicted = self._after_cancel(group, exc, writes, state, result)
+                if (
+                    conflicted
+                ):  # another writer changed an entity: back off; events applied before: retry at once
+                    result.conflicts += 1
+                    time.sleep(min(0.01 * 2**attempt, 0.5))
                 continue
             except Exception as exc:  # the endpoint is unreachable: let the stream deliver the records again
                 self._fail(group, f"{type(exc).__name__}: {exc}", result)
@@ -495,8 +499,9 @@ class EventApplier:
         writes: list[tuple[str, str, Any]],
         state: _State,
         result: ApplyResult,
-    ) -> list[dict[str, Any]]:
-        """Drop events someone else applied meanwhile; re-read entities that changed; the group to retry."""
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """Drop events applied before (a redelivery, a replay, another processor meanwhile); re-read entities
+        that changed. Returns the group to retry and whether an entity had changed (a conflict)."""
         reasons = exc.response.get("CancellationReasons") or []
         already: set[str] = set()
         stale: set[tuple[str, str]] = set()
@@ -514,7 +519,7 @@ class EventApplier:
         remaining = [e for e in group if e["event_id"] not in already]
         if stale and remaining:
             self._read(state, remaining, only=stale)
-        return remaining
+        return remaining, bool(stale)
 
     def _transaction(
         self, group: list[dict[str, Any]], state: _State
