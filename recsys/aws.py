@@ -14,6 +14,7 @@ import boto3
 from botocore.config import Config
 
 from recsys.config import Settings
+from recsys.dynamodb_wire import WireFormSerializer
 
 _LOCAL_CREDENTIALS = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
 _BOTO_CONFIG = Config(retries={"max_attempts": 4, "mode": "standard"}, connect_timeout=5, read_timeout=60)
@@ -60,7 +61,7 @@ def client(service: str, settings: Settings) -> Any:
 
 def bulk_client(service: str, settings: Settings) -> Any:
     """A client for code that builds its own requests (the stream processor, inference tracking): no
-    client-side validation."""
+    client-side validation; for DynamoDB, item requests written as JSON directly (`recsys.dynamodb_wire`)."""
     return _cached(service, settings, "bulk")
 
 
@@ -80,6 +81,8 @@ def _cached(service: str, settings: Settings, kind: str) -> Any:
             elif kind == "bulk":
                 config = _BULK_CONFIG
             found = _build(service, settings, config)
+            if kind == "bulk" and service == "dynamodb":  # its callers send items in DynamoDB's wire form
+                found._serializer = WireFormSerializer(found._serializer)
             _clients[key] = found
         return found
 
