@@ -25,6 +25,7 @@ import platform
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -144,6 +145,56 @@ class MemoryStore:
         return (serialize_item(i) for i in items.values())
 
 
+class RssSampler:
+    """Resident memory of this process and its worker processes, sampled every `every_s` seconds while the
+    batch runs: what the batch itself adds, apart from the version and the items set up before it."""
+
+    def __init__(self, every_s: float = 0.5) -> None:
+        self.every_s = every_s
+        self.parent: list[float] = []
+        self.workers: list[float] = []  # the largest worker at each sample
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @staticmethod
+    def _rss_mb(pid: int | str) -> float:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+        except OSError:
+            pass
+        return 0.0
+
+    def _children(self) -> list[str]:
+        try:
+            return Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").read_text().split()
+        except OSError:
+            return []
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.parent.append(self._rss_mb(os.getpid()))
+            self.workers.append(max((self._rss_mb(c) for c in self._children()), default=0.0))
+            self._stop.wait(self.every_s)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.parent.append(self._rss_mb(os.getpid()))
+
+    def summary(self) -> dict[str, float]:
+        """Parent at the start, its largest and at the end; the largest worker, at half-way and at its largest."""
+        half = self.workers[len(self.workers) // 2] if self.workers else 0.0
+        return {"parent_start": round(self.parent[0], 1), "parent_max": round(max(self.parent), 1),
+                "parent_end": round(self.parent[-1], 1), "worker_half_way": round(half, 1),
+                "worker_max": round(max(self.workers, default=0.0), 1)}  # fmt: skip
+
+
 def one_run(settings, users: list[str], per_request: int, out: Path, store=None) -> dict[str, Any]:
     from recsys.config import ServingConfig
     from recsys.serving.batch import write_recommendations
@@ -154,8 +205,10 @@ def one_run(settings, users: list[str], per_request: int, out: Path, store=None)
     service = RecommendationService(
         settings, config, feature_store=store, tracker=InferenceTracker(settings, background=False)
     )
+    sampler = RssSampler()
     t, cpu = time.perf_counter(), time.process_time()
-    rows = write_recommendations(service, users, 20, out)
+    with sampler:
+        rows = write_recommendations(service, users, 20, out)
     batch_s, batch_cpu_s = time.perf_counter() - t, time.process_time() - cpu
     t = time.perf_counter()
     for u in users[:per_request]:
@@ -166,7 +219,7 @@ def one_run(settings, users: list[str], per_request: int, out: Path, store=None)
     peak_mb = {"parent": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                "largest_worker": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}  # fmt: skip
     return {"batch_s": batch_s, "batch_cpu_s": batch_cpu_s, "rows": rows, "batch_users_per_s": len(users) / batch_s,
-            "peak_rss_mb": peak_mb,
+            "peak_rss_mb": peak_mb, "rss_during_batch_mb": sampler.summary(),
             "per_request_users_per_s": per_request / per_request_s,
             "ratio": (len(users) / batch_s) / (per_request / per_request_s)}  # fmt: skip
 
@@ -203,7 +256,9 @@ def main() -> None:
                 print(f"run {i + 1}: {json.dumps(runs[-1])}", file=sys.stderr)
         finally:
             stack.down()
-    med = {key: statistics.median(r[key] for r in runs) for key in runs[0] if key != "peak_rss_mb"}
+    med = {
+        key: statistics.median(r[key] for r in runs) for key in runs[0] if not isinstance(runs[0][key], dict)
+    }
     print(json.dumps({"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                                   "load_avg_at_end": os.getloadavg()}, "args": vars(args), "setup_s": setup_s,
                       "runs": runs, "median": med}, indent=2))  # fmt: skip
