@@ -187,11 +187,16 @@ class RssSampler:
         self._thread.join()
         self.parent.append(self._rss_mb(os.getpid()))
 
-    def summary(self) -> dict[str, float]:
-        """Parent at the start, its largest and at the end; the largest worker, at half-way and at its largest."""
-        half = self.workers[len(self.workers) // 2] if self.workers else 0.0
-        return {"parent_start": round(self.parent[0], 1), "parent_max": round(max(self.parent), 1),
-                "parent_end": round(self.parent[-1], 1), "worker_half_way": round(half, 1),
+    def summary(self) -> dict[str, Any]:
+        """The parent at the start, at each quarter of the run, at its largest and at the end; the largest
+        worker at each quarter and at its largest."""
+
+        def quarters(samples: list[float]) -> list[float]:
+            return [round(samples[min(len(samples) - 1, len(samples) * q // 4)], 1) for q in (1, 2, 3)]
+
+        return {"parent_start": round(self.parent[0], 1), "parent_quarters": quarters(self.parent),
+                "parent_max": round(max(self.parent), 1), "parent_end": round(self.parent[-1], 1),
+                "worker_quarters": quarters(self.workers) if self.workers else [],
                 "worker_max": round(max(self.workers, default=0.0), 1)}  # fmt: skip
 
 
