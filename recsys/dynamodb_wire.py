@@ -29,8 +29,9 @@ WIRE_FORM_OPERATIONS = frozenset(
 )
 
 
-def _wire_value(value: Any) -> Any:
-    """What `json.dumps` cannot write itself: binary attribute values (base64, as botocore sends them)."""
+def wire_value(value: Any) -> Any:
+    """`json.dumps`'s `default` for DynamoDB's JSON: binary attribute values as base64 (as botocore sends them
+    and DynamoDB answers them); anything else not JSON is refused."""
     if isinstance(value, bytes | bytearray):
         return base64.b64encode(value).decode("ascii")
     raise TypeError(f"{type(value).__name__} is not in DynamoDB's wire form")
@@ -46,7 +47,7 @@ class WireFormSerializer:
         if operation_model.name not in WIRE_FORM_OPERATIONS:
             return self._botocore.serialize_to_request(parameters, operation_model)
         try:
-            body = json.dumps(parameters, default=_wire_value, allow_nan=False)
+            body = json.dumps(parameters, default=wire_value, allow_nan=False)
         except (TypeError, ValueError):  # not the wire form (e.g. a boto3 Binary): botocore writes it
             return self._botocore.serialize_to_request(parameters, operation_model)
         metadata = operation_model.metadata

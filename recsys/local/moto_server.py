@@ -42,6 +42,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from recsys.dynamodb_wire import wire_value
+
 MARKER = "recsys.local.moto_server"  # in the command line of the process (see ManagedProcess.marker)
 _SHARD_LOCK = threading.RLock()
 
@@ -292,13 +294,6 @@ ITEM_OPERATIONS = frozenset(
 )
 
 
-def _wire_value(value: Any) -> Any:
-    """Binary values as moto's JSON serialiser writes them (base64); anything else unknown is refused."""
-    if isinstance(value, bytes | bytearray):
-        return base64.b64encode(value).decode("ascii")
-    raise TypeError(f"{type(value).__name__} is not serialisable")
-
-
 def item_response_body(result: Any, members: Any) -> str:
     """The JSON body of an item operation's result: its output shape's `members` only, None members left out
     (at the top two levels, where moto's handlers leave them; attribute values never hold None)."""
@@ -308,7 +303,7 @@ def item_response_body(result: Any, members: Any) -> str:
             for k, v in result.items()
             if v is not None and k in members
         }
-    return json.dumps(result, default=_wire_value)
+    return json.dumps(result, default=wire_value)
 
 
 def patch_dynamodb_responses() -> None:
