@@ -2,10 +2,10 @@
 
 Deleted at once: the user's recent activity, online user features, precomputed recommendations (the
 recommendations cache table), computed recommendations in Redis and inference-tracking items. The user's
-features item is replaced by a tombstone (`forgotten_at`, a new `rev`): events still on the stream, dated
-at or before the erasure, are dropped by the stream processor instead of writing the user back
-(`recsys.event_processing`), also when it is applying them at that moment (its conditional write fails on
-the new `rev` and it reads the tombstone). Raw events
+features item is replaced by a tombstone (`forgotten_at`, a new `rev`), before anything is deleted: events
+still on the stream, dated at or before the erasure, are dropped by the stream processor instead of writing
+the user back (`recsys.event_processing`), also when it is applying them at that moment (its conditional
+write fails on the new `rev` and it reads the tombstone). Raw events
 in the data-lake bucket are not rewritten: they expire under the bucket's lifecycle rule
 (`raw_events_retention_days`, see docs/serving.md). A user the trained model knows keeps an embedding in
 the serving bundle until the next training run, which no longer sees the erased activity.
@@ -70,6 +70,17 @@ def forget_user(settings: Settings, user_id: str, cache: RecommendationCache | N
     ddb = client("dynamodb", settings)
     activity_table = names.table("user_activity")
     tracking_table = names.table("inference_tracking")
+    # The tombstone first: from here on the stream processor's transactions for this user fail their condition
+    # and drop the events dated before it, so what the queries below find is all there is to delete (a
+    # transaction committed before the tombstone is found; deleting first could miss its items).
+    now = time.time()
+    tombstone = {
+        "user_id": {"S": user_id},
+        "forgotten_at": {"N": repr(now)},
+        "rev": {"N": str(int(now * 1e6))},  # differs from any rev a concurrent writer read
+    }
+    response = ddb.put_item(TableName=names.table("user_features"), Item=tombstone, ReturnValues="ALL_OLD")
+    features = int(bool(set(response.get("Attributes", {})) - {"user_id", "forgotten_at", "rev"}))
     activity = _query_keys(ddb, activity_table, ["user_id", "event_ts"], user_id)
     tracking = _query_keys(ddb, tracking_table, ["recommendation_id"], user_id, index="user-index")
     report: dict[str, Any] = {
@@ -78,15 +89,8 @@ def forget_user(settings: Settings, user_id: str, cache: RecommendationCache | N
         "tracking": _delete_keys(
             ddb, tracking_table, [{"recommendation_id": k["recommendation_id"]} for k in tracking]
         ),
+        "features": features,
     }
-    now = time.time()
-    tombstone = {
-        "user_id": {"S": user_id},
-        "forgotten_at": {"N": repr(now)},
-        "rev": {"N": str(int(now * 1e6))},  # differs from any rev a concurrent writer read
-    }
-    response = ddb.put_item(TableName=names.table("user_features"), Item=tombstone, ReturnValues="ALL_OLD")
-    report["features"] = int(bool(set(response.get("Attributes", {})) - {"user_id", "forgotten_at", "rev"}))
     response = ddb.delete_item(
         TableName=names.table("recommendations_cache"),
         Key={"user_id": {"S": user_id}},

@@ -356,3 +356,32 @@ def test_events_dated_before_a_users_erasure_never_write_the_user_back(local_sta
     assert EventApplier(local_stack).apply_events([later]).applied == [later["event_id"]]
     [kept] = store.activity_and_engaged(user, 10)[0]
     assert (kept["event_type"], float(kept["timestamp"])) == ("view", pytest.approx(later["timestamp"]))
+
+
+@pytest.mark.parametrize("step", ["PutItem", "Query", "BatchWriteItem"])
+def test_an_event_applied_during_an_erasure_leaves_nothing_behind(local_stack, tiny_world, step):
+    """The stream processor commits an event of the user just before each of the erasure's DynamoDB calls
+    (tombstone, key queries, deletes): whatever it wrote is found and deleted, or it drops the event."""
+    from recsys.event_processing import EventApplier
+    from recsys.serving.forget import forget_user
+
+    user = f"erasing-{step}-{uuid.uuid4().hex[:8]}"
+    in_flight = {"event_id": uuid.uuid4().hex, "user_id": user, "video_id": tiny_world.video_ids[0],
+                 "event_type": "like", "timestamp": time.time() - 5}  # fmt: skip
+    store = OnlineFeatureStore(local_stack)
+    store.record_activity(in_flight)  # as the API does, before the stream delivers it
+    applied: list[int] = []
+
+    def processor_commits_first(model, **_kwargs) -> None:
+        if model.name == step and not applied:
+            applied.append(len(EventApplier(local_stack).apply_events([in_flight]).applied))
+
+    events = client("dynamodb", local_stack).meta.events  # the client the erasure uses
+    events.register("before-call.dynamodb", processor_commits_first, unique_id="erasure-race")
+    try:
+        forget_user(local_stack, user)
+    finally:
+        events.unregister("before-call.dynamodb", unique_id="erasure-race")
+    assert applied == [1 if step == "PutItem" else 0]  # before the tombstone it is applied, after it dropped
+    assert store.activity_and_engaged(user, 10) == ([], [])
+    assert "interaction_count" not in (store.get_users([user])[0] or {})
