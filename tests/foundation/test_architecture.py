@@ -36,6 +36,7 @@ LAYERS: dict[str, int] = {
     "recsys.feature_store": 1,
     "recsys.registry": 1,
     "recsys.raw_events": 1,
+    "recsys.dynamodb_wire": 1,
     "recsys.data": 2,
     "recsys.ranking": 2,
     "recsys.evaluation": 2,
