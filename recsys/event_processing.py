@@ -21,10 +21,11 @@ written with `applied_at` in the same DynamoDB transaction as the changes the ev
 that it has no `applied_at` yet (the API writes the same item first, without it, so that serving sees the
 event at once). The features are read whole, updated in memory and put back on the condition that nobody
 changed them meanwhile (a revision number, and the model version, so a deployment's rewrite is never
-overwritten with older values). A redelivered or replayed event fails its marker's condition, which cancels
-its group's transaction: the group's markers are then read, the events applied before are counted as
-duplicates and change nothing, and the rest is retried; a conflict on an entity re-reads it and retries. Events are applied in groups of up to 100 transaction items, a user's events
-together (their order kept). The marker lives as long as the activity item (ACTIVITY_TTL_S, 30 days):
+overwritten with older values). The markers are not read beforehand: a redelivered or replayed event fails
+its marker's condition, which cancels its group's transaction; the cancellation names those events (without
+reasons, the group's markers are read), they are counted as duplicates and change nothing, and the rest is
+retried. A conflict on an entity re-reads it and retries. Events are applied in groups of up to 100
+transaction items, a user's events together (their order kept). The marker lives as long as the activity item (ACTIVITY_TTL_S, 30 days):
 `recsys events replay` refuses to start earlier than that.
 
 A malformed record (not JSON, a missing or invalid field, an unknown event type, larger than
@@ -313,8 +314,8 @@ class EventApplier:
             else:
                 unique[event["event_id"]] = event
         # No read of the markers first: an event applied before fails its marker's condition, which cancels its
-        # group's transaction; the group's markers are read then (`_after_cancel`), so a batch of new events
-        # (the usual case) costs no read per event.
+        # group's transaction and names the event (`_after_cancel`), so a batch of new events (the usual case)
+        # costs no read per event.
         pending = sorted(unique.values(), key=lambda e: e["user_id"])  # a user's events together, in order
         if not pending:
             return result
@@ -459,9 +460,8 @@ class EventApplier:
                     self._fail(group, f"{code}: {exc}", result)
                     return
                 group, conflicted = self._after_cancel(group, exc, writes, state, result)
-                if (
-                    conflicted
-                ):  # another writer changed an entity: back off; events applied before: retry at once
+                # Another writer changed an entity: back off. Only events applied before: retry at once.
+                if conflicted:
                     result.conflicts += 1
                     time.sleep(min(0.01 * 2**attempt, 0.5))
                 continue

@@ -54,7 +54,6 @@ class TreeEnsemble:
         trees = model["oblivious_trees"]
         self.n_trees = len(trees)
         depth = max((len(t["splits"]) for t in trees), default=0)
-        self.depth = depth
         self.features = np.zeros((self.n_trees, depth), dtype=np.int64)
         self.borders = np.full((self.n_trees, depth), np.inf, dtype=np.float32)  # padding: never true
         self.nan_true = np.zeros((self.n_trees, depth), dtype=bool)

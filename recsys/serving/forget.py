@@ -5,10 +5,10 @@ recommendations cache table), computed recommendations in Redis and inference-tr
 features item is replaced by a tombstone (`forgotten_at`, a new `rev`), before anything is deleted: events
 still on the stream, dated at or before the erasure, are dropped by the stream processor instead of writing
 the user back (`recsys.event_processing`), also when it is applying them at that moment (its conditional
-write fails on the new `rev` and it reads the tombstone). Raw events
-in the data-lake bucket are not rewritten: they expire under the bucket's lifecycle rule
-(`raw_events_retention_days`, see docs/serving.md). A user the trained model knows keeps an embedding in
-the serving bundle until the next training run, which no longer sees the erased activity.
+write fails on the new `rev` and it reads the tombstone). Raw events in the data-lake bucket are not
+rewritten: they expire under the bucket's lifecycle rule (`raw_events_retention_days`, see docs/serving.md).
+A user the trained model knows keeps an embedding in the serving bundle until the next training run, which
+no longer sees the erased activity.
 """
 
 from __future__ import annotations
