@@ -12,6 +12,12 @@ recent-activity read from the local DynamoDB).
 pairs, and POST /interactions by users outside the hot set (so hits stay hits); latency reported per kind.
 Keep-alive connections, one per client thread; the number of requests in flight is bounded by
 --concurrency. Prints one JSON line.
+
+Without --rate the clients send as fast as answers come back (closed loop): that measures the most the server
+can answer, and the latencies are those of a saturated server (by Little's law the mean is concurrency / rate).
+With --rate R the requests are due at a fixed R per second (open loop, as wrk2 or k6's constant arrival rate
+do): each latency runs from the moment its request was due, so a request that waited for a free connection
+counts the wait (no coordinated omission). That measures the latency a service level is written against.
 """
 
 from __future__ import annotations
@@ -49,8 +55,11 @@ def run(
     k: int,
     mix: tuple[int, int, int] = (80, 15, 5),
     videos: list[str] | None = None,
+    rate: float | None = None,
 ) -> dict:
-    """Drive the server for `duration` seconds from `concurrency` keep-alive clients; a summary dict."""
+    """Drive the server for `duration` seconds from `concurrency` keep-alive clients; a summary dict.
+
+    `rate`: requests due per second (open loop); None sends each request as soon as a client is free."""
     parts = urlsplit(url)
     rng = random.Random()  # a new order each run: a miss run must not meet the previous run's cache entries
     hot = [f"/recommendations/{u}?k={k}" for u in users[:10]]
@@ -67,7 +76,8 @@ def run(
     statuses: dict[int, int] = {}
     sources: dict[str, int] = {}
     degraded = [0]
-    stop_at = time.perf_counter() + duration
+    began = time.perf_counter()
+    stop_at = began + duration
 
     def request(i: int) -> tuple[str, str, str, bytes | None]:
         kind = kinds[i % len(kinds)]
@@ -88,12 +98,20 @@ def run(
         local_status: dict[int, int] = {}
         local_src: dict[str, int] = {}
         local_degraded = 0
-        while time.perf_counter() < stop_at:
+        # Open loop: every request due before the end is sent, however late (the lag is in its latency).
+        while rate is not None or time.perf_counter() < stop_at:
             with lock:
                 i = next(cursor)
             kind, method, path, body = request(i)
             headers = {"Content-Type": "application/json"} if body is not None else {}
             start = time.perf_counter()
+            if rate is not None:
+                due = began + i / rate
+                if due >= stop_at:
+                    break
+                if due > start:
+                    time.sleep(due - start)
+                start = due  # the latency counts any wait for a free client
             try:
                 conn.request(method, path, body=body, headers=headers)
                 resp = conn.getresponse()
@@ -121,7 +139,6 @@ def run(
             degraded[0] += local_degraded
 
     threads = [threading.Thread(target=worker) for _ in range(concurrency)]
-    began = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
@@ -131,7 +148,7 @@ def run(
     overall = _summary(every)
     errors = sum(v for key, v in statuses.items() if key < 0 or key >= 500)
     return {
-        "mode": mode, "concurrency": concurrency, "duration_s": round(elapsed, 2), **overall,
+        "mode": mode, "concurrency": concurrency, "offered_rps": rate, "duration_s": round(elapsed, 2), **overall,
         "rps": round(overall["requests"] / elapsed, 1), "errors": errors, "statuses": statuses,
         "sources": sources, "degraded": degraded[0],
         "by_kind": {kind: _summary(values) for kind, values in latencies.items() if values},
@@ -150,9 +167,14 @@ def main() -> None:
         "--first-user", type=int, default=12000, help="user ids are FIRST..FIRST+N-1 (synthetic data: 12000)"
     )
     parser.add_argument("--k", type=int, default=20)
+    parser.add_argument(
+        "--rate", type=float, help="requests due per second (open loop); default: closed loop"
+    )
     args = parser.parse_args()
     if not 1 <= args.concurrency <= 64 or not 0 < args.duration <= 300:
         sys.exit("concurrency must be 1..64 and duration 0..300 s")
+    if args.rate is not None and not 0 < args.rate <= 100_000:
+        sys.exit("rate must be 0..100000 requests per second")
     result = run(
         args.url,
         args.mode,
@@ -161,6 +183,7 @@ def main() -> None:
         [str(args.first_user + i) for i in range(args.users)],
         args.k,
         tuple(int(x) for x in args.mix.split(",")),  # type: ignore[arg-type]
+        rate=args.rate,
     )
     print(json.dumps(result))
 

@@ -7,7 +7,9 @@
 Each run starts its own local stack (moto + Redis on free ports, state in a temporary directory), publishes
 a synthetic model (6 categories x 100 videos, 2,000 users, the tests' hand-written ranker), promotes it,
 and starts `recsys serve` as a separate process. `load` drives mixed traffic (bench/http_load.py: 80 % cache
-hits, 15 % misses, 5 % POST /interactions) against gunicorn and, for comparison, the threaded server;
+hits, 15 % misses, 5 % POST /interactions) against gunicorn and, for comparison, the threaded server: as fast
+as answers come (closed loop: the most the server answers), then at --rate requests/s (open loop, after a
+warm-up at that rate: the latencies at that rate, each counted from when its request was due);
 `soak` drives it for --duration seconds and samples the server processes' RSS; `faults` kills Redis and
 then the AWS emulator under load and counts the answers. Prints JSON; bench/results/reliability.md holds
 the figures.
@@ -108,16 +110,39 @@ def load_phase(args: argparse.Namespace, world: Any) -> dict[str, Any]:
                 )
                 for _ in range(args.repeat)
             ]
+            at_rate = []
+            if args.rate:
+                http_load.run(
+                    url, "mixed", 5, args.concurrency, users(), 20, videos=world.video_ids, rate=args.rate
+                )
+                at_rate = [
+                    http_load.run(
+                        url, "mixed", args.duration, args.concurrency, users(), 20,
+                        videos=world.video_ids, rate=args.rate,
+                    )
+                    for _ in range(args.repeat)
+                ]  # fmt: skip
         finally:
             stop_server(proc)
         results[server] = {
             "runs": runs,
-            "median_rps": statistics.median(r["rps"] for r in runs),
-            "median_p99_ms": statistics.median(r["p99_ms"] for r in runs),
-            "median_hit_p99_ms": statistics.median(r["by_kind"]["hit"]["p99_ms"] for r in runs),
-            "errors": sum(r["errors"] for r in runs),
+            **summary(runs),
+            **(
+                {"at_rate": {"offered_rps": args.rate, "runs": at_rate, **summary(at_rate)}}
+                if at_rate
+                else {}
+            ),
         }
     return results
+
+
+def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "median_rps": statistics.median(r["rps"] for r in runs),
+        "median_p99_ms": statistics.median(r["p99_ms"] for r in runs),
+        "median_hit_p99_ms": statistics.median(r["by_kind"]["hit"]["p99_ms"] for r in runs),
+        "errors": sum(r["errors"] for r in runs),
+    }
 
 
 def _rss_mb(pid: int) -> float:
@@ -201,6 +226,9 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--servers", default="gunicorn,threaded")
+    parser.add_argument(
+        "--rate", type=float, default=500.0, help="load: requests/s of the open-loop runs (0: none)"
+    )
     parser.add_argument(
         "--warm-every-user", action="store_true", help="soak: warm every user's features first (steady state)"
     )

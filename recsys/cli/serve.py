@@ -157,6 +157,7 @@ def _build(
     settings: Any, workers: int, verbose: bool, require_key: bool, quiet: bool = False
 ) -> tuple[Any, Callable[..., Any], str]:
     """A service, one handler over `workers` resolvers (behind the key check) and the OpenAPI text."""
+    from recsys.heap import freeze_long_lived
     from recsys.serving.access import key_matches
     from recsys.serving.api import openapi_json
     from recsys.serving.http_server import pooled, require_api_key
@@ -173,6 +174,7 @@ def _build(
             f"ranker {'on' if model.ranker else 'off'}")  # fmt: skip
     except Exception as exc:  # serve anyway: /health says why, and a later promotion is picked up
         info(f"[yellow]No model loaded yet:[/] {redact(str(exc))}")
+    freeze_long_lived(full=True)  # no request waits yet: later collections skip all that start-up made
     handler = pooled(handlers)
     if require_key:
         handler = require_api_key(handler, lambda presented: key_matches(settings, presented))

@@ -23,6 +23,10 @@
   they are written with `json.dumps` (binary values base64, as the generic serialiser writes them).
 - DynamoDB requests: likewise moto reads each request by walking the input shape; an item operation's request
   is its JSON, with binary attribute values decoded from base64 (what the shape walk gives it).
+- Garbage collection: every stored item is a tree of Python objects, so each of Python's full collections
+  walked the whole store (190-290 ms with the GIL held after a minute of load, longer as the tables grow)
+  and stalled every request meanwhile. The stored data is kept frozen out of the collector
+  (`recsys.heap.FreezeLoop`).
 
 `recsys local up` starts moto through this module, which applies them all before it runs moto's own server
 entry point. A LocalStack (or any other endpoint you run yourself) is used as it is.
@@ -43,6 +47,7 @@ from collections.abc import Callable
 from typing import Any
 
 from recsys.dynamodb_wire import wire_value
+from recsys.heap import FreezeLoop
 
 MARKER = "recsys.local.moto_server"  # in the command line of the process (see ManagedProcess.marker)
 _SHARD_LOCK = threading.RLock()
@@ -417,6 +422,7 @@ def main(argv: list[str]) -> None:
     patch_dynamodb_requests()
     patch_request_routing()
     patch_dynamodb_query()
+    FreezeLoop().start()
     from moto.server import main as moto_main
 
     moto_main(argv)

@@ -26,6 +26,7 @@ import numpy as np
 from recsys import artifacts
 from recsys.aws import client, request_client
 from recsys.errors import UnavailableError
+from recsys.heap import freeze_long_lived
 from recsys.ranking.candidates import Catalogue
 from recsys.registry import ModelRegistry
 from recsys.serving.bundle import load_bundle
@@ -269,6 +270,7 @@ class ModelStore:
                     self._model = model
                     self.last_error = None
                     changed = True
+                    freeze_long_lived()  # full collections skip the model from now on
                     log.info(
                         "serving model version %s (%d videos, %s index)",
                         version,
@@ -305,6 +307,7 @@ class ModelStore:
             log.error("loading canary version %s failed, serving production: %s", version, describe(exc))
             return
         self._canary, self.canary_error = CanaryModel(model, share), None
+        freeze_long_lived()
         log.info("serving canary %s to %d%% of users", version, share)
 
     def set_model(self, model: ServingModel) -> None:

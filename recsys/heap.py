@@ -1,0 +1,70 @@
+"""Keep long-lived objects out of Python's cyclic garbage collector, so that its full collections stop pausing
+a server.
+
+A full (generation 2) collection walks every container object a process holds, holding the GIL. A serving
+worker holds its model, the AWS clients' service descriptions and the imported modules: about 170,000
+objects, 80-180 ms per full collection. The local AWS emulator holds every stored item: 500,000 objects after
+a minute of load, 190-290 ms per full collection and more as its tables grow. Each pause stalls every request
+the process is answering; under mixed load they set the p99 (bench/results/reliability.md).
+
+`gc.freeze()` moves every object alive into a permanent generation that collections skip. Frozen objects are
+still freed by reference counting when the last reference goes; only garbage in a reference cycle among them
+waits until they are unfrozen.
+
+- `freeze_long_lived()`: after start-up and after a model is loaded, collect once and freeze what is left.
+- `FreezeLoop`: for a process whose long-lived data grows while it runs (the local AWS emulator). Every
+  `interval_s` it collects the young generations and freezes the rest; every `full_every_s` it unfreezes
+  and collects everything once, so cyclic garbage frozen in between is reclaimed.
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+import time
+
+
+def freeze_long_lived(full: bool = False) -> int:
+    """Collect (every generation when `full`, else the young ones), then freeze what is alive; the frozen count.
+
+    A full collection pauses the process for as long as a collection of everything takes: use it where no
+    request waits (start-up); the young collection costs a few milliseconds."""
+    gc.collect() if full else gc.collect(1)
+    gc.freeze()
+    return gc.get_freeze_count()
+
+
+class FreezeLoop:
+    """A daemon thread that keeps the process's growing long-lived data frozen (see the module docstring)."""
+
+    def __init__(self, interval_s: float = 1.0, full_every_s: float = 600.0, clock=time.monotonic) -> None:
+        if interval_s <= 0 or full_every_s < interval_s:
+            raise ValueError("interval_s must be > 0 and full_every_s >= interval_s")
+        self.interval_s = interval_s
+        self.full_every_s = full_every_s
+        self._clock = clock
+        self._last_full = clock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def step(self) -> int:
+        """One round: a full collection when it is due (unfreezing first), else a young one; then freeze."""
+        full = self._clock() - self._last_full >= self.full_every_s
+        if full:
+            gc.unfreeze()
+            self._last_full = self._clock()
+        return freeze_long_lived(full=full)
+
+    def start(self) -> FreezeLoop:
+        self._thread = threading.Thread(target=self._run, name="gc-freeze", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.step()
