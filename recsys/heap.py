@@ -13,15 +13,16 @@ waits until they are unfrozen.
 
 - `freeze_long_lived()`: after start-up and after a model is loaded, collect once and freeze what is left.
 - `FreezeLoop`: for a process whose long-lived data grows while it runs (the local AWS emulator). Every
-  `interval_s` it collects the young generations and freezes the rest; every `full_every_s` it unfreezes
-  and collects everything once, so cyclic garbage frozen in between is reclaimed.
+  `interval_s` it collects the young generations and freezes the rest. What requests in flight hold is
+  frozen with it, and their cyclic garbage is then never collected: about one object per emulator request,
+  0.5 % of what the store itself grows by. It never makes a full collection: one, 10 minutes into a soak,
+  stalled the emulator for about 8 s.
 """
 
 from __future__ import annotations
 
 import gc
 import threading
-import time
 
 
 def freeze_long_lived(full: bool = False) -> None:
@@ -37,23 +38,12 @@ def freeze_long_lived(full: bool = False) -> None:
 class FreezeLoop:
     """A daemon thread that keeps the process's growing long-lived data frozen (see the module docstring)."""
 
-    def __init__(self, interval_s: float = 1.0, full_every_s: float = 600.0, clock=time.monotonic) -> None:
-        if interval_s <= 0 or full_every_s < interval_s:
-            raise ValueError("interval_s must be > 0 and full_every_s >= interval_s")
+    def __init__(self, interval_s: float = 1.0) -> None:
+        if interval_s <= 0:
+            raise ValueError("interval_s must be > 0")
         self.interval_s = interval_s
-        self.full_every_s = full_every_s
-        self._clock = clock
-        self._last_full = clock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-
-    def step(self) -> None:
-        """One round: a full collection when it is due (unfreezing first), else a young one; then freeze."""
-        full = self._clock() - self._last_full >= self.full_every_s
-        if full:
-            gc.unfreeze()
-            self._last_full = self._clock()
-        freeze_long_lived(full=full)
 
     def start(self) -> FreezeLoop:
         self._thread = threading.Thread(target=self._run, name="gc-freeze", daemon=True)
@@ -67,4 +57,4 @@ class FreezeLoop:
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
-            self.step()
+            freeze_long_lived()
