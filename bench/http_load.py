@@ -18,6 +18,8 @@ can answer, and the latencies are those of a saturated server (by Little's law t
 With --rate R the requests are due at a fixed R per second (open loop, as wrk2 or k6's constant arrival rate
 do): each latency runs from the moment its request was due, so a request that waited for a free connection
 counts the wait (no coordinated omission). That measures the latency a service level is written against.
+A server too slow to catch up within another --duration leaves requests unsent: they count as errors
+(`unsent`).
 """
 
 from __future__ import annotations
@@ -76,6 +78,7 @@ def run(
     statuses: dict[int, int] = {}
     sources: dict[str, int] = {}
     degraded = [0]
+    unsent = [0]  # open loop: requests due that the clients were too far behind to send
     began = time.perf_counter()
     stop_at = began + duration
 
@@ -98,7 +101,8 @@ def run(
         local_status: dict[int, int] = {}
         local_src: dict[str, int] = {}
         local_degraded = 0
-        # Open loop: every request due before the end is sent, however late (the lag is in its latency).
+        # Open loop: every request due before the end is sent, however late (the lag is in its latency), until
+        # `duration` past the end; what is still unsent then counts as an error.
         while rate is not None or time.perf_counter() < stop_at:
             with lock:
                 i = next(cursor)
@@ -109,6 +113,10 @@ def run(
                 due = began + i / rate
                 if due >= stop_at:
                     break
+                if start > stop_at + duration:  # too far behind to finish: report what was never sent
+                    with lock:
+                        unsent[0] += 1
+                    continue
                 if due > start:
                     time.sleep(due - start)
                 start = due  # the latency counts any wait for a free client
@@ -146,11 +154,11 @@ def run(
     elapsed = time.perf_counter() - began
     every = [x for values in latencies.values() for x in values]
     overall = _summary(every)
-    errors = sum(v for key, v in statuses.items() if key < 0 or key >= 500)
+    errors = sum(v for key, v in statuses.items() if key < 0 or key >= 500) + unsent[0]
     return {
         "mode": mode, "concurrency": concurrency, "offered_rps": rate, "duration_s": round(elapsed, 2), **overall,
         "rps": round(overall["requests"] / elapsed, 1), "errors": errors, "statuses": statuses,
-        "sources": sources, "degraded": degraded[0],
+        "sources": sources, "degraded": degraded[0], "unsent": unsent[0],
         "by_kind": {kind: _summary(values) for kind, values in latencies.items() if values},
     }  # fmt: skip
 
