@@ -18,6 +18,7 @@ the figures.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import signal
@@ -101,27 +102,17 @@ def load_phase(args: argparse.Namespace, world: Any) -> dict[str, Any]:
     for server in args.servers.split(","):
         port = free_port()
         proc = start_server(port, server, args.processes, args.threads)
+        mixed = functools.partial(  # mixed(seconds, rate=None): one run's summary
+            http_load.run, f"http://127.0.0.1:{port}", "mixed",
+            concurrency=args.concurrency, users=users(), k=20, videos=world.video_ids,
+        )  # fmt: skip
         try:
-            url = f"http://127.0.0.1:{port}"
-            http_load.run(url, "mixed", 3, args.concurrency, users(), 20, videos=world.video_ids)  # warm-up
-            runs = [
-                http_load.run(
-                    url, "mixed", args.duration, args.concurrency, users(), 20, videos=world.video_ids
-                )
-                for _ in range(args.repeat)
-            ]
+            mixed(3)  # warm-up
+            runs = [mixed(args.duration) for _ in range(args.repeat)]
             at_rate = []
             if args.rate:
-                http_load.run(
-                    url, "mixed", 5, args.concurrency, users(), 20, videos=world.video_ids, rate=args.rate
-                )
-                at_rate = [
-                    http_load.run(
-                        url, "mixed", args.duration, args.concurrency, users(), 20,
-                        videos=world.video_ids, rate=args.rate,
-                    )
-                    for _ in range(args.repeat)
-                ]  # fmt: skip
+                mixed(5, rate=args.rate)  # warm-up at the rate
+                at_rate = [mixed(args.duration, rate=args.rate) for _ in range(args.repeat)]
         finally:
             stop_server(proc)
         results[server] = {
