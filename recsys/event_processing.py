@@ -25,8 +25,8 @@ overwritten with older values). The markers are not read beforehand: a redeliver
 its marker's condition, which cancels its group's transaction; the cancellation names those events (without
 reasons, the group's markers are read), they are counted as duplicates and change nothing, and the rest is
 retried. A conflict on an entity re-reads it and retries. Events are applied in groups of up to 100
-transaction items, a user's events together (their order kept). The marker lives as long as the activity item (ACTIVITY_TTL_S, 30 days):
-`recsys events replay` refuses to start earlier than that.
+transaction items, a user's events together (their order kept). The marker lives as long as the activity
+item (ACTIVITY_TTL_S, 30 days): `recsys events replay` refuses to start earlier than that.
 
 A malformed record (not JSON, a missing or invalid field, an unknown event type, larger than
 MAX_RECORD_BYTES) is stored with its reason under the raw-events bucket's dead-letter prefix and counts as
