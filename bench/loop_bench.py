@@ -70,14 +70,21 @@ def post_interactions(
     }
 
 
-def drain(settings: Any) -> dict[str, Any]:
-    """Run the worker's consumers separately over the stream; events per second of each."""
+def drain(settings: Any, emulator_pid: int | None = None) -> dict[str, Any]:
+    """Run the worker's consumers separately over the stream; events per second of each, and the CPU seconds
+    this process (the consumer) and the AWS emulator spent meanwhile: their sum against the wall time tells
+    a CPU-bound chain from one that waits."""
+    import psutil
+
     from recsys.local.stream_worker import StreamWorker
+
+    emulator = psutil.Process(emulator_pid) if emulator_pid else None
 
     worker = StreamWorker(settings, batch_size=1000)
     out: dict[str, Any] = {}
     for consumer in ("processor", "firehose"):
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
+        emulator_cpu = sum(emulator.cpu_times()[:2]) if emulator else 0.0
         handled = 0
         for shard in worker.shards():
             while True:
@@ -96,7 +103,10 @@ def drain(settings: Any) -> dict[str, Any]:
             "events": handled,
             "seconds": round(seconds, 2),
             "events_per_s": round(handled / seconds, 1),
+            "consumer_cpu_s": round(time.process_time() - cpu, 2),
         }
+        if emulator:
+            out[consumer]["emulator_cpu_s"] = round(sum(emulator.cpu_times()[:2]) - emulator_cpu, 2)
     out["processor"]["batches"] = worker.stats.batches
     return out
 
@@ -130,7 +140,7 @@ def main() -> None:
         api = stack.start_api(free_port())
         for _ in range(args.repeat):
             post = post_interactions(api["url"], args.events, args.concurrency)
-            runs.append({"post_interactions": post, "stream": drain(settings)})
+            runs.append({"post_interactions": post, "stream": drain(settings, stack.moto.recorded_pid())})
             print(json.dumps(runs[-1]), file=sys.stderr)
     finally:
         stack.down()

@@ -10,7 +10,9 @@
   expression is parsed once, not once per item.
 - Every request: moto 5.2.5 lists its own package directory (an `isdir` per service, about 200) to route each
   request, and werkzeug logs a line per request to the server's log; the listing is made once here, and only
-  warnings and errors are logged (a failing request still is).
+  warnings and errors are logged (a failing request still is). What else moto and Flask redo per request that
+  never changes (the handler's method names, the service of a host name, a class built by Flask's debug
+  mode, an access-log line nobody logs) is done once.
 - DynamoDB items: moto checks an item's 400 KB limit again as it adds each attribute, summing the sizes of all
   those before it (quadratic in the number of attributes); here the whole item is sized once, which is the
   same check, since a prefix of the attributes is never larger than all of them.
@@ -41,6 +43,7 @@ import copy
 import functools
 import json
 import logging
+import os
 import sys
 import threading
 from collections.abc import Callable
@@ -412,6 +415,69 @@ def patch_request_routing() -> None:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
 
+def patch_request_dispatch() -> None:
+    """Do once what moto and Flask redo on every request although it never changes (idempotent):
+
+    - the handler's method names, which moto lists with `inspect.getmembers` to check that an action exists;
+    - the service of a host name, which moto finds by trying every service's URL patterns in turn;
+    - Flask's debug mode, which moto switches on and which builds a new class for every request's form data
+      (exceptions still reach the server, which logs them and answers 500, as in debug mode);
+    - the request id, 52 random characters drawn one at a time (here from 26 random bytes);
+    - werkzeug's access-log line, formatted for every request even though its logger drops it.
+    """
+    import moto.server
+    from moto.core import responses
+    from moto.moto_server import werkzeug_app
+    from werkzeug.serving import WSGIRequestHandler
+
+    if getattr(responses.method_names_from_class, "__recsys_locked__", False):
+        return
+    list_methods = responses.method_names_from_class
+
+    @functools.cache
+    def method_names_from_class(clazz: object) -> frozenset[str]:
+        return frozenset(list_methods(clazz))
+
+    find_backend = werkzeug_app.DomainDispatcherApplication.get_backend_for_host
+    backend_of: dict[str, Any] = {}
+
+    def get_backend_for_host(self: Any, host: str | None) -> Any:
+        backend = backend_of.get(host) if host is not None else None
+        if backend is None:
+            backend = find_backend(self, host)
+            if backend is not None and host is not None and len(backend_of) < 1024:
+                backend_of[host] = backend  # bounded: the host comes from the request
+        return backend
+
+    make_app = werkzeug_app.create_backend_app
+
+    def create_backend_app(service: Any) -> Any:
+        app = make_app(service)
+        app.debug = False
+        app.config["PROPAGATE_EXCEPTIONS"] = True
+        return app
+
+    def gen_amzn_requestid_long(headerdict: dict[str, Any] | None = None) -> str:
+        request_id = os.urandom(26).hex().upper()
+        if isinstance(headerdict, dict):
+            headerdict["x-amzn-requestid"] = request_id
+        return request_id
+
+    log_request = WSGIRequestHandler.log_request
+    access_log = logging.getLogger("werkzeug")
+
+    def quiet_log_request(self: Any, code: int | str = "-", size: int | str = "-") -> None:
+        if access_log.isEnabledFor(logging.INFO):
+            log_request(self, code, size)
+
+    method_names_from_class.__recsys_locked__ = True  # type: ignore[attr-defined]
+    responses.method_names_from_class = method_names_from_class
+    responses.gen_amzn_requestid_long = gen_amzn_requestid_long
+    werkzeug_app.DomainDispatcherApplication.get_backend_for_host = get_backend_for_host
+    werkzeug_app.create_backend_app = moto.server.create_backend_app = create_backend_app
+    WSGIRequestHandler.log_request = quiet_log_request
+
+
 def main(argv: list[str]) -> None:
     """Apply the fixes, then run moto's server with `argv`."""
     patch_kinesis()
@@ -421,6 +487,7 @@ def main(argv: list[str]) -> None:
     patch_dynamodb_item_size()
     patch_dynamodb_requests()
     patch_request_routing()
+    patch_request_dispatch()
     patch_dynamodb_query()
     FreezeLoop().start()
     from moto.server import main as moto_main

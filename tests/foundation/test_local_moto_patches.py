@@ -310,3 +310,63 @@ def test_a_query_reads_its_partition_and_answers_as_moto_does() -> None:
         Table.query, Table.all_items = original_query, original_all_items
     assert ours == theirs
     assert [len(p["Items"]) for p in theirs[0]["pages"]] == [4, 4, 4, 3]
+
+
+def test_request_dispatch_answers_as_moto_does() -> None:
+    """The per-request work done once still answers every request as moto does, each service found by its
+    host name; request ids stay unique and in moto's form."""
+    import moto.server
+    from moto.core import responses
+    from moto.moto_server import werkzeug_app
+    from werkzeug.serving import WSGIRequestHandler
+    from werkzeug.test import Client
+
+    saved = (
+        responses.method_names_from_class,
+        responses.gen_amzn_requestid_long,
+        werkzeug_app.DomainDispatcherApplication.get_backend_for_host,
+        werkzeug_app.create_backend_app,
+        moto.server.create_backend_app,
+        WSGIRequestHandler.log_request,
+    )
+
+    def calls() -> list[tuple[int, Any, str]]:
+        client = Client(werkzeug_app.DomainDispatcherApplication(werkzeug_app.create_backend_app))
+        out = []
+        for service, target in [
+            ("dynamodb", "DynamoDB_20120810.ListTables"),
+            ("kinesis", "Kinesis_20131202.ListStreams"),
+            ("dynamodb", "DynamoDB_20120810.ListTables"),
+        ]:
+            headers = {
+                "Authorization": f"AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/{service}/aws4_request, "
+                "SignedHeaders=host, Signature=x",
+                "X-Amz-Target": target,
+                "Content-Type": "application/x-amz-json-1.1",
+            }
+            response = client.post("/", data="{}", headers=headers)
+            out.append(
+                (
+                    response.status_code,
+                    response.get_json(force=True),
+                    response.headers.get("x-amzn-requestid", ""),
+                )
+            )
+        return out
+
+    try:
+        with mock_aws():
+            before = calls()
+            moto_server.patch_request_dispatch()
+            moto_server.patch_request_dispatch()  # idempotent
+            after = calls()
+            app = werkzeug_app.create_backend_app("dynamodb")
+    finally:
+        (responses.method_names_from_class, responses.gen_amzn_requestid_long,
+         werkzeug_app.DomainDispatcherApplication.get_backend_for_host, werkzeug_app.create_backend_app,
+         moto.server.create_backend_app, WSGIRequestHandler.log_request) = saved  # fmt: skip
+    assert [(status, body) for status, body, _ in after] == [(status, body) for status, body, _ in before]
+    assert after[0][:2] == (200, {"TableNames": []}) and after[1][1]["StreamNames"] == []
+    ids = [request_id for _, _, request_id in after]
+    assert len(set(ids)) == 3 and all(len(i) == 52 and i.isalnum() and i.isupper() for i in ids)
+    assert app.debug is False and app.config["PROPAGATE_EXCEPTIONS"] is True
