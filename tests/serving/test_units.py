@@ -42,6 +42,13 @@ def test_hnsw_recall_and_filters():
     assert len(got) == 20 and allowed[got.rows].all() and not np.isin(got.rows, excl).any()
     unfiltered = ann.search(queries[0], 20, exclude=excl)
     assert len(unfiltered) == 20 and not np.isin(unfiltered.rows, excl).any()
+    # a block of queries (the batch path) answers each as one request does
+    block = ann.search_many(queries[:6], 20, [excl, excl[:0], excl, excl[:2], excl, excl[:0]])
+    alone = [
+        ann.search(q, 20, exclude=e)
+        for q, e in zip(queries[:6], [excl, None, excl, excl[:2], excl, None], strict=True)
+    ]
+    assert [c.rows.tolist() for c in block] == [c.rows.tolist() for c in alone]
     restored = HnswIndex(emb, index_bytes=ann.to_bytes())
     assert restored.search(queries[0], 10).rows.tolist() == ann.search(queries[0], 10).rows.tolist()
 
