@@ -40,7 +40,7 @@ import json
 import logging
 import math
 import time
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, get_args
 
@@ -261,8 +261,11 @@ class EventApplier:
         dynamodb: Any | None = None,
         clock=time.time,
         live_metrics: LiveMetrics | None = None,
+        user_items: UserItemCache | None = None,
     ) -> None:
         self.settings = settings
+        # The user and engaged-set items kept between batches, so a returning user costs no read.
+        self.user_items = user_items if user_items is not None else UserItemCache()
         # Engagements per model version for the release guard, written at the end of each batch.
         self.live_metrics = live_metrics or LiveMetrics(settings, background=False)
         self.ddb = dynamodb or bulk_client("dynamodb", settings)
@@ -374,6 +377,11 @@ class EventApplier:
         videos = wanted("video", (e["video_id"] for e in events))
         engaged = wanted("engaged", (e["user_id"] for e in events))
         recs = wanted("rec", (str(e["recommendation_id"]) for e in events if e.get("recommendation_id")))
+        if (
+            only is None
+        ):  # a first read: what the cache holds is not read again (a re-read after a conflict is)
+            users = self._from_cache("user", users, state.users)
+            engaged = self._from_cache("engaged", engaged, state.engaged)
         for uid in users:
             state.users[uid] = None
         for item in self._batch_get(self.users_table, [{"user_id": {"S": u}} for u in users], None):
@@ -388,12 +396,27 @@ class EventApplier:
         keys = [{"user_id": {"S": u}, "event_ts": {"S": ENGAGED_SORT_KEY}} for u in engaged]
         for item in self._batch_get(self.activity_table, keys, None):
             state.engaged[str(item["user_id"])] = item
+        for uid in users:
+            self.user_items.put("user", uid, state.users[uid])
+        for uid in engaged:
+            self.user_items.put("engaged", uid, state.engaged[uid])
         for rid in recs:
             state.recs[rid] = None
         rec_keys = [{"recommendation_id": {"S": r}} for r in recs]
         shown = ["recommendation_id", "video_ids", "model_version", "engaged_video_ids"]
         for item in self._batch_get(self.tracking_table, rec_keys, shown):
             state.recs[str(item["recommendation_id"])] = item
+
+    def _from_cache(self, kind: str, keys: list[str], into: dict[str, dict[str, Any] | None]) -> list[str]:
+        """Put the cached items of `keys` in `into`; the keys left to read."""
+        missing = []
+        for key in keys:
+            item = self.user_items.get(kind, key)
+            if item is None:
+                missing.append(key)
+            else:
+                into[key] = item
+        return missing
 
     def _entities(self, event: dict[str, Any], state: _State) -> set[tuple[str, str]]:
         keys = {("user", event["user_id"]), ("engaged", event["user_id"]), ("video", event["video_id"])}
@@ -474,6 +497,8 @@ class EventApplier:
                     self._count_engaged(state.recs.get(key), item)
                 if kind != "event":
                     state.of(kind)[key] = item
+                if kind in UserItemCache.KINDS:
+                    self.user_items.put(kind, key, item)
             result.applied += [e["event_id"] for e in group]
             return
         self._fail(group, f"gave up after {MAX_ATTEMPTS} conflicting attempts", result)
@@ -642,6 +667,50 @@ def _item_bytes(state: _State, kind: str, key: str) -> int:
 
 def _rev(item: dict[str, Any] | None) -> int:
     return int((item or {}).get("rev") or 0)
+
+
+class UserItemCache:
+    """The user items (features, engaged set) last read or written, kept between batches: least recently used
+    first out, bounded by a cost of one per item plus one per engaged video id (`max_cost`).
+
+    A user's events all arrive on one shard (the stream's partition key is the user id), so between two of
+    its batches these items change only by a deployment's rewrite, an erasure, or another processor after a
+    resharding. Each of those changes `rev` or `model_version` (or deletes the item), so the conditional Put
+    built from a stale copy fails, and the processor reads the item again, as after any conflict. Video items
+    are written by every shard's processor and are read once per batch.
+    """
+
+    KINDS = ("user", "engaged")
+
+    def __init__(self, max_cost: int = 200_000) -> None:
+        self.max_cost = max_cost
+        self._items: OrderedDict[tuple[str, str], tuple[dict[str, Any], int]] = OrderedDict()
+        self._cost = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get(self, kind: str, key: str) -> dict[str, Any] | None:
+        """The cached item, or None (never seen, evicted, or known not to exist)."""
+        hit = self._items.get((kind, key))
+        if hit is None:
+            return None
+        self._items.move_to_end((kind, key))
+        return hit[0]
+
+    def put(self, kind: str, key: str, item: dict[str, Any] | None) -> None:
+        """Remember `item` as the stored one (None: forget the key)."""
+        old = self._items.pop((kind, key), None)
+        if old is not None:
+            self._cost -= old[1]
+        if item is None:
+            return
+        cost = 1 + len(item.get("video_ids") or ())
+        self._items[(kind, key)] = (item, cost)
+        self._cost += cost
+        while self._cost > self.max_cost and self._items:
+            _, (_, evicted) = self._items.popitem(last=False)
+            self._cost -= evicted
 
 
 @dataclass

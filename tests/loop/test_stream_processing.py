@@ -385,3 +385,54 @@ def test_an_event_applied_during_an_erasure_leaves_nothing_behind(local_stack, t
     assert applied == [1 if step == "PutItem" else 0]  # before the tombstone it is applied, after it dropped
     assert store.activity_and_engaged(user, 10) == ([], [])
     assert "interaction_count" not in (store.get_users([user])[0] or {})
+
+
+def test_a_processor_that_keeps_its_users_between_batches_never_overwrites_another_writer(
+    local_stack, tiny_world
+):
+    """One applier across batches, as the Lambda and the events worker keep it: a returning user's items are
+    not read again, yet a deployment's rewrite and an erasure made in between are kept, not overwritten."""
+    from recsys.event_processing import EventApplier
+    from recsys.serving.forget import forget_user
+
+    user, video = f"kept-{uuid.uuid4().hex[:8]}", tiny_world.video_ids[0]
+    applier = EventApplier(local_stack)
+    tables_read: list[str] = []
+    read = applier._batch_get
+
+    def counted(table, keys, attributes):
+        if keys:
+            tables_read.append(table)
+        return read(table, keys, attributes)
+
+    applier._batch_get = counted
+    start = time.time() - 60
+
+    def apply(offset: float, kind: str = "like"):
+        event = {"event_id": uuid.uuid4().hex, "user_id": user, "video_id": video, "event_type": kind,
+                 "timestamp": start + offset}  # fmt: skip
+        tables_read.clear()
+        return applier.apply_events([event])
+
+    assert apply(0).applied
+    users_table = local_stack.names.table("user_features")
+    assert users_table in tables_read  # a new user is read
+    assert apply(1).applied and users_table not in tables_read  # a returning one is not
+    store = OnlineFeatureStore(local_stack)
+    assert store.get_users([user])[0]["interaction_count"] == 2
+
+    # A deployment rewrites the user's features meanwhile: the next event is added to them.
+    store.put_users(
+        [{"user_id": user, "interaction_count": 40, "total_weight": 50.0, "model_version": "v-next"}]
+    )
+    result = apply(2, "view")
+    assert result.applied and result.conflicts == 1
+    rewritten = store.get_users([user])[0]
+    assert (rewritten["interaction_count"], rewritten["model_version"]) == (41, "v-next")
+
+    # An erasure meanwhile: an event dated before it never writes the user back.
+    forget_user(local_stack, user)
+    result = apply(3)
+    assert (result.applied, result.erased) == ([], 1)
+    assert store.activity_and_engaged(user, 10) == ([], [])
+    assert "interaction_count" not in (store.get_users([user])[0] or {})
