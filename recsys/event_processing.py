@@ -58,7 +58,9 @@ from recsys.feature_store.online import (
 )
 from recsys.pipeline_config import WeightsConfig
 from recsys.raw_events import write_dead_letter
+from recsys.serving.item_lists import ITEMS_JSON
 from recsys.serving.live_metrics import LiveMetrics
+from recsys.serving.tracking import shown_video_ids
 
 if TYPE_CHECKING:
     from recsys.config import Settings
@@ -403,7 +405,7 @@ class EventApplier:
         for rid in recs:
             state.recs[rid] = None
         rec_keys = [{"recommendation_id": {"S": r}} for r in recs]
-        shown = ["recommendation_id", "video_ids", "model_version", "engaged_video_ids"]
+        shown = ["recommendation_id", ITEMS_JSON, "items", "video_ids", "model_version", "engaged_video_ids"]
         for item in self._batch_get(self.tracking_table, rec_keys, shown):
             state.recs[str(item["recommendation_id"])] = item
 
@@ -610,7 +612,7 @@ class EventApplier:
             writes.append(("video", vid, item))
         for rid, events in by_rec.items():
             old = state.recs.get(rid) or {}
-            shown = set(old.get("video_ids") or [])
+            shown = set(shown_video_ids(old))
             engaged = sorted({e["video_id"] for e in events if e["video_id"] in shown})
             if not engaged:
                 continue

@@ -43,8 +43,8 @@ def tracking_item(
 ) -> dict[str, Any]:
     """The inference tracking table item of one response (`variant`: production or canary).
 
-    What was shown is one compact JSON attribute (`recsys.serving.item_lists`); `video_ids` stays a list,
-    which the stream processor reads to match engagements."""
+    What was shown is one compact JSON attribute (`recsys.serving.item_lists`), which the stream processor
+    also reads to match engagements (`shown_video_ids`)."""
     return {
         "recommendation_id": recommendation_id,
         "user_id": user_id,
@@ -59,7 +59,6 @@ def tracking_item(
                 for i in items
             ]
         ),
-        "video_ids": [i["video_id"] for i in items],
         "request": request,
         "expires_at": int(timestamp) + TRACKING_TTL_S,
     }
@@ -73,6 +72,13 @@ def shown_items(item: dict[str, Any]) -> list[dict[str, Any]]:
     except ValueError:
         return []
     return [i for i in shown if isinstance(i, dict)]
+
+
+def shown_video_ids(item: dict[str, Any]) -> list[str]:
+    """The videos a tracked response showed, in rank order: from its JSON attribute, or from the `video_ids`
+    list that versions before this one wrote beside it."""
+    ids = [str(i["video_id"]) for i in shown_items(item) if "video_id" in i]
+    return ids or [str(v) for v in item.get("video_ids") or ()]
 
 
 class InferenceTracker:

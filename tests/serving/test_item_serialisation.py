@@ -109,7 +109,7 @@ def test_what_boto3_refuses_is_refused(value: Any) -> None:
 
 def test_a_tracked_response_keeps_what_it_showed_in_one_attribute() -> None:
     from recsys.serving.item_lists import ITEMS_JSON
-    from recsys.serving.tracking import shown_items, tracking_item
+    from recsys.serving.tracking import shown_items, shown_video_ids, tracking_item
 
     shown = [
         {"video_id": "v1", "rank": 1, "score": 0.5, "source": "ease", "category": "news"},
@@ -117,7 +117,7 @@ def test_a_tracked_response_keeps_what_it_showed_in_one_attribute() -> None:
     ]
     item = tracking_item("r1", "u1", "v20260101", "model", shown, {"k": 2}, 1_800_000_000.5)
     wire = serialize_item(item)
-    assert set(wire[ITEMS_JSON]) == {"S"} and wire["video_ids"] == {"L": [{"S": "v1"}, {"S": "v2"}]}
+    assert set(wire[ITEMS_JSON]) == {"S"} and "video_ids" not in wire  # shown once, not twice
     back = deserialize_item(wire)
     assert shown_items(back) == [
         {"video_id": "v1", "rank": 1, "score": 0.5, "source": "ease"},
@@ -126,3 +126,6 @@ def test_a_tracked_response_keeps_what_it_showed_in_one_attribute() -> None:
     older = {k: v for k, v in back.items() if k != ITEMS_JSON} | {"items": [{"video_id": "v9", "rank": 1}]}
     assert shown_items(older) == [{"video_id": "v9", "rank": 1}]  # written before items_json
     assert shown_items({ITEMS_JSON: "not json"}) == []
+    assert shown_video_ids(back) == ["v1", "v2"]
+    assert shown_video_ids(older) == ["v9"]
+    assert shown_video_ids({"video_ids": ["v3"], ITEMS_JSON: "not json"}) == ["v3"]  # the list of before
