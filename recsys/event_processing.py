@@ -21,12 +21,14 @@ written with `applied_at` in the same DynamoDB transaction as the changes the ev
 that it has no `applied_at` yet (the API writes the same item first, without it, so that serving sees the
 event at once). The features are read whole, updated in memory and put back on the condition that nobody
 changed them meanwhile (a revision number, and the model version, so a deployment's rewrite is never
-overwritten with older values). The markers are not read beforehand: a redelivered or replayed event fails
-its marker's condition, which cancels its group's transaction; the cancellation names those events (without
-reasons, the group's markers are read), they are counted as duplicates and change nothing, and the rest is
-retried. A conflict on an entity re-reads it and retries. Events are applied in groups of up to 100
-transaction items, a user's events together (their order kept). The marker lives as long as the activity
-item (ACTIVITY_TTL_S, 30 days): `recsys events replay` refuses to start earlier than that.
+overwritten with older values); a user's items come from the processor's cache when it holds them
+(`UserItemCache`), and a stale copy fails the same condition. The markers are not read beforehand: a
+redelivered or replayed event fails its marker's condition, which cancels its group's transaction; the
+cancellation names those events (without reasons, the group's markers are read), they are counted as
+duplicates and change nothing, and the rest is retried. A conflict on an entity re-reads it and retries.
+Events are applied in groups of up to 100 transaction items, a user's events together (their order kept).
+The marker lives as long as the activity item (ACTIVITY_TTL_S, 30 days): `recsys events replay` refuses to
+start earlier than that.
 
 A malformed record (not JSON, a missing or invalid field, an unknown event type, larger than
 MAX_RECORD_BYTES) is stored with its reason under the raw-events bucket's dead-letter prefix and counts as
@@ -379,9 +381,7 @@ class EventApplier:
         videos = wanted("video", (e["video_id"] for e in events))
         engaged = wanted("engaged", (e["user_id"] for e in events))
         recs = wanted("rec", (str(e["recommendation_id"]) for e in events if e.get("recommendation_id")))
-        if (
-            only is None
-        ):  # a first read: what the cache holds is not read again (a re-read after a conflict is)
+        if only is None:  # a first read takes what the cache holds (a re-read after a conflict does not)
             users = self._from_cache("user", users, state.users)
             engaged = self._from_cache("engaged", engaged, state.engaged)
         for uid in users:

@@ -436,3 +436,22 @@ def test_a_processor_that_keeps_its_users_between_batches_never_overwrites_anoth
     assert (result.applied, result.erased) == ([], 1)
     assert store.activity_and_engaged(user, 10) == ([], [])
     assert "interaction_count" not in (store.get_users([user])[0] or {})
+
+
+def test_the_user_item_cache_stays_within_its_bound_dropping_the_least_recently_used() -> None:
+    from recsys.event_processing import UserItemCache
+
+    cache = UserItemCache(max_cost=10)
+    cache.put("user", "a", {"user_id": "a"})  # cost 1
+    cache.put("engaged", "a", {"user_id": "a", "video_ids": ["v1", "v2", "v3"]})  # cost 4
+    cache.put("user", "b", {"user_id": "b"})  # cost 1: 6 in all
+    assert cache.get("user", "a") == {"user_id": "a"}  # now the most recently used
+    cache.put("engaged", "b", {"user_id": "b", "video_ids": ["v1", "v2", "v3", "v4"]})  # 11: one out
+    assert cache.get("engaged", "a") is None and len(cache) == 3
+    assert cache.get("user", "a") and cache.get("user", "b") and cache.get("engaged", "b")
+    cache.put("user", "a", None)  # known gone: forgotten
+    assert cache.get("user", "a") is None and len(cache) == 2
+    cache.put(
+        "engaged", "c", {"user_id": "c", "video_ids": [f"v{i}" for i in range(20)]}
+    )  # over the bound alone
+    assert len(cache) == 0
