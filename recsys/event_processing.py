@@ -22,7 +22,7 @@ that it has no `applied_at` yet (the API writes the same item first, without it,
 event at once). The features are read whole, updated in memory and put back on the condition that nobody
 changed them meanwhile (a revision number, and the model version, so a deployment's rewrite is never
 overwritten with older values); a user's items come from the processor's cache when it holds them
-(`UserItemCache`), and a stale copy fails the same condition. The markers are not read beforehand: a
+(`UserItemCache`, the local worker only), and a stale copy fails the same condition. The markers are not read beforehand: a
 redelivered or replayed event fails its marker's condition, which cancels its group's transaction; the
 cancellation names those events (without reasons, the group's markers are read), they are counted as
 duplicates and change nothing, and the rest is retried. A conflict on an entity re-reads it and retries.
@@ -268,8 +268,9 @@ class EventApplier:
         user_items: UserItemCache | None = None,
     ) -> None:
         self.settings = settings
-        # The user and engaged-set items kept between batches, so a returning user costs no read.
-        self.user_items = user_items if user_items is not None else UserItemCache()
+        # The user and engaged-set items kept between batches (a returning user costs no read), where this
+        # applier is the only processor of the stream; by default nothing is kept (see UserItemCache).
+        self.user_items = user_items if user_items is not None else UserItemCache(max_cost=0)
         # Engagements per model version for the release guard, written at the end of each batch.
         self.live_metrics = live_metrics or LiveMetrics(settings, background=False)
         self.ddb = dynamodb or bulk_client("dynamodb", settings)
@@ -675,11 +676,13 @@ class UserItemCache:
     """The user items (features, engaged set) last read or written, kept between batches: least recently used
     first out, bounded by a cost of one per item plus one per engaged video id (`max_cost`).
 
-    A user's events all arrive on one shard (the stream's partition key is the user id), so between two of
-    its batches these items change only by a deployment's rewrite, an erasure, or another processor after a
-    resharding. Each of those changes `rev` or `model_version` (or deletes the item), so the conditional Put
-    built from a stale copy fails, and the processor reads the item again, as after any conflict. Video items
-    are written by every shard's processor and are read once per batch.
+    For the local events worker, which processes every shard of the stream in one process: between two of a
+    user's batches, only a deployment's rewrite or an erasure changes these items. Each changes `rev` or
+    `model_version` (or deletes the item), so the conditional Put built from a stale copy fails, and the
+    processor reads the item again, as after any conflict: one cancelled transaction per cached user after
+    a deployment. Video items are written from every shard and are read once per batch. The Lambda keeps
+    none (`max_cost=0`): a warm execution environment is not tied to a shard, so another one may have
+    processed the same users in between, and each stale copy would cost a cancelled transaction.
     """
 
     KINDS = ("user", "engaged")

@@ -63,6 +63,8 @@ def to_dynamo(value: Any) -> Any:
         return {str(k): to_dynamo(v) for k, v in value.items() if v is not None}
     if isinstance(value, list | tuple):
         return [to_dynamo(v) for v in value]
+    if isinstance(value, set | frozenset) and all(isinstance(v, str) for v in value):
+        return set(value) or None  # a string set (DynamoDB holds no empty set: left out)
     raise ValidationError(f"cannot store a value of type {type(value).__name__} in DynamoDB")
 
 
@@ -130,6 +132,8 @@ def _typed(value: Any) -> Any:
         return {"L": [{"NULL": True} if v is None else (_typed(v) or {"NULL": True}) for v in value]}
     if kind is bytes:
         return {"B": value}
+    if (kind is set or kind is frozenset) and all(type(v) is str for v in value):
+        return {"SS": list(value)} if value else None
     if value is None:
         return None
     return _typed_slow(value)

@@ -11,8 +11,8 @@
 - Every request: moto 5.2.5 lists its own package directory (an `isdir` per service, about 200) to route each
   request, and werkzeug logs a line per request to the server's log; the listing is made once here, and only
   warnings and errors are logged (a failing request still is). What else moto and Flask redo per request that
-  never changes (the handler's method names, the service of a host name, a class built by Flask's debug
-  mode, an access-log line nobody logs) is done once.
+  never changes (the handler's method names, the service of a host name, a class that Flask's debug mode
+  builds per request, an access-log line nobody logs) is done once.
 - DynamoDB items: moto checks an item's 400 KB limit again as it adds each attribute, summing the sizes of all
   those before it (quadratic in the number of attributes); here the whole item is sized once, which is the
   same check, since a prefix of the attributes is never larger than all of them.
@@ -420,12 +420,13 @@ def patch_request_dispatch() -> None:
 
     - the handler's method names, which moto lists with `inspect.getmembers` to check that an action exists;
     - the service of a host name, which moto finds by trying every service's URL patterns in turn;
-    - Flask's debug mode, which moto switches on and which builds a new class for every request's form data
-      (exceptions still reach the server, which logs them and answers 500, as in debug mode);
+    - the class that Flask's debug mode (which moto switches on) builds for every request's form data, only to
+      word a KeyError on a missing upload better (debug mode's other behaviour, such as which errors
+      become 500s, is kept);
     - the request id, 52 random characters drawn one at a time (here from 26 random bytes);
     - werkzeug's access-log line, formatted for every request even though its logger drops it.
     """
-    import moto.server
+    from flask import debughelpers
     from moto.core import responses
     from moto.moto_server import werkzeug_app
     from werkzeug.serving import WSGIRequestHandler
@@ -449,13 +450,8 @@ def patch_request_dispatch() -> None:
                 backend_of[host] = backend  # bounded: the host comes from the request
         return backend
 
-    make_app = werkzeug_app.create_backend_app
-
-    def create_backend_app(service: Any) -> Any:
-        app = make_app(service)
-        app.debug = False
-        app.config["PROPAGATE_EXCEPTIONS"] = True
-        return app
+    def attach_enctype_error_multidict(request: Any) -> None:
+        return None
 
     def gen_amzn_requestid_long(headerdict: dict[str, Any] | None = None) -> str:
         request_id = os.urandom(26).hex().upper()
@@ -474,7 +470,7 @@ def patch_request_dispatch() -> None:
     responses.method_names_from_class = method_names_from_class
     responses.gen_amzn_requestid_long = gen_amzn_requestid_long
     werkzeug_app.DomainDispatcherApplication.get_backend_for_host = get_backend_for_host
-    werkzeug_app.create_backend_app = moto.server.create_backend_app = create_backend_app
+    debughelpers.attach_enctype_error_multidict = attach_enctype_error_multidict
     WSGIRequestHandler.log_request = quiet_log_request
 
 

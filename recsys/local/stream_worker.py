@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from recsys import raw_events
 from recsys.aws import client
-from recsys.event_processing import EventApplier, handle_kinesis_event
+from recsys.event_processing import EventApplier, UserItemCache, handle_kinesis_event
 
 if TYPE_CHECKING:
     from recsys.config import Settings
@@ -151,7 +151,8 @@ class StreamWorker:
         if applier is None:
             from recsys.serving.cache import RecommendationCache
 
-            applier = EventApplier(settings, cache=RecommendationCache(settings))
+            # The one processor of every shard: it keeps its users' items between batches.
+            applier = EventApplier(settings, cache=RecommendationCache(settings), user_items=UserItemCache())
         self.applier = applier
         self.processor = BatchProcessor(event_type=EventType.KinesisDataStreams)
         self.stats = WorkerStats()

@@ -315,7 +315,7 @@ def test_a_query_reads_its_partition_and_answers_as_moto_does() -> None:
 def test_request_dispatch_answers_as_moto_does() -> None:
     """The per-request work done once still answers every request as moto does, each service found by its
     host name; request ids stay unique and in moto's form."""
-    import moto.server
+    from flask import debughelpers
     from moto.core import responses
     from moto.moto_server import werkzeug_app
     from werkzeug.serving import WSGIRequestHandler
@@ -325,8 +325,7 @@ def test_request_dispatch_answers_as_moto_does() -> None:
         responses.method_names_from_class,
         responses.gen_amzn_requestid_long,
         werkzeug_app.DomainDispatcherApplication.get_backend_for_host,
-        werkzeug_app.create_backend_app,
-        moto.server.create_backend_app,
+        debughelpers.attach_enctype_error_multidict,
         WSGIRequestHandler.log_request,
     )
 
@@ -360,13 +359,11 @@ def test_request_dispatch_answers_as_moto_does() -> None:
             moto_server.patch_request_dispatch()
             moto_server.patch_request_dispatch()  # idempotent
             after = calls()
-            app = werkzeug_app.create_backend_app("dynamodb")
     finally:
         (responses.method_names_from_class, responses.gen_amzn_requestid_long,
-         werkzeug_app.DomainDispatcherApplication.get_backend_for_host, werkzeug_app.create_backend_app,
-         moto.server.create_backend_app, WSGIRequestHandler.log_request) = saved  # fmt: skip
+         werkzeug_app.DomainDispatcherApplication.get_backend_for_host, debughelpers.attach_enctype_error_multidict,
+         WSGIRequestHandler.log_request) = saved  # fmt: skip
     assert [(status, body) for status, body, _ in after] == [(status, body) for status, body, _ in before]
     assert after[0][:2] == (200, {"TableNames": []}) and after[1][1]["StreamNames"] == []
     ids = [request_id for _, _, request_id in after]
     assert len(set(ids)) == 3 and all(len(i) == 52 and i.isalnum() and i.isupper() for i in ids)
-    assert app.debug is False and app.config["PROPAGATE_EXCEPTIONS"] is True

@@ -390,13 +390,13 @@ def test_an_event_applied_during_an_erasure_leaves_nothing_behind(local_stack, t
 def test_a_processor_that_keeps_its_users_between_batches_never_overwrites_another_writer(
     local_stack, tiny_world
 ):
-    """One applier across batches, as the Lambda and the events worker keep it: a returning user's items are
-    not read again, yet a deployment's rewrite and an erasure made in between are kept, not overwritten."""
-    from recsys.event_processing import EventApplier
+    """One applier across batches with the local worker's user cache: a returning user's items are not read
+    again, yet a deployment's rewrite and an erasure made in between are kept, not overwritten."""
+    from recsys.event_processing import EventApplier, UserItemCache
     from recsys.serving.forget import forget_user
 
     user, video = f"kept-{uuid.uuid4().hex[:8]}", tiny_world.video_ids[0]
-    applier = EventApplier(local_stack)
+    applier = EventApplier(local_stack, user_items=UserItemCache())
     tables_read: list[str] = []
     read = applier._batch_get
 
@@ -436,6 +436,11 @@ def test_a_processor_that_keeps_its_users_between_batches_never_overwrites_anoth
     assert (result.applied, result.erased) == ([], 1)
     assert store.activity_and_engaged(user, 10) == ([], [])
     assert "interaction_count" not in (store.get_users([user])[0] or {})
+
+    lambda_applier = EventApplier(local_stack)  # the Lambda's: not tied to a shard, it keeps nothing
+    event = {"event_id": uuid.uuid4().hex, "user_id": user, "video_id": video, "event_type": "view",
+             "timestamp": time.time() + 1}  # fmt: skip
+    assert lambda_applier.apply_events([event]).applied and len(lambda_applier.user_items) == 0
 
 
 def test_the_user_item_cache_stays_within_its_bound_dropping_the_least_recently_used() -> None:

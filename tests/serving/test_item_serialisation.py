@@ -50,7 +50,7 @@ def _number(rng: random.Random) -> Any:
 
 
 def _value(rng: random.Random, depth: int = 0) -> Any:
-    kinds = ["str", "bool", "number", "none", "bytes"] + (
+    kinds = ["str", "bool", "number", "none", "bytes", "str_set"] + (
         ["list", "dict", "tuple", "array"] if depth < 3 else []
     )
     kind = rng.choice(kinds)
@@ -62,6 +62,8 @@ def _value(rng: random.Random, depth: int = 0) -> Any:
         return _number(rng)
     if kind == "none":
         return None
+    if kind == "str_set":
+        return {rng.choice(["v1", "v2", "é ü", "a" * 50]) for _ in range(rng.randint(0, 3))}
     if kind == "bytes":
         return bytes(rng.randrange(256) for _ in range(rng.randint(1, 8)))
     if kind == "array":
@@ -117,7 +119,7 @@ def test_a_tracked_response_keeps_what_it_showed_in_one_attribute() -> None:
     ]
     item = tracking_item("r1", "u1", "v20260101", "model", shown, {"k": 2}, 1_800_000_000.5)
     wire = serialize_item(item)
-    assert set(wire[ITEMS_JSON]) == {"S"} and "video_ids" not in wire  # shown once, not twice
+    assert set(wire[ITEMS_JSON]) == {"S"} and sorted(wire["video_ids"]["SS"]) == ["v1", "v2"]
     back = deserialize_item(wire)
     assert shown_items(back) == [
         {"video_id": "v1", "rank": 1, "score": 0.5, "source": "ease"},
@@ -129,3 +131,6 @@ def test_a_tracked_response_keeps_what_it_showed_in_one_attribute() -> None:
     assert shown_video_ids(back) == ["v1", "v2"]
     assert shown_video_ids(older) == ["v9"]
     assert shown_video_ids({"video_ids": ["v3"], ITEMS_JSON: "not json"}) == ["v3"]  # the list of before
+    assert "video_ids" not in serialize_item(
+        tracking_item("r2", "u1", None, "model", [], {}, 1.0)
+    )  # no empty set
