@@ -22,10 +22,10 @@ that it has no `applied_at` yet (the API writes the same item first, without it,
 event at once). The features are read whole, updated in memory and put back on the condition that nobody
 changed them meanwhile (a revision number, and the model version, so a deployment's rewrite is never
 overwritten with older values); a user's items come from the processor's cache when it holds them
-(`UserItemCache`, the local worker only), and a stale copy fails the same condition. The markers are not read beforehand: a
-redelivered or replayed event fails its marker's condition, which cancels its group's transaction; the
-cancellation names those events (without reasons, the group's markers are read), they are counted as
-duplicates and change nothing, and the rest is retried. A conflict on an entity re-reads it and retries.
+(`UserItemCache`, the local worker only), and a stale copy fails the same condition. The markers are not
+read beforehand: a redelivered or replayed event fails its marker's condition, which cancels its group's
+transaction; the cancellation names those events (without reasons, the group's markers are read), they are
+counted as duplicates and change nothing, and the rest is retried. A conflict on an entity re-reads it and retries.
 Events are applied in groups of up to 100 transaction items, a user's events together (their order kept).
 The marker lives as long as the activity item (ACTIVITY_TTL_S, 30 days): `recsys events replay` refuses to
 start earlier than that.
@@ -60,9 +60,7 @@ from recsys.feature_store.online import (
 )
 from recsys.pipeline_config import WeightsConfig
 from recsys.raw_events import write_dead_letter
-from recsys.serving.item_lists import ITEMS_JSON
 from recsys.serving.live_metrics import LiveMetrics
-from recsys.serving.tracking import shown_video_ids
 
 if TYPE_CHECKING:
     from recsys.config import Settings
@@ -406,7 +404,7 @@ class EventApplier:
         for rid in recs:
             state.recs[rid] = None
         rec_keys = [{"recommendation_id": {"S": r}} for r in recs]
-        shown = ["recommendation_id", ITEMS_JSON, "items", "video_ids", "model_version", "engaged_video_ids"]
+        shown = ["recommendation_id", "video_ids", "model_version", "engaged_video_ids"]
         for item in self._batch_get(self.tracking_table, rec_keys, shown):
             state.recs[str(item["recommendation_id"])] = item
 
@@ -613,7 +611,7 @@ class EventApplier:
             writes.append(("video", vid, item))
         for rid, events in by_rec.items():
             old = state.recs.get(rid) or {}
-            shown = set(shown_video_ids(old))
+            shown = set(old.get("video_ids") or [])
             engaged = sorted({e["video_id"] for e in events if e["video_id"] in shown})
             if not engaged:
                 continue

@@ -31,7 +31,7 @@ def freeze_long_lived(full: bool = False) -> None:
     A full collection pauses the process for as long as a collection of everything takes: use it where no
     request waits (start-up); the young collection and the freeze cost well under a millisecond. (Not
     `gc.get_freeze_count()` here: it walks every frozen object.)"""
-    gc.collect() if full else gc.collect(1)
+    gc.collect(2 if full else 1)
     gc.freeze()
 
 

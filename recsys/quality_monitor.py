@@ -26,7 +26,7 @@ import numpy as np
 from boto3.dynamodb.types import TypeDeserializer
 
 from recsys.aws import client
-from recsys.serving.tracking import shown_items, shown_video_ids
+from recsys.serving.tracking import shown_items
 
 if TYPE_CHECKING:
     from recsys.config import Settings
@@ -126,7 +126,7 @@ def compute(
     served: Counter = Counter()
     cold = fallback = items_total = impressions = engaged = 0
     for r in responses:
-        ids = shown_video_ids(r)
+        ids = [str(v) for v in r.get("video_ids") or []]
         served.update(ids)
         cold += r.get("source") in COLD_START_SOURCES
         for item in shown_items(r):

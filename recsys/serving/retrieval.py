@@ -22,9 +22,8 @@ log = logging.getLogger(__name__)
 DEFAULT_ANN_THRESHOLD = 50_000
 DEFAULT_HNSW_M = 32
 DEFAULT_HNSW_EF_CONSTRUCTION = 200
-DEFAULT_HNSW_EF_SEARCH = (
-    128  # recall@100 0.98 at 100k for 60 % of the time of 200 (0.99): bench/results/serving.md
-)
+# recall@100 0.98 at 100k videos in 60 % of the time that ef 200 takes (0.99): bench/results/serving.md
+DEFAULT_HNSW_EF_SEARCH = 128
 
 
 @dataclass(frozen=True)

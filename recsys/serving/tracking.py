@@ -43,9 +43,8 @@ def tracking_item(
 ) -> dict[str, Any]:
     """The inference tracking table item of one response (`variant`: production or canary).
 
-    What was shown is one compact JSON attribute (`recsys.serving.item_lists`), which the stream processor
-    and the quality monitor read (`shown_video_ids`); `video_ids` repeats the videos as a string set for the
-    readers of versions before them."""
+    What was shown is one compact JSON attribute (`recsys.serving.item_lists`); `video_ids` holds the same
+    videos as a string set, which the stream processor and the quality monitor read."""
     return {
         "recommendation_id": recommendation_id,
         "user_id": user_id,
@@ -60,8 +59,7 @@ def tracking_item(
                 for i in items
             ]
         ),
-        # A string set: one stored value for the emulator to hold, not one per video; versions before this one
-        # match engagements with it, so it stays until none of them runs (`shown_video_ids` reads items_json).
+        # A string set (a list before): one stored value for the emulator to hold, not one per video.
         "video_ids": {i["video_id"] for i in items},
         "request": request,
         "expires_at": int(timestamp) + TRACKING_TTL_S,
@@ -76,13 +74,6 @@ def shown_items(item: dict[str, Any]) -> list[dict[str, Any]]:
     except ValueError:
         return []
     return [i for i in shown if isinstance(i, dict)]
-
-
-def shown_video_ids(item: dict[str, Any]) -> list[str]:
-    """The videos a tracked response showed, in rank order: from its JSON attribute, or from `video_ids` (a
-    list in items written before the JSON attribute existed)."""
-    ids = [str(i["video_id"]) for i in shown_items(item) if "video_id" in i]
-    return ids or [str(v) for v in item.get("video_ids") or ()]
 
 
 class InferenceTracker:
