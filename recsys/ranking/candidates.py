@@ -99,12 +99,15 @@ class NeighbourTable:
     def sparse_scores(self, rows: np.ndarray, row_weights: np.ndarray | None = None) -> SparseScores:
         """The sum over `rows` of their neighbour weights (times `row_weights`), on the rows it reaches only:
         the cost follows the neighbours read, not the catalogue."""
+        return self.sparse_score_sets(rows, [row_weights])[0]
+
+    def sparse_score_sets(self, rows: np.ndarray, weight_sets: list[np.ndarray | None]) -> list[SparseScores]:
+        """`sparse_scores(rows, w)` for each `w` of `weight_sets` (None: every row weighs 1), from one read of
+        the neighbour lists: every set is on the rows that any of `rows` reaches, and scores 0 where its
+        weights give nothing (e.g. the recent-activity weights, 0 beyond the last events)."""
         owner, pos = self._entries(rows)
         if not pos.size:
-            return SparseScores.empty()
-        w = self.weights[pos].astype(np.float64)
-        if row_weights is not None:
-            w = w * np.asarray(row_weights, dtype=np.float64)[owner]
+            return [SparseScores.empty() for _ in weight_sets]
         # The entries sorted by (neighbour, position): one sort of packed int64 keys is several times faster
         # than an argsort, and each neighbour's weights are summed in their original order (as bincount).
         keys = np.sort((self.neighbours[pos].astype(np.int64) << 32) | np.arange(pos.size, dtype=np.int64))
@@ -113,7 +116,13 @@ class NeighbourTable:
         first[0] = True
         np.not_equal(reached[1:], reached[:-1], out=first[1:])
         slot = np.cumsum(first) - 1
-        return SparseScores(reached[first], np.bincount(slot, weights=w[keys & 0xFFFFFFFF]))
+        entry = keys & 0xFFFFFFFF
+        w = self.weights[pos[entry]].astype(np.float64)
+        out = []
+        for row_weights in weight_sets:
+            weighted = w if row_weights is None else w * np.asarray(row_weights, np.float64)[owner[entry]]
+            out.append(SparseScores(reached[first], np.bincount(slot, weights=weighted)))
+        return out
 
     def scores(self, rows: np.ndarray, row_weights: np.ndarray | None = None) -> np.ndarray:
         """Dense [n] sum over `rows` of their neighbour weights (times `row_weights`)."""
@@ -130,10 +139,16 @@ class NeighbourTable:
         owner, pos = self._entries(anchors)
         if rows.size == 0 or not pos.size:
             return best
-        target = self.neighbours[pos].astype(np.int64)
+        # The few entries that reach `rows` first, then their weights (not every entry's).
+        keep = np.flatnonzero(member_of(self.neighbours[pos], rows, self.n))
+        owner, pos = owner[keep], pos[keep]
         weight = self.weights[pos]
-        keep = member_of(target, rows, self.n) & (weight > 0)
-        owner, target, weight = owner[keep], target[keep], weight[keep]
+        positive = weight > 0
+        owner, target, weight = (
+            owner[positive],
+            self.neighbours[pos[positive]].astype(np.int64),
+            weight[positive],
+        )
         if not target.size:
             return best
         order = np.lexsort((owner, -weight, target))  # per target: largest weight, then the earliest anchor
@@ -182,6 +197,11 @@ class Catalogue:
     def category_codes(self) -> np.ndarray:
         """Each row's category as an integer code (0..number of categories - 1), once per catalogue."""
         return np.unique(np.asarray(self.category), return_inverse=True)[1].reshape(-1).astype(np.int64)
+
+    @functools.cached_property
+    def n_categories(self) -> int:
+        """How many category codes there are (once per catalogue)."""
+        return int(self.category_codes.max()) + 1 if self.category_codes.size else 0
 
     @functools.cached_property
     def popularity_order(self) -> np.ndarray:
@@ -281,11 +301,12 @@ def user_candidates(
     excluded = np.asarray(user.history if user.exclude is None else user.exclude, dtype=np.int64)
     eligible = eligible_rows(cat.n, excluded, allowed)  # once for the four sources
     hist = np.asarray(user.history, dtype=np.int64)
-    recent = hist[::-1][: cfg.recent_events]
-    item_item = cat.neighbours.sparse_scores(hist)
-    recent_scores = cat.neighbours.sparse_scores(
-        recent, cfg.recent_decay ** np.arange(recent.size, dtype=np.float64)
+    n_recent = min(cfg.recent_events, hist.size)  # the last events, newest weighted most
+    recent_weights = np.zeros(hist.size)
+    recent_weights[hist.size - n_recent :] = cfg.recent_decay ** np.arange(
+        n_recent - 1, -1, -1, dtype=np.float64
     )
+    item_item, recent_scores = cat.neighbours.sparse_score_sets(hist, [None, recent_weights])
     tops = {
         "two_tower": np.zeros(0, np.int64),
         "item_item": top_reached(item_item, cfg.per_source, eligible),
@@ -308,7 +329,7 @@ def user_candidates(
         ranks[j, pos] = np.arange(tops[src].size)
     if hist.size:  # the share of the user's history in each candidate's category
         codes = cat.category_codes
-        affinity = (np.bincount(codes[hist], minlength=int(codes.max()) + 1) / hist.size)[codes[rows]]
+        affinity = (np.bincount(codes[hist], minlength=cat.n_categories) / hist.size)[codes[rows]]
     else:
         affinity = np.zeros(rows.size)
     upload = np.asarray(cat.upload_ts[rows], dtype=np.float64)
@@ -336,7 +357,8 @@ def user_candidates(
     user_columns += [np.log1p(hist.size), since]  # the same for every candidate
     for j, column in enumerate(user_columns, start=2 * len(SOURCES)):
         features[:, j] = column
-    np.nan_to_num(features, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+    if not np.isfinite(features).all():
+        np.nan_to_num(features, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
     best = ranks.argmin(axis=0) if rows.size else np.zeros(0, np.int64)
     return CandidateSet(
         rows=rows,

@@ -9,8 +9,8 @@ within 1e-5 (tests/ml/test_json_ranker.py), and to a tree-by-tree walk kept as a
 
 All trees are evaluated at once: their splits are stacked into [trees, depth] arrays (shallower trees
 padded with never-true splits), each distinct split compared once per row, so scoring 100 candidates
-with 300 trees takes a few numpy calls (one comparison per distinct split, one gather of bits per split
-level, one gather of the leaves) instead of a Python loop over the trees.
+with 300 trees takes a few numpy calls (one comparison per distinct split, one gather of every level's
+bits, one gather of the leaves) instead of a Python loop over the trees.
 """
 
 from __future__ import annotations
@@ -83,9 +83,14 @@ class TreeEnsemble:
         self._split_feature = unique[:, 0].astype(np.intp)
         self._split_border = unique[:, 1].astype(np.float32)
         self._split_nan = unique[:, 2].astype(bool)
-        self._split_of = split_of.reshape(features.shape).astype(np.intp)
+        # The splits of every tree level after level: one gather gives the [depth, trees, rows] bits.
+        self._split_of_levels = split_of.reshape(features.shape).T.ravel().astype(np.intp)
         packed = self._packed_depth
         self._index_dtype = np.uint8 if packed <= 8 else np.uint16 if packed <= 16 else np.uint32
+        self._level_bit = (1 << np.arange(packed)).astype(self._index_dtype)[:, None, None]
+        # Leaf (tree t, index i) is flat entry t * leaves + i: one take instead of take_along_axis.
+        self._leaves_flat = self._leaves.ravel()
+        self._leaf_base = (np.arange(self._packed_trees, dtype=np.intp) * self._leaves.shape[1])[:, None]
         scale, bias = model.get("scale_and_bias", [1.0, [0.0]])
         self.scale = float(scale)
         self.bias = float(bias[0] if isinstance(bias, list) else bias)
@@ -128,12 +133,13 @@ class TreeEnsemble:
         if np.isnan(x32).any():
             bits = np.where(np.isnan(vals), self._split_nan[:, None], bits)
         bits = bits.view(np.uint8).astype(self._index_dtype, copy=False)
-        index = np.zeros((self._packed_trees, xt.shape[1]), dtype=self._index_dtype)
-        for d in range(self._packed_depth):
-            level = np.take(bits, self._split_of[:, d], axis=0)
-            level <<= d
-            index |= level
-        total = np.take_along_axis(self._leaves, index, axis=1).sum(axis=0)
+        levels = bits.take(self._split_of_levels, axis=0).reshape(
+            self._packed_depth, self._packed_trees, xt.shape[1]
+        )
+        levels *= self._level_bit  # level d's bit of the leaf index
+        index = np.bitwise_or.reduce(levels, axis=0).astype(np.intp)  # [trees, rows]
+        index += self._leaf_base
+        total = self._leaves_flat.take(index).sum(axis=0)
         return self.scale * total + self.bias
 
 

@@ -120,8 +120,11 @@ def rank_candidates_many(
     if choice == RANKED:
         sizes = [len(c) for c in cands]
         if sum(sizes):
-            flat = model.ranker.predict(np.concatenate([c.features for c in cands if len(c)]))
-            scores = list(np.split(flat, np.cumsum(sizes)[:-1]))
+            if len(cands) == 1:  # one request
+                scores = [model.ranker.predict(cands[0].features)]
+            else:
+                flat = model.ranker.predict(np.concatenate([c.features for c in cands if len(c)]))
+                scores = list(np.split(flat, np.cumsum(sizes)[:-1]))
     out = []
     for c, s in zip(cands, scores, strict=True):
         if not len(c):

@@ -144,6 +144,27 @@ def test_candidates_exclude_the_history_and_carry_every_sources_features():
     assert np.allclose(f["category_affinity"][cat.category[cands.rows] == "a"], share_a)
 
 
+def test_item_item_and_recent_scores_are_the_weighted_sums_of_the_history_and_its_last_events():
+    x = _random_matrix(7, items=30)
+    n = x.shape[1]
+    table = fit_ease(x, np.arange(n), n, SourcesConfig(neighbours=6))  # EASE: negative weights too
+    dense = _table_dense(table)
+    cat = _catalogue(table)
+    hist = np.array([4, 8, 15, 16, 23, 8])  # oldest first, one video twice
+    cfg = SourceSettings(per_source=6, recent_events=3, recent_decay=0.5)
+    cands = user_candidates(cat, UserState(hist), cfg, now_ts=0.0)
+    f = dict(zip(CANDIDATE_FEATURES, cands.features.T, strict=True))
+    recent = hist[::-1][:3]  # newest first: 0.5 ** position
+    expected_recent = (0.5 ** np.arange(3)) @ dense[recent]
+    np.testing.assert_allclose(f["item_item_score"], dense[hist].sum(axis=0)[cands.rows], atol=1e-6)
+    np.testing.assert_allclose(f["recent_score"], expected_recent[cands.rows], atol=1e-6)
+    from_recent = cands.rows[f["recent_rank"] < cfg.per_source]
+    assert from_recent.size and np.all(expected_recent[from_recent] > 0)  # only rows it reaches positively
+    eligible = np.setdiff1d(np.flatnonzero(expected_recent > 0), hist)
+    best = eligible[np.argsort(-expected_recent[eligible], kind="stable")][: cfg.per_source]
+    assert set(from_recent.tolist()) == set(best.tolist())
+
+
 def test_a_user_without_history_or_vector_gets_popular_candidates_only():
     x = _random_matrix(5)
     n = x.shape[1]
