@@ -5,7 +5,7 @@
 1. ANN: hnswlib vs usearch (same graph parameters) against exact numpy top-100 on a clustered catalogue.
 2. Latency of one warm recommendation in process (`RecommendationService.compute`: user vector,
    the four candidate sources, the ranker at the pipeline's default shape (100 trees of depth 4, or
-   `--ranker-trees/--ranker-depth`), rules, reasons) for each catalogue size; online features come from the in-process feature cache (warm).
+   `--ranker-trees/--ranker-depth`), rules, reasons) for each catalogue size, also for one category; online features come from the in-process feature cache (warm).
 3. Cold import of `lambdas/api/handler.py` in a fresh interpreter (median of 5).
 4. Installed size of the serving dependency set (what the API Lambda's zip needs).
 Prints a JSON summary; the figures go into bench/results/serving.md.
@@ -206,9 +206,19 @@ def bench_latency(n: int, iterations: int, ranker_shape: tuple[int, int] = (100,
         lat.append((time.perf_counter() - s) * 1e3)
         cpu.append((time.process_time() - c) * 1e3)  # this process's CPU: what a shared host does not inflate
         assert source == "model" and len(picks) == 20
+    # A request for one category (1 of 20): the two-tower source searches within that category's rows.
+    in_category = []
+    for i in range(iterations // 2):
+        u = users[i % n_users]
+        s = time.perf_counter()
+        picks, source, _ = service.compute_selection(model, u, 20, CATEGORIES[1], True, activity)
+        in_category.append((time.perf_counter() - s) * 1e3)
+        assert source == "model" and len(picks) == 20
     return {"n": n, "index": model.index.kind, "index_build_s": build_s, "iterations": iterations,
             "p50_ms": pct(lat, 50), "p99_ms": pct(lat, 99), "mean_ms": float(np.mean(lat)),
-            "cpu_p50_ms": pct(cpu, 50), "cpu_p99_ms": pct(cpu, 99), "load_avg": os.getloadavg()[0]}  # fmt: skip
+            "cpu_p50_ms": pct(cpu, 50), "cpu_p99_ms": pct(cpu, 99),
+            "category_p50_ms": pct(in_category, 50), "category_p99_ms": pct(in_category, 99),
+            "load_avg": os.getloadavg()[0]}  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- 3/4. import and size

@@ -24,6 +24,11 @@ DEFAULT_HNSW_M = 32
 DEFAULT_HNSW_EF_CONSTRUCTION = 200
 # recall@100 0.98 at 100k videos in 60 % of the time that ef 200 takes (0.99): bench/results/serving.md
 DEFAULT_HNSW_EF_SEARCH = 128
+# A search within a subset of the catalogue (one category): hnswlib's filtered walk visits about k / share
+# nodes (share = subset / catalogue), an exact search reads each of the subset's rows. The exact search is
+# the cheaper when rows * share < this, i.e. rows < sqrt(EXACT_SUBSET_FACTOR * catalogue): 16k rows of 100k,
+# 50k of 1M (measured at 100k: bench/results/serving.md).
+EXACT_SUBSET_FACTOR = 2_500
 
 
 @dataclass(frozen=True)
@@ -156,33 +161,35 @@ class HnswIndex:
     def search(
         self, query: np.ndarray, n: int, allowed: np.ndarray | None = None, exclude: np.ndarray | None = None
     ) -> Candidates:
-        """Approximate top `n`; masks go through hnswlib's filter (falls back to exact when too few match)."""
+        """Approximate top `n`. Within `allowed` rows: exact over them when they are few (see
+        EXACT_SUBSET_FACTOR), else through hnswlib's filter (exact too when fewer match than asked)."""
         q = np.asarray(query, dtype=np.float32).reshape(1, -1)
         n_excl = 0 if exclude is None else len(exclude)
         if allowed is None:
             excluded = np.zeros(0, np.int64) if exclude is None else exclude
             return self._search_block(q, n, [excluded], self._fetch(n, len(excluded)))[0]
-        filt: Callable[[int], bool] | None = None
-        fetch = min(n + n_excl, len(self))
-        if allowed is not None:
-            mask = allowed.copy()
-            if n_excl:
-                mask[exclude] = False
-            filt = mask.__getitem__
-            fetch = min(n, int(mask.sum()))
-        if fetch <= 0:
-            return Candidates(np.zeros(0, dtype=np.int64), np.zeros(0))
+        mask = allowed.copy()
+        if n_excl:
+            mask[exclude] = False
+        rows = np.flatnonzero(mask)
+        if rows.size * rows.size < EXACT_SUBSET_FACTOR * len(self):
+            return self._exact_within(rows, q[0], n)
+        filt: Callable[[int], bool] = mask.__getitem__
+        fetch = min(n, rows.size)
         self.index.set_ef(max(self.ef_search, fetch))
         try:
             labels, distances = self.index.knn_query(q, k=fetch, filter=filt)
-        except RuntimeError:  # fewer matches than asked: the exact answer is cheap then
-            return ExactIndex(self.embeddings).search(query, n, allowed, exclude)
-        rows = labels[0].astype(np.int64)
+        except RuntimeError:  # fewer reachable than asked
+            return self._exact_within(rows, q[0], n)
+        found = labels[0].astype(np.int64)
         scores = 1.0 - distances[0].astype(np.float64)  # hnswlib's ip distance is 1 - <q, x>
-        if n_excl and filt is None:
-            keep = ~member_of(rows, exclude)
-            rows, scores = rows[keep], scores[keep]
-        return Candidates(rows[:n], scores[:n])
+        return Candidates(found[:n], scores[:n])
+
+    def _exact_within(self, rows: np.ndarray, query: np.ndarray, n: int) -> Candidates:
+        """The exact top `n` of ascending catalogue `rows` (ties go to the lower row)."""
+        scores = self.embeddings[rows] @ query
+        top = _top(scores, n)
+        return Candidates(rows[top], scores[top].astype(np.float64))
 
     def _fetch(self, n: int, n_excl: int) -> int:
         # Powers of two: one request and a batch block ask hnswlib the same k (and ef), so they agree.

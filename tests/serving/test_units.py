@@ -38,8 +38,16 @@ def test_hnsw_recall_and_filters():
     assert np.mean(recalls) >= 0.95
     allowed = np.arange(3000) % 7 == 0
     excl = np.flatnonzero(allowed)[:5]
+    # a small subset (one category of many) is searched exactly: the exact index's answer
     got = ann.search(queries[0], 20, allowed=allowed, exclude=excl)
+    assert got.rows.tolist() == exact.search(queries[0], 20, allowed=allowed, exclude=excl).rows.tolist()
     assert len(got) == 20 and allowed[got.rows].all() and not np.isin(got.rows, excl).any()
+    # most of the catalogue goes through the graph's filter, which keeps out what it must
+    most = np.arange(3000) % 20 != 0
+    got = ann.search(queries[0], 50, allowed=most, exclude=np.flatnonzero(most)[:5])
+    truth = exact.search(queries[0], 50, allowed=most, exclude=np.flatnonzero(most)[:5])
+    assert len(got) == 50 and most[got.rows].all() and not np.isin(got.rows, np.flatnonzero(most)[:5]).any()
+    assert recall_at(truth, got) >= 0.9
     unfiltered = ann.search(queries[0], 20, exclude=excl)
     assert len(unfiltered) == 20 and not np.isin(unfiltered.rows, excl).any()
     # a block of queries (the batch path) answers each as one request does
