@@ -101,6 +101,8 @@ class ServingModel:
         self.category_codes = codes.astype(np.int64).reshape(-1)
         self.category_index = {c: i for i, c in enumerate(self.categories)}
         self.category_masks = {c: self.category_codes == i for i, c in enumerate(self.categories)}
+        for mask in self.category_masks.values():
+            mask.flags.writeable = False  # read-only: the index keeps each mask's rows (`HnswIndex.search`)
         self.popular_rows = np.argsort(-self.popularity, kind="stable")
         self.trending_score = 0.5 * self.trending + 0.5 * self.popularity
         self.trending_rows = np.argsort(-self.trending_score, kind="stable")

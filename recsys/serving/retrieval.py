@@ -29,6 +29,7 @@ DEFAULT_HNSW_EF_SEARCH = 128
 # the cheaper when rows * share < this, i.e. rows < sqrt(EXACT_SUBSET_FACTOR * catalogue): 16k rows of 100k,
 # 50k of 1M (measured at 100k: bench/results/serving.md).
 EXACT_SUBSET_FACTOR = 2_500
+SUBSETS_KEPT = 256  # the rows of this many read-only masks (a version's categories) kept per index
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,7 @@ class HnswIndex:
             self.index.add_items(self.embeddings, np.arange(n))
         self.index.set_ef(ef_search)
         self.index.set_num_threads(1)
+        self._subsets: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # id(mask) -> (mask, its rows)
 
     def __len__(self) -> int:
         return int(self.embeddings.shape[0])
@@ -168,26 +170,45 @@ class HnswIndex:
         if allowed is None:
             excluded = np.zeros(0, np.int64) if exclude is None else exclude
             return self._search_block(q, n, [excluded], self._fetch(n, len(excluded)))[0]
+        rows = self._rows_of(allowed)
+        if rows.size * rows.size < EXACT_SUBSET_FACTOR * len(self):
+            return self._exact_within(rows, q[0], n, exclude)
         mask = allowed.copy()
         if n_excl:
             mask[exclude] = False
-        rows = np.flatnonzero(mask)
-        if rows.size * rows.size < EXACT_SUBSET_FACTOR * len(self):
-            return self._exact_within(rows, q[0], n)
         filt: Callable[[int], bool] = mask.__getitem__
-        fetch = min(n, rows.size)
+        fetch = min(n, int(np.count_nonzero(mask)))
         self.index.set_ef(max(self.ef_search, fetch))
         try:
             labels, distances = self.index.knn_query(q, k=fetch, filter=filt)
         except RuntimeError:  # fewer reachable than asked
-            return self._exact_within(rows, q[0], n)
+            return self._exact_within(rows, q[0], n, exclude)
         found = labels[0].astype(np.int64)
         scores = 1.0 - distances[0].astype(np.float64)  # hnswlib's ip distance is 1 - <q, x>
         return Candidates(found[:n], scores[:n])
 
-    def _exact_within(self, rows: np.ndarray, query: np.ndarray, n: int) -> Candidates:
-        """The exact top `n` of ascending catalogue `rows` (ties go to the lower row)."""
+    def _rows_of(self, allowed: np.ndarray) -> np.ndarray:
+        """The rows of a bool mask, kept for a read-only mask (a version's category: asked again and again)."""
+        if allowed.flags.writeable:
+            return np.flatnonzero(allowed)
+        found = self._subsets.get(id(allowed))
+        if found is not None and found[0] is allowed:
+            return found[1]
+        if len(self._subsets) >= SUBSETS_KEPT:
+            self._subsets.clear()
+        rows = np.flatnonzero(allowed)
+        self._subsets[id(allowed)] = (allowed, rows)  # the mask is held: its id is not reused meanwhile
+        return rows
+
+    def _exact_within(
+        self, rows: np.ndarray, query: np.ndarray, n: int, exclude: np.ndarray | None
+    ) -> Candidates:
+        """The exact top `n` of ascending catalogue `rows` but `exclude` (ties go to the lower row)."""
         scores = self.embeddings[rows] @ query
+        if exclude is not None and len(exclude) and rows.size:
+            exclude = np.asarray(exclude, dtype=np.int64)
+            pos = np.minimum(np.searchsorted(rows, exclude), rows.size - 1)
+            scores[pos[rows[pos] == exclude]] = -np.inf  # `_top` leaves out what is not finite
         top = _top(scores, n)
         return Candidates(rows[top], scores[top].astype(np.float64))
 

@@ -42,6 +42,12 @@ def test_hnsw_recall_and_filters():
     got = ann.search(queries[0], 20, allowed=allowed, exclude=excl)
     assert got.rows.tolist() == exact.search(queries[0], 20, allowed=allowed, exclude=excl).rows.tolist()
     assert len(got) == 20 and allowed[got.rows].all() and not np.isin(got.rows, excl).any()
+    read_only = allowed.copy()  # a version's category mask: its rows are kept between requests
+    read_only.flags.writeable = False
+    for exclude in (excl, excl[:2], excl):
+        again = ann.search(queries[0], 20, allowed=read_only, exclude=exclude)
+        expected = exact.search(queries[0], 20, allowed=allowed, exclude=exclude)
+        assert again.rows.tolist() == expected.rows.tolist()
     # most of the catalogue goes through the graph's filter, which keeps out what it must
     most = np.arange(3000) % 20 != 0
     got = ann.search(queries[0], 50, allowed=most, exclude=np.flatnonzero(most)[:5])
