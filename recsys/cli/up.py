@@ -50,9 +50,14 @@ def _api_key(settings: Any, given: str | None) -> str | None:
         return None
 
 
-def run_validation(env: str, url: str | None, api_key: str | None) -> dict[str, Any]:
-    """Every check of `env` as `{"env", "url", "passed", "checks"}`."""
-    from recsys.infra.validate import validate
+def run_validation(
+    env: str, url: str | None, api_key: str | None, api_wait_s: float | None = None
+) -> dict[str, Any]:
+    """Every check of `env` as `{"env", "url", "passed", "checks"}`; an API still serving the version before
+    production is asked again for up to `api_wait_s` seconds (default: `API_SETTLE_S`)."""
+    from recsys.infra.validate import API_SETTLE_S, validate
+
+    api_wait_s = API_SETTLE_S if api_wait_s is None else api_wait_s
 
     settings = settings_for(env)
     values = None
@@ -64,7 +69,7 @@ def run_validation(env: str, url: str | None, api_key: str | None) -> dict[str, 
     else:
         url = url or _local_api_url(settings)
     with progress(f"Validating {env}…"):
-        checks = validate(settings, url, values, _api_key(settings, api_key))
+        checks = validate(settings, url, values, _api_key(settings, api_key), api_wait_s, on_wait=info)
     return {
         "env": env,
         "url": url,
@@ -92,18 +97,30 @@ def validate_cmd(
     api_key: Annotated[
         str | None, typer.Option(envvar="RECSYS_API_KEY", help="API Gateway key (default: from the secret).")
     ] = None,
+    wait: Annotated[
+        float | None,
+        typer.Option(
+            min=0,
+            max=600,
+            help="Seconds to wait for an API that still serves the version before production (it loads a new "
+            "one on its next registry check; default: twice its poll interval). 0: no wait.",
+        ),
+    ] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Check that an environment is whole: outputs, buckets, tables and keys, the production model's files, the
-    last pipeline run, and the API. Exits non-zero when any check fails.
+    last pipeline run, and the API. Exits non-zero when any check fails. Right after a deployment the API may
+    still serve the version before for up to its registry poll interval: validate waits for it (--wait).
 
     **Examples**
 
         recsys validate --env local
 
+        recsys validate --env local --wait 0
+
         recsys validate --env dev --json | jq '.data.checks[] | select(.ok | not)'
     """
-    data = run_validation(env, url, api_key)
+    data = run_validation(env, url, api_key, wait)
     emit(data, lambda: _validation_table(data))
     error = _failed_checks(data)
     if error is not None:

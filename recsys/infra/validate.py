@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import io
 import json
+import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +28,7 @@ from recsys.aws import client
 from recsys.catalog import load_catalog
 from recsys.registry import ModelRegistry
 from recsys.serving.bundle import bundle_key
+from recsys.serving.model_store import DEFAULT_POLL_INTERVAL_S
 
 if TYPE_CHECKING:
     from recsys.config import Settings
@@ -166,10 +169,12 @@ def check_last_run(settings: Settings) -> list[Check]:
     return [Check("pipeline", "last run", status == "SUCCEEDED", detail)]
 
 
-def check_api(
-    url: str, version: str | None, api_key: str | None = None, timeout_s: float = 10.0
-) -> list[Check]:
-    """`GET /health` answers 200 and serves the production version."""
+API_SETTLE_S = 2 * DEFAULT_POLL_INTERVAL_S  # the API loads a new version on its next registry poll
+API_RECHECK_S = 2.0
+
+
+def _health(url: str, api_key: str | None, timeout_s: float) -> tuple[Check, str | None]:
+    """One `GET /health`: its check and the version it serves (None without an answer)."""
     req = urllib.request.Request(url.rstrip("/") + "/health", headers={"Accept": "application/json"})
     if api_key:
         req.add_header("x-api-key", api_key)
@@ -177,14 +182,51 @@ def check_api(
         with urllib.request.urlopen(req, timeout=timeout_s) as resp:
             status, body = resp.status, json.loads(resp.read() or b"{}")
     except urllib.error.HTTPError as exc:
-        return [Check("api", "health", False, f"{url}: HTTP {exc.code}")]
+        return Check("api", "health", False, f"{url}: HTTP {exc.code}"), None
     except (urllib.error.URLError, OSError, ValueError) as exc:
-        return [Check("api", "health", False, f"{url}: no answer ({getattr(exc, 'reason', exc)})")]
-    served = body.get("model_version")
-    checks = [Check("api", "health", status == 200, f"{url}: {body.get('status')}")]
+        return Check("api", "health", False, f"{url}: no answer ({getattr(exc, 'reason', exc)})"), None
+    served = body.get("model_version") if isinstance(body, dict) else None
+    status_text = body.get("status") if isinstance(body, dict) else None
+    return Check("api", "health", status == 200, f"{url}: {status_text}"), served
+
+
+def check_api(
+    url: str,
+    version: str | None,
+    api_key: str | None = None,
+    timeout_s: float = 10.0,
+    wait_s: float = 0.0,
+    on_wait: Callable[[str], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> list[Check]:
+    """`GET /health` answers 200 and serves the production version.
+
+    An API that answers with another version (a deployment it has not loaded yet: it checks the registry
+    every `DEFAULT_POLL_INTERVAL_S`) is asked again every API_RECHECK_S for up to `wait_s` seconds; `on_wait`
+    hears once why.
+    """
+    start = clock()
+    health, served = _health(url, api_key, timeout_s)
+    told = on_wait is None
+    while version is not None and served is not None and served != version and clock() - start < wait_s:
+        if not told:
+            on_wait(
+                f"The API serves {served}, production is {version}: waiting up to {wait_s:.0f} s for it to load"
+            )
+            told = True
+        sleep(API_RECHECK_S)
+        health, served = _health(url, api_key, timeout_s)
+    checks = [health]
     if version is not None:
-        checks.append(Check("api", "served version", served == version,
-                            f"serves {served}" + ("" if served == version else f", production is {version}")))  # fmt: skip
+        waited = clock() - start
+        if served == version:
+            detail = f"serves {served}" + (f" (after {waited:.0f} s)" if waited >= 1 else "")
+        else:
+            detail = f"serves {served}, production is {version}" + (
+                f" (still after {waited:.0f} s)" if waited >= 1 else ""
+            )
+        checks.append(Check("api", "served version", served == version, detail))
     return checks
 
 
@@ -193,8 +235,11 @@ def validate(
     api_url: str | None,
     outputs: dict[str, Any] | None = None,
     api_key: str | None = None,
+    api_wait_s: float = 0.0,
+    on_wait: Callable[[str], None] | None = None,
 ) -> list[Check]:
-    """Every check of an environment (`outputs`: the stack outputs, for AWS environments)."""
+    """Every check of an environment (`outputs`: the stack outputs, for AWS environments); `api_wait_s` and
+    `on_wait` as in `check_api`."""
     checks: list[Check] = []
     if outputs is not None:
         checks += check_outputs(outputs, has_redis=settings.profile.redis_enabled)
@@ -204,5 +249,5 @@ def validate(
     checks += model_checks
     checks += check_last_run(settings)
     if api_url:
-        checks += check_api(api_url, version, api_key)
+        checks += check_api(api_url, version, api_key, wait_s=api_wait_s, on_wait=on_wait)
     return checks

@@ -110,3 +110,92 @@ def test_bootstrap_loads_the_starter_data_idempotently(local_stack) -> None:
     again = runner.invoke(app, argv)
     assert again.exit_code == 0
     assert starter_activity() == recent  # the same items, rewritten
+
+
+class _Health:
+    """A loopback `/health` that answers each version of `versions` in turn (the last one from then on)."""
+
+    def __init__(self, versions: list[str]) -> None:
+        import http.server
+        import threading
+
+        self.versions, self.asked = versions, 0
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                version = outer.versions[min(outer.asked, len(outer.versions) - 1)]
+                outer.asked += 1
+                body = json.dumps({"status": "healthy", "model_version": version}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def health_server():
+    servers: list[_Health] = []
+
+    def start(versions: list[str]) -> _Health:
+        servers.append(_Health(versions))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def _waiting_check(url: str, wait_s: float) -> tuple[list, list[str], list[float]]:
+    """check_api with a clock that only the waits move: (checks, what on_wait heard, the waits)."""
+    from recsys.infra.validate import check_api
+
+    now, heard, waits = [0.0], [], []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        now[0] += seconds
+
+    checks = check_api(url, "v-new", wait_s=wait_s, on_wait=heard.append, sleep=sleep, clock=lambda: now[0])
+    return checks, heard, waits
+
+
+def test_validate_waits_for_the_api_to_load_a_new_production_version(health_server) -> None:
+    # Right after a deployment the API serves the version before until its next registry poll.
+    api = health_server(["v-old", "v-old", "v-new"])
+    checks, heard, waits = _waiting_check(api.url, wait_s=60)
+    served = {c.name: c for c in checks}["served version"]
+    assert served.ok and served.detail == "serves v-new (after 4 s)"
+    assert api.asked == 3 and len(waits) == 2
+    assert len(heard) == 1 and "serves v-old, production is v-new" in heard[0]
+
+
+def test_validate_fails_when_the_api_never_loads_production(health_server) -> None:
+    api = health_server(["v-old"])
+    checks, _, waits = _waiting_check(api.url, wait_s=10)
+    served = {c.name: c for c in checks}["served version"]
+    assert not served.ok and served.detail == "serves v-old, production is v-new (still after 10 s)"
+    assert sum(waits) == 10 and api.asked == 6
+    # Without a wait: one question, the answer as it is.
+    checks, heard, waits = _waiting_check(api.url, wait_s=0)
+    assert {c.name: c for c in checks}["served version"].detail == "serves v-old, production is v-new"
+    assert not waits and not heard
+
+
+def test_validate_does_not_wait_for_an_api_that_does_not_answer() -> None:
+    from recsys.local.processes import free_port
+
+    checks, heard, waits = _waiting_check(f"http://127.0.0.1:{free_port()}", wait_s=60)
+    assert [c.name for c in checks if not c.ok] == ["health", "served version"] and not waits and not heard
