@@ -16,6 +16,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from recsys.secrets import redis_settings
@@ -135,6 +136,20 @@ class RecommendationCache:
             return False
         try:
             r.delete(self._key(user_id))
+            return True
+        except Exception as exc:
+            self._failed("invalidate", exc)
+            return False
+
+    def invalidate_many(self, user_ids: Iterable[str], chunk: int = 500) -> bool:
+        """`invalidate` for many users, `chunk` keys per DEL (one round trip each instead of one per user)."""
+        r = self._redis()
+        if r is None:
+            return False
+        keys = [self._key(u) for u in user_ids]
+        try:
+            for start in range(0, len(keys), chunk):
+                r.delete(*keys[start : start + chunk])
             return True
         except Exception as exc:
             self._failed("invalidate", exc)

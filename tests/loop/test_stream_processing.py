@@ -460,3 +460,66 @@ def test_the_user_item_cache_stays_within_its_bound_dropping_the_least_recently_
         "engaged", "c", {"user_id": "c", "video_ids": [f"v{i}" for i in range(20)]}
     )  # over the bound alone
     assert len(cache) == 0
+
+
+def test_a_batch_of_many_groups_is_applied_once_when_another_writer_changes_a_video_midway(local_stack):
+    """A batch spans several transactions, each built while the one before is in flight. Another writer
+    changes a shared video just before the second one commits: that transaction is cancelled, the third (built
+    on the second's writes) is rebuilt, and every event still counts once, beside the other writer's change."""
+    from recsys.event_processing import EventApplier
+
+    run = uuid.uuid4().hex[:8]
+    users = [f"many-{run}-{i}" for i in range(60)]
+    videos = [f"many-{run}-v{i}" for i in range(3)]
+    store = OnlineFeatureStore(local_stack)
+    store.put_videos([{"video_id": v, "category": "music", "interaction_count": 10} for v in videos])
+    start = time.time() - 60
+    events = [
+        {"event_id": uuid.uuid4().hex, "user_id": users[i % len(users)], "video_id": videos[i % len(videos)],
+         "event_type": "view", "timestamp": start + i * 0.001}
+        for i in range(180)
+    ]  # fmt: skip
+    applier = EventApplier(local_stack)
+    sent: list[int] = []
+
+    def another_writer_first(**_kwargs) -> None:  # runs as each transaction is sent
+        sent.append(len(sent))
+        if len(sent) == 2:
+            [video] = store.get_videos([videos[0]])
+            store.put_videos([{**video, "interaction_count": video["interaction_count"] + 1000,
+                               "rev": int(video.get("rev") or 0) + 1}])  # fmt: skip
+
+    hooks = applier.ddb.meta.events
+    hooks.register("before-call.dynamodb.TransactWriteItems", another_writer_first, unique_id="midway")
+    try:
+        result = applier.apply_events(events)
+    finally:
+        hooks.unregister("before-call.dynamodb.TransactWriteItems", unique_id="midway")
+    assert sorted(result.applied) == sorted(e["event_id"] for e in events) and not result.failed
+    assert result.conflicts == 1 and result.transactions >= 3
+    per_video = Counter(e["video_id"] for e in events)
+    stored = {v["video_id"]: v["interaction_count"] for v in store.get_videos(videos)}
+    assert stored == {v: 10 + per_video[v] + (1000 if v == videos[0] else 0) for v in videos}
+    per_user = Counter(e["user_id"] for e in events)
+    assert [u["interaction_count"] for u in store.get_users(users)] == [per_user[u] for u in users]
+
+    again = EventApplier(local_stack).apply_events(events)  # a replay changes nothing
+    assert again.applied == [] and again.duplicates == len(events)
+    assert {v["video_id"]: v["interaction_count"] for v in store.get_videos(videos)} == stored
+
+
+def test_applying_a_batch_drops_the_cached_answers_of_its_users(service, tiny_world):
+    from recsys.event_processing import EventApplier
+
+    users = tiny_world.user_ids[20:23]
+    for user in users:
+        service.recommend(user, k=4, track=False)
+    assert {service.recommend(u, k=4, track=False)["source"] for u in users} == {"cache"}
+    events = [
+        {"event_id": uuid.uuid4().hex, "user_id": user, "video_id": tiny_world.video_ids[i], "event_type": "view",
+         "timestamp": time.time() - 5}
+        for i, user in enumerate(users[:2])
+    ]  # fmt: skip
+    assert len(EventApplier(service.settings, cache=service.cache).apply_events(events).applied) == 2
+    sources = [service.recommend(u, k=4, track=False)["source"] for u in users]
+    assert sources == ["model", "model", "cache"]  # the third user had no event
