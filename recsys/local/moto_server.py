@@ -87,6 +87,71 @@ def patch_kinesis() -> None:
             setattr(models.Shard, name, _locked(method))
 
 
+MAX_GET_RECORDS = 10_000  # Kinesis' largest GetRecords Limit
+
+
+def _records_after(shard: Any, last_sequence_id: str, limit: int | None) -> tuple[list[Any], int, int]:
+    """moto's `Shard.get_records` reading only the records asked for: moto numbers a shard's records one by
+    one (1, 2, 3...), where moto walks every record from the first (slower with each record on the stream)."""
+    last = int(last_sequence_id)
+    records = shard.records
+    if not records:
+        return [], last, 0
+    first, newest = next(iter(records)), next(reversed(records))
+    wanted = min(limit or MAX_GET_RECORDS, MAX_GET_RECORDS)
+    out: list[Any] = []
+    seq = max(last + 1, first)
+    while len(out) < wanted and seq <= newest:
+        record = records.get(seq)
+        if record is None:  # not numbered one by one: moto's own walk
+            return shard.__recsys_walk__(last_sequence_id, limit)
+        out.append(record)
+        seq += 1
+    if not out:
+        return [], last, 0
+    behind = records[newest].created_at - out[-1].created_at
+    return out, out[-1].sequence_number, int(behind * 1000)
+
+
+def get_records_body(result: tuple[str, list[Any], int]) -> str:
+    """GetRecords' JSON body as moto's serialiser writes it: the stored base64 data as it came, arrival times in
+    epoch seconds truncated to milliseconds."""
+    from moto.core.serialize import TimestampSerializer
+
+    next_iterator, records, millis_behind = result
+    stamp = TimestampSerializer._timestamp_unixtimestamp
+    body = {
+        "Records": [
+            {"SequenceNumber": str(r.sequence_number), "ApproximateArrivalTimestamp": stamp(r.created_at_datetime),
+             "Data": r.data, "PartitionKey": r.partition_key}
+            for r in records
+        ],
+        "NextShardIterator": next_iterator,
+        "MillisBehindLatest": millis_behind,
+    }  # fmt: skip
+    return json.dumps(body)
+
+
+def patch_kinesis_reads() -> None:
+    """GetRecords reads only the records it returns and writes its answer with `json.dumps` (idempotent)."""
+    from moto.kinesis import models, responses
+
+    if getattr(responses.KinesisResponse.get_records, "__recsys_locked__", False):
+        return
+    models.Shard.__recsys_walk__ = models.Shard.get_records
+    models.Shard.get_records = _locked(_records_after)
+
+    def get_records(self: Any) -> str:
+        result = self.kinesis_backend.get_records(
+            self._get_param("StreamARN"), self._get_param("ShardIterator"), self._get_param("Limit")
+        )
+        self.response_headers["Content-Type"] = "application/x-amz-json-1.1"
+        return get_records_body(result)
+
+    get_records.__recsys_locked__ = True  # type: ignore[attr-defined]
+    responses.KinesisResponse.get_records = get_records
+
+
 class _TablesNotCopied:
     """Stands in for the `copy` module inside moto's DynamoDB backend: a table's "backup" is the table itself
     (the items a transaction names are copied and restored by `_transact_write_items` instead)."""
@@ -477,6 +542,7 @@ def patch_request_dispatch() -> None:
 def main(argv: list[str]) -> None:
     """Apply the fixes, then run moto's server with `argv`."""
     patch_kinesis()
+    patch_kinesis_reads()
     patch_dynamodb_transactions()
     patch_condition_parsing()
     patch_dynamodb_responses()

@@ -5,7 +5,9 @@
 in-process and every item operation's request is parsed both ways and its result serialised both ways; the
 two must be equal (every attribute type, binary values, sets, nested maps, empty results, pagination keys,
 returned old values, a failed condition), an item over the size limit is refused as moto refuses it, and
-requests are routed among the same service modules, and a Query answers as moto does.
+requests are routed among the same service modules, and a Query answers as moto does. Kinesis' GetRecords,
+which reads only the records it returns and writes its answer with `json.dumps`, answers as moto does from
+every kind of shard position.
 """
 
 from __future__ import annotations
@@ -367,3 +369,68 @@ def test_request_dispatch_answers_as_moto_does() -> None:
     assert after[0][:2] == (200, {"TableNames": []}) and after[1][1]["StreamNames"] == []
     ids = [request_id for _, _, request_id in after]
     assert len(set(ids)) == 3 and all(len(i) == 52 and i.isalnum() and i.isupper() for i in ids)
+
+
+def _get_records_answers(kinesis: Any) -> list[dict[str, Any]]:
+    """GetRecords from every kind of position of a 2-shard stream, as boto3 parses the answers."""
+    shards = [s["ShardId"] for s in kinesis.list_shards(StreamName="events")["Shards"]]
+    answers = []
+    for shard in shards:
+        positions: list[dict[str, Any]] = [
+            {"ShardIteratorType": "TRIM_HORIZON"},
+            {"ShardIteratorType": "LATEST"},
+            {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "StartingSequenceNumber": "3"},
+            {"ShardIteratorType": "AT_SEQUENCE_NUMBER", "StartingSequenceNumber": "2"},
+            {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "StartingSequenceNumber": "10000"},
+        ]
+        for position in positions:
+            for limit in (None, 1, 4, 10_000):
+                it = kinesis.get_shard_iterator(StreamName="events", ShardId=shard, **position)[
+                    "ShardIterator"
+                ]
+                answer = kinesis.get_records(ShardIterator=it, **({"Limit": limit} if limit else {}))
+                answer.pop("ResponseMetadata")
+                answers.append(answer)
+                if answer["Records"]:  # and on from there, as a consumer reads
+                    again = kinesis.get_records(ShardIterator=answer["NextShardIterator"], Limit=3)
+                    again.pop("ResponseMetadata")
+                    answers.append(again)
+    return answers
+
+
+def test_get_records_reads_only_what_it_returns_and_answers_as_moto_does() -> None:
+    from moto.kinesis import models, responses
+
+    saved = (models.Shard.get_records, responses.KinesisResponse.get_records)
+    try:
+        with mock_aws():
+            kinesis = boto3.client("kinesis", region_name="us-east-1")
+            kinesis.create_stream(StreamName="events", ShardCount=2)
+            for i in range(40):
+                data = bytes([i % 256]) * (i + 1) + "é".encode()  # binary, not text
+                kinesis.put_record(StreamName="events", Data=data, PartitionKey=f"user-{i % 7}")
+            theirs = _get_records_answers(kinesis)
+            moto_server.patch_kinesis()
+            moto_server.patch_kinesis_reads()
+            moto_server.patch_kinesis_reads()  # idempotent
+            ours = _get_records_answers(kinesis)
+            assert ours == theirs
+            assert sum(len(a["Records"]) for a in ours) > 40 and any(not a["Records"] for a in ours)
+            # A shard whose records are not numbered one by one is read by moto's own walk.
+            backend = models.kinesis_backends["123456789012"]["us-east-1"]
+            shard = next(s for s in backend.streams["events"].shards.values() if len(s.records) > 4)
+            del shard.records[next(iter(shard.records)) + 1]
+            assert _get_records_answers(kinesis) == _get_records_answers_with(saved, kinesis)
+    finally:
+        models.Shard.get_records, responses.KinesisResponse.get_records = saved
+
+
+def _get_records_answers_with(saved: tuple[Any, Any], kinesis: Any) -> list[dict[str, Any]]:
+    from moto.kinesis import models, responses
+
+    patched = (models.Shard.get_records, responses.KinesisResponse.get_records)
+    models.Shard.get_records, responses.KinesisResponse.get_records = saved
+    try:
+        return _get_records_answers(kinesis)
+    finally:
+        models.Shard.get_records, responses.KinesisResponse.get_records = patched
