@@ -27,8 +27,6 @@ read beforehand: a redelivered or replayed event fails its marker's condition, w
 transaction; the cancellation names those events (without reasons, the group's markers are read), they are
 counted as duplicates and change nothing, and the rest is retried. A conflict on an entity re-reads it and retries.
 Events are applied in groups of up to 100 transaction items, a user's events together (their order kept).
-A group's transaction is built while the one before it is in flight, from the items that one will leave, and
-sent once it has committed; when it fails, the next group is built again (`EventApplier._apply_groups`).
 The marker lives as long as the activity item (ACTIVITY_TTL_S, 30 days): `recsys events replay` refuses to
 start earlier than that.
 
@@ -43,7 +41,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import threading
 import time
 from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
@@ -284,8 +281,6 @@ class EventApplier:
         self.weights = weights or WeightsConfig()
         self.clock = clock
         self.last_result: ApplyResult | None = None
-        self._executor: Any | None = None  # one thread that sends a group's transaction (`_apply_groups`)
-        self._sending: threading.Event | None = None  # set once that transaction's request is sent
 
     # -- records (what the stream delivers)
     def apply_records(self, records: list[StreamRecord]) -> ApplyResult:
@@ -332,7 +327,8 @@ class EventApplier:
             return result
         state = _State()
         self._read(state, pending)
-        self._apply_groups(self._groups(pending, state), state, result)
+        for group in self._groups(pending, state):
+            self._apply_group(group, state, result)
         self.live_metrics.flush()  # never raises: a failed write is logged and its counts dropped
         if self.cache is not None:
             applied = set(result.applied)
@@ -466,148 +462,48 @@ class EventApplier:
                 kept.append(event)
         return kept
 
-    def _apply_groups(self, groups: list[list[dict[str, Any]]], state: _State, result: ApplyResult) -> None:
-        """Apply the groups in order, each group's transaction built while the one before is in flight.
-
-        The next group is built from the state its predecessor's writes will leave (`_Flight`), so building
-        (this process) overlaps writing (the store). A transaction is sent only once the one before has
-        committed; when one fails, the next group's build is undone with it and the group is retried alone
-        (`_apply_group`), then the next is built again from what was read.
-        """
-        flight: _Flight | None = None
-        for group in groups:
-            following = self._launch(group, state, result)  # built while `flight` is in flight
-            if flight is not None and not self._land(flight, state, result, built_on=following):
-                following = self._launch(group, state, result)  # again, from what the retry left
-            if following is not None:
-                self._dispatch(following)
-            flight = following
-        if flight is not None:
-            self._land(flight, state, result)
-
-    def _launch(self, group: list[dict[str, Any]], state: _State, result: ApplyResult) -> _Flight | None:
-        """Build a group's transaction and write its outcome into `state` (undone if it fails); None when
-        every event of the group is dated before its user's erasure."""
-        kept = self._not_erased(group, state)
-        erased = len(group) - len(kept)
-        result.erased += erased
-        if not kept:
-            return None
-        items, writes = self._transaction(kept, state)
-        return _Flight(kept, items, writes, erased, state)
-
-    def _land(
-        self, flight: _Flight, state: _State, result: ApplyResult, built_on: _Flight | None = None
-    ) -> bool:
-        """Wait for a group's transaction: True when it committed. Else the group built on it (`built_on`,
-        not sent) and then the group itself are undone, and the group is retried alone."""
-        error = flight.wait()
-        if error is None:
-            before = {k: None if v is _ABSENT else v for k, v in flight.before.items()}
-            self._committed(flight.group, flight.writes, before, state, result)
-            return True
-        if built_on is not None:
-            built_on.undo(state)
-            result.erased -= built_on.erased
-        flight.undo(state)
-        self._apply_group(flight.group, state, result, first=(flight.writes, error))
-        return False
-
-    def _dispatch(self, flight: _Flight) -> None:
-        """Send a group's transaction from the sender thread; return once its request is on the wire, so the
-        next group is built while the store works, not while this process serialises the request."""
-        if self._executor is None:
-            from concurrent.futures import ThreadPoolExecutor
-
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="event-transactions")
-            self.ddb.meta.events.register(
-                "before-send.dynamodb.TransactWriteItems", self._on_wire, unique_id=f"applier-{id(self)}"
-            )
-        sent = self._sending = threading.Event()
-
-        def transact() -> Exception | None:
-            try:
-                return self._send(flight.items)
-            finally:
-                sent.set()
-
-        flight.future = self._executor.submit(transact)
-        sent.wait()
-
-    def _on_wire(self, **_kwargs: Any) -> None:
-        if self._sending is not None:
-            self._sending.set()
-
-    def _send(self, items: list[dict[str, Any]]) -> Exception | None:
-        try:
-            self.ddb.transact_write_items(TransactItems=items)
-        except Exception as exc:  # classified by `_apply_group`
-            return exc
-        return None
-
-    def _apply_group(
-        self,
-        group: list[dict[str, Any]],
-        state: _State,
-        result: ApplyResult,
-        first: tuple[list[tuple[str, str, Any]], Exception] | None = None,
-    ) -> None:
-        """Apply one group, retrying after conflicts; `first`: the writes and error of an attempt already
-        made (`_land`)."""
+    def _apply_group(self, group: list[dict[str, Any]], state: _State, result: ApplyResult) -> None:
         for attempt in range(MAX_ATTEMPTS):
-            if first is not None:
-                (writes, error), first = first, None
-            else:
-                kept = self._not_erased(group, state)  # state is read again after a conflict
-                result.erased += len(group) - len(kept)
-                group = kept
-                if not group:
+            kept = self._not_erased(group, state)  # state is read again after a conflict
+            result.erased += len(group) - len(kept)
+            group = kept
+            if not group:
+                return
+            items, writes = self._transaction(group, state)
+            try:
+                self.ddb.transact_write_items(TransactItems=items)
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code", "")
+                if code != "TransactionCanceledException":
+                    if code in (
+                        "ThrottlingException",
+                        "ProvisionedThroughputExceededException",
+                        "InternalServerError",
+                    ):
+                        time.sleep(min(0.05 * 2**attempt, 1.0))
+                        continue
+                    self._fail(group, f"{code}: {exc}", result)
                     return
-                items, writes = self._transaction(group, state)
-                error = self._send(items)
-            if error is None:
-                before = {(kind, key): state.of(kind).get(key) for kind, key, _ in writes if kind != "event"}
-                self._committed(group, writes, before, state, result)
+                group, conflicted = self._after_cancel(group, exc, writes, state, result)
+                # Another writer changed an entity: back off. Only events applied before: retry at once.
+                if conflicted:
+                    result.conflicts += 1
+                    time.sleep(min(0.01 * 2**attempt, 0.5))
+                continue
+            except Exception as exc:  # the endpoint is unreachable: let the stream deliver the records again
+                self._fail(group, f"{type(exc).__name__}: {exc}", result)
                 return
-            code = error.response.get("Error", {}).get("Code", "") if isinstance(error, ClientError) else None
-            if code is None:  # the endpoint is unreachable: let the stream deliver the records again
-                self._fail(group, f"{type(error).__name__}: {error}", result)
-                return
-            if code != "TransactionCanceledException":
-                if code in (
-                    "ThrottlingException",
-                    "ProvisionedThroughputExceededException",
-                    "InternalServerError",
-                ):
-                    time.sleep(min(0.05 * 2**attempt, 1.0))
-                    continue
-                self._fail(group, f"{code}: {error}", result)
-                return
-            group, conflicted = self._after_cancel(group, error, writes, state, result)
-            # Another writer changed an entity: back off. Only events applied before: retry at once.
-            if conflicted:
-                result.conflicts += 1
-                time.sleep(min(0.01 * 2**attempt, 0.5))
+            result.transactions += 1
+            for kind, key, item in writes:
+                if kind == "rec":
+                    self._count_engaged(state.recs.get(key), item)
+                if kind != "event":
+                    state.of(kind)[key] = item
+                if kind in UserItemCache.KINDS:
+                    self.user_items.put(kind, key, item)
+            result.applied += [e["event_id"] for e in group]
+            return
         self._fail(group, f"gave up after {MAX_ATTEMPTS} conflicting attempts", result)
-
-    def _committed(
-        self,
-        group: list[dict[str, Any]],
-        writes: list[tuple[str, str, Any]],
-        before: dict[tuple[str, str], dict[str, Any] | None],
-        state: _State,
-        result: ApplyResult,
-    ) -> None:
-        """A group's transaction committed: its writes are the stored items (`before`: the items it replaced)."""
-        result.transactions += 1
-        for kind, key, item in writes:
-            if kind == "rec":
-                self._count_engaged(before.get((kind, key)), item)
-            if kind != "event":
-                state.of(kind)[key] = item
-            if kind in UserItemCache.KINDS:
-                self.user_items.put(kind, key, item)
-        result.applied += [e["event_id"] for e in group]
 
     def _count_engaged(self, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
         """Count the items of a recommendation newly engaged with, for the version that showed them."""
@@ -819,42 +715,6 @@ class UserItemCache:
         while self._cost > self.max_cost and self._items:
             _, (_, evicted) = self._items.popitem(last=False)
             self._cost -= evicted
-
-
-_ABSENT: Any = object()  # an entity the batch's state did not hold
-
-
-class _Flight:
-    """One group's transaction, built and (once sent) in flight, with its writes applied to the batch's state
-    so that the next group is built on them; `undo` puts back what they replaced."""
-
-    def __init__(
-        self,
-        group: list[dict[str, Any]],
-        items: list[dict[str, Any]],
-        writes: list[tuple[str, str, Any]],
-        erased: int,
-        state: _State,
-    ) -> None:
-        self.group, self.items, self.writes, self.erased = group, items, writes, erased
-        self.before: dict[tuple[str, str], Any] = {}
-        for kind, key, item in writes:
-            if kind != "event":
-                self.before.setdefault((kind, key), state.of(kind).get(key, _ABSENT))
-                state.of(kind)[key] = item
-        self.future: Any | None = None  # set when sent (`EventApplier._dispatch`)
-
-    def wait(self) -> Exception | None:
-        """None when the transaction committed, else its error."""
-        assert self.future is not None, "wait() before the transaction was sent"
-        return self.future.result()
-
-    def undo(self, state: _State) -> None:
-        for (kind, key), old in self.before.items():
-            if old is _ABSENT:
-                state.of(kind).pop(key, None)
-            else:
-                state.of(kind)[key] = old
 
 
 @dataclass

@@ -463,9 +463,9 @@ def test_the_user_item_cache_stays_within_its_bound_dropping_the_least_recently_
 
 
 def test_a_batch_of_many_groups_is_applied_once_when_another_writer_changes_a_video_midway(local_stack):
-    """A batch spans several transactions, each built while the one before is in flight. Another writer
-    changes a shared video just before the second one commits: that transaction is cancelled, the third (built
-    on the second's writes) is rebuilt, and every event still counts once, beside the other writer's change."""
+    """A batch spans several transactions. Another writer changes a shared video just before the second one
+    commits: that transaction is cancelled and retried, and every event still counts once, beside the other
+    writer's change."""
     from recsys.event_processing import EventApplier
 
     run = uuid.uuid4().hex[:8]
