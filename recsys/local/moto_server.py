@@ -3,6 +3,9 @@
 - Kinesis: moto 5.2.5 gives a new record the shard's last sequence number + 1 without a lock, so two
   concurrent `PutRecord` calls can get the same number and one record replaces the other (and `GetRecords`
   can iterate a shard while a put changes it). Every read and write of a shard's records takes one lock.
+- Kinesis reads: moto's `GetRecords` walks every record of the shard from the first on each call (a
+  long-running stack read its stream more slowly with every event) and writes its answer by walking the output
+  shape; here it reads from the position asked and writes the JSON itself.
 - DynamoDB transactions: moto deep-copies every table a `TransactWriteItems` touches (to roll back on a
   failed condition), so a transaction costs time in proportion to the tables' sizes. Here it copies only
   the items the transaction names, restores those on failure, and runs one transaction (or single-item
