@@ -6,7 +6,8 @@
 - model: a version is in production, the vector store holds its embeddings (the object's `model-version`
   and its video ids match the registry's version), and its serving bundle exists;
 - pipeline: the last pipeline run succeeded;
-- api: `GET /health` answers 200 and serves the production version.
+- api: `GET /health` answers 200 and serves the production version (waiting, with `--wait`, for an API that
+  has not loaded a new deployment yet).
 """
 
 from __future__ import annotations
