@@ -131,18 +131,11 @@ class RecommendationCache:
 
     def invalidate(self, user_id: str) -> bool:
         """Drop every cached response of the user (after a new interaction)."""
-        r = self._redis()
-        if r is None:
-            return False
-        try:
-            r.delete(self._key(user_id))
-            return True
-        except Exception as exc:
-            self._failed("invalidate", exc)
-            return False
+        return self.invalidate_many([user_id])
 
     def invalidate_many(self, user_ids: Iterable[str], chunk: int = 500) -> bool:
-        """`invalidate` for many users, `chunk` keys per DEL (one round trip each instead of one per user)."""
+        """Drop every cached response of each user, `chunk` keys per DEL (one round trip per chunk, not per
+        user); False when Redis is absent or failed."""
         r = self._redis()
         if r is None:
             return False
