@@ -207,15 +207,17 @@ def check_api(
     every `DEFAULT_POLL_INTERVAL_S`) is asked again every API_RECHECK_S for up to `wait_s` seconds; `on_wait`
     hears once why.
     """
+
+    def behind(served: str | None) -> bool:  # answers, with another version than production
+        return version is not None and served is not None and served != version
+
     start = clock()
     health, served = _health(url, api_key, timeout_s)
-    told = on_wait is None
-    while version is not None and served is not None and served != version and clock() - start < wait_s:
-        if not told:
-            on_wait(
-                f"The API serves {served}, production is {version}: waiting up to {wait_s:.0f} s for it to load"
-            )
-            told = True
+    if on_wait is not None and wait_s > 0 and behind(served):
+        on_wait(
+            f"The API serves {served}, production is {version}: waiting up to {wait_s:.0f} s for it to load"
+        )
+    while behind(served) and clock() - start < wait_s:
         sleep(API_RECHECK_S)
         health, served = _health(url, api_key, timeout_s)
     checks = [health]
