@@ -14,7 +14,7 @@ import boto3
 from botocore.config import Config
 
 from recsys.config import Settings
-from recsys.dynamodb_wire import WireFormSerializer
+from recsys.dynamodb_wire import WireFormSerializer, table_names_resolver
 
 _LOCAL_CREDENTIALS = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
 _BOTO_CONFIG = Config(retries={"max_attempts": 4, "mode": "standard"}, connect_timeout=5, read_timeout=60)
@@ -83,6 +83,7 @@ def _cached(service: str, settings: Settings, kind: str) -> Any:
             found = _build(service, settings, config)
             if kind == "bulk" and service == "dynamodb":  # its callers send items in DynamoDB's wire form
                 found._serializer = WireFormSerializer(found._serializer)
+                table_names_resolver(found._ruleset_resolver)
             _clients[key] = found
         return found
 

@@ -7,13 +7,22 @@ processor's CPU for its transactions of 100 items. For the item operations in WI
 bulk client's serializer writes the parameters as JSON directly; binary values are base64-encoded, as
 botocore does. Every other operation, and any parameter this cannot write, goes through botocore.
 `tests/foundation/test_dynamodb_wire.py` compares both serializers on every attribute type.
+
+The JSON is written by orjson: a transaction of 100 items took the standard library 1.3 ms to write and
+orjson 0.07 ms. Numbers are strings in DynamoDB's wire form; a request's only numbers are integers
+(`Limit`, `Segment`).
+
+botocore also resolves the endpoint of each request from the service's rules, and for `TransactWriteItems`
+their `ResourceArnList` parameter is a JMESPath search over every item of the transaction (0.7 ms for 100
+items); `table_names_resolver` gives the bulk client the same list from a plain loop.
 """
 
 from __future__ import annotations
 
 import base64
-import json
 from typing import Any
+
+import orjson
 
 WIRE_FORM_OPERATIONS = frozenset(
     {
@@ -30,7 +39,7 @@ WIRE_FORM_OPERATIONS = frozenset(
 
 
 def wire_value(value: Any) -> Any:
-    """`json.dumps`'s `default` for DynamoDB's JSON: binary attribute values as base64 (as botocore sends them
+    """The JSON writer's `default` for DynamoDB's JSON: binary attribute values as base64 (as botocore sends them
     and DynamoDB answers them); anything else not JSON is refused."""
     if isinstance(value, bytes | bytearray):
         return base64.b64encode(value).decode("ascii")
@@ -47,8 +56,8 @@ class WireFormSerializer:
         if operation_model.name not in WIRE_FORM_OPERATIONS:
             return self._botocore.serialize_to_request(parameters, operation_model)
         try:
-            body = json.dumps(parameters, default=wire_value, allow_nan=False)
-        except (TypeError, ValueError):  # not the wire form (e.g. a boto3 Binary): botocore writes it
+            body = orjson.dumps(parameters, default=wire_value)
+        except TypeError:  # not the wire form (e.g. a boto3 Binary, a key not a string): botocore writes it
             return self._botocore.serialize_to_request(parameters, operation_model)
         metadata = operation_model.metadata
         return {
@@ -59,8 +68,42 @@ class WireFormSerializer:
                 "X-Amz-Target": f"{metadata['targetPrefix']}.{operation_model.name}",
                 "Content-Type": f"application/x-amz-json-{metadata['jsonVersion']}",
             },
-            "body": body.encode("utf-8"),
+            "body": body,
         }
 
     def __getattr__(self, name: str) -> Any:  # anything else botocore asks of its serializer
         return getattr(self._botocore, name)
+
+
+# The operation-context parameters that name every table of a transaction, and the members that hold them.
+TRANSACTION_TABLE_MEMBERS = {
+    ("TransactWriteItems", "ResourceArnList"): ("ConditionCheck", "Put", "Delete", "Update"),
+    ("TransactGetItems", "ResourceArnList"): ("Get",),
+}
+
+
+def transaction_table_names(entries: Any, members: tuple[str, ...]) -> list[Any]:
+    """The table names of a transaction's entries, in order: what botocore's JMESPath expression for the
+    operation's `ResourceArnList` gives (`TransactItems[*].[Put.TableName, ...][]`, nulls left out)."""
+    names: list[Any] = []
+    for entry in entries if isinstance(entries, list) else ():
+        for member in members:
+            op = entry.get(member) if isinstance(entry, dict) else None
+            name = op.get("TableName") if isinstance(op, dict) else None
+            if name is not None:
+                names.append(name)
+    return names
+
+
+def table_names_resolver(resolver: Any) -> None:
+    """Make a DynamoDB client's endpoint resolver (botocore's `EndpointRulesetResolver`) list a transaction's
+    tables with `transaction_table_names` instead of a JMESPath search; every other parameter as before."""
+    original = resolver._resolve_param_as_operation_context_param
+
+    def resolve(param_name: str, operation_model: Any, call_args: dict[str, Any]) -> Any:
+        members = TRANSACTION_TABLE_MEMBERS.get((operation_model.name, param_name))
+        if members is None:
+            return original(param_name, operation_model, call_args)
+        return transaction_table_names(call_args.get("TransactItems"), members)
+
+    resolver._resolve_param_as_operation_context_param = resolve

@@ -9,8 +9,9 @@
 - DynamoDB transactions: moto deep-copies every table a `TransactWriteItems` touches (to roll back on a
   failed condition), so a transaction costs time in proportion to the tables' sizes. Here it copies only
   the items the transaction names, restores those on failure, and runs one transaction (or single-item
-  write) at a time, so no write lands between a transaction's copy and its rollback; and a condition
-  expression is parsed once, not once per item.
+  write) at a time, so no write lands between a transaction's copy and its rollback. moto checks each
+  item's condition twice (in the transaction, then again in the write it calls under the same lock); here
+  the write skips the second check. A condition expression is parsed once, not once per item.
 - Every request: moto 5.2.5 lists its own package directory (an `isdir` per service, about 200) to route each
   request, and werkzeug logs a line per request to the server's log; the listing is made once here, and only
   warnings and errors are logged (a failing request still is). What else moto and Flask redo per request that
@@ -25,7 +26,8 @@
 - DynamoDB responses: moto 5.2.5 serialises every response by walking the operation's output shape, member by
   member, which costs more than the operation itself when a response carries items (a BatchGetItem of 100
   items spends most of its time there). The item operations' results are already in DynamoDB's wire form, so
-  they are written with `json.dumps` (binary values base64, as the generic serialiser writes them).
+  they are written as JSON directly with orjson (binary values base64, as the generic serialiser writes
+  them).
 - DynamoDB requests: likewise moto reads each request by walking the input shape; an item operation's request
   is its JSON, with binary attribute values decoded from base64 (what the shape walk gives it).
 - Garbage collection: every stored item is a tree of Python objects, so each of Python's full collections
@@ -44,13 +46,14 @@ from __future__ import annotations
 import base64
 import copy
 import functools
-import json
 import logging
 import os
 import sys
 import threading
 from collections.abc import Callable
 from typing import Any
+
+import orjson
 
 from recsys.dynamodb_wire import wire_value
 from recsys.heap import FreezeLoop
@@ -132,11 +135,11 @@ def get_records_body(result: tuple[str, list[Any], int]) -> str:
         "NextShardIterator": next_iterator,
         "MillisBehindLatest": millis_behind,
     }  # fmt: skip
-    return json.dumps(body)
+    return orjson.dumps(body).decode()  # moto reads a handler's bytes as a (status, headers, body) tuple
 
 
 def patch_kinesis_reads() -> None:
-    """GetRecords reads only the records it returns and writes its answer with `json.dumps` (idempotent)."""
+    """GetRecords reads only the records it returns and writes its answer as JSON (orjson) (idempotent)."""
     from moto.kinesis import models, responses
 
     if getattr(responses.KinesisResponse.get_records, "__recsys_locked__", False):
@@ -181,6 +184,7 @@ def patch_dynamodb_transactions() -> None:
     if getattr(original, "__recsys_locked__", False):
         return
     lock = threading.RLock()
+    in_transaction = threading.local()
 
     def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
         with lock:
@@ -199,6 +203,7 @@ def patch_dynamodb_transactions() -> None:
                 saved.append(
                     (table, hash_key, range_key, copy.deepcopy(current) if kind == "Update" else current)
                 )
+            in_transaction.active = True
             try:
                 return original(self, transact_items)
             except Exception:
@@ -210,20 +215,32 @@ def patch_dynamodb_transactions() -> None:
                     else:
                         table.items[hash_key] = item
                 raise
+            finally:
+                in_transaction.active = False
 
     transact_write_items.__recsys_locked__ = True  # type: ignore[attr-defined]
     models.copy = _TablesNotCopied(Table)  # type: ignore[attr-defined]
     models.DynamoDBBackend.transact_write_items = transact_write_items
     # Single-item writes take the same lock: a transaction's items must not change under it between its
-    # copy and a rollback (DynamoDB isolates transactions from other writes; moto does not).
+    # copy and a rollback (DynamoDB isolates transactions from other writes; moto does not). Called by a
+    # transaction, a write's condition was checked a moment before against the same item under this lock.
     for name in ("put_item", "update_item", "delete_item"):
         method = getattr(models.DynamoDBBackend, name)
 
         def locked(self: Any, *args: Any, __method: Any = method, **kwargs: Any) -> Any:
             with lock:
+                if getattr(in_transaction, "active", False):
+                    kwargs["condition_expression"] = None
                 return __method(self, *args, **kwargs)
 
         setattr(models.DynamoDBBackend, name, functools.wraps(method)(locked))
+
+
+def _expression_key(expr: Any, names: Any, values: Any) -> str:
+    """What a parsed expression depends on, as a string: the expression, its names and its values as JSON
+    parses them (strings, numbers, booleans, None, lists, dicts: their `repr` is exact). Half the cost of
+    `json.dumps`; two requests that list the same names in another order only miss the cache."""
+    return repr((expr, names, values))
 
 
 def patch_condition_parsing(max_entries: int = 4096) -> None:
@@ -239,7 +256,9 @@ def patch_condition_parsing(max_entries: int = 4096) -> None:
     lock = threading.Lock()
 
     def cached(expr: Any, names: Any, values: Any) -> Any:
-        key = json.dumps([expr, names, values], sort_keys=True, default=str)
+        if expr is None:
+            return get_filter_expression(expr, names, values)
+        key = _expression_key(expr, names, values)
         with lock:
             hit = parsed.get(key)
         if hit is None:
@@ -270,7 +289,7 @@ def patch_condition_parsing(max_entries: int = 4096) -> None:
     validated: dict[str, _Parsed] = {}
 
     def cached_parser(expr: Any, names: Any, values: Any) -> Any:
-        key = json.dumps([expr, names, values], sort_keys=True, default=str)
+        key = _expression_key(expr, names, values)
         with lock:
             hit = validated.get(key)
         if hit is None:
@@ -370,7 +389,7 @@ ITEM_OPERATIONS = frozenset(
 )
 
 
-def item_response_body(result: Any, members: Any) -> str:
+def item_response_body(result: Any, members: Any) -> bytes:
     """The JSON body of an item operation's result: its output shape's `members` only, None members left out
     (at the top two levels, where moto's handlers leave them; attribute values never hold None)."""
     if isinstance(result, dict):
@@ -379,11 +398,11 @@ def item_response_body(result: Any, members: Any) -> str:
             for k, v in result.items()
             if v is not None and k in members
         }
-    return json.dumps(result, default=wire_value)
+    return orjson.dumps(result, default=wire_value)
 
 
 def patch_dynamodb_responses() -> None:
-    """Write the item operations' responses with `json.dumps` (idempotent)."""
+    """Write the item operations' responses as JSON directly (orjson) (idempotent)."""
     from moto import settings
     from moto.dynamodb.responses import DynamoResult
 
@@ -432,7 +451,7 @@ def item_request_params(body: bytes | str, members: Any) -> dict[str, Any]:
     """The parameters of an item operation's JSON request, as moto's parser gives them (its input shape's
     `members` only, None left out, binary values decoded)."""
     raw = body.encode() if isinstance(body, str) else body
-    parsed = json.loads(raw) if raw else {}
+    parsed = orjson.loads(raw) if raw else {}
     if not isinstance(parsed, dict):
         raise ValueError("the request body is not a JSON object")
     # Walking every value costs as much as moto's parser: only a body that has a binary value (or a null)

@@ -13,12 +13,18 @@ import random
 from typing import Any
 
 import boto3
+import jmespath
 import pytest
 from botocore.config import Config
 
 from recsys.aws import bulk_client, client, reset_clients
 from recsys.config import load_settings
-from recsys.dynamodb_wire import WIRE_FORM_OPERATIONS, WireFormSerializer
+from recsys.dynamodb_wire import (
+    TRANSACTION_TABLE_MEMBERS,
+    WIRE_FORM_OPERATIONS,
+    WireFormSerializer,
+    transaction_table_names,
+)
 from recsys.feature_store.online import serialize_item
 from tests.serving.test_item_serialisation import _value
 
@@ -105,5 +111,35 @@ def test_only_the_bulk_dynamodb_client_writes_requests_itself() -> None:
         assert isinstance(bulk_client("dynamodb", settings)._serializer, WireFormSerializer)
         assert not isinstance(client("dynamodb", settings)._serializer, WireFormSerializer)
         assert not isinstance(bulk_client("kinesis", settings)._serializer, WireFormSerializer)
+    finally:
+        reset_clients()
+
+
+def test_a_transaction_lists_its_tables_as_botocore_s_expression_does(ddb) -> None:
+    """The endpoint rules' `ResourceArnList` of a transaction: the bulk client's loop and botocore's JMESPath
+    give the same list, also for entries without a table, unknown members and no entries at all."""
+    rng = random.Random(7)
+    kinds = ["ConditionCheck", "Put", "Delete", "Update", "Get", "Other"]
+    for (operation, param), members in TRANSACTION_TABLE_MEMBERS.items():
+        path = ddb.meta.service_model.operation_model(operation).operation_context_parameters[param]["path"]
+        for n in [0, 1, 5, 100]:
+            entries = [
+                {rng.choice(kinds): ({"TableName": f"t{rng.randrange(3)}"} if rng.random() < 0.9 else {})}
+                for _ in range(n)
+            ]
+            expected = jmespath.search(path, {"TransactItems": entries})
+            assert transaction_table_names(entries, members) == (expected or []), (operation, entries)
+
+
+def test_the_bulk_client_resolves_a_transaction_s_endpoint_as_botocore_does() -> None:
+    settings = load_settings("local")
+    reset_clients()
+    try:
+        bulk, plain = bulk_client("dynamodb", settings), client("dynamodb", settings)
+        model = plain.meta.service_model.operation_model("TransactWriteItems")
+        args = {"TransactItems": [{"Put": {"TableName": "a", "Item": {}}}, {"Delete": {"TableName": "b"}}]}
+        ours = bulk._ruleset_resolver._get_provider_params(model, args, {})
+        theirs = plain._ruleset_resolver._get_provider_params(model, args, {})
+        assert ours == theirs and ours["ResourceArnList"] == ["a", "b"]
     finally:
         reset_clients()

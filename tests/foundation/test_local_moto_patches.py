@@ -434,3 +434,91 @@ def _get_records_answers_with(saved: tuple[Any, Any], kinesis: Any) -> list[dict
         return _get_records_answers(kinesis)
     finally:
         models.Shard.get_records, responses.KinesisResponse.get_records = patched
+
+
+def _transaction_script(ddb: Any) -> list[Any]:
+    """Transactions of every kind of entry, some cancelled by one failed condition; what each answered."""
+    seen: list[Any] = []
+
+    def attempt(entries: list[dict[str, Any]]) -> None:
+        try:
+            ddb.transact_write_items(TransactItems=entries)
+            seen.append("committed")
+        except ClientError as exc:
+            seen.append([r.get("Code", "None") for r in exc.response.get("CancellationReasons", [])])
+
+    def key(i: int) -> dict[str, Any]:
+        return {"user_id": _item(i)["user_id"], "event_ts": _item(i)["event_ts"]}
+
+    new = "attribute_not_exists(n)"
+    attempt([{"Put": {"TableName": TABLE, "Item": _item(i), "ConditionExpression": new}} for i in range(4)])
+    attempt(
+        [{"Put": {"TableName": TABLE, "Item": _item(0), "ConditionExpression": new}}]
+    )  # exists: cancelled
+    moves = [
+        {
+            "Put": {
+                "TableName": TABLE,
+                "Item": {**_item(1), "n": {"N": "99"}},
+                "ConditionExpression": "n = :n",
+            }
+        },
+        {
+            "Update": {
+                "TableName": TABLE,
+                "Key": key(2),
+                "UpdateExpression": "SET n = n + :one ADD tags :t",
+                "ConditionExpression": "attribute_exists(n)",
+            }
+        },
+        {"Delete": {"TableName": TABLE, "Key": key(3), "ConditionExpression": "attribute_exists(n)"}},
+        {"Put": {"TableName": TABLE, "Item": _item(5), "ConditionExpression": new}},
+    ]
+    values = {":n": {"N": "1.5"}, ":one": {"N": "1"}, ":t": {"SS": ["z"]}}
+    moves[0]["Put"]["ExpressionAttributeValues"] = {":n": values[":n"]}
+    moves[1]["Update"]["ExpressionAttributeValues"] = {":one": values[":one"], ":t": values[":t"]}
+    check_fails = {"ConditionCheck": {"TableName": TABLE, "Key": key(0), "ConditionExpression": new}}
+    attempt([*moves, check_fails])  # the last condition fails: nothing of the four may stay
+    attempt(moves)
+    attempt(moves)  # n is 99 now, item 3 is gone and item 5 exists: three conditions fail
+    seen.append(
+        sorted(json.dumps(i, sort_keys=True, default=repr) for i in ddb.scan(TableName=TABLE)["Items"])
+    )
+    return seen
+
+
+def test_transactions_commit_and_roll_back_as_moto_does(monkeypatch) -> None:
+    """A transaction's conditions are checked once in ours; what commits, what is cancelled (and why) and
+    what is stored afterwards are moto's."""
+    from moto.dynamodb import models, responses
+    from moto.dynamodb.models import table
+
+    for owner, name in [
+        (models, "copy"),
+        (models, "get_filter_expression"),
+        (table, "get_filter_expression"),
+        (responses, "create_condition_expression_parser"),
+        *[
+            (models.DynamoDBBackend, n)
+            for n in ("transact_write_items", "put_item", "update_item", "delete_item")
+        ],
+    ]:
+        monkeypatch.setattr(owner, name, getattr(owner, name))  # put back after the test
+    assert not getattr(models.DynamoDBBackend.transact_write_items, "__recsys_locked__", False)
+    outcomes = {}
+    for label in ("moto", "ours"):
+        if label == "ours":
+            moto_server.patch_dynamodb_transactions()
+            moto_server.patch_condition_parsing()
+        with mock_aws():
+            ddb = boto3.client("dynamodb", region_name="us-east-1")
+            _create_activity_table(ddb)
+            outcomes[label] = _transaction_script(ddb)
+    assert outcomes["ours"] == outcomes["moto"]
+    assert outcomes["ours"][:5] == [
+        "committed",
+        ["ConditionalCheckFailed"],
+        ["None", "None", "None", "None", "ConditionalCheckFailed"],
+        "committed",
+        ["ConditionalCheckFailed", "None", "ConditionalCheckFailed", "ConditionalCheckFailed"],
+    ]
