@@ -35,8 +35,11 @@
   and stalled every request meanwhile. The stored data is kept frozen out of the collector
   (`recsys.heap.FreezeLoop`).
 
-`recsys local up` starts moto through this module, which applies them all before it runs moto's own server
-entry point. A LocalStack (or any other endpoint you run yourself) is used as it is.
+- HTTP: moto's own server closes the connection after every answer; here it serves moto's application
+  with cheroot, connections kept alive (`serve`).
+
+`recsys local up` starts moto through this module, which applies them all before it serves moto's
+application. A LocalStack (or any other endpoint you run yourself) is used as it is.
 
     python -m recsys.local.moto_server -H 127.0.0.1 -p 4566
 """
@@ -561,8 +564,52 @@ def patch_request_dispatch() -> None:
     WSGIRequestHandler.log_request = quiet_log_request
 
 
+# Requests handled at once (the store is one process under one GIL: more threads only let slow clients wait
+# without holding others up), and connections held open at once (every client's pool of kept-alive ones).
+SERVER_THREADS = 16
+SERVER_CONNECTIONS = 2000
+
+
+def serve(host: str, port: int) -> None:
+    """Serve moto's application with cheroot: HTTP/1.1 connections kept alive between requests.
+
+    moto's own server (werkzeug's development server) answers every request with `Connection: close`, so each
+    AWS call of every client opened a new TCP connection, and the server a new thread for it. With
+    connections kept alive, a small DynamoDB request (PutItem, GetItem) costs about half the CPU, on the
+    client's side and the emulator's (bench/results/serving.md). moto's application, its routing and its
+    responses are the same; only the HTTP server around them changes."""
+    from cheroot import wsgi
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    os.environ.setdefault("MOTO_PORT", str(port))  # moto builds some answers' URLs from it
+    app = DomainDispatcherApplication(create_backend_app)
+    app.debug = True  # as moto's own entry point (its error answers depend on it)
+    server = wsgi.Server(
+        (host, port),
+        app,
+        numthreads=SERVER_THREADS,
+        server_name="moto",
+        request_queue_size=2048,  # the listen backlog (cheroot's default is 5)
+        timeout=120,  # a connection idle this long is closed (clients reconnect)
+    )
+    server.keep_alive_conn_limit = SERVER_CONNECTIONS  # idle kept-alive connections (cheroot's default: 10)
+    server.safe_start()
+
+
+def _address(argv: list[str]) -> tuple[str, int]:
+    """The host and port of `-H HOST -p PORT` (moto's own options for them; the only ones recsys passes)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog=f"python -m {MARKER}", description="recsys's local AWS emulator")
+    parser.add_argument("-H", "--host", default="127.0.0.1")
+    parser.add_argument("-p", "--port", type=int, default=5000)
+    args = parser.parse_args(argv)
+    return args.host, args.port
+
+
 def main(argv: list[str]) -> None:
-    """Apply the fixes, then run moto's server with `argv`."""
+    """Apply the fixes, then serve moto on `-H HOST -p PORT`."""
+    host, port = _address(argv)
     patch_kinesis()
     patch_kinesis_reads()
     patch_dynamodb_transactions()
@@ -574,9 +621,7 @@ def main(argv: list[str]) -> None:
     patch_request_dispatch()
     patch_dynamodb_query()
     FreezeLoop().start()
-    from moto.server import main as moto_main
-
-    moto_main(argv)
+    serve(host, port)
 
 
 if __name__ == "__main__":
