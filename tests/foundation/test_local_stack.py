@@ -162,3 +162,29 @@ def test_serving_again_from_another_process_replaces_the_server(own_stack) -> No
     assert own_stack.api.recorded_pid() == pids[-1] and own_stack.api_healthy(port)
     own_stack.down()
     assert not own_stack.api_healthy(port)
+
+
+def test_the_emulator_keeps_a_connection_alive_and_s3_metadata_names_as_aws_does(local_stack) -> None:
+    """Two requests over one connection (moto's own server closed it after each answer), and user metadata
+    comes back with the lowercase names that S3 answers with."""
+    import http.client
+    from urllib.parse import urlparse
+
+    endpoint = urlparse(local_stack.aws_endpoint_url)
+    connection = http.client.HTTPConnection(endpoint.hostname, endpoint.port, timeout=10)
+    try:
+        sockets = []
+        for _ in range(2):
+            connection.request("GET", "/moto-api/")
+            answer = connection.getresponse()
+            answer.read()
+            assert answer.status == 200 and (answer.getheader("Connection") or "").lower() != "close"
+            sockets.append(connection.sock)
+        assert sockets[0] is sockets[1] and sockets[1] is not None
+    finally:
+        connection.close()
+
+    s3 = client("s3", local_stack)
+    bucket = local_stack.names.bucket("artifacts")
+    s3.put_object(Bucket=bucket, Key="tests/metadata", Body=b"x", Metadata={"model-version": "v1"})
+    assert s3.head_object(Bucket=bucket, Key="tests/metadata")["Metadata"] == {"model-version": "v1"}

@@ -560,7 +560,9 @@ def test_users_who_watched_the_same_video_share_its_writes(local_stack):
 
     applier = EventApplier(local_stack)
     hooks = applier.ddb.meta.events
-    hooks.register("before-parameter-build.dynamodb.TransactWriteItems", count_video_writes, unique_id="count")
+    hooks.register(
+        "before-parameter-build.dynamodb.TransactWriteItems", count_video_writes, unique_id="count"
+    )
     try:
         result = applier.apply_events(events)
     finally:
