@@ -142,7 +142,7 @@ def get_records_body(result: tuple[str, list[Any], int]) -> str:
 
 
 def patch_kinesis_reads() -> None:
-    """GetRecords reads only the records it returns and writes its answer as JSON (orjson) (idempotent)."""
+    """GetRecords reads only the records it returns and writes its answer with orjson (idempotent)."""
     from moto.kinesis import models, responses
 
     if getattr(responses.KinesisResponse.get_records, "__recsys_locked__", False):
@@ -405,7 +405,7 @@ def item_response_body(result: Any, members: Any) -> bytes:
 
 
 def patch_dynamodb_responses() -> None:
-    """Write the item operations' responses as JSON directly (orjson) (idempotent)."""
+    """Write the item operations' responses with orjson (idempotent)."""
     from moto import settings
     from moto.dynamodb.responses import DynamoResult
 
@@ -575,9 +575,10 @@ def serve(host: str, port: int) -> None:
 
     moto's own server (werkzeug's development server) answers every request with `Connection: close`, so each
     AWS call of every client opened a new TCP connection, and the server a new thread for it. With
-    connections kept alive, a small DynamoDB request (PutItem, GetItem) costs about half the CPU, on the
-    client's side and the emulator's (bench/results/serving.md). moto's application, its routing and its
-    responses are the same; only the HTTP server around them changes."""
+    connections kept alive, a small DynamoDB request (PutItem, GetItem) costs the emulator about a fifth less
+    CPU (bench/results/loop.md, "Ninth session"). moto's application, its routing and its responses are the
+    same; only the HTTP server around them changes. (waitress was tried: it title-cases response header
+    names, and S3 user metadata must come back with the names it was given, lowercase as AWS answers.)"""
     from cheroot import wsgi
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
