@@ -13,10 +13,9 @@
   item's condition twice (in the transaction, then again in the write it calls under the same lock); here
   the write skips the second check. A condition expression is parsed once, not once per item.
 - Every request: moto 5.2.5 lists its own package directory (an `isdir` per service, about 200) to route each
-  request, and werkzeug logs a line per request to the server's log; the listing is made once here, and only
-  warnings and errors are logged (a failing request still is). What else moto and Flask redo per request that
-  never changes (the handler's method names, the service of a host name, a class that Flask's debug mode
-  builds per request, an access-log line nobody logs) is done once.
+  request; the listing is made once here. What else moto and Flask redo per request that never changes (the
+  handler's method names, the service of a host name, a class that Flask's debug mode builds per request) is
+  done once.
 - DynamoDB items: moto checks an item's 400 KB limit again as it adds each attribute, summing the sizes of all
   those before it (quadratic in the number of attributes); here the whole item is sized once, which is the
   same check, since a prefix of the attributes is never larger than all of them.
@@ -49,7 +48,6 @@ from __future__ import annotations
 import base64
 import copy
 import functools
-import logging
 import os
 import sys
 import threading
@@ -163,7 +161,7 @@ def patch_kinesis_reads() -> None:
 
 class _TablesNotCopied:
     """Stands in for the `copy` module inside moto's DynamoDB backend: a table's "backup" is the table itself
-    (the items a transaction names are copied and restored by `_transact_write_items` instead)."""
+    (the items a transaction names are copied and restored by `patch_dynamodb_transactions` instead)."""
 
     def __init__(self, table_type: type) -> None:
         self._table_type = table_type
@@ -490,7 +488,7 @@ def patch_dynamodb_requests() -> None:
 
 
 def patch_request_routing() -> None:
-    """List moto's service modules once, not once per request; log only warnings and errors (idempotent)."""
+    """List moto's service modules once, not once per request (idempotent)."""
     from moto import backends
 
     listing = backends.list_of_moto_modules
@@ -502,7 +500,6 @@ def patch_request_routing() -> None:
 
         list_of_moto_modules.__recsys_locked__ = True  # type: ignore[attr-defined]
         backends.list_of_moto_modules = list_of_moto_modules
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
 
 def patch_request_dispatch() -> None:
@@ -513,13 +510,11 @@ def patch_request_dispatch() -> None:
     - the class that Flask's debug mode (which moto switches on) builds for every request's form data, only to
       word a KeyError on a missing upload better (debug mode's other behaviour, such as which errors
       become 500s, is kept);
-    - the request id, 52 random characters drawn one at a time (here from 26 random bytes);
-    - werkzeug's access-log line, formatted for every request even though its logger drops it.
+    - the request id, 52 random characters drawn one at a time (here from 26 random bytes).
     """
     from flask import debughelpers
     from moto.core import responses
     from moto.moto_server import werkzeug_app
-    from werkzeug.serving import WSGIRequestHandler
 
     if getattr(responses.method_names_from_class, "__recsys_locked__", False):
         return
@@ -549,19 +544,11 @@ def patch_request_dispatch() -> None:
             headerdict["x-amzn-requestid"] = request_id
         return request_id
 
-    log_request = WSGIRequestHandler.log_request
-    access_log = logging.getLogger("werkzeug")
-
-    def quiet_log_request(self: Any, code: int | str = "-", size: int | str = "-") -> None:
-        if access_log.isEnabledFor(logging.INFO):
-            log_request(self, code, size)
-
     method_names_from_class.__recsys_locked__ = True  # type: ignore[attr-defined]
     responses.method_names_from_class = method_names_from_class
     responses.gen_amzn_requestid_long = gen_amzn_requestid_long
     werkzeug_app.DomainDispatcherApplication.get_backend_for_host = get_backend_for_host
     debughelpers.attach_enctype_error_multidict = attach_enctype_error_multidict
-    WSGIRequestHandler.log_request = quiet_log_request
 
 
 # Requests handled at once (the store is one process under one GIL: more threads only let slow clients wait

@@ -320,7 +320,6 @@ def test_request_dispatch_answers_as_moto_does() -> None:
     from flask import debughelpers
     from moto.core import responses
     from moto.moto_server import werkzeug_app
-    from werkzeug.serving import WSGIRequestHandler
     from werkzeug.test import Client
 
     saved = (
@@ -328,7 +327,6 @@ def test_request_dispatch_answers_as_moto_does() -> None:
         responses.gen_amzn_requestid_long,
         werkzeug_app.DomainDispatcherApplication.get_backend_for_host,
         debughelpers.attach_enctype_error_multidict,
-        WSGIRequestHandler.log_request,
     )
 
     def calls() -> list[tuple[int, Any, str]]:
@@ -363,8 +361,8 @@ def test_request_dispatch_answers_as_moto_does() -> None:
             after = calls()
     finally:
         (responses.method_names_from_class, responses.gen_amzn_requestid_long,
-         werkzeug_app.DomainDispatcherApplication.get_backend_for_host, debughelpers.attach_enctype_error_multidict,
-         WSGIRequestHandler.log_request) = saved  # fmt: skip
+         werkzeug_app.DomainDispatcherApplication.get_backend_for_host,
+         debughelpers.attach_enctype_error_multidict) = saved  # fmt: skip
     assert [(status, body) for status, body, _ in after] == [(status, body) for status, body, _ in before]
     assert after[0][:2] == (200, {"TableNames": []}) and after[1][1]["StreamNames"] == []
     ids = [request_id for _, _, request_id in after]
