@@ -29,11 +29,13 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     ResponseValidationError,
 )
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from pydantic import ValidationError
 
 from recsys.catalogue_live import VideoChange, VideoIn
 from recsys.errors import ErrorCode, RecsysError
 from recsys.events import InteractionEvent
 from recsys.serving.access import OPERATOR_KEY, key_matches, presented_key
+from recsys.serving.direct_route import recommendation_query
 from recsys.serving.request_guard import RequestRefused, check_body
 from recsys.serving.resilience import RETRY_AFTER_S, ThrottledLog, describe, redact
 from recsys.serving.schemas import (
@@ -92,6 +94,19 @@ def error_body(code: str, message: str) -> str:
     return json.dumps({"error": {"code": code, "message": redact(message)}})
 
 
+def error_result(status: int, code: str, message: str) -> dict[str, Any]:
+    """The proxy result of `error_response` (for answers made without the resolver's routing)."""
+    headers = {"Content-Type": content_types.APPLICATION_JSON}
+    if status == 503:
+        headers["Retry-After"] = str(RETRY_AFTER_S)
+    return {
+        "statusCode": status,
+        "headers": headers,
+        "body": error_body(code, message),
+        "isBase64Encoded": False,
+    }
+
+
 def error_response(status: int, code: str, message: str) -> Response:
     """The API's one error shape (503s say when to retry)."""
     headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None
@@ -126,6 +141,8 @@ class ApiResolver(APIGatewayRestResolver):
         self.live_metrics = live_metrics
         # (version, items shown) of the recommendation answered
         self.served: tuple[str, int] | None = None
+        # Answers the hot route's plainly valid requests without Powertools' routing (None: not one of them).
+        self.direct: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None
 
     # Powertools keeps the current request on its base class (`BaseRouter.current_event = ...`), which every
     # resolver in a process shares: two requests on two threads would read each other's. Each resolver here
@@ -161,12 +178,12 @@ class ApiResolver(APIGatewayRestResolver):
                 check_body(event)
             except RequestRefused as exc:
                 refused = exc
+        result = None
         if refused is not None:
-            result = {
-                "statusCode": refused.status, "headers": {"Content-Type": content_types.APPLICATION_JSON},
-                "body": error_body(refused.code, refused.message), "isBase64Encoded": False,
-            }  # fmt: skip
-        else:
+            result = error_result(refused.status, refused.code, refused.message)
+        elif self.direct is not None and isinstance(event, dict):
+            result = self.direct(event)
+        if result is None:
             result = super().resolve(event, context)
         result["headers"] = {**(result.get("headers") or {}), **SECURITY_HEADERS}
         status, latency_ms = int(result.get("statusCode", 200)), (time.perf_counter() - start) * 1e3
@@ -196,6 +213,22 @@ class ApiResolver(APIGatewayRestResolver):
         if status >= 400:
             name = "Errors5xx" if status >= 500 else "Errors4xx"
             self.metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+
+
+def misfit_message(where: str, errors: list[dict[str, Any]]) -> str:
+    """The 500's message for a response that does not fit its route's model (`errors` located within the
+    response), logged with the offending fields: a bug on our side, never the client's."""
+    fields = "; ".join(
+        f"{'.'.join(str(x) for x in e.get('loc', ())) or 'response'} ({e.get('type', 'invalid')})"
+        for e in errors[:5]
+    )
+    log.error("response of %s does not fit its model: %s", where, _describe(errors))
+    return f"internal error: the response did not fit its schema: {fields}"
+
+
+def log_unexpected(exc: Exception) -> None:
+    """Log an unexpected error: one traceback per kind of error and interval, not one per request."""
+    _bugs.warning(type(exc).__name__, "unhandled error: %s", describe(exc), level=logging.ERROR, exc_info=exc)
 
 
 def response_model(func: Callable[..., Any]) -> type:
@@ -280,6 +313,33 @@ def create_app(service: RecommendationService, metrics: Any | None = None) -> Ap
             app.served = (str(response.get("model_version")), len(items) if isinstance(items, list) else 0)
         return response
 
+    def recommendations_directly(event: dict[str, Any]) -> dict[str, Any] | None:
+        """`recommendations` for a plainly valid request (`recsys.serving.direct_route`), else None: the same
+        service call, the same error answers and the same response model, without the resolver's routing."""
+        query = recommendation_query(event)
+        if query is None:
+            return None
+        try:
+            response = service.recommend(
+                query.user_id, k=query.k, category=query.category, exclude_watched=query.exclude_watched
+            )
+            body = RecommendationResponse.model_validate(response).model_dump_json()
+        except RecsysError as exc:
+            return error_result(_STATUS.get(exc.code, 500), exc.code.value, exc.message)
+        except ValidationError as exc:
+            return error_result(
+                500, "internal", misfit_message(f"GET {event.get('path')}", list(exc.errors()))
+            )
+        except Exception as exc:
+            log_unexpected(exc)
+            return error_result(500, "internal", "internal error")
+        items = response.get("items")
+        app.served = (str(response.get("model_version")), len(items) if isinstance(items, list) else 0)
+        headers = {"Content-Type": content_types.APPLICATION_JSON}
+        return {"statusCode": 200, "headers": headers, "body": body, "isBase64Encoded": False}
+
+    app.direct = recommendations_directly
+
     @route(
         "GET",
         "/cached/<user_id>",
@@ -333,14 +393,8 @@ def create_app(service: RecommendationService, metrics: Any | None = None) -> Ap
     def bad_response(exc: ResponseValidationError) -> Response:
         # A route returned something its model rejects: a bug on our side, never the client's.
         where = f"{app.current_event.http_method} {app.current_event.path}"
-        fields = "; ".join(
-            f"{'.'.join(str(x) for x in e.get('loc', ())[1:]) or 'response'} ({e.get('type', 'invalid')})"
-            for e in list(exc.errors())[:5]
-        )
-        log.error("response of %s does not fit its model: %s", where, _describe(list(exc.errors())))
-        return error_response(
-            500, "internal", f"internal error: the response did not fit its schema: {fields}"
-        )
+        errors = [{**e, "loc": tuple(e.get("loc", ()))[1:]} for e in exc.errors()]  # without "response"
+        return error_response(500, "internal", misfit_message(where, errors))
 
     @app.exception_handler(RequestValidationError)
     def invalid(exc: RequestValidationError) -> Response:
@@ -370,10 +424,7 @@ def create_app(service: RecommendationService, metrics: Any | None = None) -> Ap
 
     @app.exception_handler(Exception)
     def unexpected(exc: Exception) -> Response:
-        # One traceback per kind of error and interval, not one per request.
-        _bugs.warning(
-            type(exc).__name__, "unhandled error: %s", describe(exc), level=logging.ERROR, exc_info=exc
-        )
+        log_unexpected(exc)
         return error_response(500, "internal", "internal error")
 
     return app

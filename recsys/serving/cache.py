@@ -5,19 +5,21 @@ version, k, category, exclude_watched), so a user's new interaction invalidates 
 DEL, a new model version never sees old entries, and a user who moves between production and a canary
 never gets the other variant's answer. The hash also holds the user's state (`USER_STATE_FIELD`: recent
 activity and engaged set), so a miss of another request shape reads it here; the first miss reads it
-from DynamoDB in one query (`OnlineFeatureStore.activity_and_engaged`) and stores it. The same DEL that a
-new interaction makes (API and stream processor) drops it with the answers. After a failure Redis is
+from DynamoDB in one query (`OnlineFeatureStore.activity_and_engaged`) and stores it. A request makes at
+most two round trips: one `lookup` (its answer, else the user's state: a Lua script) and, on a miss, one
+write of the answer (and the state read from DynamoDB). The same DEL that a new interaction makes (API and stream processor) drops it with the answers. After a failure Redis is
 skipped for `retry_after_s`, so a dead Redis costs one short timeout, not one per request.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from recsys.secrets import redis_settings
 from recsys.serving.resilience import describe
@@ -30,6 +32,13 @@ log = logging.getLogger(__name__)
 DEFAULT_TTL_S = 300
 DEFAULT_TIMEOUT_S = 0.25
 DEFAULT_RETRY_AFTER_S = 5.0
+USER_STATE_FIELD = "user_state"  # the user's recent activity and engaged videos, beside the cached answers
+# One round trip for a request: its cached answer if there is one, else the user's state (a miss needs it).
+_LOOKUP = """
+local answer = redis.call('HGET', KEYS[1], ARGV[1])
+if answer then return {answer} end
+return {false, redis.call('HGET', KEYS[1], ARGV[2])}
+"""
 
 
 class RecommendationCache:
@@ -52,6 +61,7 @@ class RecommendationCache:
         self._configured: bool | None = None
         self._down_until = -float("inf")
         self._lock = threading.Lock()
+        self._lookup_script: Any = None
         self.last_error: str | None = None
 
     def _redis(self) -> Any | None:
@@ -107,21 +117,46 @@ class RecommendationCache:
         except Exception as exc:
             self._failed("get", exc)
             return None
-        if raw is None:
-            return None
+        return _parsed(raw)
+
+    def lookup(self, user_id: str, field: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """(the cached response for the request shape `field`, None) on a hit; (None, the user's stored
+        state or None) on a miss; (None, None) when Redis is unavailable. One round trip (a Lua script)."""
+        r = self._redis()
+        if r is None:
+            return None, None
         try:
-            return json.loads(raw)
-        except ValueError:
-            return None
+            if self._lookup_script is None:
+                self._lookup_script = r.register_script(_LOOKUP)
+            found = self._lookup_script(keys=[self._key(user_id)], args=[field, USER_STATE_FIELD])
+        except Exception as exc:
+            self._failed("get", exc)
+            return None, None
+        if not isinstance(found, list) or not found:
+            return None, None
+        answer = _parsed(found[0])
+        if answer is not None:
+            return answer, None
+        return None, _parsed(found[1]) if len(found) > 1 else None
 
     def set(self, user_id: str, field: str, value: dict[str, Any]) -> bool:
         """Store a response with the TTL; False when Redis is unavailable."""
+        return self.set_many(user_id, {field: value})
+
+    def set_many(self, user_id: str, values: dict[str, dict[str, Any]]) -> bool:
+        """Store several fields of the user's hash (answers, state) and renew its TTL, in one round trip;
+        False when Redis is unavailable."""
         r = self._redis()
-        if r is None:
+        if r is None or not values:
+            return False
+        try:
+            mapping = {f: orjson.dumps(v, option=orjson.OPT_SERIALIZE_NUMPY) for f, v in values.items()}
+        except TypeError as exc:  # a value JSON cannot hold: not cached (a bug, not a Redis failure)
+            log.warning("not cached: %s", exc)
             return False
         try:
             pipe = r.pipeline(transaction=False)
-            pipe.hset(self._key(user_id), field, json.dumps(value, separators=(",", ":")))
+            pipe.hset(self._key(user_id), mapping=mapping)
             pipe.expire(self._key(user_id), self.ttl_s)
             pipe.execute()
             return True
@@ -161,7 +196,15 @@ class RecommendationCache:
             return "down"
 
 
-USER_STATE_FIELD = "user_state"  # the user's recent activity and engaged videos, beside the cached answers
+def _parsed(raw: bytes | str | None) -> dict[str, Any] | None:
+    """A stored JSON object, or None (absent or unreadable)."""
+    if raw is None or raw is False:
+        return None
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def cache_field(variant: str, model_version: str, k: int, category: str | None, exclude_watched: bool) -> str:

@@ -97,7 +97,7 @@ class RecommendationService:
             base, variant = self.models.for_user(user_id)
             model = self.live.apply(base)  # videos added or removed since training
             field = cache_field(variant, self.live.cache_tag(model), k, category, exclude_watched)
-            response = self.cache.get(user_id, field) if use_cache else None
+            response, state = self.cache.lookup(user_id, field) if use_cache else (None, None)
             if response is not None:
                 response = {
                     **response,
@@ -106,15 +106,18 @@ class RecommendationService:
                     "recommendation_id": uuid.uuid4().hex,
                 }
             else:
-                activity, engaged = self._user_state(user_id, use_cache)
+                activity, engaged, read = self._user_state(user_id, state)
                 chosen, source, reasons = self.compute_selection(
                     model, user_id, k, category, exclude_watched, activity, engaged=engaged
                 )
                 response = self._response(model, user_id, chosen, source, reasons, variant)
+                stored = {USER_STATE_FIELD: read} if read is not None and use_cache else {}
                 if missing:
                     response["degraded"] = True
                 elif use_cache:  # a degraded answer is never cached
-                    self.cache.set(user_id, field, response)
+                    stored[field] = response
+                if stored:
+                    self.cache.set_many(user_id, stored)
         if track and self.config.tracking:
             self.tracker.record(
                 tracking_item(
@@ -130,25 +133,26 @@ class RecommendationService:
             )
         return response
 
-    def _user_state(self, user_id: str, use_cache: bool) -> tuple[list[dict[str, Any]], list[str]]:
-        """The user's recent events (newest first) and every video engaged with since training.
+    def _user_state(
+        self, user_id: str, stored: dict[str, Any] | None
+    ) -> tuple[list[dict[str, Any]], list[str], dict[str, Any] | None]:
+        """The user's recent events (newest first), every video engaged with since training, and the state
+        to store in Redis when it was read from DynamoDB now (else None).
 
-        From Redis when an earlier request of the user stored them (a field of the user's cache hash, so
+        From `stored` when an earlier request of the user stored it (a field of the user's cache hash, so
         every new interaction drops it with the cached answers, as the stream processor and the API
-        invalidate the hash); else one DynamoDB query, then stored. Without the store, the user's embedding
-        and the model's items still answer (degraded)."""
-        state = self.cache.get(user_id, USER_STATE_FIELD) if use_cache else None
-        if isinstance(state, dict) and isinstance(state.get("activity"), list):
-            return state["activity"], [str(v) for v in state.get("engaged") or []]
+        invalidate the hash); else one DynamoDB query. Without the store, the user's embedding and the
+        model's items still answer (degraded)."""
+        if isinstance(stored, dict) and isinstance(stored.get("activity"), list):
+            return stored["activity"], [str(v) for v in stored.get("engaged") or []], None
         found = self.monitor.guard(
             "dynamodb", lambda: self.store.activity_and_engaged(user_id, self.config.activity_limit), None
         )
         if found is None:
-            return [], []
+            return [], [], None
         activity, engaged = found
-        if use_cache:
-            self.cache.set(user_id, USER_STATE_FIELD, {"activity": activity, "engaged": list(engaged)})
-        return activity, list(engaged)
+        engaged = list(engaged)
+        return activity, engaged, {"activity": activity, "engaged": engaged}
 
     def compute_selection(
         self,

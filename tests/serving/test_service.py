@@ -9,7 +9,7 @@ import pytest
 
 from recsys.errors import NotFoundError, ValidationError
 from recsys.events import InteractionEvent
-from recsys.serving.cache import RecommendationCache
+from recsys.serving.cache import USER_STATE_FIELD, RecommendationCache
 from recsys.serving.service import RecommendationService, ServingConfig
 from recsys.serving.tracking import InferenceTracker
 from tests.serving.conftest import CATEGORIES, PER_CATEGORY, promote, publish_tiny_version
@@ -184,3 +184,17 @@ def test_a_second_miss_reads_the_user_state_from_redis_until_the_next_interactio
     after = service.recommend(user, k=6, track=False)  # the interaction dropped the stored state
     assert reads == [user, user] and after["source"] == "model"
     assert video not in [i["video_id"] for i in after["items"]]  # what the user just liked is left out
+
+
+def test_one_lookup_gives_the_cached_answer_or_else_the_users_state(service, tiny_world):
+    user = tiny_world.user_ids[13]
+    cache = service.cache
+    cache.invalidate(user)
+    assert cache.lookup(user, "shape") == (None, None)  # nothing stored yet
+    state = {"activity": [{"video_id": "1", "event_type": "like"}], "engaged": ["1"]}
+    assert cache.set_many(user, {USER_STATE_FIELD: state})
+    assert cache.lookup(user, "shape") == (None, state)  # a miss brings the state with it
+    assert cache.set(user, "shape", {"items": [1, 2]})
+    assert cache.lookup(user, "shape") == ({"items": [1, 2]}, None)  # a hit: the answer alone
+    cache.invalidate(user)
+    assert cache.lookup(user, "shape") == (None, None)
