@@ -7,7 +7,8 @@
 Each run starts its own local stack (moto + Redis on free ports, state in a temporary directory), publishes
 a synthetic model (6 categories x 100 videos, 2,000 users, the tests' hand-written ranker), promotes it,
 and starts `recsys serve` as a separate process. `load` drives mixed traffic (bench/http_load.py: 80 % cache
-hits, 15 % misses, 5 % POST /interactions) against gunicorn and, for comparison, the threaded server: as fast
+hits, 15 % misses, 5 % POST /interactions) against each of --servers (granian, `recsys serve`'s default, and
+gunicorn; also `threaded`): as fast
 as answers come (closed loop: the most the server answers), then at --rate requests/s (open loop, after a
 warm-up at that rate: the latencies at that rate, each counted from when its request was due);
 `soak` drives it for --duration seconds and samples the server processes' RSS; `faults` kills Redis and
@@ -59,7 +60,7 @@ def start_world(home: Path) -> tuple[Any, Any, Any]:
 
 
 def start_server(
-    port: int, server: str = "gunicorn", processes: int = 2, threads: int = 8
+    port: int, server: str = "granian", processes: int = 2, threads: int = 8
 ) -> subprocess.Popen:
     """`recsys serve` in a process of its own; returns once /health answers."""
     argv = [sys.executable, "-m", "recsys.cli.main", "serve", "--env", "local", "--port", str(port),
@@ -147,7 +148,7 @@ def soak_phase(args: argparse.Namespace, world: Any) -> dict[str, Any]:
     from recsys.local.processes import free_port
 
     port = free_port()
-    proc = start_server(port, "gunicorn", args.processes, args.threads)
+    proc = start_server(port, "granian", args.processes, args.threads)
     url = f"http://127.0.0.1:{port}"
     samples: list[tuple[float, float]] = []
     stop = threading.Event()
@@ -185,7 +186,7 @@ def faults_phase(args: argparse.Namespace, stack: Any, world: Any) -> dict[str, 
     from recsys.local.processes import free_port
 
     port = free_port()
-    proc = start_server(port, "gunicorn", args.processes, args.threads)
+    proc = start_server(port, "granian", args.processes, args.threads)
     url = f"http://127.0.0.1:{port}"
     out: dict[str, Any] = {}
     try:
@@ -216,7 +217,7 @@ def main() -> None:
     parser.add_argument("--soak-concurrency", type=int, default=16)
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--threads", type=int, default=8)
-    parser.add_argument("--servers", default="gunicorn,threaded")
+    parser.add_argument("--servers", default="granian,gunicorn")
     parser.add_argument(
         "--rate", type=float, default=500.0, help="load: requests/s of the open-loop runs (0: none)"
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import sys
@@ -14,6 +15,8 @@ import typer
 from recsys.cli.common import EnvOption, JsonOption, emit, info, progress, settings_for
 from recsys.errors import ConflictError, ErrorCode, RecsysError
 from recsys.serving.resilience import redact
+
+SERVERS = ("granian", "gunicorn", "threaded")
 
 
 def api_handlers(service: Any, count: int, verbose: bool = False) -> tuple[list[Callable[..., Any]], Any]:
@@ -67,9 +70,10 @@ def serve(
     server: Annotated[
         str,
         typer.Option(
-            help="gunicorn (processes, backlog, timeouts) or threaded (one process, for debugging)."
+            help="granian (HTTP in Rust; processes, backlog, timeouts), gunicorn (the same in Python) or "
+            "threaded (one process, for debugging)."
         ),
-    ] = "gunicorn",
+    ] = "granian",
     require_key: Annotated[
         bool,
         typer.Option(help="Require the api-keys secret's external_api_key in x-api-key (all but /health)."),
@@ -83,8 +87,8 @@ def serve(
 
     Endpoints: GET /health, GET /recommendations/{user_id}?k=&category=&exclude_watched=,
     POST /interactions, GET /cached/{user_id}, DELETE /users/{user_id} (operator key), and GET
-    /openapi.json (the OpenAPI description). By default gunicorn serves it with --processes worker
-    processes of --workers threads each.
+    /openapi.json (the OpenAPI description). By default granian serves it with --processes worker
+    processes of --workers threads each (--server gunicorn: the same under gunicorn).
 
     **Examples**
 
@@ -96,9 +100,9 @@ def serve(
 
         curl -s 127.0.0.1:8080/recommendations/12345?k=5
     """
-    if server not in ("gunicorn", "threaded"):
+    if server not in SERVERS:
         raise RecsysError(
-            f"unknown --server {server!r}", hint="use gunicorn or threaded", code=ErrorCode.USAGE
+            f"unknown --server {server!r}", hint=f"use {', '.join(SERVERS)}", code=ErrorCode.USAGE
         )
     settings = settings_for(env)
     if poll_interval is not None:
@@ -115,42 +119,48 @@ def serve(
         _serve_threaded(settings, host, port, workers, verbose, require_key, json_output)
         return
     try:
-        from recsys.serving.wsgi import serve as gunicorn_serve
+        from recsys.serving import wsgi
+
+        __import__(server)
     except ImportError:
         raise RecsysError(
-            "gunicorn is not installed",
-            hint="pip install gunicorn (or use --server threaded)",
+            f"{server} is not installed",
+            hint=f"make install, or pip install {server} (or use --server threaded)",
             code=ErrorCode.MISSING_TOOL,
         ) from None
     if not port_free(host, port):
         raise ConflictError(f"cannot listen on {host}:{port}: address in use", hint="choose another --port")
-    workers_state: dict[str, Any] = {}
-
-    def build() -> Callable:
-        # In each worker process, after the fork: its own clients, service, model and handlers.
-        from recsys.aws import reset_clients
-        from recsys.secrets import reset_secret_stores
-        from recsys.serving.wsgi import wsgi_app
-
-        reset_clients()
-        reset_secret_stores()
-        service, handler, spec = _build(settings, workers, verbose, require_key, quiet=True)
-        workers_state["service"] = service
-        return wsgi_app(handler, lambda: spec)
-
-    def on_exit() -> None:
-        if "service" in workers_state:
-            workers_state["service"].tracker.flush()
-
     info(
-        f"Serving the recommendation API on {url} (OpenAPI: {url}/openapi.json) with {processes} processes "
-        f"x {workers} threads{'; API key required' if require_key else ''}. Ctrl-C stops."
+        f"Serving the recommendation API on {url} (OpenAPI: {url}/openapi.json) with {server}, {processes} "
+        f"processes x {workers} threads{'; API key required' if require_key else ''}. Ctrl-C stops."
     )
     emit({"url": url, "env": settings.env, "openapi": f"{url}/openapi.json"}, lambda: None)
     sys.stdout.flush()
-    sys.argv = sys.argv[:1]  # gunicorn parses the command line too: give it nothing of ours
-    gunicorn_serve(build, host, port, processes, workers, on_exit)
+    build = functools.partial(_worker_app, settings, workers, verbose, require_key, server == "granian")
+    if server == "granian":
+        wsgi.serve_granian(build, host, port, processes)
+    else:
+        sys.argv = sys.argv[:1]  # gunicorn parses the command line too: give it nothing of ours
+        wsgi.serve(build, host, port, processes, workers)
     info("Stopped.")
+
+
+def _worker_app(settings: Any, workers: int, verbose: bool, require_key: bool, asgi: bool) -> Callable:
+    """In each worker process, after the fork: its own clients, service, model and handlers (the ASGI app
+    answering on `workers` threads, or the WSGI app); queued tracking items are written when it stops."""
+    from recsys.aws import reset_clients
+    from recsys.secrets import reset_secret_stores
+    from recsys.serving.wsgi import at_worker_exit, wsgi_app
+
+    reset_clients()
+    reset_secret_stores()
+    service, handler, spec = _build(settings, workers, verbose, require_key, quiet=True)
+    at_worker_exit(service.tracker.flush)
+    if asgi:
+        from recsys.serving.asgi import asgi_app
+
+        return asgi_app(handler, lambda: spec, workers)
+    return wsgi_app(handler, lambda: spec)
 
 
 def _build(

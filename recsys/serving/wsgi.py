@@ -1,15 +1,22 @@
-"""`recsys serve` behind gunicorn: the Lambda handler as a WSGI application, served by worker processes.
+"""`recsys serve` behind granian or gunicorn: the Lambda handler as a WSGI application, served by worker processes.
 
 `wsgi_app` turns each WSGI request into the API Gateway proxy event the Lambda receives and the handler's
 answer back into HTTP, with a body-size limit and a read timeout on unfinished bodies (the API key check
 of `--require-key` wraps the handler: `recsys.serving.http_server.require_api_key`).
-`serve` runs it under gunicorn's threaded workers (`processes` x `threads`, a listen backlog of 2048,
-keep-alive, a worker timeout), each worker building its own service after the fork (its own model in
-memory, AWS clients and Redis connections), so the master holds no connection that workers would share.
+`serve_granian` (the default) runs the ASGI form of the same application (`recsys.serving.asgi`) under
+granian: HTTP parsed and written in Rust, `processes` worker processes, each reading request bodies on its
+event loop and answering on `threads` Python threads, a listen backlog of 2048, keep-alive, a header read
+timeout.
+`serve` runs it under gunicorn's threaded workers (`processes` x `threads`, the same backlog, keep-alive,
+a worker timeout). Either way each worker builds its own service after the fork (its own model in memory,
+AWS clients and Redis connections), so the master holds no connection that workers would share. Under
+the same mixed load granian's workers spend about a third less CPU per request than gunicorn's
+(bench/results/reliability.md, "Tenth session").
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import socket
@@ -26,14 +33,16 @@ MAX_READ_BYTES = 64 * 1024  # more than the API's 16 KiB limit, so the handler a
 BACKLOG = 2048
 
 
-def _json(status: int, code: str, message: str) -> tuple[int, dict[str, str], bytes]:
+def json_error(status: int, code: str, message: str) -> tuple[int, dict[str, str], bytes]:
     body = json.dumps({"error": {"code": code, "message": message}}).encode()
     return status, {"Content-Type": "application/json", "X-Content-Type-Options": "nosniff"}, body
 
 
 def _headers(environ: dict[str, Any]) -> dict[str, str]:
     headers = {
-        key[5:].replace("_", "-").title(): value for key, value in environ.items() if key.startswith("HTTP_")
+        key[5:].replace("_", "-").title(): value
+        for key, value in environ.items()
+        if key.startswith("HTTP_") and key != "HTTP_PROXY"  # httpoxy: never taken as a request header
     }
     if environ.get("CONTENT_TYPE"):
         headers["Content-Type"] = environ["CONTENT_TYPE"]
@@ -58,6 +67,34 @@ def _read_body(environ: dict[str, Any]) -> bytes | None:
     return environ["wsgi.input"].read(min(length, MAX_READ_BYTES))
 
 
+def answer(
+    handler: Handler,
+    openapi: Callable[[], str],
+    method: str,
+    path: str,
+    query: str,
+    headers: dict[str, str],
+    body: bytes | None,
+) -> tuple[int, dict[str, str], bytes]:
+    """Status, headers and body of one HTTP request answered by `handler` (a proxy-event function), and
+    `GET /openapi.json`; the same for the WSGI and the ASGI application."""
+    if path == "/openapi.json" and method == "GET":
+        return 200, {"Content-Type": "application/json"}, openapi().encode()
+    text = body.decode("utf-8", errors="replace") if body is not None else None
+    event = proxy_event(method, path, query, headers, text)
+    try:
+        return result_bytes(handler(event, LocalContext()))
+    except Exception:  # the handler maps errors itself; this is a bug, still answered as JSON
+        log.exception("handler failed")
+        return result_bytes(internal_error())
+
+
+def response_headers(headers: dict[str, str], length: int) -> list[tuple[str, str]]:
+    """The response's headers with its Content-Length (the server decides about the connection)."""
+    kept = [(k, v) for k, v in headers.items() if k.lower() not in ("content-length", "connection")]
+    return [*kept, ("Content-Length", str(length))]
+
+
 def wsgi_app(handler: Handler, openapi: Callable[[], str]) -> Callable:
     """The WSGI application of `handler` (a proxy-event function) with `/openapi.json`."""
 
@@ -65,31 +102,20 @@ def wsgi_app(handler: Handler, openapi: Callable[[], str]) -> Callable:
         method = environ["REQUEST_METHOD"].upper()
         # PATH_INFO is the request's bytes decoded as latin-1 (PEP 3333); the proxy event carries text.
         path = (environ.get("PATH_INFO") or "/").encode("latin-1").decode("utf-8", errors="replace")
-        if path == "/openapi.json" and method == "GET":
-            return 200, {"Content-Type": "application/json"}, openapi().encode()
-        headers = _headers(environ)
         try:
             raw = _read_body(environ)
         except ValueError:
-            return _json(400, "bad_request", "invalid Content-Length")
+            return json_error(400, "bad_request", "invalid Content-Length")
         except OSError:  # socket.timeout included: the client stopped sending its body
-            return _json(
+            return json_error(
                 408, "request_timeout", f"the request body did not arrive within {READ_TIMEOUT_S:.0f} s"
             )
-        body = raw.decode("utf-8", errors="replace") if raw is not None else None
-        event = proxy_event(method, path, environ.get("QUERY_STRING", ""), headers, body)
-        try:
-            return result_bytes(handler(event, LocalContext()))
-        except Exception:  # the handler maps errors itself; this is a bug, still answered as JSON
-            log.exception("handler failed")
-            return result_bytes(internal_error())
+        return answer(handler, openapi, method, path, environ.get("QUERY_STRING", ""), _headers(environ), raw)
 
     def app(environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         status, headers, data = respond(environ)
-        headers = {k: v for k, v in headers.items() if k.lower() not in ("content-length", "connection")}
-        headers["Content-Length"] = str(len(data))
         reason = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else ""
-        start_response(f"{status} {reason}", list(headers.items()))
+        start_response(f"{status} {reason}", response_headers(headers, len(data)))
         return [b"" if environ["REQUEST_METHOD"].upper() == "HEAD" else data]
 
     return app
@@ -117,15 +143,62 @@ def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
         return False
 
 
+def serve_granian(
+    build: Callable[[], Callable],
+    host: str,
+    port: int,
+    processes: int,
+) -> None:
+    """Serve the ASGI app that `build()` makes in each worker process under granian, until SIGINT/SIGTERM.
+
+    `build` travels to the workers (a module-level function or a partial of one, so that it pickles where
+    workers are spawned); what a worker must do when it stops, it registers with `at_worker_exit`."""
+    from granian import Granian
+    from granian.constants import HTTPModes, Interfaces
+    from granian.http import HTTP1Settings
+    from granian.log import LogLevels
+
+    server = Granian(
+        "recsys.serving.wsgi",  # a name for granian's logs: the app comes from `build`
+        address=host,
+        port=port,
+        interface=Interfaces.ASGINL,  # ASGI without lifespan events: a worker builds its app when it starts
+        workers=processes,
+        backlog=BACKLOG,
+        http=HTTPModes.http1,
+        websockets=False,
+        http1_settings=HTTP1Settings(header_read_timeout=int(READ_TIMEOUT_S * 1000), keep_alive=True),
+        log_level=LogLevels.warning,
+        respawn_failed_workers=True,
+        workers_kill_timeout=10,
+    )
+    server.serve(target_loader=functools.partial(_granian_worker_app, build), wrap_loader=True)
+
+
+def _granian_worker_app(build: Callable[[], Callable], _target: str) -> Callable:
+    """In a granian worker process: cap malloc arenas, then build the app."""
+    limit_malloc_arenas()
+    return build()
+
+
+def at_worker_exit(callback: Callable[[], None]) -> None:
+    """Run `callback` when this worker process stops, under either server.
+
+    A granian worker is a multiprocessing child, which ends with `os._exit` after multiprocessing's exit
+    finalizers, so atexit handlers would not run there; gunicorn's workers run those finalizers at exit too."""
+    from multiprocessing.util import Finalize
+
+    Finalize(None, callback, exitpriority=10)
+
+
 def serve(
     build: Callable[[], Callable],
     host: str,
     port: int,
     processes: int,
     threads: int,
-    on_exit: Callable[[], None] | None = None,
 ) -> None:
-    """Serve the WSGI app that `build()` makes in each worker process, until SIGINT/SIGTERM."""
+    """Serve the WSGI app that `build()` makes in each worker process under gunicorn, until SIGINT/SIGTERM."""
     from gunicorn.app.base import BaseApplication
 
     options = {
@@ -144,7 +217,6 @@ def serve(
         "errorlog": "-",
         "preload_app": False,  # each worker builds its own service after the fork
         "post_fork": lambda server, worker: limit_malloc_arenas(),
-        "worker_exit": (lambda server, worker: on_exit()) if on_exit else None,
     }
 
     class Application(BaseApplication):

@@ -1,7 +1,7 @@
 """Reliability fixtures: the serving world on the session stack, and a server process on a stack of its own.
 
 Fault tests kill Redis and the AWS emulator, so they never touch the session's stack: `fault_stack` starts
-one on free ports for the module, publishes a tiny model and serves it with `recsys serve` (gunicorn, two
+one on free ports for the module, publishes a tiny model and serves it with `recsys serve` (granian, two
 worker processes) as a user would run it.
 """
 
@@ -28,13 +28,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def http(url: str, method: str = "GET", body: bytes | None = None, headers=None, timeout: float = 30):
-    """(status, headers, parsed JSON body or None) of one HTTP request."""
+    """(status, headers, parsed JSON body or None) of one HTTP request; header names are case-insensitive."""
     request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as resp:
-            raw, status, got = resp.read(), resp.status, dict(resp.headers)
+            raw, status, got = resp.read(), resp.status, resp.headers
     except urllib.error.HTTPError as exc:
-        raw, status, got = exc.read(), exc.code, dict(exc.headers)
+        raw, status, got = exc.read(), exc.code, exc.headers
     return status, got, (json.loads(raw) if raw else None)
 
 
@@ -55,7 +55,8 @@ class ServedStack:
 
 
 def start_server(port: int, extra: list[str] | None = None) -> subprocess.Popen:
-    """`recsys serve` (gunicorn, 2 processes) in its own process group; returns when /health answers."""
+    """`recsys serve` (granian unless `extra` says otherwise, 2 processes) in its own process group; returns
+    when /health answers."""
     argv = [sys.executable, "-m", "recsys.cli.main", "serve", "--env", "local", "--port", str(port),
             "--processes", "2", "--workers", "4", "--poll-interval", "1", *(extra or [])]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
@@ -77,7 +78,7 @@ def start_server(port: int, extra: list[str] | None = None) -> subprocess.Popen:
 
 
 def stop_server(proc: subprocess.Popen) -> None:
-    """SIGTERM the server's process group (gunicorn master and workers); SIGKILL if it lingers."""
+    """SIGTERM the server's process group (its main process and workers); SIGKILL if it lingers."""
     try:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
@@ -90,7 +91,7 @@ def stop_server(proc: subprocess.Popen) -> None:
 
 @pytest.fixture(scope="module")
 def fault_stack(tmp_path_factory) -> Iterator[ServedStack]:
-    """A stack of this module's own (moto + Redis on free ports) with a tiny model, served by gunicorn."""
+    """A stack of this module's own (moto + Redis on free ports) with a tiny model, served by granian."""
     from recsys.config import load_settings
     from recsys.local.processes import free_port
     from tests.conftest import reset_caches, start_stack

@@ -1,6 +1,6 @@
-"""Faults under `recsys serve` (gunicorn, two worker processes) on a stack of this module's own: Redis killed
+"""Faults under `recsys serve` (granian, two worker processes) on a stack of this module's own: Redis killed
 under load, the AWS emulator killed and restarted empty, concurrent posts, and what the HTTP server does with
-odd connections. Each test restores what it killed."""
+odd connections and stalled bodies (also under `--server gunicorn`). Each test restores what it killed."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from recsys.aws import client
-from tests.reliability.conftest import http, post_event
+from recsys.local.processes import free_port
+from tests.reliability.conftest import http, post_event, start_server, stop_server
 from tests.serving.conftest import promote, publish_tiny_version
 
 
@@ -98,6 +99,50 @@ def test_http_server_answers_odd_requests_with_json(fault_stack):
     with ThreadPoolExecutor(max_workers=48) as pool:
         statuses = list(pool.map(lambda _: http(f"{fault_stack.url}/health", timeout=60)[0], range(48)))
     assert statuses == [200] * 48
+
+
+STALLED_BODY = (
+    b"POST /interactions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+    b'{"user_id": 1'
+)
+
+
+def test_stalled_bodies_hold_no_thread_and_get_a_408(fault_stack):
+    """Clients that stop in the middle of their bodies, more of them than the server has threads (2 x 4), do
+    not keep others waiting: a recommendation is answered while they still wait, then each gets a 408."""
+    parts = urlsplit(fault_stack.url)
+    stalled = [socket.create_connection((parts.hostname, parts.port), timeout=60) for _ in range(12)]
+    try:
+        for sock in stalled:
+            sock.sendall(STALLED_BODY)
+        status, _, body = http(f"{fault_stack.url}/recommendations/{fault_stack.world.user_ids[0]}?k=3")
+        assert status == 200 and len(body["items"]) == 3
+        for sock in stalled:  # none has been answered yet: the answer above did not wait for them
+            sock.setblocking(False)
+            with pytest.raises(BlockingIOError):
+                sock.recv(1)
+            sock.setblocking(True)
+        for sock in stalled:
+            answer = sock.recv(4096)
+            assert answer.startswith(b"HTTP/1.1 408") and b"request_timeout" in answer
+    finally:
+        for sock in stalled:
+            sock.close()
+
+
+def test_the_gunicorn_server_answers_alike(fault_stack):
+    port = free_port()
+    proc = start_server(port, ["--server", "gunicorn"])
+    try:
+        base = f"http://127.0.0.1:{port}"
+        status, _, body = http(f"{base}/recommendations/{fault_stack.world.user_ids[1]}?k=4")
+        assert status == 200 and len(body["items"]) == 4
+        status, headers, _ = http(f"{base}/interactions", "HEAD")
+        assert status == 405 and headers["Content-Type"].startswith("application/json")
+        status, _, body = post_event(base, "gunicorn-user", fault_stack.world.video_ids[0])
+        assert status == 202 and body["status"] == "accepted"
+    finally:
+        stop_server(proc)
 
 
 def test_redis_killed_under_load_gives_no_500(fault_stack):
