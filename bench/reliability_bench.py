@@ -3,6 +3,7 @@
     .venv/bin/python bench/reliability_bench.py load  [--duration 20 --repeat 3 --concurrency 32]
     .venv/bin/python bench/reliability_bench.py soak  [--duration 600]
     .venv/bin/python bench/reliability_bench.py faults
+    .venv/bin/python bench/reliability_bench.py cost  [--duration 8 --servers granian,gunicorn,granian,gunicorn]
 
 Each run starts its own local stack (moto + Redis on free ports, state in a temporary directory), publishes
 a synthetic model (6 categories x 100 videos, 2,000 users, the tests' hand-written ranker), promotes it,
@@ -12,7 +13,9 @@ gunicorn; also `threaded`): as fast
 as answers come (closed loop: the most the server answers), then at --rate requests/s (open loop, after a
 warm-up at that rate: the latencies at that rate, each counted from when its request was due);
 `soak` drives it for --duration seconds and samples the server processes' RSS; `faults` kills Redis and
-then the AWS emulator under load and counts the answers. Prints JSON; bench/results/reliability.md holds
+then the AWS emulator under load and counts the answers; `cost` gives the CPU per request of each kind
+(hits, misses, posts, the mix) by process (API server, AWS emulator, Redis, load generator; Linux /proc)
+for each of --servers. Prints JSON; bench/results/reliability.md holds
 the figures.
 """
 
@@ -208,9 +211,76 @@ def faults_phase(args: argparse.Namespace, stack: Any, world: Any) -> dict[str, 
     return out
 
 
+KIND_MIXES = {"hit": (100, 0, 0), "miss": (0, 100, 0), "post": (0, 0, 100), "mixed": (80, 15, 5)}
+
+
+def _cpu_seconds() -> dict[int, tuple[str, float]]:
+    """(command line, user + system CPU seconds) of every process this user can read (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    found: dict[int, tuple[str, float]] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            cmd = Path(f"/proc/{name}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            fields = Path(f"/proc/{name}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        found[int(name)] = (cmd, (int(fields[11]) + int(fields[12])) / tick)
+    return found
+
+
+def _role(pid: int, cmd: str) -> str | None:
+    if pid == os.getpid():
+        return "load generator"
+    if "recsys.cli.main serve" in cmd:
+        return "API server"
+    if "moto_server" in cmd:
+        return "AWS emulator"
+    if "redis-server" in cmd:
+        return "Redis"
+    if "events worker" in cmd:
+        return "events worker"
+    return None
+
+
+def cost_phase(args: argparse.Namespace, world: Any) -> dict[str, Any]:
+    """CPU per request of each kind (hits, misses, posts, the 80/15/5 mix), by process, for each server."""
+    from recsys.local.processes import free_port
+
+    results: dict[str, Any] = {}
+    for server in args.servers.split(","):
+        port = free_port()
+        proc = start_server(port, server, args.processes, args.threads)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            http_load.run(url, "mixed", 3, args.concurrency, users(), 20, videos=world.video_ids)  # warm-up
+            per_kind = {}
+            for kind in args.kinds.split(","):
+                mix = KIND_MIXES[kind]
+                before = _cpu_seconds()
+                run = http_load.run(url, "mixed", args.duration, args.concurrency, users(), 20, mix=mix,
+                                    videos=world.video_ids)  # fmt: skip
+                after = _cpu_seconds()
+                ms: dict[str, float] = {}
+                for pid, (cmd, seconds) in after.items():
+                    role = _role(pid, cmd)
+                    if role:
+                        ms[role] = ms.get(role, 0.0) + seconds - before.get(pid, (cmd, seconds))[1]
+                n = max(run["requests"], 1)
+                per_kind[kind] = {"rps": run["rps"], "p99_ms": run["p99_ms"], "errors": run["errors"],
+                                  "cpu_ms_per_request": {r: round(1000 * v / n, 3) for r, v in sorted(ms.items())},
+                                  "cpu_ms_per_request_total": round(1000 * sum(ms.values()) / n, 3)}  # fmt: skip
+                print(f"{server} {kind}: {json.dumps(per_kind[kind])}", file=sys.stderr)
+            results.setdefault(server, []).append(per_kind)
+        finally:
+            stop_server(proc)
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("phase", choices=["load", "soak", "faults"])
+    parser.add_argument("phase", choices=["load", "soak", "faults", "cost"])
     parser.add_argument("--duration", type=float, default=20.0)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=32)
@@ -224,6 +294,7 @@ def main() -> None:
     parser.add_argument(
         "--warm-every-user", action="store_true", help="soak: warm every user's features first (steady state)"
     )
+    parser.add_argument("--kinds", default="hit,miss,post,mixed", help="cost: the kinds of request measured")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")
@@ -236,6 +307,8 @@ def main() -> None:
                 result = load_phase(args, world)
             elif args.phase == "soak":
                 result = soak_phase(args, world)
+            elif args.phase == "cost":
+                result = cost_phase(args, world)
             else:
                 result = faults_phase(args, stack, world)
         finally:

@@ -49,6 +49,10 @@ async def read_body(receive: Receive, limit: int = MAX_READ_BYTES) -> bytes | No
     return body or None
 
 
+def _declares_body(raw: list[tuple[bytes, bytes]]) -> bool:
+    return any(name.lower() in (b"content-length", b"transfer-encoding") for name, _ in raw)
+
+
 def asgi_app(handler: Handler, openapi: Callable[[], str], threads: int) -> Callable:
     """The ASGI application of `handler` (a proxy-event function, safe on `threads` threads at once)."""
     pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="recsys-api")
@@ -57,8 +61,10 @@ def asgi_app(handler: Handler, openapi: Callable[[], str], threads: int) -> Call
         if scope["type"] != "http":
             return
         method = scope["method"].upper()
+        raw_headers = scope.get("headers") or []
         try:
-            body = await read_body(receive)
+            # A request without Content-Length or Transfer-Encoding has no body (RFC 9112 6.3): none to wait for.
+            body = await read_body(receive) if _declares_body(raw_headers) else None
         except TimeoutError:
             status, headers, data = json_error(
                 408, "request_timeout", f"the request body did not arrive within {READ_TIMEOUT_S:.0f} s"
@@ -67,7 +73,7 @@ def asgi_app(handler: Handler, openapi: Callable[[], str], threads: int) -> Call
             query = scope.get("query_string", b"").decode("latin-1")
             status, headers, data = await asyncio.get_running_loop().run_in_executor(
                 pool, answer, handler, openapi, method, scope["path"], query,
-                request_headers(scope.get("headers") or []), body,
+                request_headers(raw_headers), body,
             )  # fmt: skip
         await send({
             "type": "http.response.start", "status": status,
