@@ -9,9 +9,9 @@ event loop and answering on `threads` Python threads, a listen backlog of 2048, 
 timeout.
 `serve` runs it under gunicorn's threaded workers (`processes` x `threads`, the same backlog, keep-alive,
 a worker timeout). Either way each worker builds its own service after the fork (its own model in memory,
-AWS clients and Redis connections), so the master holds no connection that workers would share. Under
-the same mixed load granian's workers spend about a third less CPU per request than gunicorn's
-(bench/results/reliability.md, "Tenth session").
+AWS clients and Redis connections), so the master holds no connection that workers would share. granian
+is the default because a client that stalls in its body holds no thread there; per request, the two
+spend the same CPU within this machine's noise (bench/results/reliability.md, "Tenth session").
 """
 
 from __future__ import annotations
