@@ -132,3 +132,19 @@ def test_a_tracked_response_keeps_what_it_showed_in_one_attribute() -> None:
     assert "video_ids" not in serialize_item(
         tracking_item("r2", "u1", None, "model", [], {}, 1.0)
     )  # no empty set
+
+
+def test_an_item_list_round_trips_through_its_json_and_refuses_non_finite_numbers():
+    from recsys.serving.item_lists import ITEMS_JSON, items_text, stored_items
+
+    items = [{"video_id": "1", "score": np.float64(0.5), "rank": 1, "source": "two_tower"},
+             {"video_id": "2", "score": np.float32(0.25), "rank": np.int64(2)},
+             {"video_id": "3", "score": 1e-07, "rank": 3, "reason": "because you watched 1"}]  # fmt: skip
+    assert stored_items({ITEMS_JSON: items_text(items)}) == [
+        {"video_id": "1", "score": 0.5, "rank": 1, "source": "two_tower"},
+        {"video_id": "2", "score": 0.25, "rank": 2},
+        {"video_id": "3", "score": 1e-07, "rank": 3, "reason": "because you watched 1"},
+    ]
+    for bad in (float("nan"), float("inf"), np.float32("-inf")):
+        with pytest.raises(ValueError, match="non-finite"):
+            items_text([{"video_id": "1", "score": bad, "rank": 1}])
