@@ -130,6 +130,23 @@ def test_stalled_bodies_hold_no_thread_and_get_a_408(fault_stack):
             sock.close()
 
 
+def test_bodies_in_chunks_are_read_whole_and_oversized_ones_get_a_413(fault_stack):
+    parts = urlsplit(fault_stack.url)
+    event = json.dumps({"user_id": "chunked-user", "video_id": fault_stack.world.video_ids[2]}).encode()
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in (event[:7], event[7:])) + b"0\r\n\r\n"
+    with socket.create_connection((parts.hostname, parts.port), timeout=30) as sock:
+        sock.sendall(b"POST /interactions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n" + chunks)  # fmt: skip
+        answer = sock.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 202") and b'"accepted"' in answer
+    big = json.dumps({"user_id": 1, "video_id": 1, "category": "x" * 100_000}).encode()
+    status, headers, body = http(
+        f"{fault_stack.url}/interactions", "POST", big, {"Content-Type": "application/json"}
+    )
+    assert status == 413 and body["error"]["code"] == "payload_too_large"
+    assert headers["Content-Type"].startswith("application/json")
+
+
 def test_the_gunicorn_server_answers_alike(fault_stack):
     port = free_port()
     proc = start_server(port, ["--server", "gunicorn"])
