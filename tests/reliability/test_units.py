@@ -109,3 +109,18 @@ def test_health_on_aws_shows_details_only_to_key_holders():
     body = json.loads(result["body"])
     assert result["statusCode"] == 200 and body["status"] == "degraded"
     assert body["dependencies"] is None and body["model"] is None and body["degraded"] == []
+
+
+def test_request_headers_reach_the_handler_alike_from_wsgi_and_asgi_and_never_a_proxy_from_the_environment():
+    from recsys.serving.asgi import request_headers
+    from recsys.serving.wsgi import _headers
+
+    environ = {"HTTP_X_API_KEY": "k", "HTTP_PROXY": "http://evil:1", "CONTENT_TYPE": "application/json",
+               "CONTENT_LENGTH": "2", "PATH": "/usr/bin", "HTTP_ACCEPT": "a, b"}  # fmt: skip
+    from_wsgi = _headers(environ)
+    assert "Proxy" not in from_wsgi  # httpoxy: granian puts the process environment in the WSGI environ
+    raw = [(b"x-api-key", b"k"), (b"content-type", b"application/json"), (b"content-length", b"2"),
+           (b"accept", b"a"), (b"accept", b"b")]  # fmt: skip
+    assert request_headers(raw) == from_wsgi == {
+        "X-Api-Key": "k", "Content-Type": "application/json", "Content-Length": "2", "Accept": "a, b",
+    }  # fmt: skip
