@@ -119,7 +119,7 @@ def serve(
         _serve_threaded(settings, host, port, workers, verbose, require_key, json_output)
         return
     try:
-        from recsys.serving import wsgi
+        from recsys.serving import asgi, wsgi
 
         __import__(server)
     except ImportError:
@@ -138,7 +138,7 @@ def serve(
     sys.stdout.flush()
     build = functools.partial(_worker_app, settings, workers, verbose, require_key, server == "granian")
     if server == "granian":
-        wsgi.serve_granian(build, host, port, processes)
+        asgi.serve_granian(build, host, port, processes)
     else:
         sys.argv = sys.argv[:1]  # gunicorn parses the command line too: give it nothing of ours
         wsgi.serve(build, host, port, processes, workers)

@@ -94,11 +94,14 @@ def error_body(code: str, message: str) -> str:
     return json.dumps({"error": {"code": code, "message": redact(message)}})
 
 
+def _retry_after(status: int) -> dict[str, str]:
+    """503s say when to retry."""
+    return {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else {}
+
+
 def error_result(status: int, code: str, message: str) -> dict[str, Any]:
     """The proxy result of `error_response` (for answers made without the resolver's routing)."""
-    headers = {"Content-Type": content_types.APPLICATION_JSON}
-    if status == 503:
-        headers["Retry-After"] = str(RETRY_AFTER_S)
+    headers = {"Content-Type": content_types.APPLICATION_JSON, **_retry_after(status)}
     return {
         "statusCode": status,
         "headers": headers,
@@ -109,7 +112,7 @@ def error_result(status: int, code: str, message: str) -> dict[str, Any]:
 
 def error_response(status: int, code: str, message: str) -> Response:
     """The API's one error shape (503s say when to retry)."""
-    headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None
+    headers = _retry_after(status) or None
     return Response(
         status_code=status,
         content_type=content_types.APPLICATION_JSON,
@@ -309,9 +312,13 @@ def create_app(service: RecommendationService, metrics: Any | None = None) -> Ap
     ) -> RecommendationResponse:
         response = service.recommend(user_id, k=k, category=category, exclude_watched=exclude_watched)
         if isinstance(response, dict):  # anything else fails its response model next (a 500)
-            items = response.get("items")
-            app.served = (str(response.get("model_version")), len(items) if isinstance(items, list) else 0)
+            note_served(response)
         return response
+
+    def note_served(response: dict[str, Any]) -> None:
+        """Keep (version, items shown) of a recommendation answer for the resolver's metrics."""
+        items = response.get("items")
+        app.served = (str(response.get("model_version")), len(items) if isinstance(items, list) else 0)
 
     def recommendations_directly(event: dict[str, Any]) -> dict[str, Any] | None:
         """`recommendations` for a plainly valid request (`recsys.serving.direct_route`), else None: the same
@@ -333,8 +340,7 @@ def create_app(service: RecommendationService, metrics: Any | None = None) -> Ap
         except Exception as exc:
             log_unexpected(exc)
             return error_result(500, "internal", "internal error")
-        items = response.get("items")
-        app.served = (str(response.get("model_version")), len(items) if isinstance(items, list) else 0)
+        note_served(response)
         headers = {"Content-Type": content_types.APPLICATION_JSON}
         return {"statusCode": 200, "headers": headers, "body": body, "isBase64Encoded": False}
 

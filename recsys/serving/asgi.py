@@ -1,21 +1,31 @@
-"""`recsys serve` under granian: the Lambda handler as an ASGI application over a thread pool.
+"""`recsys serve` under granian (the default): the Lambda handler as an ASGI application over a thread pool.
 
 The request body is read on the worker's event loop, bounded in time (`READ_TIMEOUT_S`, then 408) and size
 (`MAX_READ_BYTES`; the handler answers 413 past the API's own limit), so a client that stalls in the middle
 of its body holds a coroutine, not a thread. Only a complete request is handed to one of `threads` threads,
 which calls the same proxy-event handler as the WSGI application (`recsys.serving.wsgi.answer`) and the
-Lambda. granian parses and writes HTTP in Rust (HTTP/1.1, keep-alive, a header read timeout).
+Lambda. `serve_granian` runs it: HTTP parsed and written in Rust, `processes` worker processes, a listen
+backlog of 2048, HTTP/1.1 keep-alive, a header read timeout.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from recsys.serving.http_server import Handler
-from recsys.serving.wsgi import MAX_READ_BYTES, READ_TIMEOUT_S, answer, json_error, response_headers
+from recsys.serving.wsgi import (
+    BACKLOG,
+    MAX_READ_BYTES,
+    READ_TIMEOUT_S,
+    answer,
+    json_error,
+    limit_malloc_arenas,
+    response_headers,
+)
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -82,3 +92,41 @@ def asgi_app(handler: Handler, openapi: Callable[[], str], threads: int) -> Call
         await send({"type": "http.response.body", "body": b"" if method == "HEAD" else data})
 
     return app
+
+
+def serve_granian(
+    build: Callable[[], Callable],
+    host: str,
+    port: int,
+    processes: int,
+) -> None:
+    """Serve the ASGI app that `build()` makes in each worker process under granian, until SIGINT/SIGTERM.
+
+    `build` travels to the workers (a module-level function or a partial of one, so that it pickles where
+    workers are spawned); what a worker must do when it stops, it registers with `at_worker_exit`."""
+    from granian import Granian
+    from granian.constants import HTTPModes, Interfaces
+    from granian.http import HTTP1Settings
+    from granian.log import LogLevels
+
+    server = Granian(
+        "recsys.serving.asgi",  # a name for granian's logs: the app comes from `build`
+        address=host,
+        port=port,
+        interface=Interfaces.ASGINL,  # ASGI without lifespan events: a worker builds its app when it starts
+        workers=processes,
+        backlog=BACKLOG,
+        http=HTTPModes.http1,
+        websockets=False,
+        http1_settings=HTTP1Settings(header_read_timeout=int(READ_TIMEOUT_S * 1000), keep_alive=True),
+        log_level=LogLevels.warning,
+        respawn_failed_workers=True,
+        workers_kill_timeout=10,
+    )
+    server.serve(target_loader=functools.partial(_granian_worker_app, build), wrap_loader=True)
+
+
+def _granian_worker_app(build: Callable[[], Callable], _target: str) -> Callable:
+    """In a granian worker process: cap malloc arenas, then build the app."""
+    limit_malloc_arenas()
+    return build()

@@ -7,8 +7,9 @@ never gets the other variant's answer. The hash also holds the user's state (`US
 activity and engaged set), so a miss of another request shape reads it here; the first miss reads it
 from DynamoDB in one query (`OnlineFeatureStore.activity_and_engaged`) and stores it. A request makes at
 most two round trips: one `lookup` (its answer, else the user's state: a Lua script) and, on a miss, one
-write of the answer (and the state read from DynamoDB). The same DEL that a new interaction makes (API and stream processor) drops it with the answers. After a failure Redis is
-skipped for `retry_after_s`, so a dead Redis costs one short timeout, not one per request.
+write of the answer (and the state read from DynamoDB). The same DEL that a new interaction makes (API and
+stream processor) drops it with the answers. After a failure Redis is skipped for `retry_after_s`, so a
+dead Redis costs one short timeout, not one per request.
 """
 
 from __future__ import annotations
@@ -107,18 +108,6 @@ class RecommendationCache:
         self._redis()
         return self._configured is not False
 
-    def get(self, user_id: str, field: str) -> dict[str, Any] | None:
-        """The cached response for (user, request shape), or None (miss, or Redis unavailable)."""
-        r = self._redis()
-        if r is None:
-            return None
-        try:
-            raw = r.hget(self._key(user_id), field)
-        except Exception as exc:
-            self._failed("get", exc)
-            return None
-        return _parsed(raw)
-
     def lookup(self, user_id: str, field: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
         """(the cached response for the request shape `field`, None) on a hit; (None, the user's stored
         state or None) on a miss; (None, None) when Redis is unavailable. One round trip (a Lua script)."""
@@ -198,7 +187,7 @@ class RecommendationCache:
 
 def _parsed(raw: bytes | str | None) -> dict[str, Any] | None:
     """A stored JSON object, or None (absent or unreadable)."""
-    if raw is None or raw is False:
+    if raw is None:
         return None
     try:
         value = orjson.loads(raw)

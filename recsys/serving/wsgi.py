@@ -1,12 +1,9 @@
-"""`recsys serve` behind granian or gunicorn: the Lambda handler as a WSGI application, served by worker processes.
+"""`recsys serve`'s HTTP adapter: the Lambda handler as a WSGI application, and gunicorn serving it.
 
 `wsgi_app` turns each WSGI request into the API Gateway proxy event the Lambda receives and the handler's
 answer back into HTTP, with a body-size limit and a read timeout on unfinished bodies (the API key check
 of `--require-key` wraps the handler: `recsys.serving.http_server.require_api_key`).
-`serve_granian` (the default) runs the ASGI form of the same application (`recsys.serving.asgi`) under
-granian: HTTP parsed and written in Rust, `processes` worker processes, each reading request bodies on its
-event loop and answering on `threads` Python threads, a listen backlog of 2048, keep-alive, a header read
-timeout.
+`answer` is the part it shares with the ASGI form (`recsys.serving.asgi`, which granian serves by default).
 `serve` runs it under gunicorn's threaded workers (`processes` x `threads`, the same backlog, keep-alive,
 a worker timeout). Either way each worker builds its own service after the fork (its own model in memory,
 AWS clients and Redis connections), so the master holds no connection that workers would share. granian
@@ -16,7 +13,6 @@ spend the same CPU within this machine's noise (bench/results/reliability.md, "T
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import socket
@@ -141,44 +137,6 @@ def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
         return bool(libc.mallopt(-8, int(arenas)))  # M_ARENA_MAX
     except (OSError, AttributeError):
         return False
-
-
-def serve_granian(
-    build: Callable[[], Callable],
-    host: str,
-    port: int,
-    processes: int,
-) -> None:
-    """Serve the ASGI app that `build()` makes in each worker process under granian, until SIGINT/SIGTERM.
-
-    `build` travels to the workers (a module-level function or a partial of one, so that it pickles where
-    workers are spawned); what a worker must do when it stops, it registers with `at_worker_exit`."""
-    from granian import Granian
-    from granian.constants import HTTPModes, Interfaces
-    from granian.http import HTTP1Settings
-    from granian.log import LogLevels
-
-    server = Granian(
-        "recsys.serving.wsgi",  # a name for granian's logs: the app comes from `build`
-        address=host,
-        port=port,
-        interface=Interfaces.ASGINL,  # ASGI without lifespan events: a worker builds its app when it starts
-        workers=processes,
-        backlog=BACKLOG,
-        http=HTTPModes.http1,
-        websockets=False,
-        http1_settings=HTTP1Settings(header_read_timeout=int(READ_TIMEOUT_S * 1000), keep_alive=True),
-        log_level=LogLevels.warning,
-        respawn_failed_workers=True,
-        workers_kill_timeout=10,
-    )
-    server.serve(target_loader=functools.partial(_granian_worker_app, build), wrap_loader=True)
-
-
-def _granian_worker_app(build: Callable[[], Callable], _target: str) -> Callable:
-    """In a granian worker process: cap malloc arenas, then build the app."""
-    limit_malloc_arenas()
-    return build()
 
 
 def at_worker_exit(callback: Callable[[], None]) -> None:
