@@ -251,19 +251,24 @@ def top_rows(
     eligible: np.ndarray,
     positive_only: bool = False,
     order: np.ndarray | None = None,
+    ineligible: int | None = None,
 ) -> np.ndarray:
     """The `n` best rows of a dense score vector, best first, only `eligible` rows (a bool per row, see
     `eligible_rows`); ties go to the lower row.
 
     `positive_only` leaves out rows scored 0 or less (a neighbour source that does not reach them), so only
     the rows the source reaches are ranked. `order` (every row by descending score, then row, e.g. the
-    popularity order precomputed per catalogue) answers by walking its head instead of partitioning.
+    popularity order precomputed per catalogue) answers by walking its head instead of partitioning; the head
+    is `n` plus the rows not eligible, counted unless `ineligible` (an upper bound of them) is given (a count
+    over a catalogue of 1M rows costs about 40 us).
     """
     size = scores.shape[0]
     if n <= 0 or size == 0:
         return np.zeros(0, dtype=np.int64)
     if order is not None:
-        head = order[: n + size - int(np.count_nonzero(eligible))]
+        if ineligible is None:
+            ineligible = size - int(np.count_nonzero(eligible))
+        head = order[: n + ineligible]
         keep = head[eligible[head]]
         if positive_only:
             keep = keep[scores[keep] > 0]
@@ -311,7 +316,13 @@ def user_candidates(
         "two_tower": np.zeros(0, np.int64),
         "item_item": top_reached(item_item, cfg.per_source, eligible),
         "recent": top_reached(recent_scores, cfg.per_source, eligible),
-        "popularity": top_rows(cat.popularity, cfg.per_source, eligible, order=cat.popularity_order),
+        "popularity": top_rows(
+            cat.popularity,
+            cfg.per_source,
+            eligible,
+            order=cat.popularity_order,
+            ineligible=excluded.size if allowed is None else None,
+        ),
     }
     vector = None if user.user_vector is None else np.asarray(user.user_vector, dtype=np.float32)
     has_vector = vector is not None and bool(np.any(vector))

@@ -257,4 +257,10 @@ def test_top_rows_is_the_head_of_the_full_sort_ties_to_the_lower_row(seed):
             eligible = eligible_rows(500, excluded)
             assert top_rows(scores, n, eligible, positive_only).tolist() == want
             assert top_rows(scores, n, eligible, positive_only, order=order).tolist() == want
+            # an upper bound of the rows left out (the exclusions as given, repeats and all) walks a longer
+            # head of the order: the same rows
+            bound = excluded.size + 3
+            assert (
+                top_rows(scores, n, eligible, positive_only, order=order, ineligible=bound).tolist() == want
+            )
     assert top_rows(scores, 0, eligible_rows(500, excluded)).size == 0
