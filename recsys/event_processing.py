@@ -53,10 +53,10 @@ from botocore.exceptions import ClientError
 from recsys.aws import bulk_client
 from recsys.events import EventType
 from recsys.feature_store.online import (
-    ENGAGED_BOUND,
     ENGAGED_SORT_KEY,
     activity_item,
     deserialize_item,
+    engaged_after,
     event_sort_key,
     serialize_item,
 )
@@ -241,16 +241,6 @@ def video_after(item: dict[str, Any] | None, events: list[dict[str, Any]]) -> di
     return out
 
 
-def engaged_after(videos: list[str], events: list[dict[str, Any]], bound: int = ENGAGED_BOUND) -> list[str]:
-    """The engaged list (newest last, no repeats, at most `bound`) after `events`."""
-    order = dict.fromkeys(videos)
-    for event in events:
-        order.pop(event["video_id"], None)
-        order[event["video_id"]] = None
-    out = list(order)
-    return out[-bound:] if len(out) > bound else out
-
-
 # ----- applying events
 
 
@@ -332,11 +322,15 @@ class EventApplier:
         for group in self._groups(pending, state):
             self._apply_group(group, state, result)
         self.live_metrics.flush()  # never raises: a failed write is logged and its counts dropped
-        if self.cache is not None:
+        if (
+            self.cache is not None
+        ):  # each user's cached answers dropped, their serving state brought up to date
             applied = set(result.applied)
-            self.cache.invalidate_many(
-                dict.fromkeys(e["user_id"] for e in pending if e["event_id"] in applied)
-            )
+            by_user: dict[str, list[dict[str, Any]]] = defaultdict(list)
+            for event in pending:  # each user's events together, in stream order
+                if event["event_id"] in applied:
+                    by_user[event["user_id"]].append(event)
+            self.cache.record_events(by_user)
         return result
 
     def _processed(self, events: list[dict[str, Any]]) -> set[str]:

@@ -104,8 +104,10 @@ class InteractionEvent(BaseModel):
         return record
 
 
-class Invalidator(Protocol):
-    def invalidate(self, user_id: str) -> bool: ...
+class UserCache(Protocol):
+    """Where a user's cached answers and serving state live (`recsys.serving.cache.RecommendationCache`)."""
+
+    def record_events(self, events_by_user: dict[str, list[dict[str, Any]]]) -> bool: ...
 
 
 _local_put_lock = threading.Lock()
@@ -149,9 +151,10 @@ def publish_interaction(
     settings: Settings,
     event: InteractionEvent,
     feature_store: OnlineFeatureStore | None = None,
-    cache: Invalidator | None = None,
+    cache: UserCache | None = None,
 ) -> dict[str, Any]:
-    """Stream the event, record it as recent activity, invalidate the user's cache; returns the record."""
+    """Stream the event, record it as recent activity, drop the user's cached answers and write the event into
+    their cached serving state; returns the record."""
     record = event.to_record()
     put_on_stream(settings, record)  # the system of record: if this fails nothing else is written
     if feature_store is not None:
@@ -162,5 +165,5 @@ def publish_interaction(
                 "activity", "recording recent activity failed (on the stream): %s", describe(exc)
             )
     if cache is not None:
-        cache.invalidate(record["user_id"])
+        cache.record_events({record["user_id"]: [record]})
     return record

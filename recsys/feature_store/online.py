@@ -183,6 +183,32 @@ def activity_item(event: dict[str, Any]) -> dict[str, Any]:
     return item
 
 
+def engaged_after(videos: list[str], events: list[dict[str, Any]], bound: int = ENGAGED_BOUND) -> list[str]:
+    """The engaged list (newest last, no repeats, at most `bound`) after `events`."""
+    order = dict.fromkeys(videos)
+    for event in events:
+        order.pop(event["video_id"], None)
+        order[event["video_id"]] = None
+    out = list(order)
+    return out[-bound:] if len(out) > bound else out
+
+
+def serving_state_after(state: dict[str, Any], events: list[dict[str, Any]], limit: int) -> dict[str, Any]:
+    """A user's serving state (`activity`: recent activity items newest first, at most `limit`; `engaged`: the
+    engaged video ids) after `events` (stream order), as `activity_and_engaged` reads it once the events are
+    recorded and applied: each event's activity item (the same item, attribute types and all, as the table
+    returns it) in time order, an event already there once, and its video in the engaged list."""
+    activity = {
+        str(item.get("event_ts")): item for item in state.get("activity") or [] if isinstance(item, dict)
+    }
+    for event in events:
+        item = deserialize_item(serialize_item(activity_item(event)))
+        activity[str(item["event_ts"])] = item
+    newest = [activity[key] for key in sorted(activity, reverse=True)[: max(int(limit), 0)]]
+    engaged = engaged_after([str(v) for v in state.get("engaged") or []], events)
+    return {"activity": newest, "engaged": engaged}
+
+
 class OnlineFeatureStore:
     """Batched, key-aligned access to the online feature tables of one environment."""
 

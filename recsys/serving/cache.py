@@ -7,9 +7,14 @@ never gets the other variant's answer. The hash also holds the user's state (`US
 activity and engaged set), so a miss of another request shape reads it here; the first miss reads it
 from DynamoDB in one query (`OnlineFeatureStore.activity_and_engaged`) and stores it. A request makes at
 most two round trips: one `lookup` (its answer, else the user's state: a Lua script) and, on a miss, one
-write of the answer (and the state read from DynamoDB). The same DEL that a new interaction makes (API and
-stream processor) drops it with the answers. After a failure Redis is skipped for `retry_after_s`, so a
-dead Redis costs one short timeout, not one per request.
+write of the answer (and the state read from DynamoDB).
+
+A new interaction (the API as it accepts it, the stream processor as it applies it) drops the user's cached
+answers and writes itself through into the stored state (`record_events`), so the user's next request needs
+no DynamoDB read and already leaves out what they just watched. The state keeps the time to live it was read
+with (it is never older than one TTL), and a state that changed between its read and its rewrite is dropped
+instead (the next miss reads DynamoDB). After a failure Redis is skipped for `retry_after_s`, so a dead
+Redis costs one short timeout, not one per request.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from recsys.errors import ValidationError
+from recsys.feature_store.online import serving_state_after
 from recsys.secrets import redis_settings
 from recsys.serving.resilience import describe
 
@@ -40,6 +47,19 @@ local answer = redis.call('HGET', KEYS[1], ARGV[1])
 if answer then return {answer} end
 return {false, redis.call('HGET', KEYS[1], ARGV[2])}
 """
+# After new interactions: drop the user's hash; put back the state rewritten from ARGV[2] (what was read) as
+# ARGV[3], with the time to live it had, unless it changed meanwhile.
+_REWRITE_STATE = """
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+local ttl = redis.call('PTTL', KEYS[1])
+redis.call('DEL', KEYS[1])
+if current == ARGV[2] and ttl > 0 then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], ttl)
+  return 1
+end
+return 0
+"""
 
 
 class RecommendationCache:
@@ -52,9 +72,14 @@ class RecommendationCache:
         timeout_s: float = DEFAULT_TIMEOUT_S,
         retry_after_s: float = DEFAULT_RETRY_AFTER_S,
         clock=time.monotonic,
+        activity_limit: int | None = None,
     ) -> None:
         self.settings = settings
         self.ttl_s = int(ttl_s)
+        # How many recent events a stored state holds (serving's `activity_limit`), kept when events are added.
+        self.activity_limit = int(
+            activity_limit if activity_limit is not None else settings.serving.activity_limit
+        )
         self.timeout_s = timeout_s
         self.retry_after_s = retry_after_s
         self._clock = clock
@@ -63,6 +88,7 @@ class RecommendationCache:
         self._down_until = -float("inf")
         self._lock = threading.Lock()
         self._lookup_script: Any = None
+        self._rewrite_script: Any = None
         self.last_error: str | None = None
 
     def _redis(self) -> Any | None:
@@ -170,6 +196,54 @@ class RecommendationCache:
             return True
         except Exception as exc:
             self._failed("invalidate", exc)
+            return False
+
+    def record_events(self, events_by_user: dict[str, list[dict[str, Any]]], chunk: int = 500) -> bool:
+        """After new interactions (each user's events in stream order): drop each user's cached answers and
+        write the events into their stored state, where one is stored (`serving_state_after`); two pipelined
+        round trips per `chunk` users. False when Redis is absent or failed (then, as for any write Redis
+        missed, what it holds can be stale until its TTL)."""
+        r = self._redis()
+        if r is None:
+            return False
+        users = list(events_by_user)
+        try:
+            if self._rewrite_script is None:
+                self._rewrite_script = r.register_script(_REWRITE_STATE)
+            for start in range(0, len(users), chunk):
+                part = users[start : start + chunk]
+                read = r.pipeline(transaction=False)
+                for user_id in part:
+                    read.hget(self._key(user_id), USER_STATE_FIELD)
+                write = r.pipeline(transaction=False)
+                dropped = []
+                for user_id, raw in zip(part, read.execute(), strict=True):
+                    state = _parsed(raw)
+                    if state is None or not isinstance(state.get("activity"), list):
+                        dropped.append(self._key(user_id))
+                        continue
+                    try:
+                        after = serving_state_after(state, events_by_user[user_id], self.activity_limit)
+                    except (
+                        ValidationError,
+                        KeyError,
+                        TypeError,
+                        ValueError,
+                    ) as exc:  # an event it cannot hold
+                        log.warning("stored state of a user dropped: %s", exc)
+                        dropped.append(self._key(user_id))
+                        continue
+                    self._rewrite_script(
+                        keys=[self._key(user_id)],
+                        args=[USER_STATE_FIELD, raw, orjson.dumps(after)],
+                        client=write,
+                    )
+                if dropped:
+                    write.delete(*dropped)
+                write.execute()
+            return True
+        except Exception as exc:
+            self._failed("record events", exc)
             return False
 
     def ping(self) -> str:

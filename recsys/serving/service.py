@@ -72,7 +72,9 @@ class RecommendationService:
         )
         self.store = feature_store or OnlineFeatureStore(settings, request_client("dynamodb", settings))
         self.monitor = DependencyMonitor()
-        self.cache = cache or RecommendationCache(settings, ttl_s=self.config.cache_ttl_s)
+        self.cache = cache or RecommendationCache(
+            settings, ttl_s=self.config.cache_ttl_s, activity_limit=self.config.activity_limit
+        )
         self.tracker = tracker or InferenceTracker(settings)
         self.precomputed_table = settings.names.table("recommendations_cache")
         self._flagged: dict[tuple[bool, bool], ServingConfig] = {}

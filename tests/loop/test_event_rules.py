@@ -7,14 +7,13 @@ import json
 import pytest
 
 from recsys.event_processing import (
-    ENGAGED_BOUND,
-    engaged_after,
     event_weight,
     trending_after,
     user_after,
     validate,
     video_after,
 )
+from recsys.feature_store.online import ENGAGED_BOUND, engaged_after
 from recsys.pipeline_config import WeightsConfig
 
 

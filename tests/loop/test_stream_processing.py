@@ -508,21 +508,38 @@ def test_a_batch_of_many_groups_is_applied_once_when_another_writer_changes_a_vi
     assert {v["video_id"]: v["interaction_count"] for v in store.get_videos(videos)} == stored
 
 
-def test_applying_a_batch_drops_the_cached_answers_of_its_users(service, tiny_world):
+def test_applying_a_batch_drops_the_cached_answers_of_its_users_and_writes_their_state_through(
+    service, tiny_world, monkeypatch
+):
     from recsys.event_processing import EventApplier
 
     users = tiny_world.user_ids[20:23]
     for user in users:
+        service.cache.invalidate(user)
         service.recommend(user, k=4, track=False)
-    assert {service.recommend(u, k=4, track=False)["source"] for u in users} == {"cache"}
-    events = [
-        {"event_id": uuid.uuid4().hex, "user_id": user, "video_id": tiny_world.video_ids[i], "event_type": "view",
-         "timestamp": time.time() - 5}
-        for i, user in enumerate(users[:2])
+    shown = {u: service.recommend(u, k=4, track=False) for u in users}
+    assert {answer["source"] for answer in shown.values()} == {"cache"}
+    events = [  # events that did not come through this API (another producer): only the stream has them
+        {"event_id": uuid.uuid4().hex, "user_id": user, "video_id": shown[user]["items"][0]["video_id"],
+         "event_type": "view", "timestamp": time.time() - 5}
+        for user in users[:2]
     ]  # fmt: skip
+    reads: list[str] = []
+    store_read = service.store.activity_and_engaged
+    monkeypatch.setattr(
+        service.store, "activity_and_engaged", lambda u, n: reads.append(u) or store_read(u, n)
+    )
     assert len(EventApplier(service.settings, cache=service.cache).apply_events(events).applied) == 2
-    sources = [service.recommend(u, k=4, track=False)["source"] for u in users]
-    assert sources == ["model", "model", "cache"]  # the third user had no event
+    after = [service.recommend(u, k=4, track=False) for u in users]
+    assert [a["source"] for a in after] == ["model", "model", "cache"]  # the third user had no event
+    assert reads == []  # the users' states in Redis took the events: no DynamoDB read
+    for event, answer in zip(events, after, strict=False):
+        assert event["video_id"] not in [i["video_id"] for i in answer["items"]]  # what they watched is out
+        _, state = service.cache.lookup(event["user_id"], "another request shape")
+        assert (
+            state["activity"][0]["event_ts"].endswith(event["event_id"])
+            and event["video_id"] in state["engaged"]
+        )
 
 
 def test_users_who_watched_the_same_video_share_its_writes(local_stack):

@@ -165,7 +165,7 @@ def test_hot_reload_picks_up_new_production_version(service, tiny_world, local_s
         publish_tiny_version(local_stack, tiny_world.version)  # restore the online features
 
 
-def test_a_second_miss_reads_the_user_state_from_redis_until_the_next_interaction(
+def test_a_users_state_is_read_from_dynamodb_once_then_kept_in_redis_through_their_interactions(
     service, tiny_world, monkeypatch
 ):
     user = tiny_world.user_ids[12]
@@ -179,11 +179,88 @@ def test_a_second_miss_reads_the_user_state_from_redis_until_the_next_interactio
     first = service.recommend(user, k=5, track=False)
     second = service.recommend(user, k=6, track=False)  # another request shape: computed, state from Redis
     assert (first["source"], second["source"], reads) == ("model", "model", [user])
-    video = next(v for v in tiny_world.video_ids if v not in tiny_world.watched[user])
-    service.record_interaction(InteractionEvent(user_id=int(user), video_id=int(video), event_type="like"))
-    after = service.recommend(user, k=6, track=False)  # the interaction dropped the stored state
-    assert reads == [user, user] and after["source"] == "model"
-    assert video not in [i["video_id"] for i in after["items"]]  # what the user just liked is left out
+    liked = []
+    for video in [i["video_id"] for i in second["items"]][:2]:  # the user likes what they were shown
+        service.record_interaction(
+            InteractionEvent(user_id=int(user), video_id=int(video), event_type="like")
+        )
+        liked.append(video)
+        after = service.recommend(user, k=6, track=False)  # computed afresh: the cached answer was dropped
+        assert after["source"] == "model"
+        assert not set(liked) & {i["video_id"] for i in after["items"]}  # what they just liked is left out
+    assert reads == [user]  # the interactions went into the stored state: no DynamoDB read since the first
+    # The stored state is what DynamoDB answers (the API recorded the activity; the engaged set there waits
+    # for the stream processor, and serving leaves out both)
+    _, stored = service.cache.lookup(user, "another request shape")
+    activity, _engaged = store_read(user, service.config.activity_limit)
+    assert stored["activity"] == activity
+    assert [a["video_id"] for a in activity[:2]] == liked[::-1]
+    assert set(liked) <= set(stored["engaged"])
+
+
+def test_recorded_events_keep_the_stored_state_in_time_order_bounded_once_each(service, tiny_world):
+    user = tiny_world.user_ids[14]
+    cache = RecommendationCache(service.settings, activity_limit=3)
+    cache.invalidate(user)
+    now = time.time()
+
+    def event(i: int, video: str, at: float) -> dict:
+        return {
+            "event_id": f"e{i}",
+            "user_id": user,
+            "video_id": video,
+            "event_type": "view",
+            "timestamp": at,
+        }
+
+    assert cache.record_events({user: [event(0, "a", now)]})  # no state stored: nothing to write into
+    assert cache.lookup(user, "shape") == (None, None)
+    cache.set_many(user, {USER_STATE_FIELD: {"activity": [], "engaged": ["x"]}, "shape": {"items": []}})
+    redis_client, key = cache._redis(), cache._key(user)
+    ttl = redis_client.pttl(key)
+    late = event(3, "c", now - 60)  # arrives last, happened first
+    assert cache.record_events({user: [event(1, "a", now), event(2, "b", now + 1), late, event(1, "a", now)]})
+    answer, state = cache.lookup(user, "shape")
+    assert answer is None  # the cached answer went
+    assert [a["video_id"] for a in state["activity"]] == ["b", "a", "c"]  # newest first, a repeat once
+    assert state["engaged"] == ["x", "b", "c", "a"]  # as the stream processor keeps it: newest last
+    assert 0 < redis_client.pttl(key) <= ttl  # never kept past the TTL it was read with
+    cache.record_events({user: [event(4, "d", now + 2)]})
+    assert [a["video_id"] for a in cache.lookup(user, "shape")[1]["activity"]] == ["d", "b", "a"]  # bounded
+
+
+def test_a_state_rewritten_meanwhile_is_dropped_not_overwritten(service, tiny_world, monkeypatch):
+    user = tiny_world.user_ids[15]
+    cache = RecommendationCache(service.settings)
+    cache.set_many(user, {USER_STATE_FIELD: {"activity": [], "engaged": []}})
+    redis_client = cache._redis()
+    real_pipeline = redis_client.pipeline
+    made = []
+
+    def pipeline(*args, **kwargs):  # another writer stores a new state right after this one's read
+        pipe = real_pipeline(*args, **kwargs)
+        if not made:
+            execute = pipe.execute
+
+            def execute_then_rewrite():
+                out = execute()
+                redis_client.hset(cache._key(user), USER_STATE_FIELD, b'{"activity":[],"engaged":["z"]}')
+                return out
+
+            pipe.execute = execute_then_rewrite
+        made.append(pipe)
+        return pipe
+
+    monkeypatch.setattr(redis_client, "pipeline", pipeline)
+    event = {
+        "event_id": "e9",
+        "user_id": user,
+        "video_id": "v",
+        "event_type": "view",
+        "timestamp": time.time(),
+    }
+    assert cache.record_events({user: [event]})
+    assert cache.lookup(user, "shape") == (None, None)  # neither state kept: the next miss reads DynamoDB
 
 
 def test_one_lookup_gives_the_cached_answer_or_else_the_users_state(service, tiny_world):
