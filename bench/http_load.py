@@ -10,6 +10,8 @@
 recent-activity read from the local DynamoDB).
 `mixed`: --mix hit,miss,post shares (default 80,15,5): hits on the hot users, misses on new (user, k)
 pairs, and POST /interactions by users outside the hot set (so hits stay hits); latency reported per kind.
+`interact`: each client posts an interaction for a user, then asks for that user's recommendations at once
+(`after_post`: the request a user makes right after acting, which their interaction made a miss).
 Keep-alive connections, one per client thread; the number of requests in flight is bounded by
 --concurrency. Prints one JSON line.
 
@@ -70,11 +72,11 @@ def run(
     misses = [f"/recommendations/{u}?k={kk}" for u, kk in pairs]
     posters = users[10:] or users
     videos = videos or [str(v) for v in range(1000, 1012)]
-    weights = {"hit": (1, 0, 0), "miss": (0, 1, 0), "mixed": mix}[mode]
+    weights = {"hit": (1, 0, 0), "miss": (0, 1, 0), "mixed": mix, "interact": (0, 0, 1)}[mode]
     kinds = rng.choices(["hit", "miss", "post"], weights=weights, k=100_000)
     cursor = iter(range(10**9))
     lock = threading.Lock()
-    latencies: dict[str, list[float]] = {"hit": [], "miss": [], "post": []}
+    latencies: dict[str, list[float]] = {"hit": [], "miss": [], "post": [], "after_post": []}
     statuses: dict[int, int] = {}
     sources: dict[str, int] = {}
     degraded = [0]
@@ -97,7 +99,7 @@ def run(
 
     def worker() -> None:
         conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=30)
-        local_lat: dict[str, list[float]] = {"hit": [], "miss": [], "post": []}
+        local_lat: dict[str, list[float]] = {"hit": [], "miss": [], "post": [], "after_post": []}
         local_status: dict[int, int] = {}
         local_src: dict[str, int] = {}
         local_degraded = 0
@@ -120,22 +122,28 @@ def run(
                 if due > start:
                     time.sleep(due - start)
                 start = due  # the latency counts any wait for a free client
-            try:
-                conn.request(method, path, body=body, headers=headers)
-                resp = conn.getresponse()
-                payload = resp.read()
-            except (OSError, http.client.HTTPException):
-                conn.close()
-                conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=30)
-                local_status[-1] = local_status.get(-1, 0) + 1
-                continue
-            local_lat[kind].append((time.perf_counter() - start) * 1e3)
-            local_status[resp.status] = local_status.get(resp.status, 0) + 1
-            if resp.status == 200:
-                answer = json.loads(payload)
-                src = answer.get("source", "?")
-                local_src[src] = local_src.get(src, 0) + 1
-                local_degraded += bool(answer.get("degraded"))
+            exchanges = [(kind, method, path, body, headers)]
+            if mode == "interact":  # the user's next request, right after their interaction
+                user = json.loads(body or b"{}")["user_id"]
+                exchanges.append(("after_post", "GET", f"/recommendations/{user}?k={k}", None, {}))
+            for kind, method, path, body, headers in exchanges:
+                try:
+                    conn.request(method, path, body=body, headers=headers)
+                    resp = conn.getresponse()
+                    payload = resp.read()
+                except (OSError, http.client.HTTPException):
+                    conn.close()
+                    conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=30)
+                    local_status[-1] = local_status.get(-1, 0) + 1
+                    break
+                local_lat[kind].append((time.perf_counter() - start) * 1e3)
+                local_status[resp.status] = local_status.get(resp.status, 0) + 1
+                if resp.status == 200:
+                    answer = json.loads(payload)
+                    src = answer.get("source", "?")
+                    local_src[src] = local_src.get(src, 0) + 1
+                    local_degraded += bool(answer.get("degraded"))
+                start = time.perf_counter()
         conn.close()
         with lock:
             for key, values in local_lat.items():
@@ -166,7 +174,7 @@ def run(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default="http://127.0.0.1:8080")
-    parser.add_argument("--mode", choices=["hit", "miss", "mixed"], default="hit")
+    parser.add_argument("--mode", choices=["hit", "miss", "mixed", "interact"], default="hit")
     parser.add_argument("--mix", default="80,15,5", help="mixed mode: shares of hit,miss,post")
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--concurrency", type=int, default=8)

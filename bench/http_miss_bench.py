@@ -35,6 +35,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--mode", choices=["miss", "interact"], default="miss",
+                        help="interact: each client posts an interaction, then asks for that user's list")  # fmt: skip
     parser.add_argument("--baseline", type=Path, default=None,
                         help="a checkout of other code (e.g. `git archive` of main) served first, same stack")  # fmt: skip
     args = parser.parse_args()
@@ -54,15 +56,18 @@ def main() -> None:
                     load_one(url, f"/recommendations/{u}?k=100")
                 runs = []
                 for i in range(args.runs):
-                    runs.append(load(url, "miss", args.duration, args.concurrency, users, 20))
+                    runs.append(load(url, args.mode, args.duration, args.concurrency, users, 20))
+                    for kind, figures in runs[-1]["by_kind"].items():
+                        runs[-1][f"{kind}_p50_ms"] = figures["p50_ms"]
                     runs[-1]["load_avg"] = os.getloadavg()[0]
                     print(f"{name} run {i + 1}: {json.dumps(runs[-1])}", file=sys.stderr)
                     time.sleep(1)
                 server.terminate()
                 server.wait(timeout=30)
                 server = None
+                keys = ["rps", "p50_ms", "p99_ms"] + [f"{kind}_p50_ms" for kind in runs[0]["by_kind"]]
                 results[name] = {"runs": runs, "median": {key: statistics.median(r[key] for r in runs)
-                                                          for key in ("rps", "p50_ms", "p99_ms")}}  # fmt: skip
+                                                          for key in keys}}  # fmt: skip
         finally:
             if server is not None:
                 server.terminate()
