@@ -5,7 +5,8 @@
 Starts a local stack (moto + Redis on free ports, state in a temporary folder), publishes a synthetic version
 with a ranker of the pipeline's shape, a neighbour table and its online features (`bench/batch_bench.publish`), starts `recsys serve` on it in
 a second process and drives it from this one with `bench/http_load.run` in `miss` mode (every request a new
-(user, k) pair, so every answer is computed). Prints one JSON object.
+(user, k) pair, so every answer is computed; `--mode interact`: a post, then that user's list at once), with
+the CPU spent per request by the server, the emulator, Redis and the load generator. Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.batch_bench import publish, start_stack  # noqa: E402
 from bench.http_load import run as load  # noqa: E402
+from bench.reliability_bench import _cpu_seconds, _role  # noqa: E402
 
 
 def main() -> None:
@@ -38,43 +40,65 @@ def main() -> None:
     parser.add_argument("--mode", choices=["miss", "interact"], default="miss",
                         help="interact: each client posts an interaction, then asks for that user's list")  # fmt: skip
     parser.add_argument("--baseline", type=Path, default=None,
-                        help="a checkout of other code (e.g. `git archive` of main) served first, same stack")  # fmt: skip
+                        help="a checkout of other code (e.g. `git archive` of main), served beside this one on the "
+                             "same stack, the two taking turns run by run")  # fmt: skip
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as home:
         stack, settings = start_stack(Path(home))
-        server = None
+        servers: dict[str, subprocess.Popen] = {}
         try:
             publish(settings, args.videos, args.users, args.categories, online=True)
             users = [str(i + 1) for i in range(args.users)]
-            results = {}
             for name, code in ([("baseline", args.baseline)] if args.baseline else []) + [("this", ROOT)]:
-                server = serve(code)
-                url = f"http://127.0.0.1:{server.port}"
+                servers[name] = serve(code)
                 # Warm-up: model load, video features, and each user's state once (a steady-state server
                 # has seen its users); the measured requests are still new (user, k) pairs, so misses.
                 for u in users:
-                    load_one(url, f"/recommendations/{u}?k=100")
-                runs = []
-                for i in range(args.runs):
-                    runs.append(load(url, args.mode, args.duration, args.concurrency, users, 20))
-                    for kind, figures in runs[-1]["by_kind"].items():
-                        runs[-1][f"{kind}_p50_ms"] = figures["p50_ms"]
-                    runs[-1]["load_avg"] = os.getloadavg()[0]
-                    print(f"{name} run {i + 1}: {json.dumps(runs[-1])}", file=sys.stderr)
+                    load_one(f"http://127.0.0.1:{servers[name].port}", f"/recommendations/{u}?k=100")
+            # The versions take turns, run by run: what the stores accumulate over the runs (activity, the
+            # stream) weighs on both alike.
+            runs: dict[str, list[dict]] = {name: [] for name in servers}
+            for i in range(args.runs):
+                for name, server in servers.items():
+                    before = _cpu_seconds()
+                    run = load(
+                        f"http://127.0.0.1:{server.port}",
+                        args.mode,
+                        args.duration,
+                        args.concurrency,
+                        users,
+                        20,
+                    )
+                    run["cpu_ms_per_request_total"] = cpu_per_request(before, run["requests"])
+                    for kind, figures in run["by_kind"].items():
+                        run[f"{kind}_p50_ms"] = figures["p50_ms"]
+                    run["load_avg"] = os.getloadavg()[0]
+                    runs[name].append(run)
+                    print(f"{name} run {i + 1}: {json.dumps(run)}", file=sys.stderr)
                     time.sleep(1)
-                server.terminate()
-                server.wait(timeout=30)
-                server = None
-                keys = ["rps", "p50_ms", "p99_ms"] + [f"{kind}_p50_ms" for kind in runs[0]["by_kind"]]
-                results[name] = {"runs": runs, "median": {key: statistics.median(r[key] for r in runs)
+            results = {}
+            for name, done in runs.items():
+                keys = ["rps", "p50_ms", "p99_ms", "cpu_ms_per_request_total"]
+                keys += [f"{kind}_p50_ms" for kind in done[0]["by_kind"]]
+                results[name] = {"runs": done, "median": {key: statistics.median(r[key] for r in done)
                                                           for key in keys}}  # fmt: skip
         finally:
-            if server is not None:
+            for server in servers.values():
                 server.terminate()
                 server.wait(timeout=30)
             stack.down()
     print(json.dumps({"cpus": os.cpu_count(), "args": {**vars(args), "baseline": str(args.baseline)},
                       "results": results}, indent=2))  # fmt: skip
+
+
+def cpu_per_request(before: dict, requests: int) -> float:
+    """CPU ms per request since `before` (`_cpu_seconds()`), summed over the API server, the AWS emulator,
+    Redis and this load generator (Linux /proc)."""
+    spent = 0.0
+    for pid, (cmd, seconds) in _cpu_seconds().items():
+        if _role(pid, cmd):
+            spent += seconds - before.get(pid, (cmd, seconds))[1]
+    return round(1000 * spent / max(requests, 1), 3)
 
 
 def serve(code: Path) -> subprocess.Popen:

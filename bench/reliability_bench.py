@@ -211,7 +211,8 @@ def faults_phase(args: argparse.Namespace, stack: Any, world: Any) -> dict[str, 
     return out
 
 
-KIND_MIXES = {"hit": (100, 0, 0), "miss": (0, 100, 0), "post": (0, 0, 100), "mixed": (80, 15, 5)}
+KIND_MIXES = {"hit": (100, 0, 0), "miss": (0, 100, 0), "post": (0, 0, 100), "mixed": (80, 15, 5),
+              "interact": (0, 0, 100)}  # interact: a post, then that user's list at once (two requests)  # fmt: skip
 
 
 def _cpu_seconds() -> dict[int, tuple[str, float]]:
@@ -245,7 +246,8 @@ def _role(pid: int, cmd: str) -> str | None:
 
 
 def cost_phase(args: argparse.Namespace, world: Any) -> dict[str, Any]:
-    """CPU per request of each kind (hits, misses, posts, the 80/15/5 mix), by process, for each server."""
+    """CPU per request of each kind (hits, misses, posts, the 80/15/5 mix, a post followed by that user's list),
+    by process, for each server."""
     from recsys.local.processes import free_port
 
     results: dict[str, Any] = {}
@@ -259,7 +261,8 @@ def cost_phase(args: argparse.Namespace, world: Any) -> dict[str, Any]:
             for kind in args.kinds.split(","):
                 mix = KIND_MIXES[kind]
                 before = _cpu_seconds()
-                run = http_load.run(url, "mixed", args.duration, args.concurrency, users(), 20, mix=mix,
+                mode = "interact" if kind == "interact" else "mixed"
+                run = http_load.run(url, mode, args.duration, args.concurrency, users(), 20, mix=mix,
                                     videos=world.video_ids)  # fmt: skip
                 after = _cpu_seconds()
                 ms: dict[str, float] = {}
