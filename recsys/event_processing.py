@@ -322,9 +322,7 @@ class EventApplier:
         for group in self._groups(pending, state):
             self._apply_group(group, state, result)
         self.live_metrics.flush()  # never raises: a failed write is logged and its counts dropped
-        if (
-            self.cache is not None
-        ):  # each user's cached answers dropped, their serving state brought up to date
+        if self.cache is not None:  # each user's cached answers dropped, their serving state updated
             applied = set(result.applied)
             by_user: dict[str, list[dict[str, Any]]] = defaultdict(list)
             for event in pending:  # each user's events together, in stream order

@@ -224,13 +224,8 @@ class RecommendationCache:
                         continue
                     try:
                         after = serving_state_after(state, events_by_user[user_id], self.activity_limit)
-                    except (
-                        ValidationError,
-                        KeyError,
-                        TypeError,
-                        ValueError,
-                    ) as exc:  # an event it cannot hold
-                        log.warning("stored state of a user dropped: %s", exc)
+                    except (ValidationError, KeyError, TypeError, ValueError) as exc:
+                        log.warning("stored state of a user dropped (an event it cannot hold): %s", exc)
                         dropped.append(self._key(user_id))
                         continue
                     self._rewrite_script(

@@ -275,3 +275,13 @@ def test_one_lookup_gives_the_cached_answer_or_else_the_users_state(service, tin
     assert cache.lookup(user, "shape") == ({"items": [1, 2]}, None)  # a hit: the answer alone
     cache.invalidate(user)
     assert cache.lookup(user, "shape") == (None, None)
+
+
+def test_an_event_the_state_cannot_hold_drops_the_state_not_the_write(service, tiny_world):
+    user = tiny_world.user_ids[16]
+    cache = RecommendationCache(service.settings)
+    cache.set_many(user, {USER_STATE_FIELD: {"activity": [], "engaged": []}})
+    broken = {"event_id": "e1", "user_id": user, "event_type": "view", "timestamp": time.time()}  # no video
+    assert cache.record_events({user: [broken]})  # Redis answered: not a Redis failure
+    assert cache.lookup(user, "shape") == (None, None)  # the next miss reads DynamoDB instead
+    assert cache.set_many(user, {"shape": {"items": []}})  # and Redis is still in use
