@@ -11,9 +11,9 @@ write of the answer (and the state read from DynamoDB).
 
 A new interaction (the API as it accepts it, the stream processor as it applies it) drops the user's cached
 answers and writes itself through into the stored state (`record_events`), so the user's next request needs
-no DynamoDB read and already leaves out what they just watched. The state keeps the time to live it was read
-with (it is never older than one TTL), and a state that changed between its read and its rewrite is dropped
-instead (the next miss reads DynamoDB). After a failure Redis is skipped for `retry_after_s`, so a dead
+no DynamoDB read and already leaves out what they just watched. The hash's time to live runs from the read
+of its state (answers stored later do not extend it), so a state is never older than one TTL, and a state
+that changed between its read and its rewrite is dropped instead (the next miss reads DynamoDB). After a failure Redis is skipped for `retry_after_s`, so a dead
 Redis costs one short timeout, not one per request.
 """
 
@@ -46,6 +46,15 @@ _LOOKUP = """
 local answer = redis.call('HGET', KEYS[1], ARGV[1])
 if answer then return {answer} end
 return {false, redis.call('HGET', KEYS[1], ARGV[2])}
+"""
+# Store fields (ARGV[3..]: field, value, ...); the TTL (ARGV[1]) starts anew only with a state (ARGV[2] = 1)
+# or a new hash.
+_STORE = """
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+if ARGV[2] == '1' or redis.call('TTL', KEYS[1]) < 0 then
+  redis.call('EXPIRE', KEYS[1], ARGV[1])
+end
+return 1
 """
 # After new interactions: drop the user's hash; put back the state rewritten from ARGV[2] (what was read) as
 # ARGV[3], with the time to live it had, unless it changed meanwhile.
@@ -89,6 +98,7 @@ class RecommendationCache:
         self._lock = threading.Lock()
         self._lookup_script: Any = None
         self._rewrite_script: Any = None
+        self._store_script: Any = None
         self.last_error: str | None = None
 
     def _redis(self) -> Any | None:
@@ -159,8 +169,9 @@ class RecommendationCache:
         return self.set_many(user_id, {field: value})
 
     def set_many(self, user_id: str, values: dict[str, dict[str, Any]]) -> bool:
-        """Store several fields of the user's hash (answers, state) and renew its TTL, in one round trip;
-        False when Redis is unavailable."""
+        """Store several fields of the user's hash (answers, state) in one round trip; False when Redis is
+        unavailable. The hash's TTL starts when it is made or a state read from DynamoDB is stored, not when
+        an answer is added, so a stored state is never older than one TTL."""
         r = self._redis()
         if r is None or not values:
             return False
@@ -169,11 +180,12 @@ class RecommendationCache:
         except TypeError as exc:  # a value JSON cannot hold: not cached (a bug, not a Redis failure)
             log.warning("not cached: %s", exc)
             return False
+        fields = [item for pair in mapping.items() for item in pair]
         try:
-            pipe = r.pipeline(transaction=False)
-            pipe.hset(self._key(user_id), mapping=mapping)
-            pipe.expire(self._key(user_id), self.ttl_s)
-            pipe.execute()
+            if self._store_script is None:
+                self._store_script = r.register_script(_STORE)
+            renew = "1" if USER_STATE_FIELD in mapping else "0"
+            self._store_script(keys=[self._key(user_id)], args=[self.ttl_s, renew, *fields])
             return True
         except Exception as exc:
             self._failed("set", exc)
@@ -218,20 +230,12 @@ class RecommendationCache:
                 write = r.pipeline(transaction=False)
                 dropped = []
                 for user_id, raw in zip(part, read.execute(), strict=True):
-                    state = _parsed(raw)
-                    if state is None or not isinstance(state.get("activity"), list):
-                        dropped.append(self._key(user_id))
-                        continue
-                    try:
-                        after = serving_state_after(state, events_by_user[user_id], self.activity_limit)
-                    except (ValidationError, KeyError, TypeError, ValueError) as exc:
-                        log.warning("stored state of a user dropped (an event it cannot hold): %s", exc)
+                    after = self._state_after(raw, events_by_user[user_id])
+                    if after is None:
                         dropped.append(self._key(user_id))
                         continue
                     self._rewrite_script(
-                        keys=[self._key(user_id)],
-                        args=[USER_STATE_FIELD, raw, orjson.dumps(after)],
-                        client=write,
+                        keys=[self._key(user_id)], args=[USER_STATE_FIELD, raw, after], client=write
                     )
                 if dropped:
                     write.delete(*dropped)
@@ -240,6 +244,24 @@ class RecommendationCache:
         except Exception as exc:
             self._failed("record events", exc)
             return False
+
+    def _state_after(self, raw: bytes | None, events: list[dict[str, Any]]) -> bytes | None:
+        """The stored state `raw` with `events` written in (JSON), or None: no state, or one that cannot
+        take them. A state that holds every event already (the API wrote them through as it accepted them,
+        and the stream processor applies them now) is kept as it is, unparsed: most of the processor's
+        users cost no JSON work."""
+        if raw is None:
+            return None
+        if all(f'#{event.get("event_id")}"'.encode() in raw for event in events):
+            return raw
+        state = _parsed(raw)
+        if state is None or not isinstance(state.get("activity"), list):
+            return None
+        try:
+            return orjson.dumps(serving_state_after(state, events, self.activity_limit))
+        except (ValidationError, KeyError, TypeError, ValueError) as exc:
+            log.warning("stored state of a user dropped (an event it cannot hold): %s", exc)
+            return None
 
     def ping(self) -> str:
         """`ok`, `disabled` (no Redis in this environment) or `down` (for /health)."""

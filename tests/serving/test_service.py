@@ -227,6 +227,11 @@ def test_recorded_events_keep_the_stored_state_in_time_order_bounded_once_each(s
     assert 0 < redis_client.pttl(key) <= ttl  # never kept past the TTL it was read with
     cache.record_events({user: [event(4, "d", now + 2)]})
     assert [a["video_id"] for a in cache.lookup(user, "shape")[1]["activity"]] == ["d", "b", "a"]  # bounded
+    # The stream processor applying what the API already wrote through: the answers go, the state stays as is
+    cache.set_many(user, {"shape": {"items": [1]}})
+    written = redis_client.hget(key, USER_STATE_FIELD)
+    assert cache.record_events({user: [event(4, "d", now + 2), event(2, "b", now + 1)]})
+    assert redis_client.hget(key, USER_STATE_FIELD) == written and cache.lookup(user, "shape")[0] is None
 
 
 def test_a_state_rewritten_meanwhile_is_dropped_not_overwritten(service, tiny_world, monkeypatch):
@@ -285,3 +290,18 @@ def test_an_event_the_state_cannot_hold_drops_the_state_not_the_write(service, t
     assert cache.record_events({user: [broken]})  # Redis answered: not a Redis failure
     assert cache.lookup(user, "shape") == (None, None)  # the next miss reads DynamoDB instead
     assert cache.set_many(user, {"shape": {"items": []}})  # and Redis is still in use
+
+
+def test_a_stored_state_is_never_kept_past_one_ttl_by_answers_stored_later(service, tiny_world):
+    user = tiny_world.user_ids[17]
+    cache = RecommendationCache(service.settings, ttl_s=300)
+    cache.invalidate(user)
+    redis_client, key = cache._redis(), cache._key(user)
+    assert cache.set_many(user, {"shape": {"items": []}})  # a new hash gets the TTL
+    assert 290 < redis_client.ttl(key) <= 300
+    cache.set_many(user, {USER_STATE_FIELD: {"activity": [], "engaged": []}})
+    redis_client.expire(key, 40)  # time passes
+    assert cache.set_many(user, {"another shape": {"items": []}})  # an answer added later does not extend it
+    assert redis_client.ttl(key) <= 40
+    assert cache.set_many(user, {USER_STATE_FIELD: {"activity": [], "engaged": []}})  # a state read just now
+    assert redis_client.ttl(key) > 290
