@@ -13,7 +13,10 @@ A new interaction (the API as it accepts it, the stream processor as it applies 
 answers and writes itself through into the stored state (`record_events`), so the user's next request needs
 no DynamoDB read and already leaves out what they just watched. The hash's time to live runs from the read
 of its state (answers stored later do not extend it), so a state is never older than one TTL, and a state
-that changed between its read and its rewrite is dropped instead (the next miss reads DynamoDB). After a failure Redis is skipped for `retry_after_s`, so a dead
+that changed between its read and its rewrite is dropped instead (the next miss reads DynamoDB). Every such
+write (and an erasure) counts in the hash (`WRITES_FIELD`); a miss stores its answer, and the state it read,
+only if the count is still the one its lookup saw, so nothing computed before an interaction is cached
+after it. After a failure Redis is skipped for `retry_after_s`, so a dead
 Redis costs one short timeout, not one per request.
 """
 
@@ -41,32 +44,41 @@ DEFAULT_TTL_S = 300
 DEFAULT_TIMEOUT_S = 0.25
 DEFAULT_RETRY_AFTER_S = 5.0
 USER_STATE_FIELD = "user_state"  # the user's recent activity and engaged videos, beside the cached answers
-# One round trip for a request: its cached answer if there is one, else the user's state (a miss needs it).
+WRITES_FIELD = "writes"  # how many times interactions (or an erasure) changed the user's hash: a miss's guard
+ANY_WRITES = "*"  # `set_many` without the guard
+# One round trip for a request: its cached answer if there is one, else the user's state (a miss needs it)
+# and the hash's write count, which the miss's store then checks.
 _LOOKUP = """
 local answer = redis.call('HGET', KEYS[1], ARGV[1])
 if answer then return {answer} end
-return {false, redis.call('HGET', KEYS[1], ARGV[2])}
+return {false, redis.call('HGET', KEYS[1], ARGV[2]), redis.call('HGET', KEYS[1], ARGV[3]) or ''}
 """
-# Store fields (ARGV[3..]: field, value, ...); the TTL (ARGV[1]) starts anew only with a state (ARGV[2] = 1)
-# or a new hash.
+# Store fields (ARGV[5..]: field, value, ...) unless the write count differs from ARGV[4] (what the request
+# saw; ANY_WRITES: no check): an answer or state computed before an interaction landed is not stored after
+# it. The TTL (ARGV[1]) starts anew only with a state (ARGV[2] = 1) or a new hash.
 _STORE = """
-redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+if ARGV[4] ~= '*' and (redis.call('HGET', KEYS[1], ARGV[3]) or '') ~= ARGV[4] then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 5))
 if ARGV[2] == '1' or redis.call('TTL', KEYS[1]) < 0 then
   redis.call('EXPIRE', KEYS[1], ARGV[1])
 end
 return 1
 """
-# After new interactions: drop the user's hash; put back the state rewritten from ARGV[2] (what was read) as
-# ARGV[3], with the time to live it had, unless it changed meanwhile.
+# After new interactions: drop the user's answers and count the write; put back the state rewritten from
+# ARGV[2] (what was read; '' for none) as ARGV[3], with the time to live it had, unless it changed meanwhile.
+# A hash left with its count alone lives ARGV[5] seconds (a request in flight meanwhile finds it).
 _REWRITE_STATE = """
 local current = redis.call('HGET', KEYS[1], ARGV[1])
 local ttl = redis.call('PTTL', KEYS[1])
+local writes = tonumber(redis.call('HGET', KEYS[1], ARGV[4]) or '0') + 1
 redis.call('DEL', KEYS[1])
-if current == ARGV[2] and ttl > 0 then
+redis.call('HSET', KEYS[1], ARGV[4], writes)
+if ARGV[2] ~= '' and current == ARGV[2] and ttl > 0 then
   redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
   redis.call('PEXPIRE', KEYS[1], ttl)
   return 1
 end
+redis.call('EXPIRE', KEYS[1], ARGV[5])
 return 0
 """
 
@@ -147,31 +159,45 @@ class RecommendationCache:
     def lookup(self, user_id: str, field: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
         """(the cached response for the request shape `field`, None) on a hit; (None, the user's stored
         state or None) on a miss; (None, None) when Redis is unavailable. One round trip (a Lua script)."""
+        answer, state, _ = self.lookup_for_store(user_id, field)
+        return answer, state
+
+    def lookup_for_store(
+        self, user_id: str, field: str
+    ) -> tuple[dict[str, Any] | None, dict[str, Any] | None, str]:
+        """`lookup`, plus the hash's write count to hand `set_many` (`seen`), so that what a miss computes is
+        not stored if an interaction lands meanwhile (ANY_WRITES when Redis is unavailable)."""
         r = self._redis()
         if r is None:
-            return None, None
+            return None, None, ANY_WRITES
         try:
             if self._lookup_script is None:
                 self._lookup_script = r.register_script(_LOOKUP)
-            found = self._lookup_script(keys=[self._key(user_id)], args=[field, USER_STATE_FIELD])
+            found = self._lookup_script(
+                keys=[self._key(user_id)], args=[field, USER_STATE_FIELD, WRITES_FIELD]
+            )
         except Exception as exc:
             self._failed("get", exc)
-            return None, None
+            return None, None, ANY_WRITES
         if not isinstance(found, list) or not found:
-            return None, None
+            return None, None, ANY_WRITES
         answer = _parsed(found[0])
         if answer is not None:
-            return answer, None
-        return None, _parsed(found[1]) if len(found) > 1 else None
+            return answer, None, ANY_WRITES
+        state = _parsed(found[1]) if len(found) > 1 else None
+        seen = found[2] if len(found) > 2 else b""
+        return None, state, seen.decode() if isinstance(seen, bytes) else str(seen)
 
     def set(self, user_id: str, field: str, value: dict[str, Any]) -> bool:
         """Store a response with the TTL; False when Redis is unavailable."""
         return self.set_many(user_id, {field: value})
 
-    def set_many(self, user_id: str, values: dict[str, dict[str, Any]]) -> bool:
+    def set_many(self, user_id: str, values: dict[str, dict[str, Any]], seen: str = ANY_WRITES) -> bool:
         """Store several fields of the user's hash (answers, state) in one round trip; False when Redis is
-        unavailable. The hash's TTL starts when it is made or a state read from DynamoDB is stored, not when
-        an answer is added, so a stored state is never older than one TTL."""
+        unavailable, or when `seen` (the write count `lookup_for_store` gave) is no longer the hash's: an
+        interaction landed after the lookup, so what was computed before it is not stored. The hash's TTL
+        starts when it is made or a state read from DynamoDB is stored, not when an answer is added, so a
+        stored state is never older than one TTL."""
         r = self._redis()
         if r is None or not values:
             return False
@@ -185,8 +211,10 @@ class RecommendationCache:
             if self._store_script is None:
                 self._store_script = r.register_script(_STORE)
             renew = "1" if USER_STATE_FIELD in mapping else "0"
-            self._store_script(keys=[self._key(user_id)], args=[self.ttl_s, renew, *fields])
-            return True
+            stored = self._store_script(
+                keys=[self._key(user_id)], args=[self.ttl_s, renew, WRITES_FIELD, seen, *fields]
+            )
+            return bool(stored)
         except Exception as exc:
             self._failed("set", exc)
             return False
@@ -196,25 +224,17 @@ class RecommendationCache:
         return self.invalidate_many([user_id])
 
     def invalidate_many(self, user_ids: Iterable[str], chunk: int = 500) -> bool:
-        """Drop every cached response of each user, `chunk` keys per DEL (one round trip per chunk, not per
-        user); False when Redis is absent or failed."""
-        r = self._redis()
-        if r is None:
-            return False
-        keys = [self._key(u) for u in user_ids]
-        try:
-            for start in range(0, len(keys), chunk):
-                r.delete(*keys[start : start + chunk])
-            return True
-        except Exception as exc:
-            self._failed("invalidate", exc)
-            return False
+        """Drop every cached response and the stored state of each user (an erasure), counted as a write so
+        that no request in flight stores what it read before; False when Redis is absent or failed."""
+        return self.record_events({user_id: [] for user_id in user_ids}, chunk, keep_state=False)
 
-    def record_events(self, events_by_user: dict[str, list[dict[str, Any]]], chunk: int = 500) -> bool:
-        """After new interactions (each user's events in stream order): drop each user's cached answers and
-        write the events into their stored state, where one is stored (`serving_state_after`); two pipelined
-        round trips per `chunk` users. False when Redis is absent or failed (then, as for any write Redis
-        missed, what it holds can be stale until its TTL)."""
+    def record_events(
+        self, events_by_user: dict[str, list[dict[str, Any]]], chunk: int = 500, keep_state: bool = True
+    ) -> bool:
+        """After new interactions (each user's events in stream order): drop each user's cached answers, count
+        the write, and write the events into their stored state where one is stored (`serving_state_after`;
+        `keep_state=False` drops it too); two pipelined round trips per `chunk` users. False when Redis is
+        absent or failed (then, as for any write Redis missed, what it holds can be stale until its TTL)."""
         r = self._redis()
         if r is None:
             return False
@@ -224,21 +244,21 @@ class RecommendationCache:
                 self._rewrite_script = r.register_script(_REWRITE_STATE)
             for start in range(0, len(users), chunk):
                 part = users[start : start + chunk]
-                read = r.pipeline(transaction=False)
-                for user_id in part:
-                    read.hget(self._key(user_id), USER_STATE_FIELD)
+                stored: list[bytes | None] = [None] * len(part)
+                if keep_state:
+                    read = r.pipeline(transaction=False)
+                    for user_id in part:
+                        read.hget(self._key(user_id), USER_STATE_FIELD)
+                    stored = read.execute()
                 write = r.pipeline(transaction=False)
-                dropped = []
-                for user_id, raw in zip(part, read.execute(), strict=True):
+                for user_id, raw in zip(part, stored, strict=True):
                     after = self._state_after(raw, events_by_user[user_id])
-                    if after is None:
-                        dropped.append(self._key(user_id))
-                        continue
+                    kept = (raw, after) if raw is not None and after is not None else (b"", b"")
                     self._rewrite_script(
-                        keys=[self._key(user_id)], args=[USER_STATE_FIELD, raw, after], client=write
+                        keys=[self._key(user_id)],
+                        args=[USER_STATE_FIELD, *kept, WRITES_FIELD, self.ttl_s],
+                        client=write,
                     )
-                if dropped:
-                    write.delete(*dropped)
                 write.execute()
             return True
         except Exception as exc:

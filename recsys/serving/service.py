@@ -24,7 +24,7 @@ from recsys.errors import ConflictError, NotFoundError, UnavailableError, Valida
 from recsys.feature_store.online import OnlineFeatureStore, deserialize_item
 from recsys.secrets import feature_flags
 from recsys.serving import compute as steps
-from recsys.serving.cache import USER_STATE_FIELD, RecommendationCache, cache_field
+from recsys.serving.cache import ANY_WRITES, USER_STATE_FIELD, RecommendationCache, cache_field
 from recsys.serving.item_lists import stored_items
 from recsys.serving.live_metrics import LiveMetrics
 from recsys.serving.model_store import ModelStore, ServingModel, production_version
@@ -99,7 +99,9 @@ class RecommendationService:
             base, variant = self.models.for_user(user_id)
             model = self.live.apply(base)  # videos added or removed since training
             field = cache_field(variant, self.live.cache_tag(model), k, category, exclude_watched)
-            response, state = self.cache.lookup(user_id, field) if use_cache else (None, None)
+            response, state, seen = (
+                self.cache.lookup_for_store(user_id, field) if use_cache else (None, None, ANY_WRITES)
+            )
             if response is not None:
                 response = {
                     **response,
@@ -119,7 +121,7 @@ class RecommendationService:
                 elif use_cache:  # a degraded answer is never cached
                     stored[field] = response
                 if stored:
-                    self.cache.set_many(user_id, stored)
+                    self.cache.set_many(user_id, stored, seen)  # unless an interaction landed meanwhile
         if track and self.config.tracking:
             self.tracker.record(
                 tracking_item(

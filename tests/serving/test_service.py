@@ -305,3 +305,28 @@ def test_a_stored_state_is_never_kept_past_one_ttl_by_answers_stored_later(servi
     assert redis_client.ttl(key) <= 40
     assert cache.set_many(user, {USER_STATE_FIELD: {"activity": [], "engaged": []}})  # a state read just now
     assert redis_client.ttl(key) > 290
+
+
+def test_what_a_request_computed_while_an_interaction_landed_is_not_cached(service, tiny_world, monkeypatch):
+    user = tiny_world.user_ids[18]
+    video = service.recommend(user, k=5, track=False, use_cache=False)["items"][0][
+        "video_id"
+    ]  # about to be liked
+    service.cache.invalidate(user)
+    store_read = service.store.activity_and_engaged
+
+    def read_then_like(u, n):  # the request reads the user's activity, then the like lands while it computes
+        found = store_read(u, n)
+        monkeypatch.setattr(service.store, "activity_and_engaged", store_read)
+        service.record_interaction(
+            InteractionEvent(user_id=int(user), video_id=int(video), event_type="like")
+        )
+        return found
+
+    monkeypatch.setattr(service.store, "activity_and_engaged", read_then_like)
+    service.recommend(user, k=5, track=False)  # computed from the activity before the like: not stored
+    after = service.recommend(user, k=5, track=False)
+    assert after["source"] == "model"  # computed again, not the answer from before the like
+    assert video not in [i["video_id"] for i in after["items"]]
+    _, state = service.cache.lookup(user, "another request shape")
+    assert video in [a["video_id"] for a in state["activity"]]  # the state, read again, holds the like
