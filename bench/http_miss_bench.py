@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.batch_bench import publish, start_stack  # noqa: E402
 from bench.http_load import run as load  # noqa: E402
-from bench.reliability_bench import _cpu_seconds, _role  # noqa: E402
+from bench.reliability_bench import _cpu_seconds, cpu_ms_per_request  # noqa: E402
 
 
 def main() -> None:
@@ -69,7 +69,10 @@ def main() -> None:
                         users,
                         20,
                     )
-                    run["cpu_ms_per_request_total"] = cpu_per_request(before, run["requests"])
+                    by_role = cpu_ms_per_request(
+                        before, run["requests"]
+                    )  # server, emulator, Redis, this process
+                    run["cpu_ms_per_request_total"] = round(sum(by_role.values()), 3)
                     for kind, figures in run["by_kind"].items():
                         run[f"{kind}_p50_ms"] = figures["p50_ms"]
                     run["load_avg"] = os.getloadavg()[0]
@@ -89,16 +92,6 @@ def main() -> None:
             stack.down()
     print(json.dumps({"cpus": os.cpu_count(), "args": {**vars(args), "baseline": str(args.baseline)},
                       "results": results}, indent=2))  # fmt: skip
-
-
-def cpu_per_request(before: dict, requests: int) -> float:
-    """CPU ms per request since `before` (`_cpu_seconds()`), summed over the API server, the AWS emulator,
-    Redis and this load generator (Linux /proc)."""
-    spent = 0.0
-    for pid, (cmd, seconds) in _cpu_seconds().items():
-        if _role(pid, cmd):
-            spent += seconds - before.get(pid, (cmd, seconds))[1]
-    return round(1000 * spent / max(requests, 1), 3)
 
 
 def serve(code: Path) -> subprocess.Popen:

@@ -245,6 +245,18 @@ def _role(pid: int, cmd: str) -> str | None:
     return None
 
 
+def cpu_ms_per_request(before: dict[int, tuple[str, float]], requests: int) -> dict[str, float]:
+    """CPU ms per request since `before` (`_cpu_seconds()`), by role (API server, AWS emulator, Redis, load
+    generator, events worker)."""
+    ms: dict[str, float] = {}
+    for pid, (cmd, seconds) in _cpu_seconds().items():
+        role = _role(pid, cmd)
+        if role:
+            ms[role] = ms.get(role, 0.0) + seconds - before.get(pid, (cmd, seconds))[1]
+    n = max(requests, 1)
+    return {role: round(1000 * value / n, 3) for role, value in sorted(ms.items())}
+
+
 def cost_phase(args: argparse.Namespace, world: Any) -> dict[str, Any]:
     """CPU per request of each kind (hits, misses, posts, the 80/15/5 mix, a post followed by that user's list),
     by process, for each server."""
@@ -264,16 +276,10 @@ def cost_phase(args: argparse.Namespace, world: Any) -> dict[str, Any]:
                 mode = "interact" if kind == "interact" else "mixed"
                 run = http_load.run(url, mode, args.duration, args.concurrency, users(), 20, mix=mix,
                                     videos=world.video_ids)  # fmt: skip
-                after = _cpu_seconds()
-                ms: dict[str, float] = {}
-                for pid, (cmd, seconds) in after.items():
-                    role = _role(pid, cmd)
-                    if role:
-                        ms[role] = ms.get(role, 0.0) + seconds - before.get(pid, (cmd, seconds))[1]
-                n = max(run["requests"], 1)
+                by_role = cpu_ms_per_request(before, run["requests"])
                 per_kind[kind] = {"rps": run["rps"], "p99_ms": run["p99_ms"], "errors": run["errors"],
-                                  "cpu_ms_per_request": {r: round(1000 * v / n, 3) for r, v in sorted(ms.items())},
-                                  "cpu_ms_per_request_total": round(1000 * sum(ms.values()) / n, 3)}  # fmt: skip
+                                  "cpu_ms_per_request": by_role,
+                                  "cpu_ms_per_request_total": round(sum(by_role.values()), 3)}  # fmt: skip
                 print(f"{server} {kind}: {json.dumps(per_kind[kind])}", file=sys.stderr)
             results.setdefault(server, []).append(per_kind)
         finally:

@@ -16,8 +16,8 @@ of its state (answers stored later do not extend it), so a state is never older 
 that changed between its read and its rewrite is dropped instead (the next miss reads DynamoDB). Every such
 write (and an erasure) counts in the hash (`WRITES_FIELD`); a miss stores its answer, and the state it read,
 only if the count is still the one its lookup saw, so nothing computed before an interaction is cached
-after it. After a failure Redis is skipped for `retry_after_s`, so a dead
-Redis costs one short timeout, not one per request.
+after it. After a failure Redis is skipped for `retry_after_s`, so a dead Redis costs one short timeout, not
+one per request.
 """
 
 from __future__ import annotations
@@ -253,7 +253,7 @@ class RecommendationCache:
                 write = r.pipeline(transaction=False)
                 for user_id, raw in zip(part, stored, strict=True):
                     after = self._state_after(raw, events_by_user[user_id])
-                    kept = (raw, after) if raw is not None and after is not None else (b"", b"")
+                    kept = (raw, after) if after is not None else (b"", b"")  # no state, or one dropped
                     self._rewrite_script(
                         keys=[self._key(user_id)],
                         args=[USER_STATE_FIELD, *kept, WRITES_FIELD, self.ttl_s],
