@@ -5,7 +5,8 @@
 Starts a local stack (moto + Redis on free ports, state in a temporary folder), publishes a synthetic version
 with a ranker of the pipeline's shape, a neighbour table and its online features (`bench/batch_bench.publish`), starts `recsys serve` on it in
 a second process and drives it from this one with `bench/http_load.run` in `miss` mode (every request a new
-(user, k) pair, so every answer is computed; `--mode interact`: a post, then that user's list at once), with
+(user, k) pair, so every answer is computed; `--mode interact`: a post, then that user's list at once;
+`--mode post`: interactions only; `--mode mixed`: http_load's 80/15/5 mix of hits, misses and posts), with
 the CPU spent per request by the server, the emulator, Redis and the load generator. Prints one JSON object.
 """
 
@@ -37,8 +38,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--mode", choices=["miss", "interact"], default="miss",
-                        help="interact: each client posts an interaction, then asks for that user's list")  # fmt: skip
+    parser.add_argument("--mode", choices=["miss", "interact", "post", "mixed"], default="miss",
+                        help="interact: each client posts an interaction, then asks for that user's list; post: "
+                             "interactions only; mixed: 80 %% hits, 15 %% misses, 5 %% posts")  # fmt: skip
     parser.add_argument("--baseline", type=Path, default=None,
                         help="a checkout of other code (e.g. `git archive` of main), served beside this one on the "
                              "same stack, the two taking turns run by run")  # fmt: skip
@@ -63,15 +65,17 @@ def main() -> None:
                     before = _cpu_seconds()
                     run = load(
                         f"http://127.0.0.1:{server.port}",
-                        args.mode,
+                        "mixed" if args.mode == "post" else args.mode,
                         args.duration,
                         args.concurrency,
                         users,
                         20,
+                        mix=(0, 0, 1) if args.mode == "post" else (80, 15, 5),
                     )
                     by_role = cpu_ms_per_request(
                         before, run["requests"]
                     )  # server, emulator, Redis, this process
+                    run["cpu_ms_per_request"] = by_role
                     run["cpu_ms_per_request_total"] = round(sum(by_role.values()), 3)
                     for kind, figures in run["by_kind"].items():
                         run[f"{kind}_p50_ms"] = figures["p50_ms"]

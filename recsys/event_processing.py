@@ -53,7 +53,9 @@ from botocore.exceptions import ClientError
 from recsys.aws import bulk_client
 from recsys.events import EventType
 from recsys.feature_store.online import (
+    BATCH_GET_SIZE,
     ENGAGED_SORT_KEY,
+    MAX_TRANSACTION_ITEMS,
     activity_item,
     deserialize_item,
     engaged_after,
@@ -72,13 +74,11 @@ log = logging.getLogger(__name__)
 EVENT_TYPES = frozenset(get_args(EventType))
 ENGAGING_TYPES = frozenset({"view", "click", "watch", "complete", "like", "share"})
 MAX_RECORD_BYTES = 16 * 1024  # the API's body limit
-MAX_TRANSACTION_ITEMS = 100
 MAX_TRANSACTION_BYTES = 3_500_000  # DynamoDB refuses transactions over 4 MB
 EVENT_ITEM_BYTES = 1024
 MAX_ATTEMPTS = 8
 TRENDING_HALF_LIFE_S = 7 * 24 * 3600
 MAX_AFFINITY_CATEGORIES = 10
-BATCH_GET_SIZE = 100
 ID_MAX = 128
 
 

@@ -130,21 +130,58 @@ def _serialised(settings: Settings) -> Iterator[None]:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+MAX_RECORDS_PER_PUT = 100  # PutRecords takes 500 (5 MB); a group this size already makes one call of many
+
+
 def put_on_stream(settings: Settings, record: dict[str, Any]) -> str:
     """Put one event record onto the events stream (partitioned by user); returns the sequence number."""
-    data = json.dumps(record, separators=(",", ":"), allow_nan=False).encode()
+    outcome = put_many_on_stream(settings, [record])[0]
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome
+
+
+def put_many_on_stream(settings: Settings, records: list[dict[str, Any]]) -> list[str | UnavailableError]:
+    """Put event records onto the events stream (partitioned by user) in one call (PutRecord for one,
+    PutRecords for more, at most MAX_RECORDS_PER_PUT); returns, for each record in order, its sequence number
+    or the error that kept it off the stream."""
+    if not records:
+        return []
+    if len(records) > MAX_RECORDS_PER_PUT:
+        raise ValueError(f"at most {MAX_RECORDS_PER_PUT} records in one put, not {len(records)}")
+    stream = settings.names.streams["events"]
+    entries = [
+        {"Data": json.dumps(r, separators=(",", ":"), allow_nan=False).encode(), "PartitionKey": r["user_id"]}
+        for r in records
+    ]
     try:
         with _serialised(settings):
-            response = request_client("kinesis", settings).put_record(
-                StreamName=settings.names.streams["events"], Data=data, PartitionKey=record["user_id"]
-            )
+            kinesis = request_client("kinesis", settings)
+            if len(entries) == 1:
+                answers = [kinesis.put_record(StreamName=stream, **entries[0])]
+            else:
+                answers = kinesis.put_records(StreamName=stream, Records=entries).get("Records") or []
     except Exception as exc:
         _throttled.warning("kinesis", "the event stream is unavailable, refusing events: %s", describe(exc))
-        raise UnavailableError(
+        refused = UnavailableError(
             f"the event stream is unavailable ({type(exc).__name__}); the event was not recorded",
             hint="retry the request later",
-        ) from None
-    return str(response.get("SequenceNumber", ""))
+        )
+        return [refused] * len(records)
+    if len(answers) != len(records):  # never from Kinesis; refuse rather than guess which landed
+        return [_refused("an answer of the wrong length")] * len(records)
+    return [
+        _refused(str(a["ErrorCode"])) if a.get("ErrorCode") else str(a.get("SequenceNumber", ""))
+        for a in answers
+    ]
+
+
+def _refused(reason: str) -> UnavailableError:
+    _throttled.warning("kinesis-record", "the event stream refused an event: %s", reason)
+    return UnavailableError(
+        f"the event stream refused the event ({reason}); the event was not recorded",
+        hint="retry the request later",
+    )
 
 
 def publish_interaction(
@@ -155,15 +192,47 @@ def publish_interaction(
 ) -> dict[str, Any]:
     """Stream the event, record it as recent activity, drop the user's cached answers and write the event into
     their cached serving state; returns the record."""
-    record = event.to_record()
-    put_on_stream(settings, record)  # the system of record: if this fails nothing else is written
+    outcome = publish_records(settings, [event.to_record()], feature_store, cache)[0]
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome
+
+
+def publish_records(
+    settings: Settings,
+    records: list[dict[str, Any]],
+    feature_store: OnlineFeatureStore | None = None,
+    cache: UserCache | None = None,
+) -> list[dict[str, Any] | UnavailableError]:
+    """`publish_interaction` for many event records (`InteractionEvent.to_record`) at once: one put onto the
+    stream, then `record_streamed` for those it took. Returns, for each record in order, the record or the
+    error that kept it off the stream (then nothing else is written for it)."""
+    outcomes = put_many_on_stream(settings, records)  # the system of record: what fails here goes no further
+    streamed = [r for r, o in zip(records, outcomes, strict=True) if not isinstance(o, BaseException)]
+    record_streamed(streamed, feature_store, cache)
+    return [r if not isinstance(o, BaseException) else o for r, o in zip(records, outcomes, strict=True)]
+
+
+def record_streamed(
+    records: list[dict[str, Any]],
+    feature_store: OnlineFeatureStore | None = None,
+    cache: UserCache | None = None,
+) -> None:
+    """What follows an event's put onto the stream, for many at once: its activity item (one write), and each
+    user's cached answers dropped and events written into their cached state (one Redis round trip). Both
+    are best effort: the events are on the stream, and its consumer records the activity and rewrites the
+    cached state too."""
+    if not records:
+        return
     if feature_store is not None:
         try:
-            feature_store.record_activity(record)
-        except Exception as exc:  # the event is on the stream: its consumer records the activity too
+            feature_store.record_new_activity(records)
+        except Exception as exc:
             _throttled.warning(
                 "activity", "recording recent activity failed (on the stream): %s", describe(exc)
             )
     if cache is not None:
-        cache.record_events({record["user_id"]: [record]})
-    return record
+        by_user: dict[str, list[dict[str, Any]]] = {}
+        for record in records:
+            by_user.setdefault(record["user_id"], []).append(record)
+        cache.record_events(by_user)

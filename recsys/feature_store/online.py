@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 BATCH_GET_SIZE = 100
 BATCH_WRITE_SIZE = 25
+MAX_TRANSACTION_ITEMS = 100  # the most items TransactWriteItems takes
 DYNAMODB_SMALLEST_NUMBER = 1e-130  # the smallest magnitude a DynamoDB number holds besides 0
 WRITE_THREADS = 4  # BatchWriteItem calls in flight when writing many items
 ACTIVITY_TTL_S = 30 * 24 * 3600
@@ -340,6 +341,31 @@ class OnlineFeatureStore:
                 ConditionExpression="attribute_not_exists(event_ts)",
             )
         return item
+
+    def record_new_activity(self, events: list[dict[str, Any]]) -> None:
+        """`record_activity` for many events (distinct event ids): each written unless the stream processor
+        has stored it already, up to MAX_TRANSACTION_ITEMS in one transaction. A transaction that a stored event
+        cancels is written again item by item."""
+        if len(events) == 1:
+            self.record_activity(events[0])
+            return
+        for start in range(0, len(events), MAX_TRANSACTION_ITEMS):
+            chunk = events[start : start + MAX_TRANSACTION_ITEMS]
+            puts = [
+                {
+                    "Put": {
+                        "TableName": self.activity_table,
+                        "Item": serialize_item(activity_item(e)),
+                        "ConditionExpression": "attribute_not_exists(event_ts)",
+                    }
+                }
+                for e in chunk
+            ]
+            try:
+                self._ddb.transact_write_items(TransactItems=puts)
+            except self._ddb.exceptions.TransactionCanceledException:
+                for event in chunk:
+                    self.record_activity(event)
 
     def record_activities(self, events: Iterable[dict[str, Any]]) -> int:
         """Store many events with batch writes (an event seen twice is written once); returns how many."""

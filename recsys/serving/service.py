@@ -21,7 +21,9 @@ from recsys.aws import request_client
 from recsys.catalogue_live import LiveOverlay, VideoIn, add_video, remove_video
 from recsys.config import ServingConfig
 from recsys.errors import ConflictError, NotFoundError, UnavailableError, ValidationError
+from recsys.events import MAX_RECORDS_PER_PUT, publish_records
 from recsys.feature_store.online import OnlineFeatureStore, deserialize_item
+from recsys.group_commit import GroupCommit
 from recsys.secrets import feature_flags
 from recsys.serving import compute as steps
 from recsys.serving.cache import ANY_WRITES, USER_STATE_FIELD, RecommendationCache, cache_field
@@ -80,6 +82,10 @@ class RecommendationService:
         self._flagged: dict[tuple[bool, bool], ServingConfig] = {}
         self.live_metrics = LiveMetrics(settings) if self.config.live_metrics else None
         self.live = LiveOverlay(settings, ann_threshold=self.config.ann_threshold)
+        # Interactions posted at once share one put onto the stream and one write to each store.
+        self.interactions: GroupCommit[dict[str, Any], dict[str, Any]] = GroupCommit(
+            self._publish, max_batch=MAX_RECORDS_PER_PUT
+        )
 
     # ----- recommendations
     def recommend(
@@ -269,10 +275,13 @@ class RecommendationService:
 
     # ----- interactions
     def record_interaction(self, event: InteractionEvent) -> dict[str, Any]:
-        """Publish an interaction (stream + recent activity + cache invalidation); returns the stored record."""
-        from recsys.events import publish_interaction
+        """Publish an interaction (stream + recent activity + cache invalidation); returns the stored record.
+        Interactions posted concurrently go out together (`recsys.group_commit`); each gets its own answer."""
+        return self.interactions.submit(event.to_record())
 
-        return publish_interaction(self.settings, event, self.store, self.cache)
+    def _publish(self, records: list[dict[str, Any]]) -> list[dict[str, Any] | UnavailableError]:
+        # The stream is the system of record: a post it refuses fails alone, and nothing else is written for it.
+        return publish_records(self.settings, records, self.store, self.cache)
 
     # ----- privacy
     def forget(self, user_id: str | int) -> dict[str, Any]:

@@ -64,3 +64,25 @@ def test_numbers_below_what_dynamodb_holds_are_stored_as_zero(local_stack):
     )
     [got] = store.get_videos([video])
     assert got["duration"] == 0.0 and got["popularity"] == 0.0 and got["avg_watch_ratio"] == 1e-120
+
+
+def test_new_activity_written_together_keeps_what_the_stream_processor_stored(local_stack):
+    """The API's grouped activity write (one transaction) never replaces the processor's copy of an event
+    (it carries `applied_at`, the exactly-once marker): that event stays as the processor wrote it, and the
+    group's other events are still written."""
+    from recsys.feature_store.online import activity_item, serialize_item
+
+    store = OnlineFeatureStore(local_stack)
+    user = f"grp-{uuid.uuid4().hex[:6]}"
+    now = time.time()
+    events = [
+        {"user_id": user, "video_id": f"v{i}", "event_id": f"e{i}", "timestamp": now + i} for i in range(5)
+    ]
+    applied = {**activity_item(events[2]), "applied_at": 123.0}
+    store._ddb.put_item(TableName=store.activity_table, Item=serialize_item(applied))
+    store.record_new_activity(events)
+    recent = store.recent_activity(user, 10)
+    assert [a["video_id"] for a in recent] == ["v4", "v3", "v2", "v1", "v0"]
+    assert [a.get("applied_at") for a in recent] == [None, None, 123.0, None, None]
+    store.record_new_activity(events[:3])  # again: nothing changes, nothing doubles
+    assert store.recent_activity(user, 10) == recent

@@ -97,6 +97,39 @@ def test_user_unknown_to_model_with_activity_gets_vector(service, tiny_world):
     assert not set(vids) & {i["video_id"] for i in resp["items"]}
 
 
+def test_interactions_posted_at_once_are_each_stored_and_reflected(service, tiny_world):
+    """Posts that arrive together share one put onto the stream and one write per store: every one of them
+    still gets its own record, lands in the activity table and in its user's cached state."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    users = [f"burst-{uuid.uuid4().hex[:6]}-{i}" for i in range(4)]
+    for user in users:  # a stored state for each, read from DynamoDB once
+        service.store.record_activity(
+            {
+                "user_id": user,
+                "video_id": tiny_world.video_ids[0],
+                "event_id": uuid.uuid4().hex,
+                "timestamp": 1.0,
+            }
+        )
+        service.recommend(user, k=5)
+    posts = [(users[i % 4], tiny_world.video_ids[1 + i]) for i in range(40)]
+    with ThreadPoolExecutor(16) as pool:
+        records = list(
+            pool.map(
+                lambda p: service.record_interaction(InteractionEvent(user_id=p[0], video_id=p[1])), posts
+            )
+        )
+    assert [(r["user_id"], r["video_id"]) for r in records] == posts
+    assert len({r["event_id"] for r in records}) == 40
+    for user in users:
+        mine = {r["event_id"] for r in records if r["user_id"] == user}
+        event_ids = lambda items: {str(a["event_ts"]).rsplit("#", 1)[1] for a in items}  # noqa: E731
+        assert mine <= event_ids(service.store.recent_activity(user, 50))  # in DynamoDB
+        _, state, _ = service.cache.lookup_for_store(user, "any")
+        assert mine <= event_ids(state["activity"])  # and written through into the cached state
+
+
 def test_redis_down_serves_uncached(local_stack, tiny_world, monkeypatch):
     from recsys.config import load_settings
     from recsys.local.processes import free_port
