@@ -338,6 +338,74 @@ def patch_dynamodb_item_size() -> None:
     dynamo_type.Item.__init__ = item_init
 
 
+_SCALAR_TYPES = frozenset({"S", "B", "BOOL"})  # a DynamoType of these casts to its value as it is
+MOTO_DYNAMO_TYPE: dict[str, Callable[..., Any]] = {}  # moto's own methods, once patch_dynamodb_types ran
+
+
+def patch_dynamodb_types() -> None:
+    """moto's DynamoType answers `cast_value`, `__hash__`, `__eq__` and `size` by asking `is_number()`,
+    `is_set()`, `is_list()`... one method call each, and every stored item is found by hashing and comparing
+    its keys. Strings, binaries and booleans (every key here) take a direct path with the same answer; other
+    types go through moto's code (idempotent)."""
+    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.models.utilities import bytesize
+
+    if getattr(DynamoType.__hash__, "__recsys_locked__", False):
+        return
+    moto_init, moto_hash, moto_eq, moto_ne = (
+        DynamoType.__init__,
+        DynamoType.__hash__,
+        DynamoType.__eq__,
+        DynamoType.__ne__,
+    )
+    moto_cast, moto_size = DynamoType.cast_value.fget, DynamoType.size
+    MOTO_DYNAMO_TYPE.update(__init__=moto_init, __hash__=moto_hash, __eq__=moto_eq, __ne__=moto_ne,
+                            cast_value=moto_cast, size=moto_size)  # fmt: skip
+
+    def init(self: Any, type_as_dict: Any) -> None:
+        if type(type_as_dict) is dict and len(type_as_dict) == 1:
+            for kind, value in type_as_dict.items():
+                self.type, self.value = kind, value
+            if kind == "L":
+                self.value = [DynamoType(v) for v in value]
+            elif kind == "M":
+                self.value = {k: DynamoType(v) for k, v in value.items()}
+            return
+        moto_init(self, type_as_dict)
+
+    def cast_value(self: Any) -> Any:
+        return self.value if self.type in _SCALAR_TYPES else moto_cast(self)
+
+    def hash_(self: Any) -> int:
+        return hash((self.type, self.value)) if self.type in _SCALAR_TYPES else moto_hash(self)
+
+    def eq(self: Any, other: Any) -> bool:
+        kind = self.type
+        if kind in _SCALAR_TYPES and type(other) is DynamoType:
+            return kind == other.type and self.value == other.value
+        return moto_eq(self, other)
+
+    def ne(self: Any, other: Any) -> bool:
+        kind = self.type
+        if kind in _SCALAR_TYPES and type(other) is DynamoType:
+            return kind != other.type or self.value != other.value
+        return moto_ne(self, other)
+
+    def size(self: Any) -> int:
+        value = self.value
+        if self.type in _SCALAR_TYPES and not isinstance(value, bool):
+            return bytesize(value)
+        return moto_size(self)
+
+    hash_.__recsys_locked__ = True  # type: ignore[attr-defined]
+    DynamoType.__init__ = init  # type: ignore[method-assign]
+    DynamoType.cast_value = property(cast_value)  # type: ignore[method-assign,assignment]
+    DynamoType.__hash__ = hash_  # type: ignore[method-assign,assignment]
+    DynamoType.__eq__ = eq  # type: ignore[method-assign,assignment]
+    DynamoType.__ne__ = ne  # type: ignore[method-assign,assignment]
+    DynamoType.size = size  # type: ignore[method-assign]
+
+
 _query_partition = threading.local()
 
 
@@ -608,6 +676,7 @@ def main(argv: list[str]) -> None:
     patch_request_routing()
     patch_request_dispatch()
     patch_dynamodb_query()
+    patch_dynamodb_types()
     FreezeLoop().start()
     serve(host, port)
 
