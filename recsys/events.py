@@ -163,13 +163,9 @@ def put_many_on_stream(settings: Settings, records: list[dict[str, Any]]) -> lis
                 answers = kinesis.put_records(StreamName=stream, Records=entries).get("Records") or []
     except Exception as exc:
         _throttled.warning("kinesis", "the event stream is unavailable, refusing events: %s", describe(exc))
-        refused = UnavailableError(
-            f"the event stream is unavailable ({type(exc).__name__}); the event was not recorded",
-            hint="retry the request later",
-        )
-        return [refused] * len(records)
+        return [_unavailable(f"the event stream is unavailable ({type(exc).__name__})") for _ in records]
     if len(answers) != len(records):  # never from Kinesis; refuse rather than guess which landed
-        return [_refused("an answer of the wrong length")] * len(records)
+        return [_refused("an answer of the wrong length") for _ in records]
     return [
         _refused(str(a["ErrorCode"])) if a.get("ErrorCode") else str(a.get("SequenceNumber", ""))
         for a in answers
@@ -178,10 +174,12 @@ def put_many_on_stream(settings: Settings, records: list[dict[str, Any]]) -> lis
 
 def _refused(reason: str) -> UnavailableError:
     _throttled.warning("kinesis-record", "the event stream refused an event: %s", reason)
-    return UnavailableError(
-        f"the event stream refused the event ({reason}); the event was not recorded",
-        hint="retry the request later",
-    )
+    return _unavailable(f"the event stream refused the event ({reason})")
+
+
+def _unavailable(what: str) -> UnavailableError:
+    """One post's 503 (each its own instance: the posts of a group are answered on different threads)."""
+    return UnavailableError(f"{what}; the event was not recorded", hint="retry the request later")
 
 
 def publish_interaction(

@@ -345,7 +345,7 @@ class OnlineFeatureStore:
     def record_new_activity(self, events: list[dict[str, Any]]) -> None:
         """`record_activity` for many events (distinct event ids): each written unless the stream processor
         has stored it already, up to MAX_TRANSACTION_ITEMS in one transaction. A transaction that a stored event
-        cancels is written again item by item."""
+        cancels is written again item by item (the first failure of those is raised once all were tried)."""
         if len(events) == 1:
             self.record_activity(events[0])
             return
@@ -364,8 +364,19 @@ class OnlineFeatureStore:
             try:
                 self._ddb.transact_write_items(TransactItems=puts)
             except self._ddb.exceptions.TransactionCanceledException:
-                for event in chunk:
-                    self.record_activity(event)
+                failed = self._record_each(chunk)
+                if failed is not None:
+                    raise failed from None
+
+    def _record_each(self, events: list[dict[str, Any]]) -> Exception | None:
+        """`record_activity` of each event, one failing write not keeping the others out; the first failure."""
+        failed: list[Exception] = []
+        for event in events:
+            try:
+                self.record_activity(event)
+            except Exception as exc:
+                failed.append(exc)
+        return failed[0] if failed else None
 
     def record_activities(self, events: Iterable[dict[str, Any]]) -> int:
         """Store many events with batch writes (an event seen twice is written once); returns how many."""

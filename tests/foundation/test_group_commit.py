@@ -110,3 +110,53 @@ def test_a_send_that_answers_for_the_wrong_number_of_items_fails_its_group():
 def test_max_batch_must_be_positive():
     with pytest.raises(ValueError, match="at least 1"):
         GroupCommit(lambda items: items, max_batch=0)
+
+
+def test_callers_of_a_failed_call_each_raise_their_own_exception():
+    send = Recorder(fail_call=2)
+    commit = GroupCommit(send, max_batch=10)
+    _first, rest = _queue_behind_first_call(send, commit, [1, 2, 3])
+    raised = []
+    for future in rest:
+        with pytest.raises(ConnectionError, match="the store is down") as info:
+            future.result()
+        raised.append(info.value)
+    assert len({id(e) for e in raised}) == 3  # one object raised in several threads would share tracebacks
+
+
+def test_a_caller_interrupted_while_queued_leaves_the_queue_and_nothing_hangs():
+    """A signal that interrupts a queued caller (in the main thread) must not leave the group commit waiting
+    for a sender that is gone: its item is not sent, and later callers are answered."""
+    import signal
+
+    class Interrupted(Exception):
+        pass
+
+    def interrupt(*_args):
+        raise Interrupted
+
+    send = Recorder()
+    commit = GroupCommit(send, max_batch=10)
+    answers: dict[int, int] = {}
+
+    def submit(item: int) -> threading.Thread:  # a daemon thread: a regression hangs it, not the test run
+        thread = threading.Thread(target=lambda: answers.update({item: commit.submit(item)}), daemon=True)
+        thread.start()
+        return thread
+
+    first = submit(0)
+    assert send.entered.wait(10)
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        with pytest.raises(Interrupted):
+            commit.submit(1)  # queued behind the call in flight, then interrupted
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    send.release.set()
+    first.join(10)
+    later = submit(2)
+    later.join(10)  # before the fix: waited forever for the interrupted sender
+    assert answers == {0: 0, 2: 20}
+    assert not any(1 in call for call in send.calls)
