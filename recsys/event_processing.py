@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any, get_args
 from botocore.exceptions import ClientError
 
 from recsys.aws import bulk_client
-from recsys.events import EventType
+from recsys.events import EventType, events_by_user
 from recsys.feature_store.online import (
     BATCH_GET_SIZE,
     ENGAGED_SORT_KEY,
@@ -324,11 +324,7 @@ class EventApplier:
         self.live_metrics.flush()  # never raises: a failed write is logged and its counts dropped
         if self.cache is not None:  # each user's cached answers dropped, their serving state updated
             applied = set(result.applied)
-            by_user: dict[str, list[dict[str, Any]]] = defaultdict(list)
-            for event in pending:  # each user's events together, in stream order
-                if event["event_id"] in applied:
-                    by_user[event["user_id"]].append(event)
-            self.cache.record_events(by_user)
+            self.cache.record_events(events_by_user(e for e in pending if e["event_id"] in applied))
         return result
 
     def _processed(self, events: list[dict[str, Any]]) -> set[str]:

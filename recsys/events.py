@@ -16,7 +16,7 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
 
@@ -133,14 +133,6 @@ def _serialised(settings: Settings) -> Iterator[None]:
 MAX_RECORDS_PER_PUT = 100  # PutRecords takes 500 (5 MB); a group this size already makes one call of many
 
 
-def put_on_stream(settings: Settings, record: dict[str, Any]) -> str:
-    """Put one event record onto the events stream (partitioned by user); returns the sequence number."""
-    outcome = put_many_on_stream(settings, [record])[0]
-    if isinstance(outcome, BaseException):
-        raise outcome
-    return outcome
-
-
 def put_many_on_stream(settings: Settings, records: list[dict[str, Any]]) -> list[str | UnavailableError]:
     """Put event records onto the events stream (partitioned by user) in one call (PutRecord for one,
     PutRecords for more, at most MAX_RECORDS_PER_PUT); returns, for each record in order, its sequence number
@@ -203,34 +195,28 @@ def publish_records(
     cache: UserCache | None = None,
 ) -> list[dict[str, Any] | UnavailableError]:
     """`publish_interaction` for many event records (`InteractionEvent.to_record`) at once: one put onto the
-    stream, then `record_streamed` for those it took. Returns, for each record in order, the record or the
-    error that kept it off the stream (then nothing else is written for it)."""
+    stream, then, for the records it took, their activity items (one write) and each user's cached answers
+    dropped and events written into their cached state (one Redis round trip). Those two writes are best
+    effort: the events are on the stream, and its consumer records the activity and rewrites the cached state
+    too. Returns, for each record in order, the record or the error that kept it off the stream (then nothing
+    else is written for it)."""
     outcomes = put_many_on_stream(settings, records)  # the system of record: what fails here goes no further
     streamed = [r for r, o in zip(records, outcomes, strict=True) if not isinstance(o, BaseException)]
-    record_streamed(streamed, feature_store, cache)
-    return [r if not isinstance(o, BaseException) else o for r, o in zip(records, outcomes, strict=True)]
-
-
-def record_streamed(
-    records: list[dict[str, Any]],
-    feature_store: OnlineFeatureStore | None = None,
-    cache: UserCache | None = None,
-) -> None:
-    """What follows an event's put onto the stream, for many at once: its activity item (one write), and each
-    user's cached answers dropped and events written into their cached state (one Redis round trip). Both
-    are best effort: the events are on the stream, and its consumer records the activity and rewrites the
-    cached state too."""
-    if not records:
-        return
-    if feature_store is not None:
+    if streamed and feature_store is not None:
         try:
-            feature_store.record_new_activity(records)
+            feature_store.record_new_activity(streamed)
         except Exception as exc:
             _throttled.warning(
                 "activity", "recording recent activity failed (on the stream): %s", describe(exc)
             )
-    if cache is not None:
-        by_user: dict[str, list[dict[str, Any]]] = {}
-        for record in records:
-            by_user.setdefault(record["user_id"], []).append(record)
-        cache.record_events(by_user)
+    if streamed and cache is not None:
+        cache.record_events(events_by_user(streamed))
+    return [r if not isinstance(o, BaseException) else o for r, o in zip(records, outcomes, strict=True)]
+
+
+def events_by_user(events: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Each user's events, in the order given (what `UserCache.record_events` takes)."""
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for event in events:
+        grouped.setdefault(event["user_id"], []).append(event)
+    return grouped
