@@ -87,10 +87,12 @@ def main() -> None:
     rounds = []
     try:
         from recsys.config import load_settings
+        from recsys.heap import freeze_long_lived
         from recsys.local.stream_worker import StreamWorker
 
         settings = load_settings("local")
         worker = StreamWorker(settings, batch_size=1000)
+        freeze_long_lived(full=True)  # as the worker's run loop does when it starts
         emulator = psutil.Process(stack.moto.recorded_pid())
         for _ in range(args.rounds):
             rounds.append(drain_round(settings, worker, emulator, args.events))

@@ -74,6 +74,8 @@ def drain_consumer(worker: Any, consumer: str, timings: dict[str, float] | None 
     """Run one of the events worker's consumers ("processor" or "firehose") over every shard until the stream
     is empty, checkpointing as `recsys events worker` does; the records handled. `timings`, when given,
     gathers the seconds spent fetching (`fetch_s`) and processing (`process_s`)."""
+    from recsys.heap import freeze_long_lived
+
     handled = 0
     for shard in worker.shards():
         while True:
@@ -93,6 +95,7 @@ def drain_consumer(worker: Any, consumer: str, timings: dict[str, float] | None 
                 timings["process_s"] = timings.get("process_s", 0.0) + time.perf_counter() - fetched
             worker.checkpoints.set(consumer, shard, done)
             handled += len(records)
+            freeze_long_lived()  # as the worker's run loop does after each pass that handled records
     return handled
 
 
@@ -102,11 +105,13 @@ def drain(settings: Any, emulator_pid: int | None = None) -> dict[str, Any]:
     a CPU-bound chain from one that waits."""
     import psutil
 
+    from recsys.heap import freeze_long_lived
     from recsys.local.stream_worker import StreamWorker
 
     emulator = psutil.Process(emulator_pid) if emulator_pid else None
 
     worker = StreamWorker(settings, batch_size=1000)
+    freeze_long_lived(full=True)  # as the worker's run loop does when it starts
     out: dict[str, Any] = {}
     for consumer in ("processor", "firehose"):
         started, cpu = time.perf_counter(), time.process_time()

@@ -406,6 +406,63 @@ def patch_dynamodb_types() -> None:
     DynamoType.size = size  # type: ignore[method-assign]
 
 
+# The attribute names on which moto's type check acts itself (an attribute named "N" is checked as a number...)
+_CHECKED_NAMES = frozenset({"N", "S", "NULL"})
+# The types whose value moto's type check does not look into (when the value is not a map)
+_UNCHECKED_TYPES = frozenset({"B", "BOOL", "L", "SS", "NS", "BS"})
+MOTO_VALIDATION: dict[str, Callable[..., Any]] = {}  # moto's own checks, once patch_dynamodb_validation ran
+
+
+def patch_dynamodb_validation() -> None:
+    """Two checks moto runs on every item written, with moto's answers and errors but less work (idempotent):
+
+    - `Table._validate_item_types` (a number must parse, a string must not be a number, NULL must be true)
+      calls itself once per attribute on its `{type: value}`. A string, binary, boolean, list or set attribute
+      is passed over here directly and a number checked directly; anything else goes through moto's code.
+    - `validate_put_has_empty_keys` (no key or index key may be an empty string) lists the table's key names
+      for every item; here it runs only for an item that has an empty string or binary at all.
+    """
+    from moto.dynamodb import responses
+    from moto.dynamodb.models.table import Table
+
+    if getattr(Table._validate_item_types, "__recsys_locked__", False):
+        return
+    moto_types, moto_empty_keys = Table._validate_item_types, responses.validate_put_has_empty_keys
+    MOTO_VALIDATION.update(validate_item_types=moto_types, validate_put_has_empty_keys=moto_empty_keys)
+    check_number = Table._validate_number_type
+
+    def validate_item_types(self: Any, item_attrs: dict[str, Any], attr: str | None = None) -> None:
+        for key, value in item_attrs.items():
+            if key not in _CHECKED_NAMES and type(value) is dict and len(value) == 1:
+                [(kind, inner)] = value.items()
+                if (kind == "S" and type(inner) is str) or (
+                    kind in _UNCHECKED_TYPES and type(inner) is not dict
+                ):
+                    continue
+                if kind == "N" and type(inner) is str:
+                    check_number(self, inner)
+                    continue
+            moto_types(self, {key: value}, attr)
+
+    def validate_put_has_empty_keys(
+        field_updates: dict[str, Any], table: Any, custom_error_msg: str | None = None
+    ) -> None:
+        if table and type(field_updates) is dict:
+            for value in field_updates.values():
+                if type(value) is not dict or len(value) != 1:
+                    break
+                [(kind, inner)] = value.items()
+                if kind in ("S", "B") and inner == "":
+                    break
+            else:
+                return  # no empty string or binary, so no empty key
+        moto_empty_keys(field_updates, table, custom_error_msg)
+
+    validate_item_types.__recsys_locked__ = True  # type: ignore[attr-defined]
+    Table._validate_item_types = validate_item_types  # type: ignore[method-assign]
+    responses.validate_put_has_empty_keys = validate_put_has_empty_keys
+
+
 _query_partition = threading.local()
 
 
@@ -677,6 +734,7 @@ def main(argv: list[str]) -> None:
     patch_request_dispatch()
     patch_dynamodb_query()
     patch_dynamodb_types()
+    patch_dynamodb_validation()
     FreezeLoop().start()
     serve(host, port)
 

@@ -564,3 +564,74 @@ def test_dynamo_type_fast_paths_answer_as_moto_does() -> None:
             other = DynamoType(copy.deepcopy(other_raw))
             assert (ours == other) == moto["__eq__"](theirs, other), (raw, other_raw)
             assert (ours != other) == moto["__ne__"](theirs, other), (raw, other_raw)
+
+
+INVALID_ATTRIBUTE_VALUES: list[Any] = [
+    {"N": "abc"}, {"N": " 1"}, {"N": "NaN"}, {"N": "1e400"}, {"N": 1}, {"N": 1.5}, {"N": {"S": "1"}},
+    {"S": 5}, {"S": True}, {"S": {"S": "x"}}, {"NULL": False}, {"B": {"N": "x"}}, {"BOOL": {"N": "x"}},
+    {"M": {"x": {"N": "bad"}}}, {"L": [{"N": "bad"}]}, {"S": "a", "N": "1"}, {}, "text", None,
+]  # fmt: skip
+
+
+def _outcome(check: Any, *args: Any) -> Any:
+    """None, or the type and text of what `check` raised."""
+    try:
+        check(*args)
+    except Exception as exc:
+        return type(exc), str(exc)
+    return None
+
+
+def test_item_checks_answer_as_moto_does(monkeypatch) -> None:
+    """The type check and the empty-key check of every written item pass over plain attributes directly: valid
+    and invalid values of every type, under key, index-key and ordinary names (and names moto's type check
+    acts on), pass or fail with moto's own error."""
+    from moto.dynamodb import responses
+    from moto.dynamodb.models.table import Table
+
+    moto_server.patch_dynamodb_validation()
+    moto = moto_server.MOTO_VALIDATION
+    table = Table(
+        TABLE,
+        account_id="123456789012",
+        region="us-east-1",
+        schema=[
+            {"AttributeName": "user_id", "KeyType": "HASH"},
+            {"AttributeName": "event_ts", "KeyType": "RANGE"},
+        ],
+        attr=[{"AttributeName": n, "AttributeType": "S"} for n in ("user_id", "event_ts", "video_id")],
+        global_indexes=[
+            {
+                "IndexName": "by-video",
+                "KeySchema": [{"AttributeName": "video_id", "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+    )
+    ours_types, ours_empty = Table._validate_item_types, responses.validate_put_has_empty_keys
+
+    def moto_types(item: dict[str, Any]) -> Any:
+        with monkeypatch.context() as m:  # moto's check calls itself: all moto's own while it runs
+            m.setattr(Table, "_validate_item_types", moto["validate_item_types"])
+            return _outcome(table._validate_item_types, item)
+
+    names = ("user_id", "event_ts", "video_id", "plain", "N", "S", "NULL", "B")
+    values = ATTRIBUTE_VALUES + INVALID_ATTRIBUTE_VALUES + [{"B": ""}, {"S": " "}]
+    checked = failed = 0
+    for name in names:
+        for value in values:
+            for item in ({"user_id": {"S": "u"}, name: value}, {name: value, "n": {"N": "1"}}):
+                theirs = moto_types(copy.deepcopy(item))
+                assert _outcome(ours_types, table, copy.deepcopy(item)) == theirs, item
+                for message in (None, "custom {}"):
+                    expected = _outcome(
+                        moto["validate_put_has_empty_keys"], copy.deepcopy(item), table, message
+                    )
+                    assert _outcome(ours_empty, copy.deepcopy(item), table, message) == expected, item
+                    failed += expected is not None
+                assert _outcome(ours_empty, item, None) == _outcome(
+                    moto["validate_put_has_empty_keys"], item, None
+                )
+                checked += 1
+                failed += theirs is not None
+    assert checked == 2 * len(names) * len(values) and failed > len(names) * len(INVALID_ATTRIBUTE_VALUES)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from recsys.aws import client
+from recsys.aws import client, parse_response_timestamp
 from recsys.config import load_settings
 from recsys.errors import MissingSecretError
 from recsys.secrets import SecretStore, api_key, feature_flags, redis_settings
@@ -123,3 +124,34 @@ def test_aws_environments_use_plain_boto3_in_their_region(monkeypatch) -> None:
     ddb = client("dynamodb", s)
     assert ddb.meta.region_name == "eu-west-1"
     assert "amazonaws.com" in ddb.meta.endpoint_url
+
+
+def test_answer_timestamps_are_the_instants_aws_sent(local_stack) -> None:
+    # epoch seconds (the JSON protocols) straight to UTC; text forms as botocore reads them
+    assert parse_response_timestamp(1_700_000_000.25) == datetime(
+        2023, 11, 14, 22, 13, 20, 250000, tzinfo=UTC
+    )
+    assert parse_response_timestamp(0).tzinfo is not None
+    assert parse_response_timestamp("2024-02-29T12:00:00+02:00") == datetime(
+        2024, 2, 29, 12, tzinfo=timezone(timedelta(hours=2))
+    )
+    assert parse_response_timestamp("1700000000") == datetime.fromtimestamp(1_700_000_000, UTC)
+    with pytest.raises(ValueError):
+        parse_response_timestamp("not a time")
+    # through a client: a stream record's arrival time is aware and within the put's time
+    kinesis = client("kinesis", local_stack)
+    stream = "recsys-timestamp-test"  # its own stream: the events stream's consumers never see this record
+    kinesis.create_stream(StreamName=stream, ShardCount=1)
+    before = datetime.now(UTC).replace(microsecond=0)
+    put = kinesis.put_record(StreamName=stream, Data=b"{}", PartitionKey="timestamp-test")
+    iterator = kinesis.get_shard_iterator(
+        StreamName=stream,
+        ShardId=put["ShardId"],
+        ShardIteratorType="AT_SEQUENCE_NUMBER",
+        StartingSequenceNumber=put["SequenceNumber"],
+    )["ShardIterator"]
+    record = kinesis.get_records(ShardIterator=iterator, Limit=1)["Records"][0]
+    kinesis.delete_stream(StreamName=stream)
+    arrived = record["ApproximateArrivalTimestamp"]
+    assert arrived.utcoffset() == timedelta(0)
+    assert before - timedelta(seconds=1) <= arrived <= datetime.now(UTC) + timedelta(seconds=1)
