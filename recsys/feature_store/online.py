@@ -370,13 +370,14 @@ class OnlineFeatureStore:
 
     def _record_each(self, events: list[dict[str, Any]]) -> Exception | None:
         """`record_activity` of each event, one failing write not keeping the others out; the first failure."""
-        failed: list[Exception] = []
+        first: Exception | None = None
         for event in events:
             try:
                 self.record_activity(event)
             except Exception as exc:
-                failed.append(exc)
-        return failed[0] if failed else None
+                if first is None:
+                    first = exc
+        return first
 
     def record_activities(self, events: Iterable[dict[str, Any]]) -> int:
         """Store many events with batch writes (an event seen twice is written once); returns how many."""
