@@ -12,8 +12,10 @@ recent-activity read from the local DynamoDB).
 pairs, and POST /interactions by users outside the hot set (so hits stay hits); latency reported per kind.
 `interact`: each client posts an interaction for a user, then asks for that user's recommendations at once
 (`after_post`: the request a user makes right after acting, which their interaction made a miss).
-Keep-alive connections, one per client thread; the number of requests in flight is bounded by
---concurrency. Prints one JSON line.
+Keep-alive connections, one per client (`--client threads`: a thread each, http.client; `--client asyncio`:
+coroutines on one event loop, about a third less CPU per request); the number of requests in flight is
+bounded by --concurrency. Each run also reports the load generator's CPU per request and the share of the
+machine's CPU time stolen by the hypervisor meanwhile (Linux; a shared host's slowness). Prints one JSON line.
 
 Without --rate the clients send as fast as answers come back (closed loop): that measures the most the server
 can answer, and the latencies are those of a saturated server (by Little's law the mean is concurrency / rate).
@@ -27,12 +29,14 @@ A server too slow to catch up within another --duration leaves requests unsent: 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import http.client
 import json
 import random
 import sys
 import threading
 import time
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -50,6 +54,58 @@ def _summary(latencies: list[float]) -> dict:
     }
 
 
+def cpu_times() -> list[int] | None:
+    """The machine's CPU time counters (Linux /proc/stat: user, nice, system, idle, iowait, irq, softirq,
+    steal); None elsewhere."""
+    try:
+        with open("/proc/stat") as stat:
+            return [int(x) for x in stat.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+
+
+def steal_share(before: list[int] | None, after: list[int] | None) -> float | None:
+    """The share of CPU time between two `cpu_times` that the hypervisor gave to other guests (steal): a
+    shared host's slowness, in numbers."""
+    if before is None or after is None:
+        return None
+    spent = [b - a for a, b in zip(before, after, strict=True)]
+    return round(spent[7] / sum(spent), 4) if sum(spent) > 0 else None
+
+
+class _Tally:
+    """What one client saw: latencies by kind, statuses, answer sources, degraded answers."""
+
+    def __init__(self) -> None:
+        self.latencies: dict[str, list[float]] = {"hit": [], "miss": [], "post": [], "after_post": []}
+        self.statuses: dict[int, int] = {}
+        self.sources: dict[str, int] = {}
+        self.degraded = 0
+        self.unsent = 0  # open loop: requests due that the client was too far behind to send
+
+    def answered(self, kind: str, latency_ms: float, status: int, payload: bytes) -> None:
+        self.latencies[kind].append(latency_ms)
+        self.statuses[status] = self.statuses.get(status, 0) + 1
+        if status == 200:
+            answer = json.loads(payload)
+            src = answer.get("source", "?")
+            self.sources[src] = self.sources.get(src, 0) + 1
+            self.degraded += bool(answer.get("degraded"))
+
+    def failed(self) -> None:
+        self.statuses[-1] = self.statuses.get(-1, 0) + 1
+
+    def add(self, other: _Tally) -> None:
+        for key, values in other.latencies.items():
+            self.latencies[key].extend(values)
+        for key, v in other.statuses.items():
+            self.statuses[key] = self.statuses.get(key, 0) + v
+        for src, v in other.sources.items():
+            self.sources[src] = self.sources.get(src, 0) + v
+        self.degraded += other.degraded
+        self.unsent += other.unsent
+
+
 def run(
     url: str,
     mode: str,
@@ -60,10 +116,16 @@ def run(
     mix: tuple[int, int, int] = (80, 15, 5),
     videos: list[str] | None = None,
     rate: float | None = None,
+    client: str = "threads",
 ) -> dict:
     """Drive the server for `duration` seconds from `concurrency` keep-alive clients; a summary dict.
 
-    `rate`: requests due per second (open loop); None sends each request as soon as a client is free."""
+    `rate`: requests due per second (open loop); None sends each request as soon as a client is free.
+    `client`: `threads` (one http.client connection per thread) or `asyncio` (every connection on one event
+    loop in this thread: less CPU taken from the server on a shared host, and no wait for the GIL between a
+    response arriving and its time being taken)."""
+    if client not in CLIENTS:
+        raise ValueError(f"client must be one of {sorted(CLIENTS)}")
     parts = urlsplit(url)
     rng = random.Random()  # a new order each run: a miss run must not meet the previous run's cache entries
     hot = [f"/recommendations/{u}?k={k}" for u in users[:10]]
@@ -74,101 +136,170 @@ def run(
     videos = videos or [str(v) for v in range(1000, 1012)]
     weights = {"hit": (1, 0, 0), "miss": (0, 1, 0), "mixed": mix, "interact": (0, 0, 1)}[mode]
     kinds = rng.choices(["hit", "miss", "post"], weights=weights, k=100_000)
-    cursor = iter(range(10**9))
-    lock = threading.Lock()
-    latencies: dict[str, list[float]] = {"hit": [], "miss": [], "post": [], "after_post": []}
-    statuses: dict[int, int] = {}
-    sources: dict[str, int] = {}
-    degraded = [0]
-    unsent = [0]  # open loop: requests due that the clients were too far behind to send
-    began = time.perf_counter()
-    stop_at = began + duration
 
-    def request(i: int) -> tuple[str, str, str, bytes | None]:
+    def exchanges(i: int) -> list[tuple[str, str, str, bytes | None]]:
+        """Request `i`: (kind, method, path, body), and in `interact` mode the user's next request after it."""
         kind = kinds[i % len(kinds)]
         if kind == "hit":
-            return kind, "GET", hot[i % len(hot)], None
+            return [(kind, "GET", hot[i % len(hot)], None)]
         if kind == "miss":
-            return kind, "GET", misses[i % len(misses)], None
-        body = {
-            "user_id": posters[i % len(posters)],
-            "video_id": videos[i % len(videos)],
-            "event_type": "view",
-        }
-        return kind, "POST", "/interactions", json.dumps(body).encode()
+            return [(kind, "GET", misses[i % len(misses)], None)]
+        user = posters[i % len(posters)]
+        body = json.dumps({"user_id": user, "video_id": videos[i % len(videos)], "event_type": "view"})
+        first = (kind, "POST", "/interactions", body.encode())
+        if mode == "interact":  # the user's next request, right after their interaction
+            return [first, ("after_post", "GET", f"/recommendations/{user}?k={k}", None)]
+        return [first]
+
+    cpu_before, machine_before, began = time.process_time(), cpu_times(), time.perf_counter()
+    tally = CLIENTS[client](parts.hostname or "127.0.0.1", parts.port or 80, exchanges, duration, concurrency,
+                            rate, began)  # fmt: skip
+    elapsed, cpu_s = time.perf_counter() - began, time.process_time() - cpu_before
+    every = [x for values in tally.latencies.values() for x in values]
+    overall = _summary(every)
+    errors = sum(v for key, v in tally.statuses.items() if key < 0 or key >= 500) + tally.unsent
+    return {
+        "mode": mode, "client": client, "concurrency": concurrency, "offered_rps": rate,
+        "duration_s": round(elapsed, 2), **overall, "rps": round(overall["requests"] / elapsed, 1),
+        "errors": errors, "statuses": tally.statuses, "sources": tally.sources, "degraded": tally.degraded,
+        "unsent": tally.unsent,
+        # this process's CPU (the load generator's own, when nothing else runs in it) per request answered
+        "client_cpu_ms_per_request": round(cpu_s * 1e3 / max(overall["requests"], 1), 3),
+        "cpu_steal_share": steal_share(machine_before, cpu_times()),
+        "by_kind": {kind: _summary(values) for kind, values in tally.latencies.items() if values},
+    }  # fmt: skip
+
+
+Exchanges = Callable[[int], list[tuple[str, str, str, "bytes | None"]]]
+
+
+def _due(i: int, rate: float | None, began: float, stop_at: float) -> float | None:
+    """When request `i` is due: `began + i / rate` in the open loop, now in the closed loop; None once that
+    is past `stop_at` (the client stops)."""
+    if rate is None:
+        now = time.perf_counter()
+        return now if now < stop_at else None
+    due = began + i / rate
+    return due if due < stop_at else None
+
+
+def _threads(host: str, port: int, exchanges: Exchanges, duration: float, concurrency: int,
+             rate: float | None, began: float) -> _Tally:  # fmt: skip
+    """`concurrency` threads, each with its own keep-alive http.client connection."""
+    cursor = iter(range(10**9))
+    lock = threading.Lock()
+    total = _Tally()
+    stop_at = began + duration
 
     def worker() -> None:
-        conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=30)
-        local_lat: dict[str, list[float]] = {"hit": [], "miss": [], "post": [], "after_post": []}
-        local_status: dict[int, int] = {}
-        local_src: dict[str, int] = {}
-        local_degraded = 0
+        conn = http.client.HTTPConnection(host, port, timeout=30)
+        tally = _Tally()
         # Open loop: every request due before the end is sent, however late (the lag is in its latency), until
         # `duration` past the end; what is still unsent then counts as an error.
-        while rate is not None or time.perf_counter() < stop_at:
+        while True:
             with lock:
                 i = next(cursor)
-            kind, method, path, body = request(i)
-            headers = {"Content-Type": "application/json"} if body is not None else {}
-            start = time.perf_counter()
-            if rate is not None:
-                due = began + i / rate
-                if due >= stop_at:
-                    break
-                if start > stop_at + duration:  # too far behind to finish: report what was never sent
-                    with lock:
-                        unsent[0] += 1
-                    continue
-                if due > start:
-                    time.sleep(due - start)
-                start = due  # the latency counts any wait for a free client
-            exchanges = [(kind, method, path, body, headers)]
-            if mode == "interact":  # the user's next request, right after their interaction
-                user = json.loads(body or b"{}")["user_id"]
-                exchanges.append(("after_post", "GET", f"/recommendations/{user}?k={k}", None, {}))
-            for kind, method, path, body, headers in exchanges:
+            start = _due(i, rate, began, stop_at)
+            if start is None:
+                break
+            now = time.perf_counter()
+            if now > stop_at + duration:  # too far behind to finish: report what was never sent
+                tally.unsent += 1
+                continue
+            if start > now:
+                time.sleep(start - now)
+            for kind, method, path, body in exchanges(i):  # the latency counts any wait for a free client
+                headers = {"Content-Type": "application/json"} if body is not None else {}
                 try:
                     conn.request(method, path, body=body, headers=headers)
                     resp = conn.getresponse()
                     payload = resp.read()
                 except (OSError, http.client.HTTPException):
                     conn.close()
-                    conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=30)
-                    local_status[-1] = local_status.get(-1, 0) + 1
+                    conn = http.client.HTTPConnection(host, port, timeout=30)
+                    tally.failed()
                     break
-                local_lat[kind].append((time.perf_counter() - start) * 1e3)
-                local_status[resp.status] = local_status.get(resp.status, 0) + 1
-                if resp.status == 200:
-                    answer = json.loads(payload)
-                    src = answer.get("source", "?")
-                    local_src[src] = local_src.get(src, 0) + 1
-                    local_degraded += bool(answer.get("degraded"))
+                tally.answered(kind, (time.perf_counter() - start) * 1e3, resp.status, payload)
                 start = time.perf_counter()
         conn.close()
         with lock:
-            for key, values in local_lat.items():
-                latencies[key].extend(values)
-            for key, v in local_status.items():
-                statuses[key] = statuses.get(key, 0) + v
-            for key, v in local_src.items():
-                sources[key] = sources.get(key, 0) + v
-            degraded[0] += local_degraded
+            total.add(tally)
 
     threads = [threading.Thread(target=worker) for _ in range(concurrency)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    elapsed = time.perf_counter() - began
-    every = [x for values in latencies.values() for x in values]
-    overall = _summary(every)
-    errors = sum(v for key, v in statuses.items() if key < 0 or key >= 500) + unsent[0]
-    return {
-        "mode": mode, "concurrency": concurrency, "offered_rps": rate, "duration_s": round(elapsed, 2), **overall,
-        "rps": round(overall["requests"] / elapsed, 1), "errors": errors, "statuses": statuses,
-        "sources": sources, "degraded": degraded[0], "unsent": unsent[0],
-        "by_kind": {kind: _summary(values) for kind, values in latencies.items() if values},
-    }  # fmt: skip
+    return total
+
+
+async def _exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str, method: str, path: str,
+    body: bytes | None,
+) -> tuple[int, bytes]:  # fmt: skip
+    """One HTTP/1.1 request and its response (Content-Length framed, as `recsys serve` answers) on a
+    keep-alive connection: (status, body)."""
+    head = f"{method} {path} HTTP/1.1\r\nHost: {host}\r\n"
+    if body is not None:
+        head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+    writer.write(head.encode("latin-1") + b"\r\n" + (body or b""))
+    status_line = await reader.readline()
+    if not status_line:
+        raise ConnectionError("the server closed the connection")
+    status = int(status_line.split(None, 2)[1])
+    length = 0
+    while True:
+        line = await reader.readline()
+        if line in (b"\r\n", b"\n", b""):
+            break
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    return status, (await reader.readexactly(length) if length else b"")
+
+
+def _asyncio(host: str, port: int, exchanges: Exchanges, duration: float, concurrency: int,
+             rate: float | None, began: float) -> _Tally:  # fmt: skip
+    """`concurrency` keep-alive connections, each served by a coroutine, all on one event loop."""
+    cursor = iter(range(10**9))
+    tally = _Tally()
+    stop_at = began + duration
+
+    async def worker() -> None:
+        reader, writer = await asyncio.open_connection(host, port)
+        while True:
+            i = next(cursor)
+            start = _due(i, rate, began, stop_at)
+            if start is None:
+                break
+            now = time.perf_counter()
+            if now > stop_at + duration:
+                tally.unsent += 1
+                continue
+            if start > now:
+                await asyncio.sleep(start - now)
+            for kind, method, path, body in exchanges(i):
+                try:
+                    status, payload = await asyncio.wait_for(
+                        _exchange(reader, writer, host, method, path, body), 30
+                    )
+                except (OSError, ValueError, IndexError, TimeoutError, asyncio.IncompleteReadError):
+                    writer.close()
+                    reader, writer = await asyncio.open_connection(host, port)
+                    tally.failed()
+                    break
+                tally.answered(kind, (time.perf_counter() - start) * 1e3, status, payload)
+                start = time.perf_counter()
+        writer.close()
+
+    async def main() -> None:
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+    asyncio.run(main())
+    return tally
+
+
+CLIENTS = {"threads": _threads, "asyncio": _asyncio}
 
 
 def main() -> None:
@@ -186,6 +317,7 @@ def main() -> None:
     parser.add_argument(
         "--rate", type=float, help="requests due per second (open loop); default: closed loop"
     )
+    parser.add_argument("--client", choices=sorted(CLIENTS), default="threads", help="how requests are sent")
     args = parser.parse_args()
     if not 1 <= args.concurrency <= 64 or not 0 < args.duration <= 300:
         sys.exit("concurrency must be 1..64 and duration 0..300 s")
@@ -200,6 +332,7 @@ def main() -> None:
         args.k,
         tuple(int(x) for x in args.mix.split(",")),  # type: ignore[arg-type]
         rate=args.rate,
+        client=args.client,
     )
     print(json.dumps(result))
 

@@ -1,6 +1,7 @@
 """Reliability benchmark: `recsys serve` under mixed load, faults, and a soak, on a local stack of its own.
 
     .venv/bin/python bench/reliability_bench.py load  [--duration 20 --repeat 3 --concurrency 32]
+        [--clients threads,asyncio]
     .venv/bin/python bench/reliability_bench.py soak  [--duration 600]
     .venv/bin/python bench/reliability_bench.py faults
     .venv/bin/python bench/reliability_bench.py cost  [--duration 8 --servers granian,gunicorn,granian,gunicorn]
@@ -100,34 +101,54 @@ def users() -> list[str]:
 
 
 def load_phase(args: argparse.Namespace, world: Any) -> dict[str, Any]:
+    """Per server: each of --clients in turn on the same server, --repeat times (closed loop, then the rate)."""
     from recsys.local.processes import free_port
 
+    clients = args.clients.split(",")
     results: dict[str, Any] = {}
     for server in args.servers.split(","):
         port = free_port()
         proc = start_server(port, server, args.processes, args.threads)
-        mixed = functools.partial(  # mixed(seconds, rate=None): one run's summary
-            http_load.run, f"http://127.0.0.1:{port}", "mixed",
-            concurrency=args.concurrency, users=users(), k=20, videos=world.video_ids,
-        )  # fmt: skip
+        runs: dict[str, list[dict[str, Any]]] = {c: [] for c in clients}
+        at_rate: dict[str, list[dict[str, Any]]] = {c: [] for c in clients}
         try:
-            mixed(3)  # warm-up
-            runs = [mixed(args.duration) for _ in range(args.repeat)]
-            at_rate = []
-            if args.rate:
-                mixed(5, rate=args.rate)  # warm-up at the rate
-                at_rate = [mixed(args.duration, rate=args.rate) for _ in range(args.repeat)]
+            for client in clients:  # warm-up
+                mixed = functools.partial(  # mixed(seconds, rate=None): one run's summary
+                    http_load.run, f"http://127.0.0.1:{port}", "mixed", concurrency=args.concurrency,
+                    users=users(), k=20, videos=world.video_ids, client=client,
+                )  # fmt: skip
+                mixed(3)
+                if args.rate:
+                    mixed(5, rate=args.rate)
+            for _ in range(args.repeat):
+                for client in clients:  # alternately, so that the host's drift falls on each alike
+                    mixed = functools.partial(
+                        http_load.run, f"http://127.0.0.1:{port}", "mixed", concurrency=args.concurrency,
+                        users=users(), k=20, videos=world.video_ids, client=client,
+                    )  # fmt: skip
+                    runs[client].append(mixed(args.duration))
+                    if args.rate:
+                        at_rate[client].append(mixed(args.duration, rate=args.rate))
         finally:
             stop_server(proc)
-        results[server] = {
-            "runs": runs,
-            **summary(runs),
-            **(
-                {"at_rate": {"offered_rps": args.rate, "runs": at_rate, **summary(at_rate)}}
-                if at_rate
-                else {}
-            ),
-        }
+        for client in clients:
+            name = server if len(clients) == 1 else f"{server}+{client}"
+            results[name] = {
+                "client": client,
+                "runs": runs[client],
+                **summary(runs[client]),
+                **(
+                    {
+                        "at_rate": {
+                            "offered_rps": args.rate,
+                            "runs": at_rate[client],
+                            **summary(at_rate[client]),
+                        }
+                    }
+                    if at_rate[client]
+                    else {}
+                ),
+            }
     return results
 
 
@@ -297,6 +318,11 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--servers", default="granian,gunicorn")
+    parser.add_argument(
+        "--clients",
+        default="asyncio",
+        help="load: the load generator's clients (bench/http_load.py), in turn",
+    )
     parser.add_argument(
         "--rate", type=float, default=500.0, help="load: requests/s of the open-loop runs (0: none)"
     )
