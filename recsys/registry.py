@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -25,6 +24,7 @@ from botocore.exceptions import ClientError
 
 from recsys.aws import client
 from recsys.errors import ConflictError, NotFoundError, ValidationError
+from recsys.timestamps import now_iso
 
 if TYPE_CHECKING:
     from recsys.config import Settings
@@ -56,11 +56,6 @@ class ModelVersion:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def now_iso() -> str:
-    """The current time as ISO-8601 UTC with microseconds (sorts in time order)."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def validate_version(version: str) -> str:

@@ -43,6 +43,7 @@ from recsys.feature_store.online import embedding_attribute
 from recsys.registry import ModelRegistry, ModelVersion
 from recsys.serving.bundle import check_bundle
 from recsys.storage import exists, get_bytes, get_parquet
+from recsys.timestamps import epoch_of
 
 if TYPE_CHECKING:
     from recsys.config import Settings
@@ -240,11 +241,7 @@ def default_publisher(settings: Settings) -> Publisher:
 
 
 def _epoch_ms(iso: str | None) -> int:
-    from datetime import UTC, datetime
-
-    if not iso:
-        return 0
-    return int(datetime.strptime(iso, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp() * 1000)
+    return int(epoch_of(iso) * 1000) if iso else 0
 
 
 def check_canary(

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from recsys import release
@@ -30,6 +29,7 @@ from recsys.click_through import Rate, confident_drop
 from recsys.errors import NotFoundError
 from recsys.registry import ModelRegistry, ModelVersion
 from recsys.serving.live_metrics import LiveSignals, read_signals
+from recsys.timestamps import epoch_of
 
 if TYPE_CHECKING:
     from recsys.config import GuardConfig, Settings
@@ -54,9 +54,7 @@ class GuardDecision:
 
 
 def _epoch(iso: str | None) -> float | None:
-    if not iso:
-        return None
-    return datetime.strptime(iso, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
+    return epoch_of(iso) if iso else None
 
 
 def in_guard_period(version: ModelVersion, now_s: float, guard: GuardConfig) -> bool:

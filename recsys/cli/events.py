@@ -14,6 +14,7 @@ import typer
 
 from recsys.cli.common import OUTPUT, EnvOption, JsonOption, emit, group, info, out_console, settings_for
 from recsys.errors import ErrorCode, RecsysError, ValidationError
+from recsys.timestamps import epoch_of
 
 events_app = group(
     "Interaction events: the local stream worker, the stream's latest events, replays from S3."
@@ -35,13 +36,12 @@ def parse_time(text: str, now: float | None = None) -> float:
     except ValueError:
         pass
     try:
-        stamp = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return epoch_of(value)
     except ValueError:
         raise ValidationError(
             f"cannot read the time {text!r}",
             hint="use ISO-8601 (2026-11-24T10:00:00Z), epoch seconds, or an age (30m, 2h, 7d)",
         ) from None
-    return (stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)).timestamp()
 
 
 @events_app.command("worker")

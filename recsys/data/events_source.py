@@ -20,7 +20,6 @@ fails in preprocessing and production stays as it is.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -33,6 +32,7 @@ from recsys.data.synthetic import Dataset
 from recsys.errors import NotFoundError, ValidationError
 from recsys.registry import ModelRegistry
 from recsys.storage import exists, get_json, get_parquet, list_keys
+from recsys.timestamps import epoch_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -49,10 +49,9 @@ def _epoch(value: Any) -> float | None:
     if value is None or isinstance(value, int | float):
         return None if value is None else float(value)
     try:
-        stamp = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        return epoch_of(str(value))
     except ValueError:
         raise ValueError(f"{value!r} is neither epoch seconds nor ISO-8601") from None
-    return (stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)).timestamp()
 
 
 class EventsSource(BaseModel):

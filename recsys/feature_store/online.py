@@ -19,7 +19,6 @@ import math
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +27,7 @@ from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
 
 from recsys.aws import client
 from recsys.errors import UnavailableError, ValidationError
+from recsys.timestamps import iso_at
 
 if TYPE_CHECKING:
     from recsys.config import Settings
@@ -160,8 +160,7 @@ def deserialize_item(raw: dict[str, Any]) -> dict[str, Any]:
 
 def event_sort_key(timestamp: float, event_id: str) -> str:
     """The user_activity range key: ISO-8601 UTC with microseconds, `#`, the event id."""
-    iso = datetime.fromtimestamp(timestamp, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return f"{iso}#{event_id}"
+    return f"{iso_at(timestamp)}#{event_id}"
 
 
 def activity_item(event: dict[str, Any]) -> dict[str, Any]:
