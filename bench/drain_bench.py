@@ -33,7 +33,6 @@ KINDS = ("view", "like", "skip", "share", "complete")
 
 def drain_round(settings: Any, worker: Any, emulator: Any, events: int) -> dict[str, Any]:
     """Publish `events` interactions, then drain the processor's share of the stream."""
-    from bench.loop_bench import drain_consumer
     from recsys.aws import bulk_client
     from recsys.events import InteractionEvent, publish_interaction
     from recsys.feature_store.online import OnlineFeatureStore
@@ -51,16 +50,16 @@ def drain_round(settings: Any, worker: Any, emulator: Any, events: int) -> dict[
     hooks = bulk_client("dynamodb", settings).meta.events
     hooks.register("before-parameter-build.dynamodb.TransactWriteItems", count, unique_id="drain-bench")
     started, cpu, emulator_cpu = time.perf_counter(), time.process_time(), sum(emulator.cpu_times()[:2])
-    timings = {"fetch_s": 0.0, "process_s": 0.0}
-    handled = drain_consumer(worker, "processor", timings)
+    fetch_s, handle_s = worker.stats.fetch_s, worker.stats.handle_s
+    handled = worker.drain(("processor",))
     seconds = time.perf_counter() - started
     hooks.unregister("before-parameter-build.dynamodb.TransactWriteItems", unique_id="drain-bench")
     return {
         "events": handled,
         "seconds": round(seconds, 2),
         "events_per_s": round(handled / seconds, 1),
-        "fetch_s": round(timings["fetch_s"], 2),
-        "process_s": round(timings["process_s"], 2),
+        "fetch_s": round(worker.stats.fetch_s - fetch_s, 2),
+        "process_s": round(worker.stats.handle_s - handle_s, 2),
         "consumer_cpu_s": round(time.process_time() - cpu, 2),
         "emulator_cpu_s": round(sum(emulator.cpu_times()[:2]) - emulator_cpu, 2),
         "transactions": written["transactions"],

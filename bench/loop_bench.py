@@ -70,35 +70,6 @@ def post_interactions(
     }
 
 
-def drain_consumer(worker: Any, consumer: str, timings: dict[str, float] | None = None) -> int:
-    """Run one of the events worker's consumers ("processor" or "firehose") over every shard until the stream
-    is empty, checkpointing as `recsys events worker` does; the records handled. `timings`, when given,
-    gathers the seconds spent fetching (`fetch_s`) and processing (`process_s`)."""
-    from recsys.heap import freeze_long_lived
-
-    handled = 0
-    for shard in worker.shards():
-        while True:
-            asked = time.perf_counter()
-            records = worker._fetch(shard, worker.checkpoints.get(consumer, shard))
-            fetched = time.perf_counter()
-            if timings is not None:
-                timings["fetch_s"] = timings.get("fetch_s", 0.0) + fetched - asked
-            if not records:
-                break
-            done = (
-                worker._process(shard, records)
-                if consumer == "processor"
-                else worker._deliver(shard, records)
-            )
-            if timings is not None:
-                timings["process_s"] = timings.get("process_s", 0.0) + time.perf_counter() - fetched
-            worker.checkpoints.set(consumer, shard, done)
-            handled += len(records)
-            freeze_long_lived()  # as the worker's run loop does after each pass that handled records
-    return handled
-
-
 def drain(settings: Any, emulator_pid: int | None = None) -> dict[str, Any]:
     """Run the worker's consumers separately over the stream; events per second of each, and the CPU seconds
     this process (the consumer) and the AWS emulator spent meanwhile: their sum against the wall time tells
@@ -116,7 +87,7 @@ def drain(settings: Any, emulator_pid: int | None = None) -> dict[str, Any]:
     for consumer in ("processor", "firehose"):
         started, cpu = time.perf_counter(), time.process_time()
         emulator_cpu = sum(emulator.cpu_times()[:2]) if emulator else 0.0
-        handled = drain_consumer(worker, consumer)
+        handled = worker.drain((consumer,))
         seconds = time.perf_counter() - started
         out[consumer] = {
             "events": handled,

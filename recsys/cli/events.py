@@ -76,8 +76,7 @@ def worker(
 
     stream_worker = StreamWorker(settings, batch_size=batch_size)
     if once:
-        while stream_worker.poll_once() > 0:
-            pass
+        stream_worker.drain()
         emit(
             stream_worker.stats.to_dict(),
             lambda: info(f"Handled the stream: {stream_worker.stats.to_dict()}"),

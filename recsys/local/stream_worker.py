@@ -17,7 +17,7 @@ stream's ARN and creation time, so a new local stack starts from the beginning o
 
 `run` keeps what the worker holds for good (its clients' service descriptions, the processor's users'
 items) out of Python's cyclic collector (`recsys.heap`): once at the start, then after each pass that
-handled records. Without it a full collection walked ~160,000 objects once per few thousand events.
+handled records (`drain`, which `--once` and the benchmarks use, after each batch). Without it a full collection walked ~160,000 objects once per few thousand events.
 """
 
 from __future__ import annotations
@@ -96,11 +96,16 @@ class WorkerStats:
     dead_letters: int = 0
     failed_batches: int = 0
     batches: int = 0
+    fetch_s: float = 0.0  # seconds spent reading the stream
+    handle_s: float = 0.0  # seconds spent handling what was read (both consumers)
     started: float = field(default_factory=time.time)
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "started"} | {
-            "seconds": round(time.time() - self.started, 3)
+        counts = {k: v for k, v in self.__dict__.items() if k not in ("started", "fetch_s", "handle_s")}
+        return counts | {
+            "fetch_s": round(self.fetch_s, 3),
+            "handle_s": round(self.handle_s, 3),
+            "seconds": round(time.time() - self.started, 3),
         }
 
 
@@ -189,21 +194,39 @@ class StreamWorker:
             "Records", []
         )
 
+    def consume(self, consumer: str, shard: str) -> int:
+        """One batch of `shard` for `consumer` ("processor" or "firehose"), from its checkpoint: handled, then
+        checkpointed. The records handled; 0 when none are new, or when the batch failed as a whole (it is
+        read again next time)."""
+        if consumer not in CONSUMERS:
+            raise ValueError(f"unknown consumer {consumer!r}: one of {', '.join(CONSUMERS)}")
+        asked = time.perf_counter()
+        records = self._fetch(shard, self.checkpoints.get(consumer, shard))
+        fetched = time.perf_counter()
+        self.stats.fetch_s += fetched - asked
+        if not records:
+            return 0
+        done = self._deliver(shard, records) if consumer == "firehose" else self._process(shard, records)
+        self.stats.handle_s += time.perf_counter() - fetched
+        if done is None:
+            return 0
+        self.checkpoints.set(consumer, shard, done)
+        return len(records)
+
     def poll_once(self) -> int:
-        """One pass over every shard and consumer; returns how many records were handled."""
+        """One pass over every shard and consumer (a batch each); returns how many records were handled."""
+        return sum(self.consume(consumer, shard) for shard in self.shards() for consumer in CONSUMERS)
+
+    def drain(self, consumers: tuple[str, ...] = CONSUMERS) -> int:
+        """Handle, batch by batch, every record that `consumers` have not handled yet, keeping what the
+        batches leave for good out of the collector as `run` does; how many records were handled. A batch
+        that fails as a whole stays for the next call."""
         handled = 0
         for shard in self.shards():
-            for consumer in CONSUMERS:
-                records = self._fetch(shard, self.checkpoints.get(consumer, shard))
-                if not records:
-                    continue
-                if consumer == "firehose":
-                    done = self._deliver(shard, records)
-                else:
-                    done = self._process(shard, records)
-                if done is not None:
-                    self.checkpoints.set(consumer, shard, done)
-                    handled += len(records)
+            for consumer in consumers:
+                while done := self.consume(consumer, shard):
+                    handled += done
+                    freeze_long_lived()
         return handled
 
     def _deliver(self, shard: str, records: list[dict[str, Any]]) -> str:

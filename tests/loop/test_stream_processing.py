@@ -588,3 +588,31 @@ def test_users_who_watched_the_same_video_share_its_writes(local_stack):
     assert max(writes.values()) <= 2 and sum(writes.values()) <= 5
     stored = OnlineFeatureStore(local_stack).get_videos(popular)
     assert {v["video_id"]: v["interaction_count"] for v in stored} == dict.fromkeys(popular, 15)
+
+
+def test_draining_one_consumer_leaves_the_stream_to_the_other_and_a_second_drain_finishes_it(local_stack):
+    from recsys.events import InteractionEvent, publish_interaction
+    from recsys.local.stream_worker import StreamWorker
+
+    worker = StreamWorker(local_stack)
+    worker.drain()  # whatever earlier tests left on the stream
+    run = uuid.uuid4().hex[:8]
+    users = [f"drain-{run}-u{i}" for i in range(6)]
+    store = OnlineFeatureStore(local_stack)
+    for i in range(30):
+        event = InteractionEvent(user_id=users[i % 6], video_id=f"drain-{run}-v{i % 5}", event_type="view")
+        publish_interaction(local_stack, event, store)
+
+    assert worker.drain(("processor",)) == 30
+    applied = {u["user_id"]: u for u in store.get_users(users)}
+    assert all(applied.get(u, {}).get("interaction_count") == 5 for u in users)
+    lag = worker.lag()
+    assert sum(lag["processor"].values()) == 0
+    assert sum(lag["firehose"].values()) == 30  # not delivered to S3 raw yet: it waits for the next drain
+
+    assert worker.drain() == 30
+    assert all(n == 0 for per_shard in worker.lag().values() for n in per_shard.values())
+    stats = worker.stats.to_dict()
+    assert stats["delivered"] >= 30 and stats["fetch_s"] > 0 and stats["handle_s"] > 0
+    with pytest.raises(ValueError, match="unknown consumer"):
+        worker.consume("archive", worker.shards()[0])
