@@ -36,7 +36,7 @@ import random
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -173,14 +173,23 @@ def run(
 Exchanges = Callable[[int], list[tuple[str, str, str, "bytes | None"]]]
 
 
-def _due(i: int, rate: float | None, began: float, stop_at: float) -> float | None:
-    """When request `i` is due: `began + i / rate` in the open loop, now in the closed loop; None once that
-    is past `stop_at` (the client stops)."""
-    if rate is None:
-        now = time.perf_counter()
-        return now if now < stop_at else None
-    due = began + i / rate
-    return due if due < stop_at else None
+def _requests(
+    next_index: Callable[[], int], rate: float | None, began: float, stop_at: float, give_up_at: float,
+    tally: _Tally,
+) -> Iterator[tuple[int, float]]:  # fmt: skip
+    """(index, start) of each request one client sends: due at `began + index / rate` in the open loop, now
+    in the closed loop, until that passes `stop_at`. Open loop: every request due is sent, however late (the
+    lag is in its latency), until the client is past `give_up_at`; what it could not send then counts as
+    unsent (an error)."""
+    while True:
+        i = next_index()
+        start = began + i / rate if rate is not None else time.perf_counter()
+        if start >= stop_at:
+            return
+        if time.perf_counter() > give_up_at:
+            tally.unsent += 1
+            continue
+        yield i, start
 
 
 def _threads(host: str, port: int, exchanges: Exchanges, duration: float, concurrency: int,
@@ -194,19 +203,13 @@ def _threads(host: str, port: int, exchanges: Exchanges, duration: float, concur
     def worker() -> None:
         conn = http.client.HTTPConnection(host, port, timeout=30)
         tally = _Tally()
-        # Open loop: every request due before the end is sent, however late (the lag is in its latency), until
-        # `duration` past the end; what is still unsent then counts as an error.
-        while True:
+
+        def next_index() -> int:
             with lock:
-                i = next(cursor)
-            start = _due(i, rate, began, stop_at)
-            if start is None:
-                break
-            now = time.perf_counter()
-            if now > stop_at + duration:  # too far behind to finish: report what was never sent
-                tally.unsent += 1
-                continue
-            if start > now:
+                return next(cursor)
+
+        for i, start in _requests(next_index, rate, began, stop_at, stop_at + duration, tally):
+            if start > (now := time.perf_counter()):
                 time.sleep(start - now)
             for kind, method, path, body in exchanges(i):  # the latency counts any wait for a free client
                 headers = {"Content-Type": "application/json"} if body is not None else {}
@@ -267,16 +270,8 @@ def _asyncio(host: str, port: int, exchanges: Exchanges, duration: float, concur
 
     async def worker() -> None:
         reader, writer = await asyncio.open_connection(host, port)
-        while True:
-            i = next(cursor)
-            start = _due(i, rate, began, stop_at)
-            if start is None:
-                break
-            now = time.perf_counter()
-            if now > stop_at + duration:
-                tally.unsent += 1
-                continue
-            if start > now:
+        for i, start in _requests(cursor.__next__, rate, began, stop_at, stop_at + duration, tally):
+            if start > (now := time.perf_counter()):
                 await asyncio.sleep(start - now)
             for kind, method, path, body in exchanges(i):
                 try:
