@@ -17,7 +17,8 @@ stream's ARN and creation time, so a new local stack starts from the beginning o
 
 `run` keeps what the worker holds for good (its clients' service descriptions, the processor's users'
 items) out of Python's cyclic collector (`recsys.heap`): once at the start, then after each pass that
-handled records (`drain`, which `--once` and the benchmarks use, after each batch). Without it a full collection walked ~160,000 objects once per few thousand events.
+handled records (`drain`, which `--once` and the benchmarks use: after each batch). Without it a full
+collection walked ~160,000 objects once per few thousand events.
 """
 
 from __future__ import annotations
@@ -196,8 +197,8 @@ class StreamWorker:
 
     def consume(self, consumer: str, shard: str) -> int:
         """One batch of `shard` for `consumer` ("processor" or "firehose"), from its checkpoint: handled, then
-        checkpointed. The records handled; 0 when none are new, or when the batch failed as a whole (it is
-        read again next time)."""
+        checkpointed. The records handled: up to the first that failed (read again next time), 0 when none
+        are new."""
         if consumer not in CONSUMERS:
             raise ValueError(f"unknown consumer {consumer!r}: one of {', '.join(CONSUMERS)}")
         asked = time.perf_counter()
@@ -211,7 +212,7 @@ class StreamWorker:
         if done is None:
             return 0
         self.checkpoints.set(consumer, shard, done)
-        return len(records)
+        return next(i for i, r in enumerate(records, start=1) if r["SequenceNumber"] == done)
 
     def poll_once(self) -> int:
         """One pass over every shard and consumer (a batch each); returns how many records were handled."""

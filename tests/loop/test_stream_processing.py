@@ -616,3 +616,39 @@ def test_draining_one_consumer_leaves_the_stream_to_the_other_and_a_second_drain
     assert stats["delivered"] >= 30 and stats["fetch_s"] > 0 and stats["handle_s"] > 0
     with pytest.raises(ValueError, match="unknown consumer"):
         worker.consume("archive", worker.shards()[0])
+
+
+def test_a_batch_that_fails_midway_is_checkpointed_before_the_failure_and_resumed_there(local_stack):
+    from recsys.event_processing import EventApplier, UserItemCache
+    from recsys.events import InteractionEvent, publish_interaction
+    from recsys.local.stream_worker import StreamWorker
+
+    class FailsTheThirdRecordOnce(EventApplier):  # the store refusing one write, as a throttled table would
+        failed_once = False
+
+        def apply_records(self, records):
+            result = super().apply_records(records)
+            if not self.failed_once and len(records) >= 3:
+                self.failed_once = True
+                result.failed[records[2].sequence] = "injected: the store refused the write"
+            return result
+
+    worker = StreamWorker(
+        local_stack, applier=FailsTheThirdRecordOnce(local_stack, user_items=UserItemCache())
+    )
+    worker.drain()  # whatever earlier tests left on the stream
+    worker.applier.failed_once = False
+    run = uuid.uuid4().hex[:8]
+    store = OnlineFeatureStore(local_stack)
+    for i in range(5):
+        publish_interaction(
+            local_stack, InteractionEvent(user_id=f"mid-{run}", video_id=f"mid-{run}-v{i}"), store
+        )
+    shard = next(s for s, pending in worker.lag()["processor"].items() if pending)  # the user's shard
+
+    assert worker.consume("processor", shard) == 2  # the two before the failure
+    assert sum(worker.lag()["processor"].values()) == 3
+    assert worker.consume("processor", shard) == 3  # read again from the failed record
+    assert sum(worker.lag()["processor"].values()) == 0
+    assert worker.stats.failed_batches == 1
+    assert store.get_users([f"mid-{run}"])[0]["interaction_count"] == 5  # each event counted once
