@@ -236,29 +236,52 @@ def _threads(host: str, port: int, exchanges: Exchanges, duration: float, concur
     return total
 
 
-async def _exchange(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str, method: str, path: str,
-    body: bytes | None,
-) -> tuple[int, bytes]:  # fmt: skip
-    """One HTTP/1.1 request and its response (Content-Length framed, as `recsys serve` answers) on a
-    keep-alive connection: (status, body)."""
-    head = f"{method} {path} HTTP/1.1\r\nHost: {host}\r\n"
-    if body is not None:
-        head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-    writer.write(head.encode("latin-1") + b"\r\n" + (body or b""))
-    status_line = await reader.readline()
-    if not status_line:
-        raise ConnectionError("the server closed the connection")
-    status = int(status_line.split(None, 2)[1])
-    length = 0
-    while True:
-        line = await reader.readline()
-        if line in (b"\r\n", b"\n", b""):
-            break
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value)
-    return status, (await reader.readexactly(length) if length else b"")
+class _Connection:
+    """One keep-alive HTTP/1.1 connection on the event loop, opened when a request needs it and again after
+    the server closed it (`Connection: close`, an error)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+
+    async def exchange(self, method: str, path: str, body: bytes | None) -> tuple[int, bytes]:
+        """One request and its response: (status, body). OSError, ValueError or IncompleteReadError when
+        the exchange fails (the connection is closed, the next request opens a new one)."""
+        try:
+            return await self._exchange(method, path, body)
+        except BaseException:
+            self.close()
+            raise
+
+    async def _exchange(self, method: str, path: str, body: bytes | None) -> tuple[int, bytes]:
+        if self.streams is None:
+            self.streams = await asyncio.open_connection(self.host, self.port)
+        reader, writer = self.streams
+        head = f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+        if body is not None:
+            head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        writer.write(head.encode("latin-1") + b"\r\n" + (body or b""))
+        await writer.drain()
+        status_line = await reader.readline()
+        if not status_line:
+            raise ConnectionError("the server closed the connection")
+        status = int(status_line.split(None, 2)[1])
+        headers: dict[bytes, bytes] = {}
+        while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
+            name, _, value = line.partition(b":")
+            headers[name.strip().lower()] = value.strip()
+        if b"content-length" not in headers:  # chunked or read-to-close: not what `recsys serve` sends
+            raise ValueError("a response without Content-Length")
+        length = int(headers[b"content-length"])
+        payload = await reader.readexactly(length) if length else b""
+        if headers.get(b"connection", b"").lower() == b"close":
+            self.close()
+        return status, payload
+
+    def close(self) -> None:
+        if self.streams is not None:
+            self.streams[1].close()
+            self.streams = None
 
 
 def _asyncio(host: str, port: int, exchanges: Exchanges, duration: float, concurrency: int,
@@ -269,23 +292,19 @@ def _asyncio(host: str, port: int, exchanges: Exchanges, duration: float, concur
     stop_at = began + duration
 
     async def worker() -> None:
-        reader, writer = await asyncio.open_connection(host, port)
+        conn = _Connection(host, port)
         for i, start in _requests(cursor.__next__, rate, began, stop_at, stop_at + duration, tally):
             if start > (now := time.perf_counter()):
                 await asyncio.sleep(start - now)
-            for kind, method, path, body in exchanges(i):
+            for kind, method, path, body in exchanges(i):  # the latency counts any wait for a free client
                 try:
-                    status, payload = await asyncio.wait_for(
-                        _exchange(reader, writer, host, method, path, body), 30
-                    )
+                    status, payload = await asyncio.wait_for(conn.exchange(method, path, body), 30)
                 except (OSError, ValueError, IndexError, TimeoutError, asyncio.IncompleteReadError):
-                    writer.close()
-                    reader, writer = await asyncio.open_connection(host, port)
                     tally.failed()
                     break
                 tally.answered(kind, (time.perf_counter() - start) * 1e3, status, payload)
                 start = time.perf_counter()
-        writer.close()
+        conn.close()
 
     async def main() -> None:
         await asyncio.gather(*(worker() for _ in range(concurrency)))

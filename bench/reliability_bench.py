@@ -101,7 +101,8 @@ def users() -> list[str]:
 
 
 def load_phase(args: argparse.Namespace, world: Any) -> dict[str, Any]:
-    """Per server: each of --clients in turn on the same server, --repeat times (closed loop, then the rate)."""
+    """Per server: each of --clients in turn on the same server, --repeat times: a closed-loop run, then (after
+    5 s at the rate, as before the clients alternated) a run at --rate."""
     from recsys.local.processes import free_port
 
     clients = args.clients.split(",")
@@ -111,24 +112,29 @@ def load_phase(args: argparse.Namespace, world: Any) -> dict[str, Any]:
         proc = start_server(port, server, args.processes, args.threads)
         runs: dict[str, list[dict[str, Any]]] = {c: [] for c in clients}
         at_rate: dict[str, list[dict[str, Any]]] = {c: [] for c in clients}
+        url = f"http://127.0.0.1:{port}"
+        mixed = {  # mixed[client](seconds, rate=None): one run's summary
+            c: functools.partial(
+                http_load.run,
+                url,
+                "mixed",
+                concurrency=args.concurrency,
+                users=users(),
+                k=20,
+                videos=world.video_ids,
+                client=c,
+            )
+            for c in clients
+        }
         try:
-            for client in clients:  # warm-up
-                mixed = functools.partial(  # mixed(seconds, rate=None): one run's summary
-                    http_load.run, f"http://127.0.0.1:{port}", "mixed", concurrency=args.concurrency,
-                    users=users(), k=20, videos=world.video_ids, client=client,
-                )  # fmt: skip
-                mixed(3)
-                if args.rate:
-                    mixed(5, rate=args.rate)
+            for client in clients:
+                mixed[client](3)  # warm-up
             for _ in range(args.repeat):
                 for client in clients:  # alternately, so that the host's drift falls on each alike
-                    mixed = functools.partial(
-                        http_load.run, f"http://127.0.0.1:{port}", "mixed", concurrency=args.concurrency,
-                        users=users(), k=20, videos=world.video_ids, client=client,
-                    )  # fmt: skip
-                    runs[client].append(mixed(args.duration))
+                    runs[client].append(mixed[client](args.duration))
                     if args.rate:
-                        at_rate[client].append(mixed(args.duration, rate=args.rate))
+                        mixed[client](5, rate=args.rate)  # warm-up at the rate
+                        at_rate[client].append(mixed[client](args.duration, rate=args.rate))
         finally:
             stop_server(proc)
         for client in clients:
@@ -320,7 +326,7 @@ def main() -> None:
     parser.add_argument("--servers", default="granian,gunicorn")
     parser.add_argument(
         "--clients",
-        default="asyncio",
+        default="threads",
         help="load: the load generator's clients (bench/http_load.py), in turn",
     )
     parser.add_argument(
@@ -332,6 +338,11 @@ def main() -> None:
     parser.add_argument("--kinds", default="hit,miss,post,mixed", help="cost: the kinds of request measured")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    unknown = set(args.clients.split(",")) - set(http_load.CLIENTS)
+    if unknown:
+        parser.error(
+            f"--clients: unknown {', '.join(sorted(unknown))} (known: {', '.join(http_load.CLIENTS)})"
+        )
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")

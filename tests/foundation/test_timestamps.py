@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from recsys.timestamps import epoch_of, iso_at, now_iso
@@ -21,6 +23,16 @@ def test_written_times_sort_in_time_order_as_text() -> None:
     assert sorted(texts) == texts
 
 
+@pytest.fixture
+def far_from_utc(monkeypatch):
+    """The process's local time zone set to one five hours off UTC (then put back)."""
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
 @pytest.mark.parametrize(
     ("text", "epoch_s"),
     [
@@ -30,7 +42,7 @@ def test_written_times_sort_in_time_order_as_text() -> None:
         ("2026-11-24T10:00:00.250000Z", 1_795_514_400.25),
     ],
 )
-def test_iso_forms_read_as_utc(text: str, epoch_s: float) -> None:
+def test_iso_forms_read_as_utc_whatever_the_local_zone(text: str, epoch_s: float, far_from_utc) -> None:
     assert epoch_of(text) == epoch_s
 
 

@@ -623,21 +623,20 @@ def test_a_batch_that_fails_midway_is_checkpointed_before_the_failure_and_resume
     from recsys.events import InteractionEvent, publish_interaction
     from recsys.local.stream_worker import StreamWorker
 
-    class FailsTheThirdRecordOnce(EventApplier):  # the store refusing one write, as a throttled table would
-        failed_once = False
+    class FailsFromTheThirdRecordOnce(EventApplier):  # the store refusing writes midway, as a throttled table
+        armed = False
 
         def apply_records(self, records):
-            result = super().apply_records(records)
-            if not self.failed_once and len(records) >= 3:
-                self.failed_once = True
-                result.failed[records[2].sequence] = "injected: the store refused the write"
+            if not self.armed or len(records) < 3:
+                return super().apply_records(records)
+            self.armed = False
+            result = super().apply_records(records[:2])  # the rest is never written
+            result.failed.update({r.sequence: "injected: the store refused the write" for r in records[2:]})
             return result
 
-    worker = StreamWorker(
-        local_stack, applier=FailsTheThirdRecordOnce(local_stack, user_items=UserItemCache())
-    )
+    applier = FailsFromTheThirdRecordOnce(local_stack, user_items=UserItemCache())
+    worker = StreamWorker(local_stack, applier=applier)
     worker.drain()  # whatever earlier tests left on the stream
-    worker.applier.failed_once = False
     run = uuid.uuid4().hex[:8]
     store = OnlineFeatureStore(local_stack)
     for i in range(5):
@@ -645,10 +644,13 @@ def test_a_batch_that_fails_midway_is_checkpointed_before_the_failure_and_resume
             local_stack, InteractionEvent(user_id=f"mid-{run}", video_id=f"mid-{run}-v{i}"), store
         )
     shard = next(s for s, pending in worker.lag()["processor"].items() if pending)  # the user's shard
+    failed_before = worker.stats.failed_batches
+    applier.armed = True
 
     assert worker.consume("processor", shard) == 2  # the two before the failure
     assert sum(worker.lag()["processor"].values()) == 3
+    assert store.get_users([f"mid-{run}"])[0]["interaction_count"] == 2
     assert worker.consume("processor", shard) == 3  # read again from the failed record
     assert sum(worker.lag()["processor"].values()) == 0
-    assert worker.stats.failed_batches == 1
-    assert store.get_users([f"mid-{run}"])[0]["interaction_count"] == 5  # each event counted once
+    assert worker.stats.failed_batches == failed_before + 1
+    assert store.get_users([f"mid-{run}"])[0]["interaction_count"] == 5  # the retry applied the other three
