@@ -117,17 +117,22 @@ def run(
     videos: list[str] | None = None,
     rate: float | None = None,
     client: str = "threads",
+    seed: int | None = None,
+    miss_start: int = 0,
 ) -> dict:
     """Drive the server for `duration` seconds from `concurrency` keep-alive clients; a summary dict.
 
     `rate`: requests due per second (open loop); None sends each request as soon as a client is free.
     `client`: `threads` (one http.client connection per thread) or `asyncio` (every connection on one event
     loop in this thread: less CPU taken from the server on a shared host, and no wait for the GIL between a
-    response arriving and its time being taken)."""
+    response arriving and its time being taken).
+    `seed` and `miss_start`: runs given the same seed draw the same order of (user, k) pairs for misses, and
+    each starts at its `miss_start`-th pair, so that runs given disjoint ranges never ask a pair an earlier
+    run cached (without a seed each run draws its own order, and runs overlap by chance)."""
     if client not in CLIENTS:
         raise ValueError(f"client must be one of {sorted(CLIENTS)}")
     parts = urlsplit(url)
-    rng = random.Random()  # a new order each run: a miss run must not meet the previous run's cache entries
+    rng = random.Random(seed)
     hot = [f"/recommendations/{u}?k={k}" for u in users[:10]]
     pairs = [(u, kk) for u in users[10:] or users for kk in range(1, 101)]
     rng.shuffle(pairs)
@@ -143,7 +148,7 @@ def run(
         if kind == "hit":
             return [(kind, "GET", hot[i % len(hot)], None)]
         if kind == "miss":
-            return [(kind, "GET", misses[i % len(misses)], None)]
+            return [(kind, "GET", misses[(miss_start + i) % len(misses)], None)]
         user = posters[i % len(posters)]
         body = json.dumps({"user_id": user, "video_id": videos[i % len(videos)], "event_type": "view"})
         first = (kind, "POST", "/interactions", body.encode())

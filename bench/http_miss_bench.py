@@ -55,11 +55,16 @@ def main() -> None:
                 servers[name] = serve(code)
                 # Warm-up: model load, video features, and each user's state once (a steady-state server
                 # has seen its users); the measured requests are still new (user, k) pairs, so misses.
+                # each user's answer with what was watched: one the measured requests never ask for
                 for u in users:
-                    load_one(f"http://127.0.0.1:{servers[name].port}", f"/recommendations/{u}?k=100")
+                    load_one(
+                        f"http://127.0.0.1:{servers[name].port}",
+                        f"/recommendations/{u}?k=100&exclude_watched=false",
+                    )
             # The versions take turns, run by run: what the stores accumulate over the runs (activity, the
             # stream) weighs on both alike.
             runs: dict[str, list[dict]] = {name: [] for name in servers}
+            asked = 0  # (user, k) pairs of one fixed order handed out so far: each run starts past them
             for i in range(args.runs):
                 for name, server in servers.items():
                     before = _cpu_seconds()
@@ -71,7 +76,11 @@ def main() -> None:
                         users,
                         20,
                         mix=(0, 0, 1) if args.mode == "post" else (80, 15, 5),
+                        seed=0,
+                        miss_start=asked,
                     )
+                    # every pair a client took: answered, failed, and one more per client at the end
+                    asked += run["requests"] + run["errors"] + args.concurrency
                     by_role = cpu_ms_per_request(
                         before, run["requests"]
                     )  # server, emulator, Redis, this process
