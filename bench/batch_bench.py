@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -35,6 +34,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.machine import machine  # noqa: E402
 from bench.serving_bench import DIM, N_CLUSTERS, clustered, neighbour_sources, ranker_model  # noqa: E402
 from recsys.pipeline_config import RankerConfig  # noqa: E402
 
@@ -264,8 +264,7 @@ def main() -> None:
     med = {
         key: statistics.median(r[key] for r in runs) for key in runs[0] if not isinstance(runs[0][key], dict)
     }
-    print(json.dumps({"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                                  "load_avg_at_end": os.getloadavg()}, "args": vars(args), "setup_s": setup_s,
+    print(json.dumps({"machine": machine(), "args": vars(args), "setup_s": setup_s,
                       "runs": runs, "median": med}, indent=2))  # fmt: skip
 
 

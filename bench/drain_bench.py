@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -27,6 +26,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.machine import machine  # noqa: E402
 
 KINDS = ("view", "like", "skip", "share", "complete")
 
@@ -99,8 +100,7 @@ def main() -> None:
     finally:
         stack.down()
     print(json.dumps({
-        "machine": f"{os.cpu_count()} CPUs, {platform.machine()}, {platform.system()}, Python {platform.python_version()}",
-        "load_average": list(os.getloadavg()),
+        "machine": machine(),
         "median_events_per_s": statistics.median(r["events_per_s"] for r in rounds),
         "rounds": rounds,
     }))  # fmt: skip

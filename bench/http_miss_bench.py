@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.batch_bench import publish, start_stack  # noqa: E402
 from bench.http_load import run as load  # noqa: E402
+from bench.machine import machine  # noqa: E402
 from bench.reliability_bench import _cpu_seconds, cpu_ms_per_request  # noqa: E402
 
 
@@ -103,7 +104,7 @@ def main() -> None:
                 server.terminate()
                 server.wait(timeout=30)
             stack.down()
-    print(json.dumps({"cpus": os.cpu_count(), "args": {**vars(args), "baseline": str(args.baseline)},
+    print(json.dumps({"machine": machine(), "args": {**vars(args), "baseline": str(args.baseline)},
                       "results": results}, indent=2))  # fmt: skip
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -27,6 +26,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.machine import machine  # noqa: E402
 
 
 def post_interactions(
@@ -145,8 +146,7 @@ def main() -> None:
         return statistics.median(values)
 
     summary = {
-        "machine": f"{os.cpu_count()} CPUs, {platform.machine()}, {platform.system()}, Python {platform.python_version()}",
-        "load_average": os.getloadavg(),
+        "machine": machine(),
         "events_per_run": args.events,
         "concurrency": args.concurrency,
         "median_post_interactions_per_s": median(("post_interactions", "requests_per_s")),

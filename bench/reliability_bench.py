@@ -43,6 +43,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import http_load  # noqa: E402
 
+from bench.machine import machine  # noqa: E402
+
 N_USERS = 2000
 PER_CATEGORY = 100
 
@@ -359,7 +361,7 @@ def main() -> None:
                 result = faults_phase(args, stack, world)
         finally:
             stack.down()
-    result = {"phase": args.phase, "cpus": os.cpu_count(), "load_average": os.getloadavg(), **result}
+    result = {"phase": args.phase, "machine": machine(), **result}
     text = json.dumps(result, indent=2)
     if args.out:
         args.out.write_text(text + "\n")

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -30,6 +29,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.machine import machine  # noqa: E402
 
 DIM = 64
 N_CLUSTERS = 512
@@ -339,8 +340,7 @@ def main() -> None:
     parser.add_argument("--skip-import", action="store_true", help="skip the cold import and package size")
     args = parser.parse_args()
     os.environ.setdefault("RECSYS_ENV", "local")
-    result: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                                         "platform": platform.platform()}}  # fmt: skip
+    result: dict[str, Any] = {"machine": machine()}
     if args.ann_size > 0:
         print("ann…", file=sys.stderr)
         result["ann"] = bench_ann(args.ann_size)

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -26,6 +24,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.machine import machine  # noqa: E402
 
 
 def _items(n: int) -> list[dict[str, Any]]:
@@ -105,7 +105,7 @@ def main() -> None:
     finally:
         stack.down()
     print(json.dumps({
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_avg_at_end": os.getloadavg()},
+        "machine": machine(),
         "items": args.items,
         "median_items_per_s": {k: round(statistics.median(r[k] for r in runs), 1) for k in runs[0]},
         "runs": runs,
