@@ -36,6 +36,7 @@ import random
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit
 
@@ -78,30 +79,27 @@ class _Tally:
 
     def __init__(self) -> None:
         self.latencies: dict[str, list[float]] = {"hit": [], "miss": [], "post": [], "after_post": []}
-        self.statuses: dict[int, int] = {}
-        self.sources: dict[str, int] = {}
+        self.statuses: Counter[int] = Counter()
+        self.sources: Counter[str] = Counter()
         self.degraded = 0
         self.unsent = 0  # open loop: requests due that the client was too far behind to send
 
     def answered(self, kind: str, latency_ms: float, status: int, payload: bytes) -> None:
         self.latencies[kind].append(latency_ms)
-        self.statuses[status] = self.statuses.get(status, 0) + 1
+        self.statuses[status] += 1
         if status == 200:
             answer = json.loads(payload)
-            src = answer.get("source", "?")
-            self.sources[src] = self.sources.get(src, 0) + 1
+            self.sources[answer.get("source", "?")] += 1
             self.degraded += bool(answer.get("degraded"))
 
     def failed(self) -> None:
-        self.statuses[-1] = self.statuses.get(-1, 0) + 1
+        self.statuses[-1] += 1
 
     def add(self, other: _Tally) -> None:
         for key, values in other.latencies.items():
             self.latencies[key].extend(values)
-        for key, v in other.statuses.items():
-            self.statuses[key] = self.statuses.get(key, 0) + v
-        for src, v in other.sources.items():
-            self.sources[src] = self.sources.get(src, 0) + v
+        self.statuses.update(other.statuses)
+        self.sources.update(other.sources)
         self.degraded += other.degraded
         self.unsent += other.unsent
 

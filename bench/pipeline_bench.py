@@ -71,10 +71,9 @@ def child(size: str, config: str | None) -> None:
 
 
 def machine() -> str:
-    from bench.machine import cpu_model
+    from bench.machine import machine as this_machine
 
-    cpu = cpu_model()
-    mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    m = this_machine()
     versions = subprocess.run(
         [
             sys.executable,
@@ -87,7 +86,7 @@ def machine() -> str:
         check=False,
     ).stdout.strip()
     return (
-        f"{os.cpu_count()} cores ({cpu}), {mem_gb:.0f} GiB RAM, Python {platform.python_version()}, "
+        f"{m['cpus']} cores ({m['cpu']}), {m['memory_gib']} GiB RAM, Python {m['python']}, "
         f"{versions}, {platform.system()} {platform.release()}"
     )
 
