@@ -55,12 +55,23 @@ class SparseScores:
 
     def at(self, rows: np.ndarray) -> np.ndarray:
         """The scores of `rows` (0 where not reached)."""
-        out = np.zeros(rows.shape[0], dtype=np.float64)
-        if self.rows.size and rows.size:
-            pos = np.minimum(np.searchsorted(self.rows, rows), self.rows.size - 1)
-            hit = self.rows[pos] == rows
-            out[hit] = self.values[pos[hit]]
-        return out
+        return scores_at([self], rows)[0]
+
+
+def scores_at(sets: list[SparseScores], rows: np.ndarray) -> list[np.ndarray]:
+    """`s.at(rows)` for each of `sets`; sets on the same rows array (`sparse_score_sets`) share one search."""
+    out: list[np.ndarray] = []
+    found: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # (reached rows, positions, hit mask)
+    for s in sets:
+        scores = np.zeros(rows.shape[0], dtype=np.float64)
+        if s.rows.size and rows.size:
+            if found is None or found[0] is not s.rows:
+                pos = np.minimum(s.rows.searchsorted(rows), s.rows.size - 1)
+                hit = s.rows[pos] == rows
+                found = (s.rows, pos[hit], hit)
+            scores[found[2]] = s.values[found[1]]
+        out.append(scores)
+    return out
 
 
 @dataclass(frozen=True)
@@ -92,8 +103,9 @@ class NeighbourTable:
         total = int(lengths.sum())
         if total == 0:
             return empty, empty
-        owner = np.repeat(np.arange(rows.size), lengths)
-        pos = np.arange(total) - np.repeat(np.cumsum(lengths) - lengths, lengths) + np.repeat(starts, lengths)
+        # numpy's methods, not its functions: the functions add a Python-level dispatch to every call
+        owner = np.arange(rows.size).repeat(lengths)
+        pos = np.arange(total) + (starts - (lengths.cumsum() - lengths)).repeat(lengths)
         return owner, pos
 
     def sparse_scores(self, rows: np.ndarray, row_weights: np.ndarray | None = None) -> SparseScores:
@@ -110,18 +122,20 @@ class NeighbourTable:
             return [SparseScores.empty() for _ in weight_sets]
         # The entries sorted by (neighbour, position): one sort of packed int64 keys is several times faster
         # than an argsort, and each neighbour's weights are summed in their original order (as bincount).
-        keys = np.sort((self.neighbours[pos].astype(np.int64) << 32) | np.arange(pos.size, dtype=np.int64))
+        keys = (self.neighbours[pos].astype(np.int64) << 32) | np.arange(pos.size, dtype=np.int64)
+        keys.sort()
         reached = keys >> 32
         first = np.empty(keys.size, dtype=bool)
         first[0] = True
         np.not_equal(reached[1:], reached[:-1], out=first[1:])
-        slot = np.cumsum(first) - 1
+        slot = first.cumsum() - 1
         entry = keys & 0xFFFFFFFF
         w = self.weights[pos[entry]].astype(np.float64)
         out = []
+        reached_rows = reached[first]  # one array for every set: `scores_at` searches it once for all
         for row_weights in weight_sets:
             weighted = w if row_weights is None else w * np.asarray(row_weights, np.float64)[owner[entry]]
-            out.append(SparseScores(reached[first], np.bincount(slot, weights=weighted)))
+            out.append(SparseScores(reached_rows, np.bincount(slot, weights=weighted)))
         return out
 
     def scores(self, rows: np.ndarray, row_weights: np.ndarray | None = None) -> np.ndarray:
@@ -277,11 +291,18 @@ def top_rows(
     return _best(rows, scores[rows], n)
 
 
-def top_reached(scores: SparseScores, n: int, eligible: np.ndarray) -> np.ndarray:
-    """`top_rows(dense, n, eligible, positive_only=True)` of sparse scores: the same rows, same order."""
+def top_reached(
+    scores: SparseScores, n: int, eligible: np.ndarray | None = None, reached_ok: np.ndarray | None = None
+) -> np.ndarray:
+    """`top_rows(dense, n, eligible, positive_only=True)` of sparse scores: the same rows, same order.
+    `reached_ok` (a bool per row of `scores.rows`) may stand for `eligible[scores.rows]`."""
     if n <= 0 or not scores.rows.size:
         return np.zeros(0, dtype=np.int64)
-    keep = eligible[scores.rows] & (scores.values > 0)
+    if reached_ok is None:
+        if eligible is None:
+            raise ValueError("top_reached needs eligible or reached_ok")
+        reached_ok = eligible[scores.rows]
+    keep = reached_ok & (scores.values > 0)
     return _best(scores.rows[keep], scores.values[keep], n)
 
 
@@ -304,7 +325,11 @@ def user_candidates(
     `allowed` (a bool mask over rows) restricts candidates, e.g. to one category.
     """
     excluded = np.asarray(user.history if user.exclude is None else user.exclude, dtype=np.int64)
-    eligible = eligible_rows(cat.n, excluded, allowed)  # once for the four sources
+    # A mask over the catalogue, once for the sources that need one: a category asked for, or the exact
+    # two-tower search; otherwise each source's rows are checked against the few excluded rows.
+    eligible = (
+        eligible_rows(cat.n, excluded, allowed) if allowed is not None or cat.ann_index is None else None
+    )
     hist = np.asarray(user.history, dtype=np.int64)
     n_recent = min(cfg.recent_events, hist.size)  # the last events, newest weighted most
     recent_weights = np.zeros(hist.size)
@@ -312,39 +337,46 @@ def user_candidates(
         n_recent - 1, -1, -1, dtype=np.float64
     )
     item_item, recent_scores = cat.neighbours.sparse_score_sets(hist, [None, recent_weights])
-    tops = {
-        "two_tower": np.zeros(0, np.int64),
-        "item_item": top_reached(item_item, cfg.per_source, eligible),
-        "recent": top_reached(recent_scores, cfg.per_source, eligible),
-        "popularity": top_rows(
+    reached = item_item.rows  # the rows both neighbour sources reach (one array)
+    reached_ok = ~member_of(reached, excluded) if eligible is None else eligible[reached]
+    if eligible is None:  # the head of the popularity order, less the excluded rows in it
+        head = cat.popularity_order[: cfg.per_source + excluded.size]
+        popular = head[~member_of(head, excluded)][: cfg.per_source].astype(np.int64)
+    else:
+        popular = top_rows(
             cat.popularity,
             cfg.per_source,
             eligible,
             order=cat.popularity_order,
             ineligible=excluded.size if allowed is None else None,
-        ),
+        )
+    tops = {
+        "two_tower": np.zeros(0, np.int64),
+        "item_item": top_reached(item_item, cfg.per_source, reached_ok=reached_ok),
+        "recent": top_reached(recent_scores, cfg.per_source, reached_ok=reached_ok),
+        "popularity": popular,
     }
     vector = None if user.user_vector is None else np.asarray(user.user_vector, dtype=np.float32)
-    has_vector = vector is not None and bool(np.any(vector))
+    has_vector = vector is not None and bool(vector.any())
     dense_tt: np.ndarray | None = None
     if has_vector:
         if cat.ann_index is not None:  # approximate top list, exact scores for every candidate below
             tops["two_tower"] = cat.ann_index.search(vector, cfg.per_source, allowed, excluded).rows
         else:
             dense_tt = cat.video_embeddings @ vector
-            tops["two_tower"] = top_rows(dense_tt, cfg.per_source, eligible)
+            mask = eligible if eligible is not None else eligible_rows(cat.n, excluded, allowed)
+            tops["two_tower"] = top_rows(dense_tt, cfg.per_source, mask)
     rows = np.unique(np.concatenate([tops[src] for src in SOURCES]))
     ranks = np.full((len(SOURCES), rows.size), float(cfg.per_source))
     for j, src in enumerate(SOURCES):
-        pos = np.searchsorted(rows, tops[src])
-        ranks[j, pos] = np.arange(tops[src].size)
+        ranks[j, rows.searchsorted(tops[src])] = np.arange(tops[src].size)
     if hist.size:  # the share of the user's history in each candidate's category
         codes = cat.category_codes
         affinity = (np.bincount(codes[hist], minlength=cat.n_categories) / hist.size)[codes[rows]]
     else:
         affinity = np.zeros(rows.size)
     upload = np.asarray(cat.upload_ts[rows], dtype=np.float64)
-    age = np.clip((now_ts - upload) / SECONDS_PER_DAY, 0.0, None)
+    age = np.maximum((now_ts - upload) / SECONDS_PER_DAY, 0.0)
     since = (
         MISSING_DAYS if user.last_ts is None else max(0.0, (now_ts - float(user.last_ts)) / SECONDS_PER_DAY)
     )
@@ -354,10 +386,11 @@ def user_candidates(
         tt = cat.video_embeddings[rows] @ vector
     else:
         tt = np.zeros(rows.size, dtype=np.float32)
+    item_item_at, recent_at = scores_at([item_item, recent_scores], rows)
     scores = {  # every source's score of every candidate (two-tower in float32: exact in float64)
         "two_tower": tt,
-        "item_item": item_item.at(rows),
-        "recent": recent_scores.at(rows),
+        "item_item": item_item_at,
+        "recent": recent_at,
         "popularity": np.asarray(cat.popularity[rows], dtype=np.float64),
     }
     features = np.empty((rows.size, len(CANDIDATE_FEATURES)))  # filled column by column, model order

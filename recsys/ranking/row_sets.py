@@ -25,7 +25,8 @@ def member_of(values: np.ndarray, pool: np.ndarray, n_rows: int | None = None) -
         mask = np.zeros(n_rows, dtype=bool)
         mask[pool] = True
         return mask[values]
-    pool = np.sort(pool)
-    pos = np.searchsorted(pool, values)
+    pool = pool.copy()
+    pool.sort()
+    pos = pool.searchsorted(values)
     pos[pos == pool.size] = 0
     return pool[pos] == values

@@ -148,11 +148,10 @@ def label_sources(chosen: Selection, rows: np.ndarray, best_source: np.ndarray) 
     for i in from_model:
         origins[i] = "two_tower"  # a row the candidate step did not return
     if rows.size:
-        picked = chosen.rows[from_model]
-        by_row = np.argsort(rows)  # candidate rows are unique
-        at = by_row[np.minimum(np.searchsorted(rows, picked, sorter=by_row), rows.size - 1)]
+        match = chosen.rows[from_model][:, None] == rows  # [picked, candidates]: a few thousand comparisons
+        at = match.argmax(axis=1)  # the candidate it is (candidate rows are unique)
         for i, found, code in zip(
-            from_model, (rows[at] == picked).tolist(), best_source[at].tolist(), strict=True
+            from_model, match.any(axis=1).tolist(), best_source[at].tolist(), strict=True
         ):
             if found:
                 origins[i] = SOURCES[code]
@@ -197,8 +196,9 @@ def choose(
         empty = np.zeros(0, dtype=np.int64)
         return select(empty, np.zeros(0), codes, n_cat, k, query.excluded, fills, cap, allowed), "popular"
     fills = [Fill(model.fill_popular, model.popularity, "popular")]
-    selection = select(rows, scores, codes, n_cat, k, query.excluded, fills, cap, allowed, ranked_unique=True)
-    return selection, "model"  # the candidate step returns each row once
+    # The candidate step returns each row once, none excluded and all within the category asked for.
+    selection = select(rows, scores, codes, n_cat, k, query.excluded, fills, cap, allowed, ranked_free=True)
+    return selection, "model"
 
 
 def reasons(model: ServingModel, query: UserQuery, chosen: Selection, now_ts: int | None = None) -> list[str]:

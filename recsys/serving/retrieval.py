@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from recsys.huge_pages import huge_pages_for_new_memory
 from recsys.ranking.row_sets import member_of
 
 log = logging.getLogger(__name__)
@@ -137,14 +138,15 @@ class HnswIndex:
         n, dim = self.embeddings.shape
         self.ef_search = ef_search
         self.index = hnswlib.Index(space="ip", dim=dim)
-        if index_bytes is not None:
-            with tempfile.NamedTemporaryFile(suffix=".hnsw") as f:
-                f.write(index_bytes)
-                f.flush()
-                self.index.load_index(f.name, max_elements=n)
-        else:
-            self.index.init_index(max_elements=max(n, 1), ef_construction=ef_construction, M=m)
-            self.index.add_items(self.embeddings, np.arange(n))
+        with huge_pages_for_new_memory():  # the graph's random reads miss the TLB less (recsys.huge_pages)
+            if index_bytes is not None:
+                with tempfile.NamedTemporaryFile(suffix=".hnsw") as f:
+                    f.write(index_bytes)
+                    f.flush()
+                    self.index.load_index(f.name, max_elements=n)
+            else:
+                self.index.init_index(max_elements=max(n, 1), ef_construction=ef_construction, M=m)
+                self.index.add_items(self.embeddings, np.arange(n))
         self.index.set_ef(ef_search)
         self.index.set_num_threads(1)
         self._subsets: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # id(mask) -> (mask, its rows)

@@ -25,6 +25,8 @@ from recsys.ranking.row_sets import member_of
 
 # How many rows of a FillOrder's head the chunked walk may look at, beyond `need` and the blocked rows.
 HEAD_WALK_EXTRA = 256
+# The first rows of a ranked list walked at once (`select(ranked_free=True)`); the rest only when needed.
+RANKED_CHUNK = 64
 ORIGINS = ("model", "popular", "trending")
 
 
@@ -83,12 +85,19 @@ class _State:
     k: int
     cap: int
     allowed: int | None
-    excluded: np.ndarray
+    excluded_given: np.ndarray  # as the caller gave it: sorted and made unique only when first needed
     counts: np.ndarray
     taken: list[np.ndarray] = field(default_factory=list)
     picks: list[tuple[np.ndarray, np.ndarray, str]] = field(default_factory=list)
     overflow: list[tuple[np.ndarray, np.ndarray, str]] = field(default_factory=list)
     n_picks: int = 0
+    _excluded: np.ndarray | None = None
+
+    @property
+    def excluded(self) -> np.ndarray:
+        if self._excluded is None:
+            self._excluded = np.unique(np.asarray(self.excluded_given, dtype=np.int64))
+        return self._excluded
 
     @property
     def need(self) -> int:
@@ -103,17 +112,19 @@ class _State:
         return out
 
     def n_blocked_upper(self) -> int:
-        return len(self.excluded) + sum(len(t) for t in self.taken)
+        return len(self.excluded_given) + sum(len(t) for t in self.taken)
 
 
 def _cumcount(codes: np.ndarray) -> np.ndarray:
     """For each position, how many earlier positions have the same code."""
     if codes.shape[0] == 0:
         return np.zeros(0, dtype=np.int64)
-    order = np.argsort(codes, kind="stable")
+    order = codes.argsort(kind="stable")
     sorted_codes = codes[order]
     idx = np.arange(codes.shape[0])
-    starts = np.r_[True, sorted_codes[1:] != sorted_codes[:-1]]
+    starts = np.empty(codes.shape[0], dtype=bool)
+    starts[0] = True
+    np.not_equal(sorted_codes[1:], sorted_codes[:-1], out=starts[1:])
     first = np.maximum.accumulate(np.where(starts, idx, 0))
     out = np.empty_like(idx)
     out[order] = idx - first
@@ -126,21 +137,25 @@ def _first_occurrences(rows: np.ndarray) -> np.ndarray:
     return keep
 
 
-def _walk(state: _State, rows: np.ndarray, scores: np.ndarray, origin: str, unique: bool = False) -> None:
-    """Consider `rows` in order (as the reference walk does) until k items are picked."""
+def _walk(
+    state: _State, rows: np.ndarray, scores: np.ndarray, origin: str, unique: bool = False, free: bool = False
+) -> None:
+    """Consider `rows` in order (as the reference walk does) until k items are picked. `free`: no row is
+    blocked (unique, never excluded, taken or outside the allowed category), so nothing is checked."""
     if state.need <= 0 or rows.shape[0] == 0:
         return
-    ok = ~state.blocked(rows)
-    if not unique:
-        ok &= _first_occurrences(rows)
-    rows, scores = rows[ok], scores[ok]
-    if rows.shape[0] == 0:
-        return
+    if not free:
+        ok = ~state.blocked(rows)
+        if not unique:
+            ok &= _first_occurrences(rows)
+        rows, scores = rows[ok], scores[ok]
+        if rows.shape[0] == 0:
+            return
     cats = state.codes[rows]
     accept = state.counts[cats] + _cumcount(cats) < state.cap
-    accepted = np.cumsum(accept)
+    accepted = accept.cumsum()
     if accepted[-1] >= state.need:  # the need-th accepted row ends the walk
-        end = int(np.searchsorted(accepted, state.need)) + 1
+        end = int(accepted.searchsorted(state.need)) + 1
         rows, scores, accept, cats = rows[:end], scores[:end], accept[:end], cats[:end]
     state.taken.append(rows)
     state.picks.append((rows[accept], scores[accept], origin))
@@ -222,6 +237,7 @@ def select(
     cap: int | None,
     allowed: int | None = None,
     ranked_unique: bool = False,
+    ranked_free: bool = False,
 ) -> Selection:
     """Pick k items: ranked candidates under the cap, then each fill source in order, then the cap relaxed.
 
@@ -229,18 +245,28 @@ def select(
 
     `excluded`: rows that never appear (sorted or not); `allowed`: the only category code allowed (a
     request for one category); `cap`: items per category, None for no cap; `ranked_unique`: the ranked
-    rows hold no row twice (retrieval's output), so the walk need not check.
+    rows hold no row twice (retrieval's output), so the walk need not check; `ranked_free`: besides, none of
+    them is excluded or outside `allowed` (the candidate step's output), so they are walked unchecked, a
+    short head first (k items usually come from the first few rows).
     """
     state = _State(
         codes=codes,
         k=k,
         cap=k if cap is None else cap,
         allowed=allowed,
-        excluded=np.unique(np.asarray(excluded, dtype=np.int64)),
+        excluded_given=excluded,
         counts=np.zeros(max(n_categories, 1), dtype=np.int64),
     )
     ranked_rows = np.asarray(ranked_rows, dtype=np.int64)
-    _walk(state, ranked_rows, np.asarray(ranked_scores, np.float64), "model", unique=ranked_unique)
+    ranked_scores = np.asarray(ranked_scores, np.float64)
+    if ranked_free:
+        start = 0
+        while state.need > 0 and start < ranked_rows.shape[0]:
+            end = start + max(2 * state.need + 16, RANKED_CHUNK)
+            _walk(state, ranked_rows[start:end], ranked_scores[start:end], "model", free=True)
+            start = end
+    else:
+        _walk(state, ranked_rows, ranked_scores, "model", unique=ranked_unique)
     for i, fill in enumerate(fills):
         if state.need <= 0:
             break

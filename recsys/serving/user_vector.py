@@ -8,6 +8,7 @@ activity part alone; a user with neither gets None (cold start).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -38,9 +39,13 @@ def event_weights(events: Sequence[dict[str, Any]], decay: float = DEFAULT_RECEN
     return np.asarray(types, dtype=np.float64) * decay ** np.arange(len(events))
 
 
+def _norm(v: np.ndarray) -> float:
+    return math.sqrt(float(v @ v))
+
+
 def _unit(v: np.ndarray) -> np.ndarray | None:
-    norm = float(np.linalg.norm(v))
-    return None if norm == 0.0 or not np.isfinite(norm) else v / norm
+    norm = _norm(v)
+    return None if norm == 0.0 or not math.isfinite(norm) else v / norm
 
 
 def blend_user_vector(
@@ -51,12 +56,13 @@ def blend_user_vector(
 ) -> UserVector | None:
     """Blend the trained embedding with the weighted mean of recent activity; None when neither exists."""
     act = None
-    if activity_embeddings.shape[0] and float(activity_weights.sum()) > 0:
-        act = _unit((activity_weights[:, None] * activity_embeddings).sum(axis=0) / activity_weights.sum())
+    total = float(activity_weights.sum()) if activity_embeddings.shape[0] else 0.0
+    if total > 0:  # the weighted mean's direction (the mean itself is unit-normalised)
+        act = _unit(activity_weights @ activity_embeddings.astype(np.float64))
     base = _unit(user_embedding) if user_embedding is not None else None
     if base is None and act is None:
         return None
-    scale = float(np.linalg.norm(user_embedding)) if base is not None else 1.0
+    scale = _norm(user_embedding) if base is not None and user_embedding is not None else 1.0
     if base is None:
         vec = act
     elif act is None:

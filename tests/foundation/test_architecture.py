@@ -32,6 +32,7 @@ LAYERS: dict[str, int] = {
     "recsys.click_through": 0,
     "recsys.heap": 0,
     "recsys.timestamps": 0,
+    "recsys.huge_pages": 0,
     "recsys.aws": 1,
     "recsys.secrets": 1,
     "recsys.storage": 1,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from recsys.serving.filters import apply_rules, max_per_category
-from recsys.serving.rules import Fill, FillOrder, select
+from recsys.serving.rules import RANKED_CHUNK, Fill, FillOrder, select
 
 
 def _world(rng: np.random.Generator, n: int, n_cats: int, skew: float):
@@ -50,6 +50,56 @@ def test_select_equals_the_reference_walk(seed):
     assert got.rows.tolist() == ref_rows
     assert got.scores.tolist() == pytest.approx(ref_scores)
     assert got.origins == ref_origins
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_a_ranked_list_walked_unchecked_equals_the_reference_walk(seed):
+    # the candidate step's list: unique rows, none excluded, all in the allowed category; often longer than
+    # the head that select walks first
+    rng = np.random.default_rng(300 + seed)
+    n = int(rng.integers(50, 3000))
+    n_cats = int(rng.choice([1, 2, 3, 8, 20]))
+    codes, popularity = _world(rng, n, n_cats, skew=float(rng.choice([0.0, 5.0])))
+    k = int(rng.integers(1, 60))
+    excluded = rng.choice(n, size=min(n // 2, int(rng.integers(0, 300))), replace=False).astype(np.int64)
+    allowed = int(rng.integers(0, n_cats)) if rng.uniform() < 0.25 else None
+    free = np.setdiff1d(np.arange(n), excluded)
+    if allowed is not None:
+        free = free[codes[free] == allowed]
+    ranked = rng.permutation(free)[: int(rng.integers(0, 400))].astype(np.int64)
+    if rng.uniform() < 0.5:  # one category at the top: the cap turns most of the head away
+        ranked = ranked[np.argsort(codes[ranked] != codes[ranked[:1]].sum(), kind="stable")]
+    scores = np.sort(rng.normal(size=ranked.shape[0]))[::-1]
+    cap = max_per_category(k, float(rng.choice([0.1, 0.2, 0.5, 1.0])))
+    order = np.argsort(-popularity, kind="stable")
+    ref_rows, ref_scores, ref_origins = _reference(
+        ranked, scores, codes, k, excluded, [(order, popularity, "popular")], cap, allowed
+    )
+    fills = [Fill(FillOrder.build(order, codes, n_cats), popularity, "popular")]
+    got = select(ranked, scores, codes, n_cats, k, excluded, fills, cap, allowed, ranked_free=True)
+    assert got.rows.tolist() == ref_rows
+    assert got.scores.tolist() == pytest.approx(ref_scores)
+    assert got.origins == ref_origins
+
+
+@pytest.mark.parametrize("shift", [-1, 0, 1, 40])
+def test_a_ranked_list_walked_unchecked_past_its_head_equals_the_reference_walk(shift):
+    # one category fills the head of the list and its cap: the walk goes on past the head, and the row at
+    # the boundary (the other category) is picked
+    k, n = 20, 1_000
+    codes = np.arange(n) % 2
+    head = max(2 * k + 16, RANKED_CHUNK) + shift
+    ranked = np.concatenate([np.arange(0, 2 * head, 2), np.arange(1, 201, 2)]).astype(np.int64)
+    scores = np.linspace(1, 0, ranked.shape[0])
+    popularity = np.linspace(1, 0, n)
+    cap = max_per_category(k)
+    ref_rows, _, ref_origins = _reference(
+        ranked, scores, codes, k, np.zeros(0, np.int64), [(np.arange(n), popularity, "popular")], cap, None
+    )
+    fills = [Fill(FillOrder.build(np.arange(n), codes, 2), popularity, "popular")]
+    got = select(ranked, scores, codes, 2, k, np.zeros(0, np.int64), fills, cap, ranked_free=True)
+    assert got.rows.tolist() == ref_rows
+    assert got.origins == ref_origins == ["model"] * k
 
 
 @pytest.mark.parametrize("seed", range(10))
