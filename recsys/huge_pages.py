@@ -9,8 +9,8 @@ such memory: the anonymous mappings of at least `MIN_BYTES` that appear while it
 kernel's background scan gets to them. (bench/results/serving.md: ~3 % of a request at 100k videos.)
 
 It is a speed-up only: on another OS, an older kernel, or with transparent huge pages set to `never`, the
-memory stays as it was and nothing fails. Another thread's mapping made meanwhile may get the same advice,
-which is harmless.
+memory stays as it was and nothing fails. Another thread's mapping made meanwhile, or an older one the
+kernel merged with a new one, may get the same advice, which is harmless.
 """
 
 from __future__ import annotations
