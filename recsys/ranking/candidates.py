@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from recsys.ranking.row_sets import member_of
+from recsys.ranking.row_sets import member_of, sorted_unique
 
 SECONDS_PER_DAY = 86_400.0
 MISSING_DAYS = 3650.0
@@ -100,7 +100,7 @@ class NeighbourTable:
             return empty, empty
         starts = self.offsets[rows]
         lengths = self.offsets[rows + 1] - starts
-        total = int(lengths.sum())
+        total = int(np.add.reduce(lengths))
         if total == 0:
             return empty, empty
         # numpy's methods, not its functions: the functions add a Python-level dispatch to every call
@@ -309,10 +309,12 @@ def top_reached(
 def _best(rows: np.ndarray, vals: np.ndarray, n: int) -> np.ndarray:
     """The `n` best of ascending `rows` by `vals`, best first, ties to the lower row."""
     if rows.size > n:
-        nth = np.partition(vals, rows.size - n)[rows.size - n]  # the n-th largest score
+        part = vals.copy()
+        part.partition(rows.size - n)
+        nth = part[rows.size - n]  # the n-th largest score
         above = vals > nth
-        tied = np.flatnonzero(vals == nth)[: n - int(np.count_nonzero(above))]  # lowest rows first
-        pick = np.concatenate([np.flatnonzero(above), tied])
+        tied = (vals == nth).nonzero()[0][: n - int(np.count_nonzero(above))]  # lowest rows first
+        pick = np.concatenate([above.nonzero()[0], tied])
         rows, vals = rows[pick], vals[pick]
     return rows[np.lexsort((rows, -vals))].astype(np.int64)
 
@@ -366,7 +368,7 @@ def user_candidates(
             dense_tt = cat.video_embeddings @ vector
             mask = eligible if eligible is not None else eligible_rows(cat.n, excluded, allowed)
             tops["two_tower"] = top_rows(dense_tt, cfg.per_source, mask)
-    rows = np.unique(np.concatenate([tops[src] for src in SOURCES]))
+    rows = sorted_unique(np.concatenate([tops[src] for src in SOURCES]))
     ranks = np.full((len(SOURCES), rows.size), float(cfg.per_source))
     for j, src in enumerate(SOURCES):
         ranks[j, rows.searchsorted(tops[src])] = np.arange(tops[src].size)
@@ -397,7 +399,7 @@ def user_candidates(
     for j, src in enumerate(SOURCES):
         features[:, 2 * j] = scores[src]
         features[:, 2 * j + 1] = ranks[j]
-    user_columns = [(ranks < cfg.per_source).sum(axis=0), cat.trending[rows], age, affinity]
+    user_columns = [np.add.reduce(ranks < cfg.per_source, axis=0), cat.trending[rows], age, affinity]
     user_columns += [np.log1p(hist.size), since]  # the same for every candidate
     for j, column in enumerate(user_columns, start=2 * len(SOURCES)):
         features[:, j] = column

@@ -13,6 +13,18 @@ import numpy as np
 DENSE_FROM_VALUES = 1_000  # from this many values, with the rows' range given, one bool per row
 
 
+def sorted_unique(values: np.ndarray) -> np.ndarray:
+    """`np.unique(values)` of an integer array (ascending, each value once), without its layers of Python."""
+    out = np.array(values, dtype=np.int64).ravel()  # a copy: sorted in place
+    out.sort()
+    if out.size < 2:
+        return out
+    keep = np.empty(out.size, dtype=bool)
+    keep[0] = True
+    np.not_equal(out[1:], out[:-1], out=keep[1:])
+    return out[keep]
+
+
 def member_of(values: np.ndarray, pool: np.ndarray, n_rows: int | None = None) -> np.ndarray:
     """A bool per value: True where it is in `pool` (`np.isin(values, pool)`, for a small `pool`).
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from recsys.ranking.candidates import SOURCES
+from recsys.ranking.row_sets import sorted_unique
 from recsys.serving.filters import max_per_category
 from recsys.serving.reasons import reasons as explain
 from recsys.serving.rules import Fill, Selection, select
@@ -71,7 +72,7 @@ def user_query(
     recent_rows = model.rows_of([str(a["video_id"]) for a in recent])
     watched = model.watched_rows(user_id)
     excluded = (
-        np.unique(np.concatenate([watched.astype(np.int64), act_rows_all]))
+        sorted_unique(np.concatenate([watched.astype(np.int64), act_rows_all]))
         if exclude_watched
         else np.zeros(0, dtype=np.int64)
     )

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from recsys.ranking.row_sets import member_of
+from recsys.ranking.row_sets import member_of, sorted_unique
 
 # How many rows of a FillOrder's head the chunked walk may look at, beyond `need` and the blocked rows.
 HEAD_WALK_EXTRA = 256
@@ -96,7 +96,7 @@ class _State:
     @property
     def excluded(self) -> np.ndarray:
         if self._excluded is None:
-            self._excluded = np.unique(np.asarray(self.excluded_given, dtype=np.int64))
+            self._excluded = sorted_unique(self.excluded_given)
         return self._excluded
 
     @property
@@ -161,7 +161,7 @@ def _walk(
     state.picks.append((rows[accept], scores[accept], origin))
     state.overflow.append((rows[~accept], scores[~accept], origin))
     state.counts += np.bincount(cats[accept], minlength=state.counts.shape[0])
-    state.n_picks += int(accept.sum())
+    state.n_picks += int(np.count_nonzero(accept))
 
 
 def _category_head(state: _State, order: FillOrder, c: int, start_pos: int, want: int) -> np.ndarray:

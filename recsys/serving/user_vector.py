@@ -56,7 +56,7 @@ def blend_user_vector(
 ) -> UserVector | None:
     """Blend the trained embedding with the weighted mean of recent activity; None when neither exists."""
     act = None
-    total = float(activity_weights.sum()) if activity_embeddings.shape[0] else 0.0
+    total = float(np.add.reduce(activity_weights)) if activity_embeddings.shape[0] else 0.0
     if total > 0:  # the weighted mean's direction (the mean itself is unit-normalised)
         act = _unit(activity_weights @ activity_embeddings.astype(np.float64))
     base = _unit(user_embedding) if user_embedding is not None else None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recsys.ranking.row_sets import DENSE_FROM_VALUES, member_of
+from recsys.ranking.row_sets import DENSE_FROM_VALUES, member_of, sorted_unique
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -28,3 +28,14 @@ def test_member_of_equals_isin(seed):
         False,
         False,
     ]
+
+
+@pytest.mark.parametrize("size", [0, 1, 2, 7, 500])
+def test_sorted_unique_equals_unique_and_leaves_its_input_alone(size):
+    rng = np.random.default_rng(size)
+    values = rng.integers(-5, 40, size).astype(np.int32)
+    before = values.copy()
+    got = sorted_unique(values)
+    assert got.tolist() == np.unique(values).tolist()
+    assert got.dtype == np.int64
+    assert values.tolist() == before.tolist()
