@@ -37,8 +37,18 @@ N_CLUSTERS = 512
 CATEGORIES = [f"cat{i:02d}" for i in range(20)]
 
 
+def served_candidate_settings(per_source: int | None = None) -> dict[str, float]:
+    """The candidate settings a version trained today records (the pipeline's defaults; `per_source` set
+    to compare), so the synthetic model serves as many candidates per source as a real one."""
+    from recsys.pipeline_config import PipelineConfig
+    from recsys.sources.fit import source_settings
+
+    found = source_settings(PipelineConfig().sources).to_dict()
+    return found if per_source is None else {**found, "per_source": per_source}
+
+
 def neighbour_sources(
-    video_ids: np.ndarray, rng: np.random.Generator, per_video: int = 100
+    video_ids: np.ndarray, rng: np.random.Generator, per_video: int = 100, per_source: int | None = None
 ) -> dict[str, Any]:
     """An item-item neighbour table as the pipeline's sources.npz holds it (`per_video` random neighbours
     with positive weights per video), so the item-item and recent-activity sources do their work."""
@@ -46,7 +56,7 @@ def neighbour_sources(
     return {"video_ids": video_ids, "neighbour_offsets": np.arange(0, n * per_video + 1, per_video, dtype=np.int64),
             "neighbour_idx": rng.integers(0, n, n * per_video).astype(np.int32),
             "neighbour_weight": rng.uniform(0.001, 0.1, n * per_video).astype(np.float32),
-            "info": {"served": "ranker"}}  # fmt: skip
+            "info": {"served": "ranker", "candidates": served_candidate_settings(per_source)}}  # fmt: skip
 
 
 def clustered(n: int, rng: np.random.Generator, centers: np.ndarray) -> np.ndarray:
@@ -152,6 +162,7 @@ def synthetic_model(
     seed: int = 1,
     ranker_shape: tuple[int, int] = (100, 4),
     index_cache: Path | None = None,
+    per_source: int | None = None,
 ):
     """A synthetic serving model of `n` videos; its HNSW graph is kept in `index_cache` (a folder), keyed by
     a digest of the embeddings, so a later run at 1M videos skips the five-minute build."""
@@ -176,7 +187,15 @@ def synthetic_model(
     history = {"user_id": users.tolist(),
                "watched": [[str(x) for x in rng.integers(0, n, 20)] for _ in range(n_users)],
                "top_categories": [[CATEGORIES[i % len(CATEGORIES)]] for i in range(n_users)]}  # fmt: skip
-    arrays = assemble_bundle(video_ids, emb, catalog, users, uemb, history, neighbour_sources(video_ids, rng))
+    arrays = assemble_bundle(
+        video_ids,
+        emb,
+        catalog,
+        users,
+        uemb,
+        history,
+        neighbour_sources(video_ids, rng, per_source=per_source),
+    )
     cached: Path | None = None
     if index_cache is not None:
         digest = hashlib.sha256(np.ascontiguousarray(arrays["video_embeddings"]).tobytes()).hexdigest()[:16]
@@ -200,12 +219,15 @@ def bench_latency(
     ranker_shape: tuple[int, int] = (100, 4),
     index_cache: Path | None = None,
     runs: int = 1,
+    per_source: int | None = None,
 ) -> dict[str, Any]:
     from recsys.config import ServingConfig, load_settings
     from recsys.serving.service import RecommendationService
 
     n_users = 2000
-    model, build_s = synthetic_model(n, n_users, ranker_shape=ranker_shape, index_cache=index_cache)
+    model, build_s = synthetic_model(
+        n, n_users, ranker_shape=ranker_shape, index_cache=index_cache, per_source=per_source
+    )
     store_videos: dict[str, dict[str, Any]] = {}
     now = int(time.time())
     rng = np.random.default_rng(2)
@@ -254,6 +276,7 @@ def bench_latency(
         return float(statistics.median(r[key] for r in per_run))
 
     return {"n": n, "index": model.index.kind, "index_build_s": build_s, "iterations": iterations,
+            "per_source": model.sources_info["candidates"]["per_source"],
             "runs": per_run,  # each run's figures; the keys below are their medians
             "p50_ms": median("p50_ms"), "p99_ms": median("p99_ms"), "mean_ms": median("mean_ms"),
             "cpu_p50_ms": median("cpu_p50_ms"), "cpu_p99_ms": median("cpu_p99_ms"),
@@ -338,6 +361,8 @@ def main() -> None:
                         help="a folder that keeps each synthetic catalogue's HNSW graph between runs")  # fmt: skip
     parser.add_argument("--runs", type=int, default=1, help="latency runs per size (one model built)")
     parser.add_argument("--skip-import", action="store_true", help="skip the cold import and package size")
+    parser.add_argument("--per-source", default="",
+                        help="comma-separated candidates per source to compare (default: the pipeline's)")  # fmt: skip
     args = parser.parse_args()
     os.environ.setdefault("RECSYS_ENV", "local")
     result: dict[str, Any] = {"machine": machine()}
@@ -349,7 +374,9 @@ def main() -> None:
         print(f"latency n={n}…", file=sys.stderr)
         shape = (args.ranker_trees, args.ranker_depth)
         iterations = 2000 if n <= 100_000 else 1000
-        result["latency"].append(bench_latency(n, iterations, shape, args.index_cache, args.runs))
+        for per_source in [int(x) for x in args.per_source.split(",") if x] or [None]:
+            found = bench_latency(n, iterations, shape, args.index_cache, args.runs, per_source)
+            result["latency"].append(found)
     if not args.skip_import:
         print("cold import…", file=sys.stderr)
         result["cold_import"] = cold_import()
