@@ -75,6 +75,46 @@ def scores_at(sets: list[SparseScores], rows: np.ndarray) -> list[np.ndarray]:
 
 
 @dataclass(frozen=True)
+class NeighbourHits:
+    """A user's history rows' neighbour entries grouped by the row they reach: which history row (`owner`,
+    an index into the history) gives each reached row what weight. Kept from the candidate step so that a
+    reason ("because you watched ...") needs no second read of the neighbour lists."""
+
+    rows: np.ndarray  # the reached rows, ascending (SparseScores.rows)
+    group_start: np.ndarray  # bool per entry: the first entry of its reached row
+    owner: np.ndarray  # per entry: its history row's index in the history
+    weight: np.ndarray  # per entry: the neighbour weight
+
+    def nearest(self, rows: np.ndarray, first_owner: int = 0) -> np.ndarray:
+        """Per row of `rows`: the history index (at least `first_owner`) whose neighbour list gives it the
+        largest positive weight, the latest on ties, or -1 where none does. The same anchor as
+        `NeighbourTable.nearest(history[first_owner:][::-1], rows)`, as an index into the history."""
+        rows = np.asarray(rows, dtype=np.int64)
+        best = np.full(rows.size, -1, dtype=np.int64)
+        if not rows.size or not self.rows.size:
+            return best
+        slot = np.minimum(self.rows.searchsorted(rows), self.rows.size - 1)
+        starts = np.append(self.group_start.nonzero()[0], self.owner.size)
+        lengths = np.where(self.rows[slot] == rows, starts[slot + 1] - starts[slot], 0)
+        total = int(np.add.reduce(lengths))
+        if not total:
+            return best
+        which = np.arange(rows.size).repeat(lengths)
+        entry = np.arange(total) + (starts[slot] - (lengths.cumsum() - lengths)).repeat(lengths)
+        owner, weight = self.owner[entry], self.weight[entry]
+        ok = (weight > 0) & (owner >= first_owner)
+        which, owner, weight = which[ok], owner[ok], weight[ok]
+        if not which.size:
+            return best
+        order = np.lexsort((-owner, -weight, which))  # per row: the largest weight, then the latest owner
+        which, owner = which[order], owner[order]
+        first = np.ones(which.size, dtype=bool)
+        np.not_equal(which[1:], which[:-1], out=first[1:])
+        best[which[first]] = owner[first]
+        return best
+
+
+@dataclass(frozen=True)
 class NeighbourTable:
     """Item-item weights as CSR over catalogue rows: the top-N neighbours of row i and their weights."""
 
@@ -117,9 +157,17 @@ class NeighbourTable:
         """`sparse_scores(rows, w)` for each `w` of `weight_sets` (None: every row weighs 1), from one read of
         the neighbour lists: every set is on the rows that any of `rows` reaches, and scores 0 where its
         weights give nothing (e.g. the recent-activity weights, 0 beyond the last events)."""
+        return self.score_sets_and_hits(rows, weight_sets)[0]
+
+    def score_sets_and_hits(
+        self, rows: np.ndarray, weight_sets: list[np.ndarray | None]
+    ) -> tuple[list[SparseScores], NeighbourHits]:
+        """`sparse_score_sets`, and the entries it read grouped by reached row (`NeighbourHits`)."""
         owner, pos = self._entries(rows)
         if not pos.size:
-            return [SparseScores.empty() for _ in weight_sets]
+            empty = np.zeros(0, np.int64)
+            hits = NeighbourHits(empty, np.zeros(0, bool), empty, np.zeros(0))
+            return [SparseScores.empty() for _ in weight_sets], hits
         # The entries sorted by (neighbour, position): one sort of packed int64 keys is several times faster
         # than an argsort, and each neighbour's weights are summed in their original order (as bincount).
         keys = (self.neighbours[pos].astype(np.int64) << 32) | np.arange(pos.size, dtype=np.int64)
@@ -131,12 +179,13 @@ class NeighbourTable:
         slot = first.cumsum() - 1
         entry = keys & 0xFFFFFFFF
         w = self.weights[pos[entry]].astype(np.float64)
+        owner = owner[entry]
         out = []
         reached_rows = reached[first]  # one array for every set: `scores_at` searches it once for all
         for row_weights in weight_sets:
-            weighted = w if row_weights is None else w * np.asarray(row_weights, np.float64)[owner[entry]]
+            weighted = w if row_weights is None else w * np.asarray(row_weights, np.float64)[owner]
             out.append(SparseScores(reached_rows, np.bincount(slot, weights=weighted)))
-        return out
+        return out, NeighbourHits(reached_rows, first, owner, w)
 
     def scores(self, rows: np.ndarray, row_weights: np.ndarray | None = None) -> np.ndarray:
         """Dense [n] sum over `rows` of their neighbour weights (times `row_weights`)."""
@@ -242,6 +291,7 @@ class CandidateSet:
     features: np.ndarray  # [len(rows), len(CANDIDATE_FEATURES)]
     best_source: np.ndarray  # per row, the index in SOURCES of the source that ranks it best
     scores: dict[str, np.ndarray] = field(default_factory=dict)  # per source, aligned with rows
+    hits: NeighbourHits | None = None  # the history's neighbour entries by reached row (for reasons)
 
     def __len__(self) -> int:
         return int(self.rows.shape[0])
@@ -338,7 +388,7 @@ def user_candidates(
     recent_weights[hist.size - n_recent :] = cfg.recent_decay ** np.arange(
         n_recent - 1, -1, -1, dtype=np.float64
     )
-    item_item, recent_scores = cat.neighbours.sparse_score_sets(hist, [None, recent_weights])
+    (item_item, recent_scores), hits = cat.neighbours.score_sets_and_hits(hist, [None, recent_weights])
     reached = item_item.rows  # the rows both neighbour sources reach (one array)
     reached_ok = ~member_of(reached, excluded) if eligible is None else eligible[reached]
     if eligible is None:  # the head of the popularity order, less the excluded rows in it
@@ -411,6 +461,7 @@ def user_candidates(
         features=features,
         best_source=best,
         scores=scores,
+        hits=hits,
     )
 
 

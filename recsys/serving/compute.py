@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from recsys.ranking.candidates import SOURCES
+from recsys.ranking.candidates import SOURCES, NeighbourHits
 from recsys.ranking.row_sets import sorted_unique
 from recsys.serving.filters import max_per_category
 from recsys.serving.reasons import reasons as explain
@@ -105,16 +105,16 @@ def rank_sources_many(
     queries: Sequence[UserQuery],
     category: str | None,
     now_ts: int,
-) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, NeighbourHits | None]]:
     """The candidate step of each query (with a vector): the union of the sources' top lists ordered by the
     served choice (the ranker over per-source features, or the single source the evaluation chose;
     `recsys.serving.sources`), one ranker call for all of them. Without the ranker (flag `ranking_enabled`
-    off) the two-tower order stands. Returns rows, scores and each row's source (its index in SOURCES), per
-    query."""
+    off) the two-tower order stands. Returns rows, scores, each row's source (its index in SOURCES) and the
+    history's neighbour entries by reached row (for reasons), per query."""
     allowed = model.category_masks[category] if category is not None else None
     states = [user_state(history_rows(q), q.vector, q.excluded, _newest_ts(q.recent)) for q in queries]
     ranked = rank_candidates_many(model, states, now_ts, allowed, use_ranker=config.ranking)
-    return [(r.rows, r.scores, r.best_source) for r in ranked]
+    return [(r.rows, r.scores, r.best_source, r.hits) for r in ranked]
 
 
 def answer_many(
@@ -129,13 +129,13 @@ def answer_many(
     One request is a block of one; a batch block gets the same answer per user."""
     warm = [q for q in queries if q.vector is not None]
     ranked = iter(rank_sources_many(model, config, warm, category, now_ts) if warm else [])
-    empty = (np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64))
+    empty = (np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64), None)
     out = []
     for q in queries:
-        rows, scores, best_source = next(ranked) if q.vector is not None else empty
+        rows, scores, best_source, hits = next(ranked) if q.vector is not None else empty
         chosen, source = choose(model, config, q, rows, scores, k, category)
         label_sources(chosen, rows, best_source)
-        out.append((chosen, source, reasons(model, q, chosen, now_ts)))
+        out.append((chosen, source, reasons(model, q, chosen, now_ts, hits)))
     return out
 
 
@@ -202,12 +202,19 @@ def choose(
     return selection, "model"
 
 
-def reasons(model: ServingModel, query: UserQuery, chosen: Selection, now_ts: int | None = None) -> list[str]:
-    """Why each chosen item is there, from the source that brought it (`recsys.serving.reasons`)."""
+def reasons(
+    model: ServingModel,
+    query: UserQuery,
+    chosen: Selection,
+    now_ts: int | None = None,
+    hits: NeighbourHits | None = None,
+) -> list[str]:
+    """Why each chosen item is there, from the source that brought it (`recsys.serving.reasons`); `hits`: the
+    candidate step's neighbour entries of this query's history, when it ran."""
     if not len(chosen):
         return []
     now_ts = int(time.time()) if now_ts is None else now_ts
-    return explain(model, chosen.rows, chosen.origins, history_rows(query), query.preferred, now_ts)
+    return explain(model, chosen.rows, chosen.origins, history_rows(query), query.preferred, now_ts, hits)
 
 
 def items(model: ServingModel, chosen: Selection, why: list[str]) -> list[dict[str, Any]]:

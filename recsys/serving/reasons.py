@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
+    from recsys.ranking.candidates import NeighbourHits
     from recsys.serving.model_store import ServingModel
 
 UNKNOWN_CATEGORY = "unknown"  # preprocessing's category for videos without one
@@ -44,16 +45,23 @@ def reasons(
     history: np.ndarray,
     preferred: list[str],
     now_ts: float,
+    hits: NeighbourHits | None = None,
 ) -> list[str]:
     """The sentence for each item `rows[i]` brought by `sources[i]` ("two_tower", "item_item", "recent",
-    "popularity", or the fill-up's "popular" / "trending"); the anchors' lookups done once for all items."""
+    "popularity", or the fill-up's "popular" / "trending"); the anchors' lookups done once for all items.
+    `hits`: the neighbour entries of this `history` that the candidate step read (else read again here)."""
     rows = np.asarray(rows, dtype=np.int64)
-    anchors = np.asarray(history, dtype=np.int64)[-ANCHORS:]
+    history = np.asarray(history, dtype=np.int64)
+    anchors = history[-ANCHORS:]
     out: list[str | None] = [None] * rows.size
     if anchors.size:
         by_neighbours = [i for i, s in enumerate(sources) if s in ("item_item", "recent")]
         if by_neighbours:
-            nearest = model.catalogue.neighbours.nearest(anchors[::-1], rows[by_neighbours])
+            if hits is not None:  # the candidate step's entries: an index into the history
+                at = hits.nearest(rows[by_neighbours], first_owner=history.size - anchors.size)
+                nearest = np.where(at >= 0, history[np.maximum(at, 0)], -1)
+            else:
+                nearest = model.catalogue.neighbours.nearest(anchors[::-1], rows[by_neighbours])
             for i, a in zip(by_neighbours, nearest.tolist(), strict=True):
                 if a >= 0:
                     out[i] = f"because you watched {model.video_ids[a]}"

@@ -19,6 +19,7 @@ from recsys.ranking.candidates import (
     RANKED,
     SOURCES,
     Catalogue,
+    NeighbourHits,
     NeighbourTable,
     SourceSettings,
     UserState,
@@ -91,6 +92,7 @@ class Ranked:
     scores: np.ndarray
     best_source: np.ndarray  # per row, the index in SOURCES of the source that ranks it best
     choice: str
+    hits: NeighbourHits | None = None  # the history's neighbour entries by reached row (for reasons)
 
 
 def served_choice(model: ServingModel, use_ranker: bool = True) -> str:
@@ -128,10 +130,10 @@ def rank_candidates_many(
     out = []
     for c, s in zip(cands, scores, strict=True):
         if not len(c):
-            out.append(Ranked(c.rows, np.zeros(0), c.best_source, choice))
+            out.append(Ranked(c.rows, np.zeros(0), c.best_source, choice, c.hits))
             continue
         idx, ordered = order(c, choice, s)
-        out.append(Ranked(c.rows[idx], ordered, c.best_source[idx], choice))
+        out.append(Ranked(c.rows[idx], ordered, c.best_source[idx], choice, c.hits))
     return out
 
 

@@ -108,6 +108,29 @@ def test_nearest_anchor_is_the_one_with_the_largest_positive_weight_first_on_tie
     assert tied.nearest(np.array([1, 0]), np.array([2, 0])).tolist() == [1, -1]
 
 
+@pytest.mark.parametrize("seed", range(30))
+def test_the_candidate_steps_hits_name_the_same_anchor_as_the_neighbour_lists(seed):
+    # reasons use the entries the candidate step read (NeighbourHits) instead of reading the lists again:
+    # the same anchor for every row, with ties, repeated history rows, weights <= 0 and a history cut
+    rng = np.random.default_rng(400 + seed)
+    n, per_row = int(rng.integers(5, 60)), int(rng.integers(1, 8))
+    offsets = np.arange(0, n * per_row + 1, per_row)
+    neighbours = rng.integers(0, n, n * per_row).astype(np.int32)
+    weights = rng.choice([-0.5, 0.0, 0.25, 0.5, 1.0], n * per_row).astype(np.float32)  # ties are common
+    table = NeighbourTable(offsets, neighbours, weights)
+    history = rng.integers(0, n, int(rng.integers(0, 30)))  # oldest first, repeats allowed
+    _, hits = table.score_sets_and_hits(history, [None])
+    rows = rng.choice(n, min(n, int(rng.integers(0, 15))), replace=False)
+    first = int(rng.integers(0, history.size + 1))
+    expected = table.nearest(history[first:][::-1], rows)
+    at = hits.nearest(rows, first_owner=first)
+    assert (
+        np.where(at >= 0, history[np.maximum(at, 0)] if history.size else -1, -1).tolist()
+        == expected.tolist()
+    )
+    assert (at[at >= 0] >= first).all()
+
+
 def _catalogue(table: NeighbourTable) -> Catalogue:
     n = table.n
     rng = np.random.default_rng(3)
