@@ -122,7 +122,7 @@ class ServingModel:
         if row is None:
             return None
         emb = self.user_embeddings[row]
-        return emb if np.any(emb) else None
+        return emb if emb.any() else None
 
     def watched_rows(self, user_id: str) -> np.ndarray:
         """Catalogue rows of the videos the user watched in the training data."""

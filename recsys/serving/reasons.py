@@ -70,7 +70,7 @@ def reasons(
     ]
     if personal and anchors.size:  # the watched video whose embedding is closest, when one is close
         sims = model.video_embeddings[rows[personal]] @ model.video_embeddings[anchors].T
-        best = np.argmax(sims, axis=1)
+        best = sims.argmax(axis=1)
         close = sims[np.arange(len(personal)), best] > 0
         for i, b, ok in zip(personal, best.tolist(), close.tolist(), strict=True):
             if ok:
