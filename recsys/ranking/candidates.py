@@ -361,12 +361,9 @@ def _best(rows: np.ndarray, vals: np.ndarray, n: int) -> np.ndarray:
     if rows.size > n:
         part = vals.copy()
         part.partition(rows.size - n)
-        nth = part[rows.size - n]  # the n-th largest score
-        above = vals > nth
-        tied = (vals == nth).nonzero()[0][: n - int(np.count_nonzero(above))]  # lowest rows first
-        pick = np.concatenate([above.nonzero()[0], tied])
+        pick = (vals >= part[rows.size - n]).nonzero()[0]  # at or above the n-th largest: n, more on ties
         rows, vals = rows[pick], vals[pick]
-    return rows[np.lexsort((rows, -vals))].astype(np.int64)
+    return rows[np.lexsort((rows, -vals))[:n]].astype(np.int64, copy=False)
 
 
 def user_candidates(

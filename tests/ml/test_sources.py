@@ -265,7 +265,7 @@ def test_reference_thresholds_are_available_as_configuration():
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_top_rows_is_the_head_of_the_full_sort_ties_to_the_lower_row(seed):
-    from recsys.ranking.candidates import eligible_rows, top_rows
+    from recsys.ranking.candidates import SparseScores, eligible_rows, top_reached, top_rows
 
     rng = np.random.default_rng(seed)
     scores = rng.integers(-3, 6, 500).astype(np.float64)  # many ties, some not positive
@@ -286,4 +286,9 @@ def test_top_rows_is_the_head_of_the_full_sort_ties_to_the_lower_row(seed):
             assert (
                 top_rows(scores, n, eligible, positive_only, order=order, ineligible=bound).tolist() == want
             )
+            if positive_only:  # the neighbour sources' sparse scores: the same rows, same order
+                reached = np.flatnonzero(scores != 0)
+                sparse = SparseScores(reached, scores[reached])
+                assert top_reached(sparse, n, eligible).tolist() == want
+                assert top_reached(sparse, n, reached_ok=eligible[reached]).tolist() == want
     assert top_rows(scores, 0, eligible_rows(500, excluded)).size == 0
