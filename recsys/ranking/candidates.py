@@ -40,6 +40,10 @@ CANDIDATE_FEATURES: list[str] = [
     "user_days_since_last",
 ]
 RANKED = "ranker"  # the served choice when the ranked list beats every single source
+_COLUMN = {name: i for i, name in enumerate(CANDIDATE_FEATURES)}
+_SCORE_COLUMNS = [_COLUMN[f"{src}_score"] for src in SOURCES]
+_RANK_COLUMNS = [_COLUMN[f"{src}_rank"] for src in SOURCES]
+_SOURCE_CODES = np.arange(len(SOURCES))
 
 
 @dataclass(frozen=True)
@@ -415,41 +419,41 @@ def user_candidates(
             dense_tt = cat.video_embeddings @ vector
             mask = eligible if eligible is not None else eligible_rows(cat.n, excluded, allowed)
             tops["two_tower"] = top_rows(dense_tt, cfg.per_source, mask)
-    rows = sorted_unique(np.concatenate([tops[src] for src in SOURCES]))
+    listed = [tops[src] for src in SOURCES]
+    sizes = [t.size for t in listed]
+    every = np.concatenate(listed)
+    rows = sorted_unique(every)
+    # Each listed row's rank in its source, in one scatter; `per_source` where a source did not list it.
     ranks = np.full((len(SOURCES), rows.size), float(cfg.per_source))
-    for j, src in enumerate(SOURCES):
-        ranks[j, rows.searchsorted(tops[src])] = np.arange(tops[src].size)
+    ranks[_SOURCE_CODES.repeat(sizes), rows.searchsorted(every)] = np.concatenate(
+        [np.arange(n) for n in sizes]
+    )
     if hist.size:  # the share of the user's history in each candidate's category
         codes = cat.category_codes
         affinity = (np.bincount(codes[hist], minlength=cat.n_categories) / hist.size)[codes[rows]]
     else:
         affinity = np.zeros(rows.size)
-    upload = np.asarray(cat.upload_ts[rows], dtype=np.float64)
-    age = np.maximum((now_ts - upload) / SECONDS_PER_DAY, 0.0)
     since = (
         MISSING_DAYS if user.last_ts is None else max(0.0, (now_ts - float(user.last_ts)) / SECONDS_PER_DAY)
     )
+    features = np.empty((rows.size, len(CANDIDATE_FEATURES)))  # columns in model order (_COLUMN)
+    two_tower, item_item_col, recent_col, popularity_col = _SCORE_COLUMNS
     if dense_tt is not None:
-        tt = dense_tt[rows]
+        features[:, two_tower] = dense_tt[rows]
     elif has_vector:
-        tt = cat.video_embeddings[rows] @ vector
+        features[:, two_tower] = cat.video_embeddings[rows] @ vector  # float32, exact in float64
     else:
-        tt = np.zeros(rows.size, dtype=np.float32)
-    item_item_at, recent_at = scores_at([item_item, recent_scores], rows)
-    scores = {  # every source's score of every candidate (two-tower in float32: exact in float64)
-        "two_tower": tt,
-        "item_item": item_item_at,
-        "recent": recent_at,
-        "popularity": np.asarray(cat.popularity[rows], dtype=np.float64),
-    }
-    features = np.empty((rows.size, len(CANDIDATE_FEATURES)))  # filled column by column, model order
-    for j, src in enumerate(SOURCES):
-        features[:, 2 * j] = scores[src]
-        features[:, 2 * j + 1] = ranks[j]
-    user_columns = [np.add.reduce(ranks < cfg.per_source, axis=0), cat.trending[rows], age, affinity]
-    user_columns += [np.log1p(hist.size), since]  # the same for every candidate
-    for j, column in enumerate(user_columns, start=2 * len(SOURCES)):
-        features[:, j] = column
+        features[:, two_tower] = 0.0
+    features[:, item_item_col], features[:, recent_col] = scores_at([item_item, recent_scores], rows)
+    features[:, popularity_col] = cat.popularity[rows]
+    features[:, _RANK_COLUMNS] = ranks.T
+    features[:, _COLUMN["n_sources"]] = np.add.reduce(ranks < cfg.per_source, axis=0)
+    features[:, _COLUMN["trending"]] = cat.trending[rows]
+    features[:, _COLUMN["video_age_days"]] = np.maximum((now_ts - cat.upload_ts[rows]) / SECONDS_PER_DAY, 0.0)
+    features[:, _COLUMN["category_affinity"]] = affinity
+    features[:, _COLUMN["user_log_items"]] = np.log1p(hist.size)  # the same for every candidate
+    features[:, _COLUMN["user_days_since_last"]] = since
+    scores = {src: features[:, j] for src, j in zip(SOURCES, _SCORE_COLUMNS, strict=True)}  # every row's
     if not np.isfinite(features).all():
         np.nan_to_num(features, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
     best = ranks.argmin(axis=0) if rows.size else np.zeros(0, np.int64)
