@@ -122,7 +122,7 @@ class SourcesConfig(_Strict):
     knn_shrink: float = Field(10.0, ge=0.0)
     knn_max_history: int = Field(200, ge=1, description="item-kNN: each user's latest items only")
     # 50: the ranked list's nDCG@10 is 2-3 % above 100's on MovieLens and the synthetic data, its Recall@100
-    # 6-12 % below; a request costs 16 % less (bench/results/quality.md, serving.md)
+    # 6-12 % below; a request costs 12-14 % less (bench/results/quality.md, serving.md)
     per_source: int = Field(50, ge=1, description="candidates each source contributes")
     recent_events: int = Field(10, ge=1, description="recent-activity source: the user's last N items")
     recent_decay: float = Field(0.7, gt=0.0, le=1.0, description="weight of the j-th newest item: decay**j")
