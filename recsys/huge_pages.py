@@ -5,8 +5,10 @@ With 4 KiB pages nearly every node read also misses the TLB, and the page tables
 caches between requests. numpy already asks the kernel for huge pages for its large arrays; hnswlib's C++
 allocation does not, and Python cannot reach it. `huge_pages_for_new_memory()` wraps the code that allocates
 such memory: the anonymous mappings of at least `MIN_BYTES` that appear while it runs are marked
-`MADV_HUGEPAGE` and collapsed into huge pages at once (`MADV_COLLAPSE`, Linux 6.1+), not whenever the
-kernel's background scan gets to them. (bench/results/serving.md: ~3 % of a request at 100k videos.)
+`MADV_HUGEPAGE` and collapsed into huge pages (`MADV_COLLAPSE`, Linux 6.1+) by a background thread, not
+whenever the kernel's own scan gets to them (minutes for a large index). The collapse copies the memory
+(1.4 s for the 1M-video index here): the index answers meanwhile, so a model load does not wait for it.
+(bench/results/serving.md: ~3 % of a request at 100k videos.)
 
 It is a speed-up only: on another OS, an older kernel, or with transparent huge pages set to `never`, the
 memory stays as it was and nothing fails. Another thread's mapping made meanwhile, or an older one the
@@ -19,8 +21,10 @@ import ctypes
 import ctypes.util
 import logging
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +79,7 @@ def huge_pages_for_new_memory() -> Iterator[None]:
 
 
 def _advise(spans: list[tuple[int, int]]) -> int:
+    """Mark the spans for huge pages now; collapse them on a daemon thread (ctypes lets go of the GIL)."""
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
         madvise = libc.madvise
@@ -82,9 +87,14 @@ def _advise(spans: list[tuple[int, int]]) -> int:
         return 0
     madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
     madvise.restype = ctypes.c_int
-    advised = 0
+    advised = [(first, last) for first, last in spans if madvise(first, last - first, MADV_HUGEPAGE) == 0]
+    if advised:
+        threading.Thread(
+            target=_collapse, args=(madvise, advised), name="huge-page-collapse", daemon=True
+        ).start()
+    return len(advised)
+
+
+def _collapse(madvise: Any, spans: list[tuple[int, int]]) -> None:
     for first, last in spans:
-        if madvise(first, last - first, MADV_HUGEPAGE) == 0:
-            advised += 1
-            madvise(first, last - first, MADV_COLLAPSE)  # best effort: EINVAL before Linux 6.1
-    return advised
+        madvise(first, last - first, MADV_COLLAPSE)  # best effort: EINVAL before Linux 6.1
