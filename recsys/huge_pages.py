@@ -7,7 +7,9 @@ allocation does not, and Python cannot reach it. `huge_pages_for_new_memory()` w
 such memory: the anonymous mappings of at least `MIN_BYTES` that appear while it runs are marked
 `MADV_HUGEPAGE` and collapsed into huge pages (`MADV_COLLAPSE`, Linux 6.1+) by a background thread, not
 whenever the kernel's own scan gets to them (minutes for a large index). The collapse copies the memory
-(1.4 s for the 1M-video index here): the index answers meanwhile, so a model load does not wait for it.
+(1.4 s for the 1M-video index here): the index answers meanwhile, so a model load does not wait for it. A
+fork waits for it to finish (the batch path forks workers after loading the model): a collapse after the
+fork would give the parent its own copy of pages its children still share.
 (bench/results/serving.md: ~3 % of a request at 100k videos.)
 
 It is a speed-up only: on another OS, an older kernel, or with transparent huge pages set to `never`, the
@@ -20,6 +22,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
+import os
 import sys
 import threading
 from collections.abc import Iterator
@@ -33,6 +36,7 @@ MIN_BYTES = 4 << 20  # mappings this large or larger (glibc's own mmap threshold
 MADV_HUGEPAGE = 14
 MADV_COLLAPSE = 25
 MAPS = "/proc/self/maps"
+_collapsing: list[threading.Thread] = []  # collapses under way (a fork waits for them)
 
 
 def anonymous_mappings(maps_text: str) -> set[tuple[int, int]]:
@@ -89,12 +93,24 @@ def _advise(spans: list[tuple[int, int]]) -> int:
     madvise.restype = ctypes.c_int
     advised = [(first, last) for first, last in spans if madvise(first, last - first, MADV_HUGEPAGE) == 0]
     if advised:
-        threading.Thread(
+        thread = threading.Thread(
             target=_collapse, args=(madvise, advised), name="huge-page-collapse", daemon=True
-        ).start()
+        )
+        _collapsing.append(thread)
+        thread.start()
     return len(advised)
+
+
+def finish_collapsing() -> None:
+    """Wait for the background collapses started so far (before a fork; see the module)."""
+    while _collapsing:
+        _collapsing.pop().join()
 
 
 def _collapse(madvise: Any, spans: list[tuple[int, int]]) -> None:
     for first, last in spans:
         madvise(first, last - first, MADV_COLLAPSE)  # best effort: EINVAL before Linux 6.1
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=finish_collapsing)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import mmap
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -83,3 +84,26 @@ def test_without_proc_maps_the_block_runs_and_nothing_fails(monkeypatch):
     with huge_pages_for_new_memory():
         ran.append(bytearray(8 << 20))
     assert len(ran[0]) == 8 << 20
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="transparent huge pages are Linux's")
+def test_a_fork_waits_for_the_collapses_under_way(monkeypatch):
+    # a collapse after a fork would copy pages the children still share: the parent finishes them first
+    started, done = [], []
+
+    def slow_collapse(madvise, spans):
+        started.append(spans)
+        time.sleep(0.2)
+        done.append(spans)
+
+    monkeypatch.setattr(huge_pages, "_collapse", slow_collapse)
+    memory = mmap.mmap(-1, 8 << 20, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    try:
+        start = _address(memory)
+        span = huge_page_span(start, start + (8 << 20))
+        assert huge_pages._advise([span]) == 1
+        huge_pages.finish_collapsing()  # what os.register_at_fork runs before a fork
+        assert done == started == [[span]]
+        assert not huge_pages._collapsing
+    finally:
+        memory.close()
