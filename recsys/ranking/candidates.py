@@ -371,11 +371,18 @@ def _best(rows: np.ndarray, vals: np.ndarray, n: int) -> np.ndarray:
 
 
 def user_candidates(
-    cat: Catalogue, user: UserState, cfg: SourceSettings, now_ts: float, allowed: np.ndarray | None = None
+    cat: Catalogue,
+    user: UserState,
+    cfg: SourceSettings,
+    now_ts: float,
+    allowed: np.ndarray | None = None,
+    keep_hits: bool = False,
 ) -> CandidateSet:
     """The union of the sources' top-N for one user, with the ranker's features (CANDIDATE_FEATURES order).
 
-    `allowed` (a bool mask over rows) restricts candidates, e.g. to one category.
+    `allowed` (a bool mask over rows) restricts candidates, e.g. to one category. `keep_hits`: the set keeps
+    the neighbour entries it read (`NeighbourHits`, for serving's reasons); training and evaluation, which
+    hold thousands of candidate sets, do not.
     """
     excluded = np.asarray(user.history if user.exclude is None else user.exclude, dtype=np.int64)
     # A mask over the catalogue, once for the sources that need one: a category asked for, or the exact
@@ -462,7 +469,7 @@ def user_candidates(
         features=features,
         best_source=best,
         scores=scores,
-        hits=hits,
+        hits=hits if keep_hits else None,
     )
 
 

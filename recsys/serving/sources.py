@@ -117,7 +117,9 @@ def rank_candidates_many(
     user's answer is the one they get alone."""
     choice = served_choice(model, use_ranker)
     settings = candidate_settings(model.sources_info)
-    cands = [user_candidates(model.catalogue, state, settings, now_ts, allowed) for state in states]
+    cands = [
+        user_candidates(model.catalogue, state, settings, now_ts, allowed, keep_hits=True) for state in states
+    ]
     scores: list[np.ndarray | None] = [None] * len(cands)
     if choice == RANKED:
         sizes = [len(c) for c in cands]

@@ -186,6 +186,14 @@ def test_item_item_and_recent_scores_are_the_weighted_sums_of_the_history_and_it
     eligible = np.setdiff1d(np.flatnonzero(expected_recent > 0), hist)
     best = eligible[np.argsort(-expected_recent[eligible], kind="stable")][: cfg.per_source]
     assert set(from_recent.tolist()) == set(best.tolist())
+    # the neighbour entries are kept only when asked (serving's reasons), not in the thousands of candidate
+    # sets that training and evaluation hold
+    assert cands.hits is None
+    kept = user_candidates(cat, UserState(hist), cfg, now_ts=0.0, keep_hits=True)
+    assert (
+        kept.hits is not None and kept.hits.rows.tolist() == np.flatnonzero(dense[hist].any(axis=0)).tolist()
+    )
+    np.testing.assert_array_equal(kept.features, cands.features)
 
 
 def test_a_user_without_history_or_vector_gets_popular_candidates_only():
