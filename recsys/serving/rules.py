@@ -236,7 +236,6 @@ def select(
     fills: list[Fill],
     cap: int | None,
     allowed: int | None = None,
-    ranked_unique: bool = False,
     ranked_free: bool = False,
 ) -> Selection:
     """Pick k items: ranked candidates under the cap, then each fill source in order, then the cap relaxed.
@@ -244,10 +243,9 @@ def select(
     A FillOrder may only be the last fill source (the walk over it stops early).
 
     `excluded`: rows that never appear (sorted or not); `allowed`: the only category code allowed (a
-    request for one category); `cap`: items per category, None for no cap; `ranked_unique`: the ranked
-    rows hold no row twice (retrieval's output), so the walk need not check; `ranked_free`: besides, none of
-    them is excluded or outside `allowed` (the candidate step's output), so they are walked unchecked, a
-    short head first (k items usually come from the first few rows).
+    request for one category); `cap`: items per category, None for no cap; `ranked_free`: the ranked rows
+    hold no row twice, none excluded or outside `allowed` (the candidate step's output), so they are walked
+    unchecked, a short head first (k items usually come from the first few rows).
     """
     state = _State(
         codes=codes,
@@ -266,7 +264,7 @@ def select(
             _walk(state, ranked_rows[start:end], ranked_scores[start:end], "model", free=True)
             start = end
     else:
-        _walk(state, ranked_rows, ranked_scores, "model", unique=ranked_unique)
+        _walk(state, ranked_rows, ranked_scores, "model")
     for i, fill in enumerate(fills):
         if state.need <= 0:
             break
