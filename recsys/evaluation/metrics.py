@@ -11,6 +11,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from recsys.ranking.row_sets import run_starts
+
 
 def hit_matrix(recommended: np.ndarray, relevant: Sequence[np.ndarray]) -> np.ndarray:
     """hits [n_users, K] from recommended item indices [n_users, K] and each user's relevant indices."""
@@ -123,7 +125,7 @@ def grouped_ndcg(groups: np.ndarray, labels: np.ndarray, scores: np.ndarray, k: 
     g, lab = groups[order], labels[order]
     if not g.size:
         return 0.0
-    starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
+    starts = np.flatnonzero(run_starts(g))
     sizes = np.diff(np.r_[starts, g.size])
     position = np.arange(g.size) - np.repeat(starts, sizes)  # rank within the group, 0-based
     depth = sizes if k is None else np.minimum(k, sizes)

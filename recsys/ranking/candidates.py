@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from recsys.ranking.row_sets import member_of, sorted_unique
+from recsys.ranking.row_sets import expand_ranges, member_of, run_starts, sorted_unique
 
 SECONDS_PER_DAY = 86_400.0
 MISSING_DAYS = 3650.0
@@ -100,11 +100,9 @@ class NeighbourHits:
         slot = np.minimum(self.rows.searchsorted(rows), self.rows.size - 1)
         starts = np.append(self.group_start.nonzero()[0], self.owner.size)
         lengths = np.where(self.rows[slot] == rows, starts[slot + 1] - starts[slot], 0)
-        total = int(np.add.reduce(lengths))
-        if not total:
+        which, entry = expand_ranges(starts[slot], lengths)
+        if not entry.size:
             return best
-        which = np.arange(rows.size).repeat(lengths)
-        entry = np.arange(total) + (starts[slot] - (lengths.cumsum() - lengths)).repeat(lengths)
         owner, weight = self.owner[entry], self.weight[entry]
         ok = (weight > 0) & (owner >= first_owner)
         which, owner, weight = which[ok], owner[ok], weight[ok]
@@ -112,8 +110,7 @@ class NeighbourHits:
             return best
         order = np.lexsort((-owner, -weight, which))  # per row: the largest weight, then the latest owner
         which, owner = which[order], owner[order]
-        first = np.ones(which.size, dtype=bool)
-        np.not_equal(which[1:], which[:-1], out=first[1:])
+        first = run_starts(which)
         best[which[first]] = owner[first]
         return best
 
@@ -143,14 +140,7 @@ class NeighbourTable:
         if rows.size == 0 or self.neighbours.size == 0:
             return empty, empty
         starts = self.offsets[rows]
-        lengths = self.offsets[rows + 1] - starts
-        total = int(np.add.reduce(lengths))
-        if total == 0:
-            return empty, empty
-        # numpy's methods, not its functions: the functions add a Python-level dispatch to every call
-        owner = np.arange(rows.size).repeat(lengths)
-        pos = np.arange(total) + (starts - (lengths.cumsum() - lengths)).repeat(lengths)
-        return owner, pos
+        return expand_ranges(starts, self.offsets[rows + 1] - starts)
 
     def sparse_scores(self, rows: np.ndarray, row_weights: np.ndarray | None = None) -> SparseScores:
         """The sum over `rows` of their neighbour weights (times `row_weights`), on the rows it reaches only:
@@ -177,9 +167,7 @@ class NeighbourTable:
         keys = (self.neighbours[pos].astype(np.int64) << 32) | np.arange(pos.size, dtype=np.int64)
         keys.sort()
         reached = keys >> 32
-        first = np.empty(keys.size, dtype=bool)
-        first[0] = True
-        np.not_equal(reached[1:], reached[:-1], out=first[1:])
+        first = run_starts(reached)
         slot = first.cumsum() - 1
         entry = keys & 0xFFFFFFFF
         w = self.weights[pos[entry]].astype(np.float64)
@@ -220,8 +208,7 @@ class NeighbourTable:
             return best
         order = np.lexsort((owner, -weight, target))  # per target: largest weight, then the earliest anchor
         target, owner = target[order], owner[order]
-        first = np.ones(target.size, dtype=bool)
-        first[1:] = target[1:] != target[:-1]
+        first = run_starts(target)
         winners = dict(zip(target[first].tolist(), anchors[owner[first]].tolist(), strict=True))
         return np.fromiter((winners.get(r, -1) for r in rows.tolist()), np.int64, rows.size)
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from recsys.ranking.row_sets import member_of, sorted_unique
+from recsys.ranking.row_sets import member_of, run_starts, sorted_unique
 
 # How many rows of a FillOrder's head the chunked walk may look at, beyond `need` and the blocked rows.
 HEAD_WALK_EXTRA = 256
@@ -122,10 +122,7 @@ def _cumcount(codes: np.ndarray) -> np.ndarray:
     order = codes.argsort(kind="stable")
     sorted_codes = codes[order]
     idx = np.arange(codes.shape[0])
-    starts = np.empty(codes.shape[0], dtype=bool)
-    starts[0] = True
-    np.not_equal(sorted_codes[1:], sorted_codes[:-1], out=starts[1:])
-    first = np.maximum.accumulate(np.where(starts, idx, 0))
+    first = np.maximum.accumulate(np.where(run_starts(sorted_codes), idx, 0))
     out = np.empty_like(idx)
     out[order] = idx - first
     return out

@@ -20,6 +20,7 @@ from recsys.data import schema as s
 from recsys.data.split import ORDER
 from recsys.pipeline_config import SourcesConfig
 from recsys.ranking.candidates import Catalogue, NeighbourTable, SourceSettings, UserState
+from recsys.ranking.row_sets import run_starts
 from recsys.sources.item_item import fit_neighbours
 
 TRENDING_DAYS = 14
@@ -79,8 +80,7 @@ def fit_sources(pairs: pl.DataFrame, video_ids: list[str], cfg: SourcesConfig, h
     row_of = {v: i for i, v in enumerate(video_ids)}
     ordered = in_time_order(pairs.filter(pl.col(s.VIDEO_ID).is_in(video_ids)))
     users = ordered[s.USER_ID].to_numpy()
-    change = np.r_[True, users[1:] != users[:-1]] if users.size else np.zeros(0, bool)
-    user_idx = np.cumsum(change) - 1
+    user_idx = np.cumsum(run_starts(users)) - 1
     item_idx = np.fromiter((row_of[v] for v in ordered[s.VIDEO_ID].to_list()), np.int64, ordered.height)
     n_users = int(user_idx.max()) + 1 if user_idx.size else 0
     table, info = fit_neighbours(user_idx, item_idx, n_users, len(video_ids), cfg)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recsys.ranking.row_sets import DENSE_FROM_VALUES, member_of, sorted_unique
+from recsys.ranking.row_sets import DENSE_FROM_VALUES, expand_ranges, member_of, run_starts, sorted_unique
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -39,3 +39,25 @@ def test_sorted_unique_equals_unique_and_leaves_its_input_alone(size):
     assert got.tolist() == np.unique(values).tolist()
     assert got.dtype == np.int64
     assert values.tolist() == before.tolist()
+
+
+def test_run_starts_marks_where_each_run_of_equal_values_begins():
+    assert run_starts(np.array([3, 3, 5, 7, 7, 7, 2])).tolist() == [
+        True,
+        False,
+        True,
+        True,
+        False,
+        False,
+        True,
+    ]
+    assert run_starts(np.array(["u1", "u1", "u2"], dtype=object)).tolist() == [True, False, True]
+    assert run_starts(np.zeros(0, np.int64)).tolist() == []
+
+
+def test_expand_ranges_lists_each_range_in_turn_with_its_index():
+    owner, positions = expand_ranges(np.array([10, 0, 4]), np.array([2, 0, 3]))
+    assert positions.tolist() == [10, 11, 4, 5, 6]
+    assert owner.tolist() == [0, 0, 2, 2, 2]
+    owner, positions = expand_ranges(np.zeros(2, np.int64), np.zeros(2, np.int64))
+    assert owner.size == positions.size == 0
