@@ -332,17 +332,11 @@ def top_rows(
     return _best(rows, scores[rows], n)
 
 
-def top_reached(
-    scores: SparseScores, n: int, eligible: np.ndarray | None = None, reached_ok: np.ndarray | None = None
-) -> np.ndarray:
+def top_reached(scores: SparseScores, n: int, reached_ok: np.ndarray) -> np.ndarray:
     """`top_rows(dense, n, eligible, positive_only=True)` of sparse scores: the same rows, same order.
-    `reached_ok` (a bool per row of `scores.rows`) may stand for `eligible[scores.rows]`."""
+    `reached_ok`: a bool per row of `scores.rows`, whether it may be a candidate (`eligible[scores.rows]`)."""
     if n <= 0 or not scores.rows.size:
         return np.zeros(0, dtype=np.int64)
-    if reached_ok is None:
-        if eligible is None:
-            raise ValueError("top_reached needs eligible or reached_ok")
-        reached_ok = eligible[scores.rows]
     keep = reached_ok & (scores.values > 0)
     return _best(scores.rows[keep], scores.values[keep], n)
 
@@ -372,11 +366,9 @@ def user_candidates(
     hold thousands of candidate sets, do not.
     """
     excluded = np.asarray(user.history if user.exclude is None else user.exclude, dtype=np.int64)
-    # A mask over the catalogue, once for the sources that need one: a category asked for, or the exact
-    # two-tower search; otherwise each source's rows are checked against the few excluded rows.
-    eligible = (
-        eligible_rows(cat.n, excluded, allowed) if allowed is not None or cat.ann_index is None else None
-    )
+    # A category asked for: a mask over the catalogue, once for every source. Otherwise each source's rows
+    # are checked against the few excluded rows.
+    eligible = eligible_rows(cat.n, excluded, allowed) if allowed is not None else None
     hist = np.asarray(user.history, dtype=np.int64)
     n_recent = min(cfg.recent_events, hist.size)  # the last events, newest weighted most
     recent_weights = np.zeros(hist.size)
@@ -390,17 +382,11 @@ def user_candidates(
         head = cat.popularity_order[: cfg.per_source + excluded.size]
         popular = head[~member_of(head, excluded)][: cfg.per_source].astype(np.int64)
     else:
-        popular = top_rows(
-            cat.popularity,
-            cfg.per_source,
-            eligible,
-            order=cat.popularity_order,
-            ineligible=excluded.size if allowed is None else None,
-        )
+        popular = top_rows(cat.popularity, cfg.per_source, eligible, order=cat.popularity_order)
     tops = {
         "two_tower": np.zeros(0, np.int64),
-        "item_item": top_reached(item_item, cfg.per_source, reached_ok=reached_ok),
-        "recent": top_reached(recent_scores, cfg.per_source, reached_ok=reached_ok),
+        "item_item": top_reached(item_item, cfg.per_source, reached_ok),
+        "recent": top_reached(recent_scores, cfg.per_source, reached_ok),
         "popularity": popular,
     }
     vector = None if user.user_vector is None else np.asarray(user.user_vector, dtype=np.float32)

@@ -17,6 +17,7 @@ Rows are catalogue rows (ints); categories are integer codes (`ServingModel.cate
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -91,13 +92,10 @@ class _State:
     picks: list[tuple[np.ndarray, np.ndarray, str]] = field(default_factory=list)
     overflow: list[tuple[np.ndarray, np.ndarray, str]] = field(default_factory=list)
     n_picks: int = 0
-    _excluded: np.ndarray | None = None
 
-    @property
+    @functools.cached_property
     def excluded(self) -> np.ndarray:
-        if self._excluded is None:
-            self._excluded = sorted_unique(self.excluded_given)
-        return self._excluded
+        return sorted_unique(self.excluded_given)
 
     @property
     def need(self) -> int:
