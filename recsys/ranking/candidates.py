@@ -57,13 +57,10 @@ class SparseScores:
     def empty(cls) -> SparseScores:
         return cls(np.zeros(0, np.int64), np.zeros(0, np.float64))
 
-    def at(self, rows: np.ndarray) -> np.ndarray:
-        """The scores of `rows` (0 where not reached)."""
-        return scores_at([self], rows)[0]
-
 
 def scores_at(sets: list[SparseScores], rows: np.ndarray) -> list[np.ndarray]:
-    """`s.at(rows)` for each of `sets`; sets on the same rows array (`sparse_score_sets`) share one search."""
+    """Each of `sets`' scores of `rows` (0 where a set does not reach a row); sets on the same rows array
+    (`sparse_score_sets`) share one search."""
     out: list[np.ndarray] = []
     found: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # (reached rows, positions, hit mask)
     for s in sets:
