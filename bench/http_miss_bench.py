@@ -123,8 +123,9 @@ def serve(code: Path, extra: list[str] | None = None) -> subprocess.Popen:
     from recsys.local.processes import free_port, port_open, wait_until
 
     port = free_port()
+    command = [sys.executable, "-m", "recsys.cli.main", "serve", "--env", "local", "--port", str(port)]
     server = subprocess.Popen(
-        [sys.executable, "-m", "recsys.cli.main", "serve", "--env", "local", "--port", str(port), *(extra or [])],
+        command + (extra or []),
         cwd=code,
         env={**os.environ, "PYTHONPATH": str(code)},
         stdout=subprocess.DEVNULL,
