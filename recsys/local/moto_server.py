@@ -339,6 +339,7 @@ def patch_dynamodb_item_size() -> None:
 
 
 _SCALAR_TYPES = frozenset({"S", "B", "BOOL"})  # a DynamoType of these casts to its value as it is
+_BYTE_SIZED_SETS = frozenset({"SS", "BS"})  # sets whose size is their members' bytes (a tracked answer's videos)
 MOTO_DYNAMO_TYPE: dict[str, Callable[..., Any]] = {}  # moto's own methods, once patch_dynamodb_types ran
 
 
@@ -395,6 +396,8 @@ def patch_dynamodb_types() -> None:
         value = self.value
         if self.type in _SCALAR_TYPES and not isinstance(value, bool):
             return bytesize(value)
+        if self.type in _BYTE_SIZED_SETS:  # moto wraps each member in a DynamoType only to ask its bytesize
+            return sum(map(bytesize, value))
         return moto_size(self)
 
     hash_.__recsys_locked__ = True  # type: ignore[attr-defined]

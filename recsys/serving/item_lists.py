@@ -15,6 +15,9 @@ import numpy as np
 import orjson
 
 ITEMS_JSON = "items_json"  # the attribute holding the list
+# A tuple, not `float | np.floating`: a union written in the loop is built anew at each check (most of the time
+# this took for the items of an answer).
+_FLOATS = (float, np.floating)
 
 
 def items_text(items: list[dict[str, Any]]) -> str:
@@ -22,7 +25,7 @@ def items_text(items: list[dict[str, Any]]) -> str:
     items of a tracked answer); ValueError for a number JSON cannot hold (NaN, infinity), as before."""
     for item in items:
         for value in item.values():
-            if isinstance(value, float | np.floating) and not math.isfinite(value):
+            if isinstance(value, _FLOATS) and not math.isfinite(value):
                 raise ValueError(f"a non-finite number cannot be stored as JSON: {value}")
     return orjson.dumps(items, option=orjson.OPT_SERIALIZE_NUMPY).decode()
 

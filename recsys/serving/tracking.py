@@ -58,8 +58,9 @@ def tracking_item(
         "source": source,
         ITEMS_JSON: items_text(
             [
-                {"video_id": i["video_id"], "rank": i["rank"], "score": i["score"]}
-                | ({"source": i["source"]} if i.get("source") else {})
+                {"video_id": i["video_id"], "rank": i["rank"], "score": i["score"], "source": i["source"]}
+                if i.get("source")
+                else {"video_id": i["video_id"], "rank": i["rank"], "score": i["score"]}
                 for i in items
             ]
         ),
