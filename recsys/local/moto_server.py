@@ -339,7 +339,7 @@ def patch_dynamodb_item_size() -> None:
 
 
 _SCALAR_TYPES = frozenset({"S", "B", "BOOL"})  # a DynamoType of these casts to its value as it is
-_BYTE_SIZED_SETS = frozenset({"SS", "BS"})  # sets whose size is their members' bytes (a tracked answer's videos)
+_BYTE_SIZED_SETS = frozenset({"SS", "BS"})  # sized by their members' bytes (a tracked answer's videos)
 MOTO_DYNAMO_TYPE: dict[str, Callable[..., Any]] = {}  # moto's own methods, once patch_dynamodb_types ran
 
 
