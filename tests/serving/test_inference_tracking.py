@@ -7,6 +7,7 @@ import uuid
 
 from recsys.aws import client
 from recsys.feature_store.online import BATCH_WRITE_SIZE
+from recsys.local.processes import wait_until
 from recsys.serving.tracking import InferenceTracker, tracking_item
 
 
@@ -27,14 +28,6 @@ def _stored(settings, items: list[dict]) -> int:
     )
 
 
-def _wait_for(condition, deadline_s: float = 30.0) -> None:
-    """Poll until `condition()` holds (a bound on waiting for a thread, not a claim about speed)."""
-    give_up = time.monotonic() + deadline_s
-    while not condition():
-        assert time.monotonic() < give_up, "the tracking thread did not get there"
-        time.sleep(0.01)
-
-
 def test_full_batches_are_written_and_the_rest_waits_for_the_next_flush(local_stack):
     tracker = InferenceTracker(local_stack, background=False)
     items = _items(2 * BATCH_WRITE_SIZE + 10)
@@ -53,7 +46,7 @@ def test_the_tracking_thread_writes_a_filled_batch_at_once_and_keeps_the_rest_qu
     items = _items(BATCH_WRITE_SIZE + 5)
     for item in items:
         tracker.record(item)
-    _wait_for(lambda: tracker.written == BATCH_WRITE_SIZE)
+    assert wait_until(lambda: tracker.written == BATCH_WRITE_SIZE, timeout_s=30, interval_s=0.01)
     assert tracker.pending() == 5  # a filled batch went out; the 5 wait for more (or the interval)
     assert tracker.flush() == 5  # what a shutdown does
     assert _stored(local_stack, items) == len(items)
@@ -64,6 +57,6 @@ def test_a_partial_batch_is_written_once_no_batch_fills_within_the_interval(loca
     items = _items(3)
     for item in items:
         tracker.record(item)
-    _wait_for(lambda: tracker.written == 3)
+    assert wait_until(lambda: tracker.written == 3, timeout_s=30, interval_s=0.01)
     assert tracker.pending() == 0
     assert _stored(local_stack, items) == 3
