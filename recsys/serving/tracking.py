@@ -56,19 +56,20 @@ def tracking_item(
         "variant": variant,
         "model_version": model_version or "none",
         "source": source,
-        ITEMS_JSON: items_text(
-            [
-                {"video_id": i["video_id"], "rank": i["rank"], "score": i["score"], "source": i["source"]}
-                if i.get("source")
-                else {"video_id": i["video_id"], "rank": i["rank"], "score": i["score"]}
-                for i in items
-            ]
-        ),
+        ITEMS_JSON: items_text([_shown(i) for i in items]),
         # A string set (a list before): one stored value for the emulator to hold, not one per video.
         "video_ids": {i["video_id"] for i in items},
         "request": request,
         "expires_at": int(timestamp) + TRACKING_TTL_S,
     }
+
+
+def _shown(item: dict[str, Any]) -> dict[str, Any]:
+    """What the tracking item keeps of one answered item: video, rank, score, and its source when it has one."""
+    shown = {"video_id": item["video_id"], "rank": item["rank"], "score": item["score"]}
+    if item.get("source"):
+        shown["source"] = item["source"]
+    return shown
 
 
 def shown_items(item: dict[str, Any]) -> list[dict[str, Any]]:
