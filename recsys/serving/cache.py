@@ -250,20 +250,38 @@ class RecommendationCache:
                     for user_id in part:
                         read.hget(self._key(user_id), USER_STATE_FIELD)
                     stored = read.execute()
-                write = r.pipeline(transaction=False)
+                rewrites = []
                 for user_id, raw in zip(part, stored, strict=True):
                     after = self._state_after(raw, events_by_user[user_id])
                     kept = (raw, after) if after is not None else (b"", b"")  # no state, or one dropped
-                    self._rewrite_script(
-                        keys=[self._key(user_id)],
-                        args=[USER_STATE_FIELD, *kept, WRITES_FIELD, self.ttl_s],
-                        client=write,
-                    )
-                write.execute()
+                    rewrites.append((self._key(user_id), (USER_STATE_FIELD, *kept, WRITES_FIELD, self.ttl_s)))
+                self._rewrite(r, rewrites)
             return True
         except Exception as exc:
             self._failed("record events", exc)
             return False
+
+    def _rewrite(self, r: Any, rewrites: list[tuple[str, tuple[Any, ...]]]) -> None:
+        """Run the rewrite script on each (key, args) in one pipelined round trip.
+
+        By its hash (EVALSHA), not as a pipeline's registered script: redis-py would first ask whether the
+        script exists (SCRIPT EXISTS), a round trip of its own at every call. Where Redis does not hold the
+        script (its first use, a restart), every command fails alike: the script is loaded and the pipeline
+        sent again. Running a rewrite twice is safe: the second finds the state changed and drops it."""
+        import redis
+
+        script = self._rewrite_script
+        for attempt in range(2):
+            write = r.pipeline(transaction=False)
+            for key, args in rewrites:
+                write.evalsha(script.sha, 1, key, *args)
+            try:
+                write.execute()
+                return
+            except redis.exceptions.NoScriptError:
+                if attempt:
+                    raise
+                script.sha = r.script_load(script.script)
 
     def _state_after(self, raw: bytes | None, events: list[dict[str, Any]]) -> bytes | None:
         """The stored state `raw` with `events` written in (JSON), or None: no state, or one that cannot

@@ -301,6 +301,30 @@ def test_a_state_rewritten_meanwhile_is_dropped_not_overwritten(service, tiny_wo
     assert cache.lookup(user, "shape") == (None, None)  # neither state kept: the next miss reads DynamoDB
 
 
+def test_recorded_events_take_one_round_trip_and_survive_a_redis_that_lost_its_scripts(service, tiny_world):
+    users = tiny_world.user_ids[19:22]
+    cache = RecommendationCache(service.settings)
+    redis_client = cache._redis()
+
+    def script_commands() -> int:  # SCRIPT EXISTS, LOAD, ... (Redis 7 counts each subcommand apart)
+        stats = redis_client.info("commandstats")
+        return sum(int(v["calls"]) for k, v in stats.items() if k.startswith("cmdstat_script"))
+
+    for user in users:
+        cache.set_many(user, {"shape": {"items": [1]}})
+    redis_client.script_flush()  # a restarted Redis holds no script
+    event = {"event_id": "e", "video_id": "v", "event_type": "view", "timestamp": time.time()}
+    assert cache.record_events({user: [{**event, "user_id": user}] for user in users})
+    assert all(cache.lookup(user, "shape") == (None, None) for user in users)  # every cached answer dropped
+
+    for user in users:
+        cache.set_many(user, {"shape": {"items": [1]}})
+    before = script_commands()
+    assert cache.record_events({user: [{**event, "user_id": user}] for user in users})
+    assert all(cache.lookup(user, "shape") == (None, None) for user in users)
+    assert script_commands() == before  # no SCRIPT EXISTS before each pipeline: the script is run by its hash
+
+
 def test_one_lookup_gives_the_cached_answer_or_else_the_users_state(service, tiny_world):
     user = tiny_world.user_ids[13]
     cache = service.cache
