@@ -19,6 +19,10 @@
 - DynamoDB items: moto checks an item's 400 KB limit again as it adds each attribute, summing the sizes of all
   those before it (quadratic in the number of attributes); here the whole item is sized once, which is the
   same check, since a prefix of the attributes is never larger than all of them.
+- DynamoDB batch writes: moto 5.2.5 finds a key given twice in a BatchWriteItem by dumping every whole item to
+  JSON and comparing the dumps, which let through one key put twice with different attributes (DynamoDB
+  refuses it) and refused the same item bound for two tables (DynamoDB takes it). Here it compares each
+  request's table and key: as DynamoDB does, and a sixth less of the emulator's time per tracked answer.
 - DynamoDB queries: moto 5.2.5 answers a Query on a table by sorting every item of the table, then keeping
   the partition asked for, so a query costs in proportion to the table (a serving miss's query of a user's
   activity got five times dearer in one minute of load); here it sorts that partition's items only.
@@ -466,6 +470,53 @@ def patch_dynamodb_validation() -> None:
     responses.validate_put_has_empty_keys = validate_put_has_empty_keys
 
 
+_batch_keys = threading.local()
+
+
+def patch_dynamodb_batch_keys() -> None:
+    """BatchWriteItem's duplicate check compares each request's table and key, as DynamoDB does (idempotent).
+
+    moto 5.2.5 dumps every whole item of the batch to JSON (the standard library's encoder) and compares those:
+    a sixth of its time for a batch of inference tracking items. It also let through a batch that puts one key
+    twice with different attributes, which DynamoDB refuses, and refused identical items bound for two tables,
+    which DynamoDB takes. Here the dump moto's check makes of each request is its table and key; moto's code,
+    its order of checks and its error are otherwise unchanged. A request too malformed to read its key from is
+    dumped as moto dumps it (and moto reports it)."""
+    from moto.dynamodb import responses
+
+    original = responses.DynamoHandler.batch_write_item
+    if getattr(original, "__recsys_locked__", False):
+        return
+    dump = responses.dynamo_json_dump
+
+    def key_or_dump(value: Any) -> Any:
+        keys = getattr(_batch_keys, "by_id", None)
+        found = keys.get(id(value)) if keys else None
+        return found if found is not None else dump(value)
+
+    def batch_write_item(self: Any) -> Any:
+        by_id: dict[int, str] = {}
+        try:
+            for table_name, requests in self.body["RequestItems"].items():
+                table = self.dynamodb_backend.get_table(table_name)
+                names = [table.hash_key_attr] + ([table.range_key_attr] if table.range_key_attr else [])
+                for request in requests:
+                    for kind, body in request.items():
+                        attrs = body["Item"] if kind == "PutRequest" else body["Key"]
+                        by_id[id(attrs)] = repr((table_name, [attrs.get(name) for name in names]))
+        except Exception:  # moto reports the malformed request itself
+            by_id = {}
+        _batch_keys.by_id = by_id
+        try:
+            return original(self)
+        finally:
+            _batch_keys.by_id = None
+
+    batch_write_item.__recsys_locked__ = True  # type: ignore[attr-defined]
+    responses.DynamoHandler.batch_write_item = batch_write_item  # type: ignore[method-assign]
+    responses.dynamo_json_dump = key_or_dump
+
+
 _query_partition = threading.local()
 
 
@@ -738,6 +789,7 @@ def main(argv: list[str]) -> None:
     patch_dynamodb_query()
     patch_dynamodb_types()
     patch_dynamodb_validation()
+    patch_dynamodb_batch_keys()
     FreezeLoop().start()
     serve(host, port)
 

@@ -635,3 +635,39 @@ def test_item_checks_answer_as_moto_does(monkeypatch) -> None:
                 checked += 1
                 failed += theirs is not None
     assert checked == 2 * len(names) * len(values) and failed > len(names) * len(INVALID_ATTRIBUTE_VALUES)
+
+
+def test_a_batch_write_refuses_one_key_twice_and_takes_equal_items_for_two_tables(monkeypatch) -> None:
+    """BatchWriteItem compares keys, as DynamoDB does: a key put twice (whatever the attributes) or deleted
+    twice is refused and nothing is written; the same item bound for two tables is written to both."""
+    from moto.dynamodb import responses
+
+    monkeypatch.setattr(responses.DynamoHandler, "batch_write_item", responses.DynamoHandler.batch_write_item)
+    monkeypatch.setattr(responses, "dynamo_json_dump", responses.dynamo_json_dump)
+    moto_server.patch_dynamodb_batch_keys()
+    with mock_aws():
+        ddb = boto3.client("dynamodb", region_name="us-east-1")
+        _create_activity_table(ddb)
+        other = TABLE + "-other"
+        ddb.create_table(
+            TableName=other,
+            KeySchema=[{"AttributeName": "user_id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "user_id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        item = {"user_id": {"S": "u1"}, "event_ts": {"S": "1"}, "n": {"N": "1"}}
+        ddb.batch_write_item(RequestItems={TABLE: [{"PutRequest": {"Item": item}}],
+                                           other: [{"PutRequest": {"Item": item}}]})  # fmt: skip
+        assert ddb.scan(TableName=TABLE)["Count"] == ddb.scan(TableName=other)["Count"] == 1
+
+        twice = [
+            {"PutRequest": {"Item": {**item, "event_ts": {"S": "2"}, "n": {"N": str(n)}}}} for n in (1, 2)
+        ]
+        deleted_twice = [{"DeleteRequest": {"Key": {"user_id": {"S": "u1"}, "event_ts": {"S": "1"}}}}] * 2
+        for requests in (twice, deleted_twice):
+            with pytest.raises(ClientError, match="Provided list of item keys contains duplicates"):
+                ddb.batch_write_item(RequestItems={TABLE: requests})
+        assert ddb.scan(TableName=TABLE)["Items"] == [item]  # neither batch wrote anything
+
+        ddb.batch_write_item(RequestItems={TABLE: [twice[0], deleted_twice[0]]})  # two keys: both done
+        assert [i["event_ts"]["S"] for i in ddb.scan(TableName=TABLE)["Items"]] == ["2"]
