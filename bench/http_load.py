@@ -121,13 +121,16 @@ def run(
     client: str = "threads",
     seed: int | None = None,
     miss_start: int = 0,
+    timeout_s: float = 30.0,
 ) -> dict:
     """Drive the server for `duration` seconds from `concurrency` keep-alive clients; a summary dict.
 
     `rate`: requests due per second (open loop); None sends each request as soon as a client is free.
-    `client`: `threads` (one http.client connection per thread) or `asyncio` (every connection on one event
-    loop in this thread: less CPU taken from the server on a shared host, and no wait for the GIL between a
-    response arriving and its time being taken).
+    `client`: `threads` (one http.client connection per thread), `asyncio` (every connection on one event loop
+    in this thread: less CPU taken from the server on a shared host, and no wait for the GIL between a
+    response arriving and its time being taken) or `selector` (non-blocking sockets on one epoll loop in this
+    thread, no coroutine per request: the least CPU of the three).
+    `timeout_s`: a request not answered within it fails.
     `seed` and `miss_start`: runs given the same seed draw the same order of (user, k) pairs for misses, and
     each starts at its `miss_start`-th pair, so that runs given disjoint ranges never ask a pair an earlier
     run cached (without a seed each run draws its own order, and runs overlap by chance)."""
@@ -160,7 +163,7 @@ def run(
 
     cpu_before, machine_before, began = time.process_time(), cpu_times(), time.perf_counter()
     tally = CLIENTS[client](parts.hostname or "127.0.0.1", parts.port or 80, exchanges, duration, concurrency,
-                            rate, began)  # fmt: skip
+                            rate, began, timeout_s)  # fmt: skip
     elapsed, cpu_s = time.perf_counter() - began, time.process_time() - cpu_before
     every = [x for values in tally.latencies.values() for x in values]
     overall = _summary(every)
@@ -200,7 +203,7 @@ def _requests(
 
 
 def _threads(host: str, port: int, exchanges: Exchanges, duration: float, concurrency: int,
-             rate: float | None, began: float) -> _Tally:  # fmt: skip
+             rate: float | None, began: float, timeout_s: float) -> _Tally:  # fmt: skip
     """`concurrency` threads, each with its own keep-alive http.client connection."""
     cursor = iter(range(10**9))
     lock = threading.Lock()
@@ -208,7 +211,7 @@ def _threads(host: str, port: int, exchanges: Exchanges, duration: float, concur
     stop_at = began + duration
 
     def worker() -> None:
-        conn = http.client.HTTPConnection(host, port, timeout=30)
+        conn = http.client.HTTPConnection(host, port, timeout=timeout_s)
         tally = _Tally()
 
         def next_index() -> int:
@@ -226,7 +229,7 @@ def _threads(host: str, port: int, exchanges: Exchanges, duration: float, concur
                     payload = resp.read()
                 except (OSError, http.client.HTTPException):
                     conn.close()
-                    conn = http.client.HTTPConnection(host, port, timeout=30)
+                    conn = http.client.HTTPConnection(host, port, timeout=timeout_s)
                     tally.failed()
                     break
                 tally.answered(kind, (time.perf_counter() - start) * 1e3, resp.status, payload)
@@ -292,7 +295,7 @@ class _Connection:
 
 
 def _asyncio(host: str, port: int, exchanges: Exchanges, duration: float, concurrency: int,
-             rate: float | None, began: float) -> _Tally:  # fmt: skip
+             rate: float | None, began: float, timeout_s: float) -> _Tally:  # fmt: skip
     """`concurrency` keep-alive connections, each served by a coroutine, all on one event loop."""
     cursor = iter(range(10**9))
     tally = _Tally()
@@ -305,7 +308,7 @@ def _asyncio(host: str, port: int, exchanges: Exchanges, duration: float, concur
                 await asyncio.sleep(start - now)
             for kind, method, path, body in exchanges(i):  # the latency counts any wait for a free client
                 try:
-                    status, payload = await asyncio.wait_for(conn.exchange(method, path, body), 30)
+                    status, payload = await asyncio.wait_for(conn.exchange(method, path, body), timeout_s)
                 except (OSError, ValueError, IndexError, TimeoutError, asyncio.IncompleteReadError):
                     tally.failed()
                     break
@@ -320,22 +323,24 @@ def _asyncio(host: str, port: int, exchanges: Exchanges, duration: float, concur
     return tally
 
 
-class _Socket:
-    """One keep-alive connection of the selector client: a non-blocking socket, the exchanges of its request
-    still to make, and the bytes of the response read so far."""
+class _SelectorConnection:
+    """One keep-alive HTTP/1.1 connection of the selector client: a non-blocking socket (opened when a request
+    needs one, again after the server closed it), the exchanges of its request still to make, and the bytes
+    of the response read so far."""
 
-    def __init__(self, host: str, port: int, index: int) -> None:
-        self.host, self.port, self.index = host, port, index
+    def __init__(self, host: str, port: int, index: int, timeout_s: float) -> None:
+        self.host, self.port, self.index, self.timeout_s = host, port, index, timeout_s
         self.sock: socket.socket | None = None
         self.pending: list[tuple[str, str, str, bytes | None]] = []
         self.kind = ""
-        self.start = 0.0
+        self.start = 0.0  # when the exchange's latency began (when its request was due)
+        self.deadline = 0.0  # when the request sent fails if its response has not come
         self.buffer = bytearray()
         self.closing = False  # the last response said `Connection: close`
         self.waiting = False  # a request sent, its response not read yet
 
     def open(self, selector: selectors.BaseSelector) -> None:
-        sock = socket.create_connection((self.host, self.port), timeout=30)
+        sock = socket.create_connection((self.host, self.port), timeout=self.timeout_s)  # a bounded connect
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.setblocking(False)
         selector.register(sock, selectors.EVENT_READ, self.index)
@@ -349,24 +354,26 @@ class _Socket:
         self.buffer.clear()
 
     def send(self, selector: selectors.BaseSelector, method: str, path: str, body: bytes | None) -> None:
+        """Send one request (OSError when it cannot be sent)."""
         if self.sock is None:
             self.open(selector)
+        assert self.sock is not None
         head = f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
         if body is not None:
             head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
         data = head.encode("latin-1") + b"\r\n" + (body or b"")
-        assert self.sock is not None
         sent = self.sock.send(data)  # a request of a few hundred bytes into an empty send buffer: at once
-        if sent < len(data):  # else: the rest, waiting for room
-            self.sock.setblocking(True)
+        if sent < len(data):  # else the rest, waiting for room, within the timeout
+            self.sock.settimeout(self.timeout_s)
             try:
                 self.sock.sendall(data[sent:])
             finally:
                 self.sock.setblocking(False)
+        self.deadline = time.perf_counter() + self.timeout_s
 
     def response(self) -> tuple[int, bytes] | None:
         """(status, body) once the whole response is in the buffer, else None; ValueError on a response
-        `recsys serve` does not send (no Content-Length)."""
+        `recsys serve` does not send (no Content-Length, or bytes past the one response asked for)."""
         end = self.buffer.find(b"\r\n\r\n")
         if end < 0:
             return None
@@ -378,27 +385,32 @@ class _Socket:
         length = int(head[found + 17 : line_end if line_end >= 0 else len(head)])
         if len(self.buffer) < end + 4 + length:
             return None
+        if len(self.buffer) > end + 4 + length:
+            raise ValueError("bytes past the response")
         status = int(head.split(None, 2)[1])
-        payload = bytes(self.buffer[end + 4 : end + 4 + length])
+        payload = bytes(self.buffer[end + 4 :])
         self.closing = b"\r\nconnection: close" in head
-        del self.buffer[: end + 4 + length]
+        self.buffer.clear()
         return status, payload
 
 
 def _selector(host: str, port: int, exchanges: Exchanges, duration: float, concurrency: int,
-              rate: float | None, began: float) -> _Tally:  # fmt: skip
+              rate: float | None, began: float, timeout_s: float) -> _Tally:  # fmt: skip
     """`concurrency` non-blocking keep-alive connections on one selector (epoll) in this thread: no thread or
-    coroutine per request, the least CPU taken from the server of the three clients."""
+    coroutine per request, the least CPU taken from the server of the three clients. A request not answered
+    within `timeout_s` fails (its connection is closed)."""
     cursor = iter(range(10**9))
     tally = _Tally()
     stop_at = began + duration
     selector = selectors.DefaultSelector()
-    connections = [_Socket(host, port, c) for c in range(concurrency)]
+    connections = [_SelectorConnection(host, port, c, timeout_s) for c in range(concurrency)]
     plans = [_requests(cursor.__next__, rate, began, stop_at, stop_at + duration, tally) for _ in connections]
     timers: list[tuple[float, int, int]] = []  # (due, request index, connection index) of idle connections
+    in_flight = 0  # connections waiting for a response
 
     def send(c: int) -> None:
         """Connection `c`'s next exchange sent, or its next request planned (or nothing: it is done)."""
+        nonlocal in_flight
         conn = connections[c]
         while True:
             if not conn.pending:
@@ -419,40 +431,62 @@ def _selector(host: str, port: int, exchanges: Exchanges, duration: float, concu
                 tally.failed()
                 continue
             conn.waiting = True
+            in_flight += 1
             return
+
+    def fail(c: int) -> None:
+        """The request connection `c` waits for failed: closed, counted, and the connection's next one sent."""
+        nonlocal in_flight
+        conn = connections[c]
+        conn.waiting = False
+        in_flight -= 1
+        conn.close(selector)
+        conn.pending = []
+        tally.failed()
+        send(c)
 
     for c in range(concurrency):
         send(c)
-    while timers or any(conn.waiting for conn in connections):
-        timeout = max(0.0, timers[0][0] - time.perf_counter()) if timers else None
-        for key, _ in selector.select(timeout):
+    while timers or in_flight:
+        now = time.perf_counter()
+        wake = min(
+            [conn.deadline for conn in connections if conn.waiting] + ([timers[0][0]] if timers else [])
+        )
+        for key, _ in selector.select(max(0.0, wake - now)):
             c, conn = key.data, connections[key.data]
             if not conn.waiting:  # an idle connection the server closed: opened again when next needed
                 conn.close(selector)
                 continue
             try:
                 chunk = conn.sock.recv(262144) if conn.sock is not None else b""
-                if not chunk:
-                    raise ConnectionResetError("the server closed the connection")
-                conn.buffer += chunk
+            except BlockingIOError:  # woken with nothing to read after all
+                continue
+            except OSError:
+                fail(c)
+                continue
+            if not chunk:  # the server closed the connection before answering
+                fail(c)
+                continue
+            conn.buffer += chunk
+            try:
                 answer = conn.response()
-            except (OSError, ValueError, IndexError):
-                conn.waiting = False
-                conn.close(selector)
-                conn.pending = []
-                tally.failed()
-                send(c)
+            except (ValueError, IndexError):
+                fail(c)
                 continue
             if answer is None:
                 continue
             conn.waiting = False
+            in_flight -= 1
             now = time.perf_counter()
             tally.answered(conn.kind, (now - conn.start) * 1e3, *answer)
-            if conn.closing or conn.buffer:  # closed by the server, or more than one answer: start afresh
+            if conn.closing:
                 conn.close(selector)
             conn.start = now  # an exchange that follows (interact mode) starts now
             send(c)
         now = time.perf_counter()
+        for c, conn in enumerate(connections):
+            if conn.waiting and conn.deadline <= now:
+                fail(c)
         while timers and timers[0][0] <= now:
             start, i, c = heapq.heappop(timers)
             connections[c].pending, connections[c].start = exchanges(i), start

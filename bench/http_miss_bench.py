@@ -59,7 +59,7 @@ def main() -> None:
                         help="requests due per second (open loop, latency from when each was due); default: "
                              "closed loop (each client sends when its answer came)")  # fmt: skip
     args = parser.parse_args()
-    clients = args.client.split(",")
+    clients = [c for c in args.client.split(",") if c]
     if not clients or not set(clients) <= set(CLIENTS):
         parser.error(f"--client takes {', '.join(sorted(CLIENTS))}, comma-separated")
     with tempfile.TemporaryDirectory() as home:

@@ -4,7 +4,9 @@ sends the requests: the figures quoted in bench/results come from it."""
 from __future__ import annotations
 
 import json
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -14,7 +16,8 @@ from bench.http_load import CLIENTS, run
 
 
 class _Counting(BaseHTTPRequestHandler):
-    """Answers every request with a small JSON body; every fifth answer closes its connection."""
+    """Answers every request with a small JSON body; every fifth answer closes its connection, and every third
+    arrives in two parts a moment apart."""
 
     protocol_version = "HTTP/1.1"
     served = 0
@@ -36,7 +39,13 @@ class _Counting(BaseHTTPRequestHandler):
             self.send_header("Connection", "close")
             self.close_connection = True
         self.end_headers()
-        self.wfile.write(payload)
+        if _Counting.served % 3:
+            self.wfile.write(payload)
+        else:
+            self.wfile.write(payload[:100])
+            self.wfile.flush()
+            time.sleep(0.005)
+            self.wfile.write(payload[100:])
 
     do_GET = do_POST = _answer
 
@@ -45,9 +54,12 @@ class _Counting(BaseHTTPRequestHandler):
 
 
 @pytest.fixture()
-def server() -> Iterator[str]:
+def server(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A counting server; `@pytest.mark.parametrize("server", [seconds], indirect=True)` closes connections
+    idle that long."""
     _Counting.served = _Counting.posted = 0
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Counting)
+    handler = type("Handler", (_Counting,), {"timeout": getattr(request, "param", None)})
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     httpd.daemon_threads = True
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -82,3 +94,22 @@ def test_open_loop_sends_the_requests_due_at_the_rate(server: str, client: str) 
 
     assert result["errors"] == 0
     assert result["requests"] == _Counting.served == 40  # due at 0, 1/40, ... 39/40 s
+    assert result["duration_s"] >= 0.97  # sent when due, not all at once
+
+
+@pytest.mark.parametrize("server", [0.02], indirect=True)
+def test_a_connection_the_server_closed_while_idle_is_opened_again(server: str) -> None:
+    result = run(server, "miss", 1.0, 2, [str(u) for u in range(20)], 5, rate=10, client="selector", seed=1)
+
+    assert result["errors"] == 0  # each request 200 ms apart on a connection the server drops after 20 ms
+    assert result["requests"] == _Counting.served == 10
+
+
+@pytest.mark.parametrize("client", sorted(CLIENTS))
+def test_a_request_the_server_never_answers_fails_after_the_timeout(client: str) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts (the kernel's backlog), never answers
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        result = run(url, "miss", 0.2, 2, [str(u) for u in range(20)], 5, client=client, timeout_s=0.5)
+
+    assert result["requests"] == 0
+    assert result["errors"] >= 2  # each connection's request, failed rather than waited for forever
