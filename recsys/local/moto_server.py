@@ -480,8 +480,9 @@ def patch_dynamodb_batch_keys() -> None:
     a sixth of its time for a batch of inference tracking items. It also let through a batch that puts one key
     twice with different attributes, which DynamoDB refuses, and refused identical items bound for two tables,
     which DynamoDB takes. Here the dump moto's check makes of each request is its table and key; moto's code,
-    its order of checks and its error are otherwise unchanged. A request too malformed to read its key from is
-    dumped as moto dumps it (and moto reports it)."""
+    its order of checks and its error are otherwise unchanged, and it still checks the puts and the deletes
+    apart. A batch with a request whose key cannot be read (a missing key attribute, an unknown table) is
+    dumped as moto dumps it, and moto reports what is wrong with it."""
     from moto.dynamodb import responses
 
     original = responses.DynamoHandler.batch_write_item
@@ -503,7 +504,7 @@ def patch_dynamodb_batch_keys() -> None:
                 for request in requests:
                     for kind, body in request.items():
                         attrs = body["Item"] if kind == "PutRequest" else body["Key"]
-                        by_id[id(attrs)] = repr((table_name, [attrs.get(name) for name in names]))
+                        by_id[id(attrs)] = repr((table_name, [attrs[name] for name in names]))
         except Exception:  # moto reports the malformed request itself
             by_id = {}
         _batch_keys.by_id = by_id

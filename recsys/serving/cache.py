@@ -266,8 +266,10 @@ class RecommendationCache:
 
         By its hash (EVALSHA), not as a pipeline's registered script: redis-py would first ask whether the
         script exists (SCRIPT EXISTS), a round trip of its own at every call. Where Redis does not hold the
-        script (its first use, a restart), every command fails alike: the script is loaded and the pipeline
-        sent again. Running a rewrite twice is safe: the second finds the state changed and drops it."""
+        script (its first use, a restart), the pipeline fails with NOSCRIPT: the script is loaded and the whole
+        pipeline sent again, also when another client loaded it meanwhile and some rewrites ran. A rewrite run
+        twice is safe: the answers are dropped again, the write count rises once more, and the state is kept
+        when it was left as it was or else dropped (the next miss reads it from DynamoDB)."""
         import redis
 
         script = self._rewrite_script

@@ -639,7 +639,8 @@ def test_item_checks_answer_as_moto_does(monkeypatch) -> None:
 
 def test_a_batch_write_refuses_one_key_twice_and_takes_equal_items_for_two_tables(monkeypatch) -> None:
     """BatchWriteItem compares keys, as DynamoDB does: a key put twice (whatever the attributes) or deleted
-    twice is refused and nothing is written; the same item bound for two tables is written to both."""
+    twice is refused and nothing is written; the same item bound for two tables is written to both; items
+    without their key get moto's own error."""
     from moto.dynamodb import responses
 
     monkeypatch.setattr(responses.DynamoHandler, "batch_write_item", responses.DynamoHandler.batch_write_item)
@@ -671,3 +672,7 @@ def test_a_batch_write_refuses_one_key_twice_and_takes_equal_items_for_two_table
 
         ddb.batch_write_item(RequestItems={TABLE: [twice[0], deleted_twice[0]]})  # two keys: both done
         assert [i["event_ts"]["S"] for i in ddb.scan(TableName=TABLE)["Items"]] == ["2"]
+
+        keyless = [{"PutRequest": {"Item": {"user_id": {"S": "u2"}, "n": {"N": str(n)}}}} for n in (1, 2)]
+        with pytest.raises(ClientError, match="Missing the key event_ts"):  # moto's own answer, as before
+            ddb.batch_write_item(RequestItems={TABLE: keyless})
