@@ -5,6 +5,7 @@ odd connections and stalled bodies (also under `--server gunicorn`). Each test r
 from __future__ import annotations
 
 import json
+import os
 import socket
 import threading
 import time
@@ -14,7 +15,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from recsys.aws import client
-from recsys.local.processes import free_port
+from recsys.local.processes import free_port, wait_until
+from recsys.serving.worker_cpus import available_cpus, child_pids, supported, thread_ids
 from tests.reliability.conftest import http, post_event, start_server, stop_server
 from tests.serving.conftest import promote, publish_tiny_version
 
@@ -147,6 +149,28 @@ def test_bodies_in_chunks_are_read_whole_and_oversized_ones_get_a_413(fault_stac
     assert headers["Content-Type"].startswith("application/json")
 
 
+def _workers_each_on_a_cpu_of_their_own(server_pid: int, processes: int = 2) -> bool:
+    """Whether every thread of each of the server's worker processes runs on one CPU, a different one per
+    worker."""
+    held = []
+    for pid in child_pids(server_pid):
+        masks = {frozenset(os.sched_getaffinity(tid)) for tid in thread_ids(pid)}
+        if len(masks) != 1 or len(next(iter(masks))) != 1:
+            return False
+        held.append(next(iter(masks)))
+    return len(held) == processes and len(set(held)) == processes
+
+
+pinning_possible = pytest.mark.skipif(
+    not supported() or len(available_cpus()) < 2, reason="pinning needs Linux and at least 2 CPUs"
+)
+
+
+@pinning_possible
+def test_each_worker_process_keeps_to_a_cpu_of_its_own(fault_stack):
+    assert wait_until(lambda: _workers_each_on_a_cpu_of_their_own(fault_stack.process.pid), 30)
+
+
 def test_the_gunicorn_server_answers_alike(fault_stack):
     port = free_port()
     proc = start_server(port, ["--server", "gunicorn"])
@@ -158,6 +182,8 @@ def test_the_gunicorn_server_answers_alike(fault_stack):
         assert status == 405 and headers["Content-Type"].startswith("application/json")
         status, _, body = post_event(base, "gunicorn-user", fault_stack.world.video_ids[0])
         assert status == 202 and body["status"] == "accepted"
+        if supported() and len(available_cpus()) >= 2:  # gunicorn's workers are pinned alike
+            assert wait_until(lambda: _workers_each_on_a_cpu_of_their_own(proc.pid), 30)
     finally:
         stop_server(proc)
 
