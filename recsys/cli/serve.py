@@ -81,8 +81,8 @@ def serve(
     pin_cpus: Annotated[
         bool,
         typer.Option(
-            help="Keep each server process on a CPU of its own (Linux, when there are as many CPUs as "
-            "processes): its threads then hand the GIL over on one core. 1.25x misses/s on 2 cores."
+            help="Keep each server process on a CPU of its own when there is one process per CPU this "
+            "server may use (Linux): its threads then hand the GIL over on one core. 1.25x misses/s on 2 cores."
         ),
     ] = True,
     verbose: Annotated[
@@ -159,13 +159,16 @@ def serve(
 
 def _pin_workers(processes: int) -> Any:
     """Pin the server's worker processes, each to a CPU of its own (`recsys.serving.worker_cpus`), when this
-    system can and has a CPU for each; None otherwise (said on stderr)."""
+    system can and there is one process per CPU the server may use; None otherwise (said on stderr).
+
+    Only then: with CPUs to spare, or on a host whose CPUs other containers share under a quota rather than
+    a CPU set, workers pinned to the first CPUs could crowd there while others stay idle."""
     from recsys.serving.worker_cpus import WorkerCpus, available_cpus, supported
 
     cpus = available_cpus()
-    if not supported() or processes > len(cpus) or len(cpus) < 2:
-        reason = "not supported here" if not supported() else f"{processes} processes on {len(cpus)} CPUs"
-        info(f"Server processes are not pinned to CPUs ({reason}).")
+    if not supported() or processes != len(cpus) or len(cpus) < 2:
+        reason = "not supported here" if not supported() else f"{processes} processes, {len(cpus)} CPUs"
+        info(f"Server processes are not pinned to CPUs ({reason}; pinned when there is one per CPU).")
         return None
     return WorkerCpus(cpus=cpus).start()
 

@@ -13,7 +13,8 @@ threads take turns there, while the other workers use the other cores. On 2 core
 those this process may use (`os.sched_getaffinity`): the CPU the fewest workers hold, the lowest on a tie. A
 worker that exits gives its CPU back; one respawned in its place takes it. Threads a worker starts later run
 where the thread that starts them runs, and any that do not are pinned in the next round. Linux only
-(sched_setaffinity and /proc); elsewhere `supported()` is False and nothing is pinned.
+(sched_setaffinity and /proc); elsewhere `supported()` is False and nothing is pinned. `recsys serve` starts
+it when there is one worker per CPU it may use (`--pin-cpus`, the default; `recsys.cli.serve`).
 """
 
 from __future__ import annotations
