@@ -170,6 +170,7 @@ def _pin_workers(processes: int) -> Any:
         reason = "not supported here" if not supported() else f"{processes} processes, {len(cpus)} CPUs"
         info(f"Server processes are not pinned to CPUs ({reason}; pinned when there is one per CPU).")
         return None
+    info(f"Each server process kept on a CPU of its own ({len(cpus)} CPUs; --no-pin-cpus leaves them free).")
     return WorkerCpus(cpus=cpus).start()
 
 
