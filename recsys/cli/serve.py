@@ -82,7 +82,7 @@ def serve(
         bool,
         typer.Option(
             help="Keep each server process on a CPU of its own when there is one process per CPU this "
-            "server may use (Linux): its threads then hand the GIL over on one core. 1.25x misses/s on 2 cores."
+            "server may use (Linux): its threads then hand the GIL over on one core. 1.2x misses/s on 2 cores."
         ),
     ] = True,
     verbose: Annotated[

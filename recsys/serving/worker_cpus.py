@@ -5,8 +5,8 @@ for short steps. When the threads of one process run on different cores, each re
 other core take the GIL at once, and the first thread then waits to get it back: the GIL crosses between
 cores many times per request, with a context switch and cold caches each time. Kept on one core, a worker's
 threads take turns there, while the other workers use the other cores. On 2 cores with 2 workers this served
-1.25x the cache misses per second, halved the kernel time and cut the context switches per miss from 19 to 6
-(bench/results/serving.md, "Eighteenth session").
+1.22x the cache misses per second, halved the kernel time, cut the context switches per miss from 19 to 6, and
+kept p99 at 15 ms at a fixed 1,000 misses/s (bench/results/serving.md, "Eighteenth session").
 
 `WorkerCpus` runs in the server's main process (granian's or gunicorn's master): a daemon thread that, every
 `interval_s`, lists the main process's children (its workers) and pins every thread of each to one CPU among
