@@ -161,8 +161,9 @@ def _pin_workers(processes: int) -> Any:
     """Pin the server's worker processes, each to a CPU of its own (`recsys.serving.worker_cpus`), when this
     system can and there is one process per CPU the server may use; None otherwise (said on stderr).
 
-    Only then: with CPUs to spare, or on a host whose CPUs other containers share under a quota rather than
-    a CPU set, workers pinned to the first CPUs could crowd there while others stay idle."""
+    Only then: with CPUs to spare, workers pinned to the first CPUs could crowd there while others stay idle.
+    (A container held to a CPU quota rather than a CPU set usually may use every CPU of its host, so it is
+    pinned only if it runs one process per host CPU; docs/serving.md says when to pass --no-pin-cpus.)"""
     from recsys.serving.worker_cpus import WorkerCpus, available_cpus, supported
 
     cpus = available_cpus()

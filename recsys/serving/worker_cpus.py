@@ -19,6 +19,7 @@ it when there is one worker per CPU it may use (`--pin-cpus`, the default; `recs
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import threading
@@ -42,25 +43,42 @@ def available_cpus() -> list[int]:
 
 
 def child_pids(parent: int) -> list[int]:
-    """The processes whose parent is `parent` (from /proc; none where there is no /proc)."""
+    """The live (not zombie) processes whose parent is `parent`, from /proc: the `children` list of each of its
+    threads where the kernel keeps one, else a scan of every process; none where there is no /proc."""
+    found: set[int] = set()
     try:
-        names = os.listdir(PROC)
+        for tid in os.listdir(f"{PROC}/{parent}/task"):
+            with open(f"{PROC}/{parent}/task/{tid}/children") as children:
+                found.update(int(pid) for pid in children.read().split())
+    except FileNotFoundError:  # a kernel without the lists, or a thread gone meanwhile: scan every process
+        found = {pid for pid, ppid in _parents() if ppid == parent}
     except OSError:
         return []
-    found = []
-    for name in names:
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"{PROC}/{name}/stat", "rb") as stat:
-                fields = (
-                    stat.read().rsplit(b")", 1)[-1].split()
-                )  # after the command name, which may hold spaces
-        except OSError:  # it exited meanwhile
-            continue
-        if len(fields) > 1 and fields[1] == str(parent).encode():
-            found.append(int(name))
-    return sorted(found)
+    return sorted(pid for pid in found if _state(pid) not in (None, "Z"))
+
+
+def _stat_fields(pid: int) -> list[bytes] | None:
+    """The fields of /proc/PID/stat after the command name (which may hold spaces); None once it has exited."""
+    try:
+        with open(f"{PROC}/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[-1].split()
+    except OSError:
+        return None
+
+
+def _state(pid: int) -> str | None:
+    fields = _stat_fields(pid)
+    return fields[0].decode() if fields else None
+
+
+def _parents() -> list[tuple[int, int]]:
+    """(pid, parent pid) of every process."""
+    pairs = []
+    for name in os.listdir(PROC):
+        fields = _stat_fields(int(name)) if name.isdigit() else None
+        if fields is not None and len(fields) > 1:
+            pairs.append((int(name), int(fields[1])))
+    return pairs
 
 
 def thread_ids(pid: int) -> list[int]:
@@ -72,25 +90,46 @@ def thread_ids(pid: int) -> list[int]:
 
 
 class CpuAssignment:
-    """Which CPU each worker holds: a new worker gets the CPU the fewest workers hold (the lowest on a tie)."""
+    """Which CPU each worker holds: a new worker gets the CPU the fewest workers hold (the lowest on a tie), and
+    when workers exit, the busiest CPU hands one to the idlest until no two differ by more than one worker (a
+    server that starts each new worker before it stops the old one would otherwise pile them on one CPU)."""
 
     def __init__(self, cpus: Iterable[int]) -> None:
-        self.cpus = sorted(set(cpus))
-        if not self.cpus:
-            raise ValueError("no CPU to assign")
         self.held: dict[int, int] = {}
+        self.cpus: list[int] = []
+        self.use(cpus)
+
+    def use(self, cpus: Iterable[int]) -> None:
+        """Assign among `cpus` from now on (the CPUs the server may use changed); workers on others move."""
+        cpus = sorted(set(cpus))
+        if not cpus:
+            raise ValueError("no CPU to assign")
+        self.cpus = cpus
+        self.held = {pid: cpu for pid, cpu in self.held.items() if cpu in cpus}
 
     def update(self, workers: Iterable[int]) -> dict[int, int]:
         """The CPU of each of `workers` (the processes alive now): those gone give theirs back first."""
         alive = set(workers)
-        for pid in [p for p in self.held if p not in alive]:
-            del self.held[pid]
+        self.held = {pid: cpu for pid, cpu in self.held.items() if pid in alive}
         for pid in sorted(alive - self.held.keys()):
-            load = dict.fromkeys(self.cpus, 0)
-            for cpu in self.held.values():
-                load[cpu] += 1
+            load = self._load()
             self.held[pid] = min(self.cpus, key=lambda cpu: (load[cpu], cpu))
-        return dict(self.held)
+        while True:
+            load = self._load()
+            busiest = max(self.cpus, key=lambda cpu: (load[cpu], -cpu))
+            idlest = min(self.cpus, key=lambda cpu: (load[cpu], cpu))
+            if load[busiest] - load[idlest] <= 1:
+                return dict(self.held)
+            newest = max(
+                pid for pid, cpu in self.held.items() if cpu == busiest
+            )  # pids rise: the last started
+            self.held[newest] = idlest
+
+    def _load(self) -> dict[int, int]:
+        load = dict.fromkeys(self.cpus, 0)
+        for cpu in self.held.values():
+            load[cpu] += 1
+        return load
 
 
 class WorkerCpus:
@@ -114,14 +153,28 @@ class WorkerCpus:
     def pin_once(self) -> dict[int, int]:
         """Pin every thread of every worker now; returns each worker's CPU."""
         held = self.assignment.update(self._list_children(self.parent))
+        refused: OSError | None = None
         for pid, cpu in held.items():
             for tid in thread_ids(pid):
                 try:
                     if os.sched_getaffinity(tid) != {cpu}:
                         os.sched_setaffinity(tid, {cpu})
-                except OSError:  # the thread ended meanwhile, or may not be moved: left where it runs
+                except ProcessLookupError:  # the thread ended meanwhile
                     continue
+                except (
+                    OSError
+                ) as exc:  # not allowed here, or the CPU is no longer the server's: left as it runs
+                    refused = exc
+        if refused is not None:
+            self._warn(f"a worker thread could not be pinned ({refused}); it runs where the system puts it")
+            if refused.errno == errno.EINVAL:  # the CPUs this server may use changed (a cgroup's CPU set)
+                self.assignment.use(available_cpus())
         return held
+
+    def _warn(self, message: str) -> None:
+        if not self._warned:
+            log.warning(message)
+            self._warned = True
 
     def start(self) -> WorkerCpus:
         """Pin in the background from now on (nothing where pinning is not supported)."""
@@ -142,6 +195,4 @@ class WorkerCpus:
             try:
                 self.pin_once()
             except Exception as exc:  # pinning only speeds the server up: it never stops it
-                if not self._warned:
-                    log.warning("pinning worker processes to CPUs failed: %s", exc)
-                    self._warned = True
+                self._warn(f"pinning worker processes to CPUs failed: {exc}")

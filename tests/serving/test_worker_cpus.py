@@ -41,6 +41,33 @@ def test_a_new_worker_takes_the_cpu_fewest_workers_hold() -> None:
         CpuAssignment([])
 
 
+def test_workers_replaced_one_by_one_end_on_different_cpus() -> None:
+    """A rolling restart starts each new worker before the old one stops: the CPUs are evened out again."""
+    cpus = CpuAssignment([0, 1])
+    cpus.update([1, 2])
+    for workers in ([1, 2, 3], [2, 3], [2, 3, 4], [3, 4]):
+        held = cpus.update(workers)
+    assert sorted(held.values()) == [0, 1]
+    cpus.use([1])  # the server may use CPU 1 alone now
+    assert cpus.update([3, 4]) == {3: 1, 4: 1}
+
+
+@pytest.mark.parametrize(("processes", "cpus", "pinned"), [(2, [0, 1], True), (1, [0, 1], False),
+                                                            (3, [0, 1], False), (1, [0], False)])  # fmt: skip
+def test_serve_pins_only_with_one_process_per_cpu(monkeypatch, processes, cpus, pinned) -> None:
+    from recsys.cli import serve
+    from recsys.serving import worker_cpus
+
+    monkeypatch.setattr(worker_cpus, "supported", lambda: True)
+    monkeypatch.setattr(worker_cpus, "available_cpus", lambda: cpus)
+    pinning = serve._pin_workers(processes)
+    try:
+        assert (pinning is not None) == pinned
+    finally:
+        if pinning is not None:
+            pinning.stop()
+
+
 @pytest.fixture()
 def workers() -> Iterator[list[subprocess.Popen]]:
     started = [subprocess.Popen([sys.executable, "-c", _THREADED]) for _ in range(2)]
@@ -71,12 +98,18 @@ def test_every_thread_of_each_worker_is_kept_on_that_workers_own_cpu(workers) ->
 
 
 @needs_two_cpus
-def test_the_background_thread_pins_workers_that_start_later(workers) -> None:
-    pids = [p.pid for p in workers]
-    pinning = WorkerCpus(interval_s=0.05, list_children=lambda _parent: pids).start()
+def test_the_background_thread_pins_workers_that_start_later() -> None:
+    started: list[subprocess.Popen] = []
+    pinning = WorkerCpus(interval_s=0.05, list_children=lambda _parent: [p.pid for p in started]).start()
     try:
+        started.extend(subprocess.Popen([sys.executable, "-c", _THREADED]) for _ in range(2))
+        pids = [p.pid for p in started]
+        assert wait_until(lambda: all(len(thread_ids(pid)) >= 4 for pid in pids), 30)
         assert wait_until(lambda: all(len(_cpus_of(pid)) == 1 and len(next(iter(_cpus_of(pid)))) == 1
                                       for pid in pids), 10)  # fmt: skip
+        assert _cpus_of(pids[0]) != _cpus_of(pids[1])
     finally:
         pinning.stop()
-    assert _cpus_of(pids[0]) != _cpus_of(pids[1])
+        for proc in started:
+            proc.kill()
+            proc.wait()
