@@ -84,6 +84,26 @@ def _cpus_of(pid: int) -> set[frozenset[int]]:
     return {frozenset(os.sched_getaffinity(tid)) for tid in thread_ids(pid)}
 
 
+@pytest.mark.skipif(not supported(), reason="reads /proc (Linux)")
+def test_children_are_found_without_the_kernels_lists_too(workers, monkeypatch) -> None:
+    from recsys.serving import worker_cpus
+
+    pids = {p.pid for p in workers}
+    assert pids <= set(child_pids(os.getpid()))
+    real_open = open
+
+    def no_children_lists(path, *args, **kwargs):  # a kernel built without /proc/PID/task/TID/children
+        if str(path).endswith("/children"):
+            raise FileNotFoundError(path)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(worker_cpus, "open", no_children_lists, raising=False)
+    assert pids <= set(child_pids(os.getpid()))  # found by scanning every process's parent
+    workers[0].kill()  # not waited for: a zombie until then, no longer a worker to pin
+    assert wait_until(lambda: workers[0].pid not in child_pids(os.getpid()), 10)
+    assert workers[1].pid in child_pids(os.getpid())
+
+
 @needs_two_cpus
 def test_every_thread_of_each_worker_is_kept_on_that_workers_own_cpu(workers) -> None:
     pids = [p.pid for p in workers]
