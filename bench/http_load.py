@@ -246,6 +246,14 @@ def _threads(host: str, port: int, exchanges: Exchanges, duration: float, concur
     return total
 
 
+def _request_bytes(host: str, port: int, method: str, path: str, body: bytes | None) -> bytes:
+    """One HTTP/1.1 request as sent on a kept-alive connection (a JSON body when there is one)."""
+    head = f"{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+    if body is not None:
+        head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+    return head.encode("latin-1") + b"\r\n" + (body or b"")
+
+
 class _Connection:
     """One keep-alive HTTP/1.1 connection on the event loop, opened when a request needs it and again after
     the server closed it (`Connection: close`, an error)."""
@@ -267,10 +275,7 @@ class _Connection:
         if self.streams is None:
             self.streams = await asyncio.open_connection(self.host, self.port)
         reader, writer = self.streams
-        head = f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
-        if body is not None:
-            head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-        writer.write(head.encode("latin-1") + b"\r\n" + (body or b""))
+        writer.write(_request_bytes(self.host, self.port, method, path, body))
         await writer.drain()
         status_line = await reader.readline()
         if not status_line:
@@ -358,10 +363,7 @@ class _SelectorConnection:
         if self.sock is None:
             self.open(selector)
         assert self.sock is not None
-        head = f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
-        if body is not None:
-            head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-        data = head.encode("latin-1") + b"\r\n" + (body or b"")
+        data = _request_bytes(self.host, self.port, method, path, body)
         sent = self.sock.send(data)  # a request of a few hundred bytes into an empty send buffer: at once
         if sent < len(data):  # else the rest, waiting for room, within the timeout
             self.sock.settimeout(self.timeout_s)
@@ -406,11 +408,9 @@ def _selector(host: str, port: int, exchanges: Exchanges, duration: float, concu
     connections = [_SelectorConnection(host, port, c, timeout_s) for c in range(concurrency)]
     plans = [_requests(cursor.__next__, rate, began, stop_at, stop_at + duration, tally) for _ in connections]
     timers: list[tuple[float, int, int]] = []  # (due, request index, connection index) of idle connections
-    in_flight = 0  # connections waiting for a response
 
     def send(c: int) -> None:
         """Connection `c`'s next exchange sent, or its next request planned (or nothing: it is done)."""
-        nonlocal in_flight
         conn = connections[c]
         while True:
             if not conn.pending:
@@ -431,15 +431,12 @@ def _selector(host: str, port: int, exchanges: Exchanges, duration: float, concu
                 tally.failed()
                 continue
             conn.waiting = True
-            in_flight += 1
             return
 
     def fail(c: int) -> None:
         """The request connection `c` waits for failed: closed, counted, and the connection's next one sent."""
-        nonlocal in_flight
         conn = connections[c]
         conn.waiting = False
-        in_flight -= 1
         conn.close(selector)
         conn.pending = []
         tally.failed()
@@ -447,11 +444,12 @@ def _selector(host: str, port: int, exchanges: Exchanges, duration: float, concu
 
     for c in range(concurrency):
         send(c)
-    while timers or in_flight:
+    while True:
+        deadlines = [conn.deadline for conn in connections if conn.waiting]
+        if not deadlines and not timers:
+            break
         now = time.perf_counter()
-        wake = min(
-            [conn.deadline for conn in connections if conn.waiting] + ([timers[0][0]] if timers else [])
-        )
+        wake = min(deadlines + ([timers[0][0]] if timers else []))
         for key, _ in selector.select(max(0.0, wake - now)):
             c, conn = key.data, connections[key.data]
             if not conn.waiting:  # an idle connection the server closed: opened again when next needed
@@ -476,7 +474,6 @@ def _selector(host: str, port: int, exchanges: Exchanges, duration: float, concu
             if answer is None:
                 continue
             conn.waiting = False
-            in_flight -= 1
             now = time.perf_counter()
             tally.answered(conn.kind, (now - conn.start) * 1e3, *answer)
             if conn.closing:

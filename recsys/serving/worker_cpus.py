@@ -120,9 +120,8 @@ class CpuAssignment:
             idlest = min(self.cpus, key=lambda cpu: (load[cpu], cpu))
             if load[busiest] - load[idlest] <= 1:
                 return dict(self.held)
-            newest = max(
-                pid for pid, cpu in self.held.items() if cpu == busiest
-            )  # pids rise: the last started
+            # pids rise: the worker started last on the busiest CPU moves
+            newest = max(pid for pid, cpu in self.held.items() if cpu == busiest)
             self.held[newest] = idlest
 
     def _load(self) -> dict[int, int]:
@@ -161,9 +160,8 @@ class WorkerCpus:
                         os.sched_setaffinity(tid, {cpu})
                 except ProcessLookupError:  # the thread ended meanwhile
                     continue
-                except (
-                    OSError
-                ) as exc:  # not allowed here, or the CPU is no longer the server's: left as it runs
+                except OSError as exc:
+                    # not allowed here, or the CPU is no longer the server's: left where it runs
                     refused = exc
         if refused is not None:
             self._warn(f"a worker thread could not be pinned ({refused}); it runs where the system puts it")
